@@ -1,0 +1,194 @@
+"""Everything airgap knows about Elastic's public layout, in one place.
+
+Products and their artifact directories, file names per OS, architecture and format,
+where each product ships, the FIPS builds, the package registry image tags, the EPR
+routes, the signing key and the integration -> product table. The sources of each fact
+are in ``../shared/elastic/FACTS.md`` (sections 1-4 and 7).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+# -- the signing key (FACTS.md §4) -------------------------------------------------------
+
+ELASTIC_KEY_FINGERPRINT = "46095ACC8548582C1A2699A9D27D666CD88E42B4"
+ELASTIC_KEY_FILENAME = "GPG-KEY-elasticsearch.asc"
+
+# -- public endpoints ----------------------------------------------------------------------
+
+DEFAULT_REGISTRY_URL = "https://docker.elastic.co"
+DEFAULT_ARTIFACTS_URL = "https://artifacts.elastic.co/downloads/"
+DEFAULT_EPR_URL = "https://epr.elastic.co/"
+DEFAULT_REGISTRY_IMAGE = "docker.elastic.co/package-registry/distribution"
+
+# -- platforms -----------------------------------------------------------------------------
+
+OS_NAMES = ("linux", "windows", "darwin")
+ARCH_NAMES = ("x86_64", "arm64")
+ARCH_ALIASES = {"amd64": "x86_64", "aarch64": "arm64"}
+FORMATS = ("archive", "deb", "rpm")
+FLAVORS = ("full", "lite")
+VARIANTS = ("ubi", "fips")
+
+#: The OCI platform of the registry image for each manifest architecture.
+IMAGE_PLATFORMS = {"x86_64": "linux/amd64", "arm64": "linux/arm64"}
+
+Platform = tuple[str, str]  # (os, arch), arch canonical: x86_64 | arm64
+
+_ALL: frozenset[Platform] = frozenset(
+    {("linux", "x86_64"), ("linux", "arm64"), ("windows", "x86_64"),
+     ("darwin", "x86_64"), ("darwin", "arm64")}
+)
+_LINUX: frozenset[Platform] = frozenset({("linux", "x86_64"), ("linux", "arm64")})
+_APM: frozenset[Platform] = frozenset(
+    {("linux", "x86_64"), ("linux", "arm64"), ("windows", "x86_64"), ("darwin", "x86_64")}
+)
+_PACKAGED = frozenset({"archive", "deb", "rpm"})
+_ARCHIVE = frozenset({"archive"})
+
+
+@dataclass(frozen=True)
+class Product:
+    """One downloadable product on artifacts.elastic.co."""
+
+    name: str
+    directory: str
+    platforms: frozenset[Platform]
+    formats: frozenset[str]
+    #: Platforms with a FIPS build (``<name>-fips-<version>-...``), archives only.
+    fips_platforms: frozenset[Platform] = frozenset()
+
+
+PRODUCTS: dict[str, Product] = {
+    p.name: p
+    for p in (
+        Product("elastic-agent", "beats/elastic-agent", _ALL, _PACKAGED, _LINUX),
+        Product("filebeat", "beats/filebeat", _ALL, _PACKAGED),
+        Product("metricbeat", "beats/metricbeat", _ALL, _PACKAGED),
+        Product("auditbeat", "beats/auditbeat", _ALL, _PACKAGED),
+        Product("heartbeat", "beats/heartbeat", _ALL, _PACKAGED),
+        Product("packetbeat", "beats/packetbeat", _ALL, _PACKAGED),
+        Product("osquerybeat", "beats/osquerybeat", _ALL, _ARCHIVE),
+        Product("apm-server", "apm-server", _APM, _PACKAGED, _LINUX),
+        Product("cloudbeat", "cloudbeat", _LINUX, _ARCHIVE),
+        Product("fleet-server", "fleet-server", _ALL, _ARCHIVE, _LINUX),
+        Product("endpoint-security", "endpoint-dev", _ALL, _ARCHIVE),
+        Product("pf-host-agent", "prodfiler", _LINUX, _ARCHIVE),
+        Product("pf-elastic-collector", "prodfiler", _LINUX, _ARCHIVE),
+        Product("pf-elastic-symbolizer", "prodfiler", _LINUX, _ARCHIVE),
+    )
+}
+
+#: Every Fleet setup needs the agent itself.
+BASE_PRODUCT = "elastic-agent"
+
+
+def unavailable_reason(product: Product, os: str, arch: str, fmt: str, fips: bool) -> str | None:
+    """Why ``product`` is not published for this combination, or None when it is."""
+    if (os, arch) not in product.platforms:
+        return f"not published for {os}/{arch}"
+    if fmt != "archive" and os != "linux":
+        return f"{fmt} packages exist for linux only"
+    if fmt not in product.formats:
+        return f"published as archives only, no {fmt}"
+    if fips:
+        if fmt != "archive":
+            return f"FIPS builds are archives only, no {fmt}"
+        if (os, arch) not in product.fips_platforms:
+            return f"no FIPS build for {os}/{arch}"
+    return None
+
+
+def artifact_suffix(os: str, arch: str, fmt: str) -> str:
+    """The file name suffix Elastic uses, e.g. ``linux-x86_64.tar.gz`` or ``arm64.deb``."""
+    if fmt == "deb":
+        return {"x86_64": "amd64", "arm64": "arm64"}[arch] + ".deb"
+    if fmt == "rpm":
+        return {"x86_64": "x86_64", "arm64": "aarch64"}[arch] + ".rpm"
+    if os == "windows":
+        return f"windows-{arch}.zip"
+    if os == "darwin":
+        return "darwin-" + {"x86_64": "x86_64", "arm64": "aarch64"}[arch] + ".tar.gz"
+    return f"linux-{arch}.tar.gz"
+
+
+def artifact_filename(product: Product, version: str, os: str, arch: str, fmt: str,
+                      fips: bool) -> str:
+    """Elastic's file name, e.g. ``elastic-agent-fips-9.0.0-linux-arm64.tar.gz``."""
+    name = f"{product.name}-fips" if fips else product.name
+    return f"{name}-{version}-{artifact_suffix(os, arch, fmt)}"
+
+
+def artifact_path(product: Product, filename: str) -> str:
+    """The path below the downloads base, e.g. ``beats/elastic-agent/<file>``."""
+    return f"{product.directory}/{filename}"
+
+
+# -- the package registry image (FACTS.md §1) --------------------------------------------
+
+
+def registry_tag(version: str, flavor: str, variant: str | None, tag: str | None) -> str:
+    """The distribution image tag: ``9.0.0``, ``lite-9.0.0``, ``lite-9.0.0-fips`` ..."""
+    if tag:
+        return tag
+    base = f"lite-{version}" if flavor == "lite" else version
+    return f"{base}-{variant}" if variant else base
+
+
+# -- the package registry API (FACTS.md §2) ------------------------------------------------
+
+
+def epr_search_path(package: str, kibana_version: str) -> str:
+    """The ``/search`` query for the newest GA version of ``package`` for a Kibana."""
+    query = urlencode(
+        {"package": package, "kibana.version": kibana_version, "prerelease": "false"}
+    )
+    return f"search?{query}"
+
+
+def epr_package_path(package: str, version: str) -> str:
+    """The download path of a package zip (its signature adds ``.sig``)."""
+    return f"epr/{package}/{package}-{version}.zip"
+
+
+# -- integrations -> products (FACTS.md §7) ------------------------------------------------
+
+_LOGS = ("filebeat",)
+_LOGS_AND_METRICS = ("filebeat", "metricbeat")
+
+INTEGRATION_PRODUCTS: dict[str, tuple[str, ...]] = {
+    "endpoint": ("endpoint-security",),
+    "cloud_security_posture": ("cloudbeat",),
+    "cloud_asset_inventory": ("cloudbeat",),
+    "apm": ("apm-server",),
+    "fleet_server": ("fleet-server",),
+    "profiler_agent": ("pf-host-agent",),
+    "profiler_collector": ("pf-elastic-collector",),
+    "profiler_symbolizer": ("pf-elastic-symbolizer",),
+    "osquery_manager": ("osquerybeat",),
+    "network_traffic": ("packetbeat",),
+    "synthetics": ("heartbeat",),
+    "auditd_manager": ("auditbeat",),
+    "fim": ("auditbeat",),
+    "log": _LOGS,
+    "filestream": _LOGS,
+    "httpjson": _LOGS,
+    "cel": _LOGS,
+    "system": _LOGS_AND_METRICS,
+    # Content packages: Kibana assets only, no binary runs them.
+    "security_detection_engine": (),
+    "security_ai_prompts": (),
+}
+
+
+def products_for_integration(integration: str) -> tuple[tuple[str, ...], bool]:
+    """The products an integration needs, and whether that came from the table.
+
+    An integration the table does not name is taken to be an ordinary log and metrics
+    integration (most are), which filebeat and metricbeat run.
+    """
+    if integration in INTEGRATION_PRODUCTS:
+        return INTEGRATION_PRODUCTS[integration], True
+    return _LOGS_AND_METRICS, False

@@ -1,0 +1,179 @@
+"""The real daemons the tests run: docker-registry (distribution 2.8) and dockerd.
+
+Each runs on loopback or on its own unix socket, in its own directories, and is
+stopped by the pid this module started: never anything else on the machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.peers.net import LOOPBACK, free_port, port_open, wait_until
+
+
+class Daemon:
+    """A process we started, its log, and a clean stop."""
+
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path
+
+    def _spawn(self, argv: list[str]) -> None:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL, start_new_session=True)
+        log.close()
+
+    def log_tail(self, lines: int = 30) -> str:
+        """The end of the daemon's log, for failure messages."""
+        with contextlib.suppress(OSError):
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return ""
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self) -> None:
+        """SIGTERM the process we started, then SIGKILL if it lingers."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        self.process = None
+
+
+@dataclass(frozen=True)
+class Credentials:
+    username: str
+    password: str
+
+
+class DockerRegistry(Daemon):
+    """``docker-registry serve`` on 127.0.0.1, optionally behind htpasswd and TLS."""
+
+    def __init__(self, workdir: Path, *, credentials: Credentials | None = None,
+                 tls: tuple[Path, Path] | None = None) -> None:
+        self.workdir = workdir
+        self.credentials = credentials
+        self.tls = tls
+        self.port = free_port()
+        self.log_path = workdir / "registry.log"
+        workdir.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def host(self) -> str:
+        """``127.0.0.1:<port>``, as image references name it."""
+        return f"{LOOPBACK}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://{self.host}"
+
+    def _config(self) -> Path:
+        lines = [
+            "version: 0.1",
+            "log:",
+            "  level: warn",
+            "  accesslog:",
+            "    disabled: true",
+            "storage:",
+            "  filesystem:",
+            f"    rootdirectory: {self.workdir / 'storage'}",
+            "  delete:",
+            "    enabled: true",
+            "http:",
+            f"  addr: {self.host}",
+            f"  secret: {secrets.token_hex(16)}",
+        ]
+        if self.tls:
+            lines += ["  tls:", f"    certificate: {self.tls[0]}", f"    key: {self.tls[1]}"]
+        if self.credentials:
+            import bcrypt
+
+            hashed = bcrypt.hashpw(self.credentials.password.encode(), bcrypt.gensalt(rounds=5))
+            htpasswd = self.workdir / "htpasswd"
+            htpasswd.write_text(f"{self.credentials.username}:{hashed.decode()}\n")
+            lines += ["auth:", "  htpasswd:", "    realm: airgap-test", f"    path: {htpasswd}"]
+        config = self.workdir / "config.yml"
+        config.write_text("\n".join(lines) + "\n")
+        return config
+
+    def start(self) -> DockerRegistry:
+        """Start and wait until the port answers."""
+        self._spawn(["docker-registry", "serve", str(self._config())])
+        try:
+            wait_until(lambda: not self.alive() or port_open(self.port), 30, "docker-registry")
+        except TimeoutError:
+            self.stop()
+            raise
+        if not self.alive():
+            raise RuntimeError(f"docker-registry exited:\n{self.log_tail()}")
+        return self
+
+
+class Dockerd(Daemon):
+    """A Docker engine of our own: vfs storage, no bridge, no iptables, own socket."""
+
+    def __init__(self) -> None:
+        # Unix socket paths are limited to 108 bytes: keep the root short.
+        self.root = Path(tempfile.mkdtemp(prefix="ag-dockerd-", dir="/tmp"))
+        self.socket = self.root / "docker.sock"
+        self.log_path = self.root / "dockerd.log"
+
+    @property
+    def host(self) -> str:
+        """The ``DOCKER_HOST`` value for this engine."""
+        return f"unix://{self.socket}"
+
+    def start(self) -> Dockerd:
+        """Start the engine and wait until it answers a ping."""
+        import docker
+
+        self._spawn([
+            "dockerd", "--storage-driver", "vfs", "--iptables=false", "--ip6tables=false",
+            "--bridge=none", "--data-root", str(self.root / "data"),
+            "--exec-root", str(self.root / "exec"), "--pidfile", str(self.root / "docker.pid"),
+            "-H", self.host,
+        ])
+
+        def answers() -> bool:
+            if not self.alive():
+                return True
+            if not self.socket.exists():
+                return False
+            client = docker.DockerClient(base_url=self.host, timeout=5)
+            try:
+                return bool(client.ping())
+            except Exception:
+                return False
+            finally:
+                client.close()
+
+        try:
+            wait_until(answers, 60, "dockerd answering on its socket")
+        except TimeoutError:
+            self.stop()
+            raise
+        if not self.alive():
+            raise RuntimeError(f"dockerd exited:\n{self.log_tail()}")
+        return self
+
+    def env(self) -> dict[str, str]:
+        """An environment for the docker CLI and SDK pointing at this engine only."""
+        return {**os.environ, "DOCKER_HOST": self.host}
+
+    def stop(self) -> None:
+        super().stop()
+        shutil.rmtree(self.root, ignore_errors=True)

@@ -1,0 +1,66 @@
+"""The command line: output, JSON, and exit codes, run as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from airgap.cli import main
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m airgap`` in a fresh process, as an operator would."""
+    env = {**os.environ, "COLUMNS": "200"}
+    return subprocess.run([sys.executable, "-m", "airgap", *args], capture_output=True,
+                          text=True, cwd=REPO, timeout=60, env=env)
+
+
+def test_plan_json_lists_every_artifact_with_checksum_and_signature() -> None:
+    result = run("plan", "manifests/full-multiarch.yaml", "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["image"]["reference"] == "docker.elastic.co/package-registry/distribution:9.0.0"
+    urls = {a["url"] for a in data["artifacts"]}
+    assert ("https://artifacts.elastic.co/downloads/beats/elastic-agent/"
+            "elastic-agent-9.0.0-windows-x86_64.zip") in urls
+    assert all(a["asc_url"] == a["url"] + ".asc" for a in data["artifacts"])
+    assert [p["name"] for p in data["packages"]][:2] == ["system", "nginx"]
+
+
+def test_plan_table_shows_reasons() -> None:
+    result = run("plan", "manifests/lite-x86_64.yaml")
+    assert result.returncode == 0, result.stderr
+    assert "lite-9.0.0" in result.stdout
+    assert "← integration fleet_server" in result.stdout
+    assert "fleet-server/fleet-server-9.0.0-linux-x86_64.tar.gz" in result.stdout
+    assert "search?package=nginx&kibana.version=9.0.0&prerelease=false" in result.stdout
+
+
+def test_invalid_manifest_exits_2_naming_file_and_key(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("apiVersion: airgap/v1\nkind: Bundle\nstack:\n  version: 9.0.0\n"
+                   "platforms:\n  arch: [x86_64, sparc]\n")
+    result = run("plan", str(bad))
+    assert result.returncode == 2
+    assert f"{bad}:6: platforms.arch[1]: 'sparc' is not one of x86_64, arm64" in result.stderr
+    assert result.stdout == ""
+
+
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plan"]) == 2
+    assert "Missing argument" in capsys.readouterr().err
+    assert main(["no-such-command"]) == 2
+
+
+def test_help_and_version_exit_0(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    assert "plan" in capsys.readouterr().out
+    assert main(["--version"]) == 0
+    assert "airgap, version" in capsys.readouterr().out

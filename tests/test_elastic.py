@@ -1,0 +1,92 @@
+"""Elastic's layout: file names exactly as artifacts.elastic.co spells them."""
+
+from __future__ import annotations
+
+import pytest
+
+from airgap import elastic
+
+AGENT = elastic.PRODUCTS["elastic-agent"]
+
+
+@pytest.mark.parametrize(("os", "arch", "fmt", "name"), [
+    ("linux", "x86_64", "archive", "elastic-agent-9.0.0-linux-x86_64.tar.gz"),
+    ("linux", "arm64", "archive", "elastic-agent-9.0.0-linux-arm64.tar.gz"),
+    ("windows", "x86_64", "archive", "elastic-agent-9.0.0-windows-x86_64.zip"),
+    ("darwin", "x86_64", "archive", "elastic-agent-9.0.0-darwin-x86_64.tar.gz"),
+    ("darwin", "arm64", "archive", "elastic-agent-9.0.0-darwin-aarch64.tar.gz"),
+    ("linux", "x86_64", "deb", "elastic-agent-9.0.0-amd64.deb"),
+    ("linux", "arm64", "deb", "elastic-agent-9.0.0-arm64.deb"),
+    ("linux", "x86_64", "rpm", "elastic-agent-9.0.0-x86_64.rpm"),
+    ("linux", "arm64", "rpm", "elastic-agent-9.0.0-aarch64.rpm"),
+])
+def test_file_names_per_platform_and_format(os: str, arch: str, fmt: str, name: str) -> None:
+    assert elastic.artifact_filename(AGENT, "9.0.0", os, arch, fmt, False) == name
+
+
+def test_fips_names_insert_fips_after_the_product() -> None:
+    assert elastic.artifact_filename(AGENT, "9.1.0", "linux", "arm64", "archive", True) == \
+        "elastic-agent-fips-9.1.0-linux-arm64.tar.gz"
+
+
+@pytest.mark.parametrize(("product", "directory"), [
+    ("elastic-agent", "beats/elastic-agent"), ("filebeat", "beats/filebeat"),
+    ("metricbeat", "beats/metricbeat"), ("auditbeat", "beats/auditbeat"),
+    ("heartbeat", "beats/heartbeat"), ("packetbeat", "beats/packetbeat"),
+    ("osquerybeat", "beats/osquerybeat"), ("apm-server", "apm-server"),
+    ("cloudbeat", "cloudbeat"), ("fleet-server", "fleet-server"),
+    ("endpoint-security", "endpoint-dev"), ("pf-host-agent", "prodfiler"),
+    ("pf-elastic-collector", "prodfiler"), ("pf-elastic-symbolizer", "prodfiler"),
+])
+def test_product_directories(product: str, directory: str) -> None:
+    assert elastic.PRODUCTS[product].directory == directory
+
+
+@pytest.mark.parametrize(("product", "os", "arch", "fmt", "fips", "reason"), [
+    ("apm-server", "darwin", "arm64", "archive", False, "not published for darwin/arm64"),
+    ("cloudbeat", "windows", "x86_64", "archive", False, "not published for windows/x86_64"),
+    ("pf-host-agent", "darwin", "x86_64", "archive", False, "not published for darwin/x86_64"),
+    ("elastic-agent", "windows", "arm64", "archive", False, "not published for windows/arm64"),
+    ("fleet-server", "linux", "x86_64", "deb", False, "published as archives only, no deb"),
+    ("filebeat", "linux", "x86_64", "archive", True, "no FIPS build for linux/x86_64"),
+    ("elastic-agent", "linux", "x86_64", "rpm", True, "FIPS builds are archives only, no rpm"),
+    ("elastic-agent", "windows", "x86_64", "archive", True, "no FIPS build for windows/x86_64"),
+])
+def test_unavailable_combinations_say_why(product: str, os: str, arch: str, fmt: str,
+                                          fips: bool, reason: str) -> None:
+    assert elastic.unavailable_reason(elastic.PRODUCTS[product], os, arch, fmt, fips) == reason
+
+
+@pytest.mark.parametrize(("product", "os", "arch", "fmt", "fips"), [
+    ("apm-server", "windows", "x86_64", "archive", False),
+    ("endpoint-security", "darwin", "arm64", "archive", False),
+    ("fleet-server", "linux", "arm64", "archive", True),
+    ("elastic-agent", "linux", "x86_64", "deb", False),
+    ("apm-server", "linux", "arm64", "rpm", False),
+])
+def test_available_combinations(product: str, os: str, arch: str, fmt: str, fips: bool) -> None:
+    assert elastic.unavailable_reason(elastic.PRODUCTS[product], os, arch, fmt, fips) is None
+
+
+def test_integration_table_from_facts() -> None:
+    expected = {
+        "endpoint": ("endpoint-security",), "cloud_security_posture": ("cloudbeat",),
+        "cloud_asset_inventory": ("cloudbeat",), "apm": ("apm-server",),
+        "fleet_server": ("fleet-server",), "profiler_agent": ("pf-host-agent",),
+        "profiler_collector": ("pf-elastic-collector",),
+        "profiler_symbolizer": ("pf-elastic-symbolizer",), "osquery_manager": ("osquerybeat",),
+        "network_traffic": ("packetbeat",), "synthetics": ("heartbeat",),
+        "auditd_manager": ("auditbeat",), "fim": ("auditbeat",), "log": ("filebeat",),
+        "filestream": ("filebeat",), "httpjson": ("filebeat",), "cel": ("filebeat",),
+    }
+    for integration, products in expected.items():
+        assert elastic.products_for_integration(integration) == (products, True)
+    assert elastic.products_for_integration("nginx") == (("filebeat", "metricbeat"), False)
+
+
+def test_registry_tags_and_epr_paths() -> None:
+    assert elastic.registry_tag("9.0.0", "lite", "ubi", None) == "lite-9.0.0-ubi"
+    assert elastic.registry_tag("9.0.0", "full", None, "production") == "production"
+    assert elastic.epr_search_path("nginx", "9.0.0") == \
+        "search?package=nginx&kibana.version=9.0.0&prerelease=false"
+    assert elastic.epr_package_path("nginx", "2.0.0") == "epr/nginx/nginx-2.0.0.zip"
