@@ -82,3 +82,12 @@ class ChecksumMismatchError(VerificationError):
 
 class SignatureError(VerificationError):
     """A detached signature is missing, malformed, or not made by a trusted key."""
+
+
+class ManyErrors(AirgapError):
+    """Several items failed; the exit code is the most serious of theirs."""
+
+    def __init__(self, message: str, errors: Sequence[AirgapError]) -> None:
+        super().__init__(message, details=[str(e).replace("\n", "\n  ") for e in errors])
+        self.errors = tuple(errors)
+        self.exit_code = max((e.exit_code for e in errors), default=ExitCode.FAILED)

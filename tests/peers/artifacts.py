@@ -67,7 +67,7 @@ class ArtifactServer:
         async def handle(request: web.Request) -> web.StreamResponse:
             relative = request.match_info["path"]
             if self.redirect:
-                self.faults.take(request.method, request.path, request.headers.get("Range"))
+                self.faults.record(request)
                 raise web.HTTPFound(f"{self._storage.url}/{relative}")
             return await serve_file(request, safe_join(self.root, relative), self.faults)
 

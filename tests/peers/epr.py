@@ -189,7 +189,7 @@ class EprServer:
             return web.Response(status=200)
 
         async def search(request: web.Request) -> web.Response:
-            self.faults.take(request.method, request.path, None)
+            self.faults.record(request)
             return self._search(request)
 
         async def package(request: web.Request) -> web.Response:
@@ -202,7 +202,7 @@ class EprServer:
         async def download(request: web.Request) -> web.StreamResponse:
             relative = f"epr/{request.match_info['name']}/{request.match_info['file']}"
             if self.redirect:
-                self.faults.take(request.method, request.path, request.headers.get("Range"))
+                self.faults.record(request)
                 raise web.HTTPFound(f"{self._storage.url}/{relative}")
             return await serve_file(request, safe_join(self.root, relative), self.faults)
 

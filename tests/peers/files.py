@@ -20,7 +20,7 @@ from pathlib import Path
 from aiohttp import web
 
 CHUNK = 64 * 1024
-FAULT_KINDS = ("status", "drop", "truncate", "slow", "stall", "ignore_range", "corrupt")
+FAULT_KINDS = ("status", "drop", "truncate", "slow", "stall", "ignore_range", "corrupt", "html")
 
 
 @dataclass
@@ -34,7 +34,8 @@ class Fault:
     - ``slow``: pause ``delay`` seconds between 64 KiB chunks;
     - ``stall``: send ``after`` bytes, then hang for ``delay`` seconds;
     - ``ignore_range``: answer ``200`` with the whole file even when a Range was asked;
-    - ``corrupt``: send the whole file with one byte changed.
+    - ``corrupt``: send the whole file with one byte changed;
+    - ``html``: answer ``200`` with an HTML page, as a captive portal or proxy does.
     """
 
     kind: str
@@ -57,6 +58,7 @@ class LoggedRequest:
     path: str
     range: str | None
     fault: str | None
+    authorization: str | None = None
 
 
 class Faults:
@@ -78,7 +80,8 @@ class Faults:
             self._rules.clear()
             self.log.clear()
 
-    def take(self, method: str, path: str, range_header: str | None) -> Fault | None:
+    def take(self, method: str, path: str, range_header: str | None,
+             authorization: str | None = None) -> Fault | None:
         """The fault for this request, if any (used up as it applies), and log it."""
         with self._lock:
             chosen = None
@@ -89,8 +92,15 @@ class Faults:
                     chosen = fault
                     break
             self.log.append(LoggedRequest(method, path, range_header,
-                                          chosen.kind if chosen else None))
+                                          chosen.kind if chosen else None, authorization))
             return chosen
+
+    def record(self, request: web.Request) -> None:
+        """Log a request that is answered without faults (a redirect, an API call)."""
+        with self._lock:
+            self.log.append(LoggedRequest(request.method, request.path,
+                                          request.headers.get("Range"), None,
+                                          request.headers.get("Authorization")))
 
     def requests(self, pattern: str = "*", method: str | None = None) -> list[LoggedRequest]:
         """The logged requests whose path matches ``pattern``."""
@@ -120,13 +130,17 @@ def content_type(path: Path) -> str:
 
 async def serve_file(request: web.Request, path: Path, faults: Faults) -> web.StreamResponse:
     """Answer a GET or HEAD for ``path``, misbehaving if a fault rule says so."""
-    fault = faults.take(request.method, request.path, request.headers.get("Range"))
+    fault = faults.take(request.method, request.path, request.headers.get("Range"),
+                        request.headers.get("Authorization"))
     if not path.is_file():
         raise web.HTTPNotFound(text="not found\n")
     if fault is None:
         response = web.FileResponse(path, chunk_size=CHUNK)
         response.content_type = content_type(path)
         return response
+    if fault.kind == "html":
+        return web.Response(text="<html><body>Please log in</body></html>",
+                            content_type="text/html")
     if fault.kind == "status":
         headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
         return web.Response(status=fault.status, text=f"injected {fault.status}\n",

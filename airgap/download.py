@@ -1,0 +1,281 @@
+"""The download engine that serves images, artifacts and packages alike.
+
+Each item streams from the socket into ``<dest>.part``, hashed in the same pass, with
+its size held to what is expected (or to a limit). A broken transfer resumes with
+``Range: bytes=N-``; a server that ignores Range restarts the file cleanly. Only when the
+size, the digest and the item's own check (a checksum file, a signature) all pass is the
+``.part`` renamed to its final name, so a file with its final name is always complete
+and verified. A run that was interrupted picks up its ``.part`` files and re-verifies
+the files it already finished instead of downloading them again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from airgap.digests import Digests, Hasher, hash_file
+from airgap.errors import (
+    AirgapError,
+    ChecksumMismatchError,
+    ManyErrors,
+    ServerResponseError,
+    VerificationError,
+)
+from airgap.reporter import Reporter
+from airgap.transport import (
+    Auth,
+    NetworkSettings,
+    RetryableError,
+    open_stream,
+    transport_error,
+    with_retries,
+)
+
+DEFAULT_MAX_SIZE = 1 << 40  # 1 TiB: no Elastic artifact comes near it
+_CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
+
+Check = Callable[[Path, Digests], None]
+
+
+@dataclass(frozen=True)
+class Download:
+    """One file to fetch. ``size`` and ``sha256`` are enforced when known; ``check``
+    runs on the complete ``.part`` and must raise to refuse it."""
+
+    url: str
+    dest: Path
+    label: str
+    size: int | None = None
+    sha256: str | None = None
+    max_size: int = DEFAULT_MAX_SIZE
+    auth: Auth | None = field(default=None, compare=False)
+    accept: str | None = None
+    check: Check | None = field(default=None, compare=False)
+    html_ok: bool = False
+
+    @property
+    def part(self) -> Path:
+        """Where the bytes go until they are verified."""
+        return self.dest.with_name(self.dest.name + ".part")
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """A verified file: where it is, what it hashes to, and whether it was already there."""
+
+    dest: Path
+    url: str
+    digests: Digests
+    reused: bool
+
+
+class _Cancelled(Exception):
+    pass
+
+
+class Downloader:
+    """Fetches :class:`Download` items, one at a time or many in parallel."""
+
+    def __init__(self, client: httpx.Client, settings: NetworkSettings,
+                 reporter: Reporter) -> None:
+        self.client = client
+        self.settings = settings
+        self.reporter = reporter
+        self._cancel = threading.Event()
+
+    # -- many ------------------------------------------------------------------------------
+
+    def fetch_all(self, items: Sequence[Download]) -> list[Fetched]:
+        """Fetch ``items`` in parallel (``settings.jobs`` at a time), in order.
+
+        Every item is attempted; failures are collected and raised together at the end,
+        while what did complete stays in place for the next run.
+        """
+        results: list[Fetched | None] = [None] * len(items)
+        errors: list[AirgapError] = []
+        pool = ThreadPoolExecutor(max_workers=max(1, self.settings.jobs),
+                                  thread_name_prefix="airgap-download")
+        futures: dict[Future[Fetched], int] = {}
+        try:
+            futures = {pool.submit(self.fetch, item): index for index, item in enumerate(items)}
+            pending = set(futures)
+            while pending:
+                done, pending = wait(pending, timeout=0.5, return_when=FIRST_EXCEPTION)
+                for future in done:
+                    try:
+                        results[futures[future]] = future.result()
+                    except AirgapError as exc:
+                        errors.append(exc)
+        except BaseException:
+            self._cancel.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
+        if len(errors) == 1:
+            raise errors[0]
+        if errors:
+            raise ManyErrors(f"{len(errors)} of {len(items)} downloads failed", errors)
+        return [r for r in results if r is not None]
+
+    # -- one -------------------------------------------------------------------------------
+
+    def fetch(self, item: Download) -> Fetched:
+        """Fetch one item (or reuse a verified copy) and return it, verified."""
+        key = str(item.dest)
+        if item.dest.exists():
+            kept = self._reuse(item, key)
+            if kept is not None:
+                return kept
+        item.dest.parent.mkdir(parents=True, exist_ok=True)
+        transfer = _Transfer(item, Hasher(sha256=item.sha256 is not None))
+        self.reporter.task_started(key, item.label, item.size)
+        if item.part.exists():
+            if item.size is not None and item.part.stat().st_size > item.size:
+                item.part.unlink()
+            else:
+                hash_file(item.part, hasher=transfer.hasher)
+                self.reporter.task_advanced(key, transfer.hasher.size)
+        try:
+            with_retries(lambda: self._attempt(transfer, key), self.settings, item.url,
+                         self.reporter.warning)
+            digests = transfer.hasher.digests()
+            _check_expected(item, digests)
+            if item.check is not None:
+                item.check(item.part, digests)
+        except (VerificationError, ServerResponseError):
+            item.part.unlink(missing_ok=True)
+            self.reporter.task_finished(key, "rejected")
+            raise
+        except BaseException:
+            self.reporter.task_finished(key, "failed")
+            raise
+        item.part.replace(item.dest)
+        self.reporter.task_finished(key, "done")
+        return Fetched(item.dest, item.url, digests, reused=False)
+
+    def _reuse(self, item: Download, key: str) -> Fetched | None:
+        """A file left by an earlier run is kept only if it still verifies."""
+        digests = hash_file(item.dest, sha256=item.sha256 is not None)
+        try:
+            _check_expected(item, digests)
+            if item.check is not None:
+                item.check(item.dest, digests)
+        except VerificationError as exc:
+            self.reporter.warning(f"{item.dest}: the copy from an earlier run does not verify "
+                                  f"({exc.message}); downloading it again")
+            item.dest.unlink()
+            return None
+        self.reporter.task_started(key, item.label, digests.size)
+        self.reporter.task_advanced(key, digests.size)
+        self.reporter.task_finished(key, "kept")
+        return Fetched(item.dest, item.url, digests, reused=True)
+
+    def _attempt(self, transfer: _Transfer, key: str) -> None:
+        item, offset = transfer.item, transfer.hasher.size
+        if item.size is not None and offset == item.size:
+            return  # the .part already holds every byte
+        headers = {"Accept-Encoding": "identity"}
+        if item.accept:
+            headers["Accept"] = item.accept
+        if offset:
+            headers["Range"] = f"bytes={offset}-"
+            if transfer.validator:
+                headers["If-Range"] = transfer.validator
+        response = open_stream(self.client, item.url, auth=item.auth, headers=headers)
+        with contextlib.closing(response):
+            if offset and response.status_code == 206:
+                self._check_resume(response, transfer)
+            elif offset:
+                # The server sent the whole file again: start over, cleanly.
+                transfer.restart()
+                self.reporter.task_restarted(key, 0)
+            elif response.status_code != 200:
+                raise ServerResponseError(f"{item.url}: unexpected answer "
+                                          f"{response.status_code} to a plain GET")
+            self._check_headers(response, transfer)
+            self._stream(response, transfer, key)
+
+    def _check_resume(self, response: httpx.Response, transfer: _Transfer) -> None:
+        item, offset = transfer.item, transfer.hasher.size
+        match = _CONTENT_RANGE.match(response.headers.get("content-range", ""))
+        if match is None or int(match.group(1)) != offset:
+            raise ServerResponseError(f"{item.url}: the server resumed at the wrong place "
+                                      f"(asked for byte {offset}, got "
+                                      f"{response.headers.get('content-range')!r})")
+        total = match.group(3)
+        if total != "*" and item.size is not None and int(total) != item.size:
+            raise ServerResponseError(f"{item.url}: the server says the file has {total} "
+                                      f"bytes, but {item.size} are expected")
+
+    def _check_headers(self, response: httpx.Response, transfer: _Transfer) -> None:
+        item = transfer.item
+        ctype = response.headers.get("content-type", "").lower()
+        if not item.html_ok and ctype.startswith("text/html"):
+            raise ServerResponseError(f"{item.url}: the server answered an HTML page instead "
+                                      "of the file (a proxy or login page?)")
+        length = response.headers.get("content-length")
+        if length is not None and length.isdigit():
+            total = transfer.hasher.size + int(length)
+            if item.size is not None and total != item.size:
+                raise ServerResponseError(f"{item.url}: the server announces {total} bytes, "
+                                          f"but {item.size} are expected")
+            if total > item.max_size:
+                raise ServerResponseError(f"{item.url}: the server announces {total} bytes, "
+                                          f"more than the {item.max_size} allowed")
+        if not transfer.validator:
+            etag = response.headers.get("etag", "")
+            transfer.validator = etag if etag and not etag.startswith("W/") else \
+                response.headers.get("last-modified")
+
+    def _stream(self, response: httpx.Response, transfer: _Transfer, key: str) -> None:
+        item, hasher = transfer.item, transfer.hasher
+        limit = item.size if item.size is not None else item.max_size
+        try:
+            with item.part.open("ab") as out:
+                for chunk in response.iter_raw():
+                    if self._cancel.is_set():
+                        raise _Cancelled
+                    if hasher.size + len(chunk) > limit:
+                        raise ServerResponseError(f"{item.url}: the server sent more than the "
+                                                  f"{limit} bytes expected")
+                    hasher.update(chunk)
+                    out.write(chunk)
+                    self.reporter.task_advanced(key, len(chunk))
+        except httpx.TransportError as exc:
+            raise transport_error(exc, item.url) from None
+        except _Cancelled:
+            raise KeyboardInterrupt from None
+        if item.size is not None and hasher.size < item.size:
+            raise RetryableError(f"the transfer ended after {hasher.size} of {item.size} bytes")
+
+
+class _Transfer:
+    """The mutable state of one item across retries: its hasher and resume validator."""
+
+    def __init__(self, item: Download, hasher: Hasher) -> None:
+        self.item = item
+        self.hasher = hasher
+        self.validator: str | None = None
+
+    def restart(self) -> None:
+        self.item.part.unlink(missing_ok=True)
+        self.hasher = Hasher(sha256=self.item.sha256 is not None)
+        self.validator = None
+
+
+def _check_expected(item: Download, digests: Digests) -> None:
+    if item.size is not None and digests.size != item.size:
+        raise ChecksumMismatchError(f"{item.label}: got {digests.size} bytes, "
+                                    f"{item.size} expected")
+    if item.sha256 is not None and digests.sha256 != item.sha256:
+        raise ChecksumMismatchError(f"{item.label}: digest mismatch: the bytes hash to "
+                                    f"sha256:{digests.sha256}, not sha256:{item.sha256}; "
+                                    "the server sent something else than it announced")

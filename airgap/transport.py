@@ -1,0 +1,211 @@
+"""HTTP for every source: TLS, timeouts, retries with backoff, redirects, auth hooks.
+
+One :class:`httpx.Client` per run, shared by the image, artifact and package downloads.
+Redirects are followed here, not by httpx, so that credentials are only ever sent to the
+origin they belong to: a blob redirected to a storage host gets no Authorization.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import ssl
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, TypeVar
+
+import httpx
+
+from airgap import __version__
+from airgap.errors import (
+    AuthenticationError,
+    NetworkError,
+    NotFoundError,
+    ServerResponseError,
+    UsageError,
+)
+
+T = TypeVar("T")
+
+RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+MAX_REDIRECTS = 10
+USER_AGENT = f"airgap/{__version__}"
+
+
+@dataclass(frozen=True)
+class NetworkSettings:
+    """How to talk to servers. ``read_timeout`` is how long a stalled transfer may sit
+    without a byte before it counts as failed (and is retried)."""
+
+    ca_cert: Path | None = None
+    jobs: int = 8
+    connect_timeout: float = 20.0
+    read_timeout: float = 60.0
+    retries: int = 6
+    backoff_initial: float = 0.5
+    backoff_max: float = 30.0
+    retry_after_max: float = 120.0
+    insecure: bool = False
+
+
+class Auth(Protocol):
+    """Credentials for one origin, applied per request."""
+
+    def headers_for(self, url: httpx.URL) -> Mapping[str, str]:
+        """Headers to send to ``url``: empty unless it is the origin they belong to."""
+
+    def handle_challenge(self, response: httpx.Response) -> bool:
+        """React to a 401 from the origin; True when the request is worth repeating."""
+
+
+class RetryableError(Exception):
+    """A failure that may go away when tried again (connection, 5xx, 429, truncation)."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def ssl_context(settings: NetworkSettings) -> ssl.SSLContext | bool:
+    """System CAs plus ``ca_cert``; no verification only when ``insecure`` was asked for."""
+    if settings.insecure:
+        return False
+    context = ssl.create_default_context()
+    if settings.ca_cert is not None:
+        try:
+            context.load_verify_locations(cafile=str(settings.ca_cert))
+        except (OSError, ssl.SSLError) as exc:
+            raise UsageError(f"cannot use CA certificate {settings.ca_cert}: {exc}; "
+                             "give a PEM file of one or more certificates") from None
+    return context
+
+
+def make_client(settings: NetworkSettings) -> httpx.Client:
+    """The client every download of a run shares."""
+    timeout = httpx.Timeout(connect=settings.connect_timeout, read=settings.read_timeout,
+                            write=settings.read_timeout, pool=None)
+    limits = httpx.Limits(max_connections=settings.jobs * 2,
+                          max_keepalive_connections=settings.jobs * 2)
+    return httpx.Client(verify=ssl_context(settings), timeout=timeout, limits=limits,
+                        follow_redirects=False, headers={"User-Agent": USER_AGENT},
+                        trust_env=False)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def backoff_delay(attempt: int, settings: NetworkSettings, retry_after: float | None) -> float:
+    """Exponential backoff with full jitter; a server's Retry-After wins when given."""
+    if retry_after is not None:
+        return min(retry_after, settings.retry_after_max)
+    ceiling = min(settings.backoff_max, settings.backoff_initial * (2 ** (attempt - 1)))
+    return random.uniform(ceiling / 2, ceiling)
+
+
+def with_retries(operation: Callable[[], T], settings: NetworkSettings, what: str,
+                 on_retry: Callable[[str], None] | None = None) -> T:
+    """Run ``operation``, retrying :class:`RetryableError` with backoff."""
+    attempt = 0
+    while True:
+        try:
+            return operation()
+        except RetryableError as exc:
+            attempt += 1
+            if attempt > settings.retries:
+                raise NetworkError(f"{what}: {exc} (gave up after {settings.retries} retries)",
+                                   details=["check the network path to the server, or run "
+                                            "the same command again: finished files are kept"]
+                                   ) from None
+            delay = backoff_delay(attempt, settings, exc.retry_after)
+            if on_retry is not None:
+                on_retry(f"{what}: {exc}; retry {attempt}/{settings.retries} in {delay:.1f}s")
+            time.sleep(delay)
+
+
+def _same_origin(a: httpx.URL, b: httpx.URL) -> bool:
+    return (a.scheme, a.host, a.port) == (b.scheme, b.host, b.port)
+
+
+def open_stream(client: httpx.Client, url: str, *, auth: Auth | None = None,
+                headers: Mapping[str, str] | None = None, method: str = "GET") -> httpx.Response:
+    """Send a request and return the streaming response after redirects and auth.
+
+    Retryable failures raise :class:`RetryableError`; a final 4xx raises the matching
+    :class:`~airgap.errors.AirgapError`. The caller must close the response.
+    """
+    origin = httpx.URL(url)
+    target = origin
+    challenged = False
+    for _ in range(MAX_REDIRECTS + 1):
+        request_headers = dict(headers or {})
+        if auth is not None and _same_origin(target, origin):
+            request_headers.update(auth.headers_for(target))
+        try:
+            request = client.build_request(method, target, headers=request_headers)
+            response = client.send(request, stream=True)
+        except httpx.TransportError as exc:
+            raise transport_error(exc, target) from None
+        if response.is_redirect:
+            response.close()
+            location = response.headers.get("location")
+            if not location:
+                raise ServerResponseError(f"{target}: redirect without a Location header")
+            target = target.join(location)
+            if target.scheme not in ("http", "https"):
+                raise ServerResponseError(f"{url}: redirected to a non-HTTP URL {target}")
+            method = "GET" if response.status_code == 303 else method
+            continue
+        if response.status_code == 401 and auth is not None and not challenged \
+                and _same_origin(target, origin):
+            challenged = True
+            response.read()
+            response.close()
+            if auth.handle_challenge(response):
+                target = origin
+                continue
+        if response.status_code < 400:
+            return response
+        response.close()
+        raise _status_error(response, url)
+    raise ServerResponseError(f"{url}: more than {MAX_REDIRECTS} redirects")
+
+
+def _status_error(response: httpx.Response, url: str) -> Exception:
+    status = response.status_code
+    if status in RETRYABLE_STATUS:
+        return RetryableError(f"server answered {status}",
+                              parse_retry_after(response.headers.get("retry-after")))
+    if status == 404:
+        return NotFoundError(f"{url}: not found (404)")
+    if status in (401, 403):
+        return AuthenticationError(
+            f"{url}: access denied ({status})",
+            details=["log in with `docker login` for that registry, or set "
+                     "AIRGAP_REGISTRY_USERNAME and AIRGAP_REGISTRY_PASSWORD"])
+    return ServerResponseError(f"{url}: server answered {status}")
+
+
+def transport_error(exc: httpx.TransportError, url: httpx.URL | str) -> Exception:
+    """The error to raise for a failed connection or transfer: retryable unless TLS
+    verification failed, which no retry can mend."""
+    if isinstance(exc, httpx.ConnectError) and "CERTIFICATE_VERIFY_FAILED" in str(exc):
+        host = httpx.URL(str(url)).host
+        return NetworkError(f"the TLS certificate of {host} is not trusted",
+                            details=["give the CA that signed it with --ca-cert FILE "
+                                     "or sources.ca_cert in the manifest"])
+    if isinstance(exc, httpx.TimeoutException):
+        return RetryableError(f"timed out ({type(exc).__name__})")
+    return RetryableError(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
