@@ -12,12 +12,14 @@ the files it already finished instead of downloading them again.
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 
@@ -43,6 +45,7 @@ DEFAULT_MAX_SIZE = 1 << 40  # 1 TiB: no Elastic artifact comes near it
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 
 Check = Callable[[Path, Digests], None]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -94,18 +97,22 @@ class Downloader:
     # -- many ------------------------------------------------------------------------------
 
     def fetch_all(self, items: Sequence[Download]) -> list[Fetched]:
-        """Fetch ``items`` in parallel (``settings.jobs`` at a time), in order.
+        """Fetch ``items`` in parallel (``settings.jobs`` at a time), in order."""
+        return self.run_all([functools.partial(self.fetch, item) for item in items],
+                            what="downloads")
 
-        Every item is attempted; failures are collected and raised together at the end,
-        while what did complete stays in place for the next run.
+    def run_all(self, tasks: Sequence[Callable[[], T]], *, what: str) -> list[T]:
+        """Run ``tasks`` on ``settings.jobs`` threads; return their results in order.
+
+        Every task runs; failures are collected and raised together at the end, while
+        whatever did complete stays in place for the next run. Ctrl-C stops them all.
         """
-        results: list[Fetched | None] = [None] * len(items)
+        results: list[T | None] = [None] * len(tasks)
         errors: list[AirgapError] = []
         pool = ThreadPoolExecutor(max_workers=max(1, self.settings.jobs),
-                                  thread_name_prefix="airgap-download")
-        futures: dict[Future[Fetched], int] = {}
+                                  thread_name_prefix="airgap")
         try:
-            futures = {pool.submit(self.fetch, item): index for index, item in enumerate(items)}
+            futures = {pool.submit(task): index for index, task in enumerate(tasks)}
             pending = set(futures)
             while pending:
                 done, pending = wait(pending, timeout=0.5, return_when=FIRST_EXCEPTION)
@@ -122,7 +129,7 @@ class Downloader:
         if len(errors) == 1:
             raise errors[0]
         if errors:
-            raise ManyErrors(f"{len(errors)} of {len(items)} downloads failed", errors)
+            raise ManyErrors(f"{len(errors)} of {len(tasks)} {what} failed", errors)
         return [r for r in results if r is not None]
 
     # -- one -------------------------------------------------------------------------------

@@ -209,3 +209,41 @@ def transport_error(exc: httpx.TransportError, url: httpx.URL | str) -> Exceptio
     if isinstance(exc, httpx.TimeoutException):
         return RetryableError(f"timed out ({type(exc).__name__})")
     return RetryableError(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+
+
+@dataclass(frozen=True)
+class SmallResponse:
+    """A small answer read whole: an API document, a manifest, a token."""
+
+    url: str
+    headers: httpx.Headers
+    content: bytes
+
+
+def fetch_small(client: httpx.Client, url: str, settings: NetworkSettings, *,
+                auth: Auth | None = None, accept: str | None = None,
+                max_size: int = 4 << 20, on_retry: Callable[[str], None] | None = None
+                ) -> SmallResponse:
+    """GET a document of at most ``max_size`` bytes, with retries."""
+    headers = {"Accept": accept} if accept else {}
+
+    def attempt() -> SmallResponse:
+        response = open_stream(client, url, auth=auth, headers=headers)
+        try:
+            length = response.headers.get("content-length", "")
+            if length.isdigit() and int(length) > max_size:
+                raise ServerResponseError(f"{url}: the answer announces {length} bytes, more "
+                                          f"than the {max_size} a document may have")
+            body = bytearray()
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) > max_size:
+                    raise ServerResponseError(f"{url}: the answer is larger than the "
+                                              f"{max_size} bytes a document may have")
+        except httpx.TransportError as exc:
+            raise transport_error(exc, url) from None
+        finally:
+            response.close()
+        return SmallResponse(str(response.url), response.headers, bytes(body))
+
+    return with_retries(attempt, settings, url, on_retry)

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from tests.peers.artifacts import ArtifactServer
 from tests.peers.epr import EprServer
@@ -65,33 +67,64 @@ def signer_public_key(signer: SigningKey, tmp_path_factory: pytest.TempPathFacto
     return signer.export_public(tmp_path_factory.mktemp("keys") / "test-signer.asc")
 
 
+# -- manifests -------------------------------------------------------------------------------
+
+ManifestMaker = Callable[..., Path]
+
+
+@pytest.fixture
+def make_manifest(tmp_path: Path, signer_public_key: Path) -> ManifestMaker:
+    """Write a manifest whose sources are the given peers and which trusts the signer.
+
+    ``make_manifest(artifacts_from=server, epr_from=server, registry_from=registry,
+    platforms={...}, integrations=[...], ...)``: the peers fill ``sources``; every other
+    keyword is a top-level manifest key.
+    """
+
+    def make(*, artifacts_from: ArtifactServer | None = None,
+             epr_from: EprServer | None = None, registry_from: DockerRegistry | None = None,
+             name: str = "airgap.yaml", **keys: Any) -> Path:
+        sources: dict[str, str] = dict(keys.pop("sources", {}))
+        if artifacts_from is not None:
+            sources["artifacts"] = artifacts_from.url
+        if epr_from is not None:
+            sources["epr"] = epr_from.url
+        if registry_from is not None:
+            sources["registry"] = registry_from.url
+        trust = keys.pop("trust", {"keys": [str(signer_public_key)]})
+        document = {"apiVersion": "airgap/v1", "kind": "Bundle",
+                    "stack": {"version": keys.pop("version", "9.0.0")}, **keys,
+                    "sources": sources, "trust": trust}
+        path = tmp_path / name
+        path.write_text(yaml.safe_dump(document, sort_keys=False))
+        return path
+
+    return make
+
+
 # -- stand-ins -------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def artifact_server_session(signer: SigningKey,
-                            tmp_path_factory: pytest.TempPathFactory) -> Iterator[ArtifactServer]:
+@pytest.fixture
+def artifact_server(signer: SigningKey, tmp_path_factory: pytest.TempPathFactory
+                    ) -> Iterator[ArtifactServer]:
+    """A fresh artifacts.elastic.co stand-in (empty tree, no faults) for one test."""
     server = ArtifactServer(tmp_path_factory.mktemp("artifacts"), signer).start()
     yield server
     server.stop()
 
 
+EPR_CATALOGUE = {"system": ("1.60.0", "2.1.0", "2.2.0-beta1"), "nginx": ("1.20.0", "2.0.0"),
+                 "fleet_server": ("1.6.0",), "endpoint": ("9.0.0",)}
+
+
 @pytest.fixture
-def artifact_server(artifact_server_session: ArtifactServer) -> ArtifactServer:
-    """The artifacts.elastic.co stand-in, with no faults and an empty request log."""
-    artifact_server_session.faults.clear()
-    artifact_server_session.redirect = False
-    return artifact_server_session
-
-
-@pytest.fixture(scope="session")
-def epr_server_session(signer: SigningKey,
-                       tmp_path_factory: pytest.TempPathFactory) -> Iterator[EprServer]:
+def epr_server(signer: SigningKey, tmp_path_factory: pytest.TempPathFactory
+               ) -> Iterator[EprServer]:
+    """A fresh package registry stand-in holding ``EPR_CATALOGUE`` plus an nginx only for
+    Kibana 9.1 and a package only for 7.17."""
     server = EprServer(tmp_path_factory.mktemp("epr"), signer).start()
-    for name, versions in {"system": ("1.60.0", "2.1.0", "2.2.0-beta1"),
-                           "nginx": ("1.20.0", "2.0.0"),
-                           "fleet_server": ("1.6.0",),
-                           "endpoint": ("9.0.0",)}.items():
+    for name, versions in EPR_CATALOGUE.items():
         for version in versions:
             server.add(name, version)
     server.add("nginx", "3.0.0", kibana="^9.1.0")
@@ -100,12 +133,12 @@ def epr_server_session(signer: SigningKey,
     server.stop()
 
 
-@pytest.fixture
-def epr_server(epr_server_session: EprServer) -> EprServer:
-    """The package registry API stand-in, with no faults and an empty request log."""
-    epr_server_session.faults.clear()
-    epr_server_session.redirect = False
-    return epr_server_session
+@pytest.fixture(scope="session")
+def attacker() -> Iterator[SigningKey]:
+    """A key nobody trusts, to sign what must be refused."""
+    key = SigningKey("mallory", "mallory@example.test")
+    yield key
+    key.close()
 
 
 # -- real daemons ----------------------------------------------------------------------------
