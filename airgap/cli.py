@@ -11,11 +11,21 @@ from pathlib import Path
 import click
 
 from airgap import __version__, ui
+from airgap.dockerarchive import export_image
 from airgap.errors import AirgapError, ExitCode
+from airgap.fetch import FetchSettings, fetch
 from airgap.manifest import load_manifest
 from airgap.plan import make_plan
 
 _MANIFEST = click.Path(path_type=Path, dir_okay=False)
+_FILE = click.Path(path_type=Path, dir_okay=False, exists=True)
+_DIR = click.Path(path_type=Path, file_okay=False)
+
+_jobs = click.option("--jobs", "-j", type=click.IntRange(1, 64), default=8, show_default=True,
+                     help="Downloads in parallel.")
+_quiet = click.option("--quiet", "-q", is_flag=True, help="No progress display.")
+_ca_cert = click.option("--ca-cert", type=_FILE,
+                        help="PEM file of CAs to trust for every source (besides the system's).")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -35,6 +45,40 @@ def plan(manifest: Path, as_json: bool) -> None:
         ui.print_json(result.to_dict())
     else:
         ui.render_plan(result)
+
+
+@cli.command("fetch")
+@click.argument("manifest", type=_MANIFEST)
+@click.option("--output", "-o", "bundle", type=_DIR, required=True,
+              help="The bundle directory to write (created, or completed if it exists).")
+@_jobs
+@_ca_cert
+@click.option("--sign-with", metavar="KEYID", help="Sign SHA512SUMS with this OpenPGP key.")
+@click.option("--gnupg-home", type=click.Path(path_type=Path, file_okay=False, exists=True),
+              help="The GnuPG home holding the --sign-with key.")
+@_quiet
+def fetch_command(manifest: Path, bundle: Path, jobs: int, ca_cert: Path | None,
+                  sign_with: str | None, gnupg_home: Path | None, quiet: bool) -> None:
+    """Download and verify everything MANIFEST plans into one bundle directory."""
+    settings = FetchSettings(manifest=manifest, bundle=bundle, jobs=jobs, ca_cert=ca_cert,
+                             sign_with=sign_with, gnupg_home=gnupg_home)
+    with ui.make_reporter(quiet) as reporter:
+        result = fetch(settings, reporter)
+    ui.render_fetch(result)
+
+
+@cli.command("export-image")
+@click.argument("bundle", type=click.Path(path_type=Path, file_okay=False, exists=True))
+@click.option("--platform", help="linux/amd64 or linux/arm64 (default: this machine's).")
+@click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False), required=True,
+              help="The tar file to write.")
+@click.option("--tag", "tags", multiple=True, help="Another name to give the image (repeatable).")
+def export_image_command(bundle: Path, platform: str | None, output: Path,
+                         tags: tuple[str, ...]) -> None:
+    """Write one platform of BUNDLE's image as a tar for `docker load -i`."""
+    result = export_image(bundle, platform, output, tags)
+    ui.stdout.print(f"wrote {result.path}: {result.reference} ({result.platform}), "
+                    f"{result.size} bytes; load it with: docker load -i {result.path}")
 
 
 def main(argv: list[str] | None = None) -> int:

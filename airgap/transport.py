@@ -222,10 +222,10 @@ class SmallResponse:
 
 def fetch_small(client: httpx.Client, url: str, settings: NetworkSettings, *,
                 auth: Auth | None = None, accept: str | None = None,
-                max_size: int = 4 << 20, on_retry: Callable[[str], None] | None = None
-                ) -> SmallResponse:
+                headers: Mapping[str, str] | None = None, max_size: int = 4 << 20,
+                on_retry: Callable[[str], None] | None = None) -> SmallResponse:
     """GET a document of at most ``max_size`` bytes, with retries."""
-    headers = {"Accept": accept} if accept else {}
+    headers = {**(headers or {}), **({"Accept": accept} if accept else {})}
 
     def attempt() -> SmallResponse:
         response = open_stream(client, url, auth=auth, headers=headers)

@@ -10,6 +10,8 @@ A peer whose program is missing skips its tests with the reason, except under
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -24,6 +26,7 @@ from tests.peers.epr import EprServer
 from tests.peers.gpgkeys import SigningKey
 from tests.peers.images import TestImage, build_test_image, push_image
 from tests.peers.processes import Credentials, Dockerd, DockerRegistry
+from tests.peers.registry_front import RegistryFront
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 TEST_REPOSITORY = "package-registry/distribution"
@@ -191,3 +194,41 @@ def pushed_image(test_image: TestImage, registry: DockerRegistry) -> TestImage:
     require_programs("skopeo")
     push_image(test_image, registry.host, TEST_REPOSITORY)
     return test_image
+
+
+@pytest.fixture
+def registry_front(pushed_image: TestImage, registry: DockerRegistry
+                   ) -> Iterator[RegistryFront]:
+    """docker.elastic.co's behaviour (anonymous Bearer tokens, redirects, faults) in front
+    of the real registry holding the test image."""
+    front = RegistryFront(registry).start()
+    yield front
+    front.stop()
+
+
+@pytest.fixture(scope="session")
+def auth_pushed_image(test_image: TestImage, auth_registry: DockerRegistry) -> TestImage:
+    """The test image in the htpasswd-protected registry."""
+    push_image(test_image, auth_registry.host, TEST_REPOSITORY,
+               credentials=REGISTRY_CREDENTIALS)
+    return test_image
+
+
+@pytest.fixture
+def docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Path]:
+    """Point DOCKER_CONFIG at a fresh folder; call with ``{host: Credentials}`` to write
+    a config.json with base64 ``auth`` entries, as ``docker login`` does."""
+    folder = tmp_path / "docker-config"
+    folder.mkdir()
+    monkeypatch.setenv("DOCKER_CONFIG", str(folder))
+    monkeypatch.delenv("AIRGAP_REGISTRY_USERNAME", raising=False)
+    monkeypatch.delenv("AIRGAP_REGISTRY_PASSWORD", raising=False)
+
+    def write(auths: dict[str, Credentials]) -> Path:
+        entries = {host: {"auth": base64.b64encode(f"{c.username}:{c.password}".encode())
+                          .decode()} for host, c in auths.items()}
+        path = folder / "config.json"
+        path.write_text(json.dumps({"auths": entries}))
+        return path
+
+    return write

@@ -1,0 +1,165 @@
+"""One platform of the bundle's image as a tar ``docker load`` accepts, made offline.
+
+The tar is what Docker 25's ``docker save`` writes: an OCI image layout (``oci-layout``,
+``index.json``, ``blobs/sha256/…``) plus a ``manifest.json`` whose paths point into
+``blobs/sha256/``. Docker 20.10 and later read the ``manifest.json``; ``skopeo copy
+oci-archive:`` and ``podman load`` read the layout. It is produced as a stream, straight
+from the bundle's blobs, so it can go to a file or to a Docker engine without a copy.
+"""
+
+from __future__ import annotations
+
+import json
+import platform as host
+import tarfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from airgap import oci
+from airgap.errors import BundleError, UsageError
+from airgap.image import IMAGES_DIR
+
+BLOCK = 512
+CHUNK = 1 << 20
+_MACHINES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
+
+
+@dataclass(frozen=True)
+class PlatformSelection:
+    """The manifest of one platform of the bundle's image, and the names it goes by."""
+
+    platform: oci.Platform
+    manifest: oci.Descriptor
+    image: oci.ImageManifest
+    reference: str
+    tag: str
+
+
+def host_platform() -> str:
+    """This machine's platform, as images name it (``linux/amd64``)."""
+    return f"linux/{_MACHINES.get(host.machine().lower(), host.machine().lower())}"
+
+
+def image_platforms(layout: oci.Layout) -> tuple[oci.Descriptor, list[oci.Descriptor]]:
+    """The layout's top descriptor and the platform manifests under it."""
+    try:
+        entries = layout.read_index()
+    except FileNotFoundError:
+        raise BundleError(f"{layout.root} holds no image layout (no index.json)") from None
+    if len(entries) != 1:
+        raise BundleError(f"{layout.root}/index.json should name one image, it names "
+                          f"{len(entries)}")
+    top = entries[0]
+    if top.media_type in oci.INDEX_TYPES:
+        return top, oci.index_entries(layout.read_json(top.digest), str(layout.blob(top.digest)))
+    return top, [top]
+
+
+def select_platform(bundle: Path, wanted: str | None) -> PlatformSelection:
+    """The platform ``wanted`` (default: this machine's) of the bundle's image."""
+    layout = oci.Layout(bundle / IMAGES_DIR)
+    top, manifests = image_platforms(layout)
+    annotations = top.raw.get("annotations", {})
+    reference = str(annotations.get(oci.CONTAINERD_NAME, ""))
+    tag = str(annotations.get(oci.REF_NAME, ""))
+    target = oci.Platform.parse(wanted or host_platform())
+    available = []
+    for descriptor in manifests:
+        image = oci.parse_image_manifest(layout.read_json(descriptor.digest),
+                                         str(layout.blob(descriptor.digest)))
+        config = layout.read_json(image.config.digest)
+        found = oci.Platform(str(config.get("os")), str(config.get("architecture")),
+                             str(config["variant"]) if config.get("variant") else None)
+        available.append(str(found))
+        if target.matches(found):
+            return PlatformSelection(found, descriptor, image, reference, tag)
+    raise UsageError(f"the bundle's image has no {target} platform; it has "
+                     f"{', '.join(available)}",
+                     details=["choose one with --platform"] if wanted is None else [])
+
+
+def _header(name: str, size: int) -> bytes:
+    info = tarfile.TarInfo(name)
+    info.size, info.mode, info.mtime = size, 0o644, 0
+    info.uname = info.gname = "root"
+    return info.tobuf(format=tarfile.PAX_FORMAT)
+
+
+def _member(name: str, data: bytes) -> Iterator[bytes]:
+    yield _header(name, len(data))
+    yield data
+    if len(data) % BLOCK:
+        yield b"\0" * (BLOCK - len(data) % BLOCK)
+
+
+def _file_member(name: str, path: Path, size: int) -> Iterator[bytes]:
+    yield _header(name, size)
+    sent = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK):
+            sent += len(chunk)
+            yield chunk
+    if sent != size:
+        raise BundleError(f"{path}: {sent} bytes, but its descriptor says {size}: the bundle "
+                          "is damaged; run airgap verify")
+    if size % BLOCK:
+        yield b"\0" * (BLOCK - size % BLOCK)
+
+
+def archive_stream(bundle: Path, selection: PlatformSelection,
+                   extra_tags: Sequence[str] = ()) -> Iterator[bytes]:
+    """The tar, in pieces, for ``selection``; tagged with the image's reference and
+    ``extra_tags``."""
+    layout = oci.Layout(bundle / IMAGES_DIR)
+    tags = [t for t in (selection.reference, *extra_tags) if t]
+    blob = "blobs/sha256/{}".format
+    annotations = {oci.CONTAINERD_NAME: selection.reference, oci.REF_NAME: selection.tag}
+    index = {"schemaVersion": 2, "mediaType": oci.OCI_INDEX, "manifests": [{
+        "mediaType": selection.manifest.media_type, "digest": selection.manifest.digest,
+        "size": selection.manifest.size,
+        "annotations": {k: v for k, v in annotations.items() if v}}]}
+    docker_manifest = [{"Config": blob(selection.image.config.hex), "RepoTags": tags,
+                        "Layers": [blob(layer.hex) for layer in selection.image.layers]}]
+    yield from _member("oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
+    yield from _member("index.json", json.dumps(index).encode())
+    yield from _member("manifest.json", json.dumps(docker_manifest).encode())
+    seen = set()
+    for descriptor in (selection.manifest, *selection.image.blobs):
+        if descriptor.digest in seen:
+            continue
+        seen.add(descriptor.digest)
+        path = layout.blob(descriptor.digest)
+        if not path.is_file():
+            raise BundleError(f"blob {descriptor.digest} is missing from the bundle; "
+                              "run airgap verify")
+        yield from _file_member(blob(descriptor.hex), path, descriptor.size)
+    yield b"\0" * (2 * BLOCK)
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """An image tar written by ``airgap export-image``."""
+
+    path: Path
+    platform: str
+    reference: str
+    size: int
+
+
+def export_image(bundle: Path, platform: str | None, output: Path,
+                 extra_tags: Sequence[str] = ()) -> ExportResult:
+    """Write ``output`` (through ``output.part``) for one platform of the bundle's image."""
+    selection = select_platform(bundle, platform)
+    part = output.with_name(output.name + ".part")
+    size = 0
+    try:
+        with part.open("wb") as out:
+            for piece in archive_stream(bundle, selection, extra_tags):
+                out.write(piece)
+                size += len(piece)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+    part.replace(output)
+    return ExportResult(output, str(selection.platform), selection.reference, size)

@@ -1,0 +1,185 @@
+"""A front for the real docker-registry that behaves like docker.elastic.co.
+
+It answers unauthenticated requests with ``401`` and a ``Bearer`` challenge naming a
+token service on another port, which hands out anonymous tokens (or, when
+``credentials`` are set, only to clients that present them with Basic auth), with a
+lifetime so clients must refresh them. Blob GETs may be redirected to a "storage" host
+(another port) as CDNs do; the storage host logs whether credentials reached it.
+Faults (``files.Fault``) apply to blob transfers. Everything else is proxied, streaming,
+to the real registry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import re
+import secrets
+import socket
+import struct
+import time
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+
+from tests.peers.files import Fault, Faults
+from tests.peers.net import BackgroundServer
+from tests.peers.processes import Credentials, DockerRegistry
+
+SERVICE = "token-service"
+_REPO = re.compile(r"^/v2/(.+?)/(manifests|blobs|tags)/")
+_PASS_HEADERS = ("Content-Type", "Content-Length", "Docker-Content-Digest", "Content-Range",
+                 "Accept-Ranges", "ETag", "Location")
+
+
+class RegistryFront:
+    """docker.elastic.co on loopback: Bearer tokens, redirects, faults, over a real registry."""
+
+    def __init__(self, upstream: DockerRegistry, *, token_lifetime: int = 300,
+                 credentials: Credentials | None = None, redirect_blobs: bool = False) -> None:
+        self.upstream = upstream
+        self.token_lifetime = token_lifetime
+        self.credentials = credentials
+        self.redirect_blobs = redirect_blobs
+        self.faults = Faults()
+        self.tokens: dict[str, tuple[float, str]] = {}
+        self.token_requests: list[dict[str, str]] = []
+        self._tokens = BackgroundServer(self._token_app())
+        self._storage = BackgroundServer(self._storage_app())
+        self._front = BackgroundServer(self._front_app())
+
+    @property
+    def url(self) -> str:
+        return self._front.url
+
+    @property
+    def host(self) -> str:
+        return self._front.url.split("://", 1)[1]
+
+    def start(self) -> RegistryFront:
+        self._tokens.start()
+        self._storage.start()
+        self._front.start()
+        return self
+
+    def stop(self) -> None:
+        self._front.stop()
+        self._storage.stop()
+        self._tokens.stop()
+
+    # -- the token service -----------------------------------------------------------------
+
+    def _token_app(self) -> web.Application:
+        async def issue(request: web.Request) -> web.Response:
+            self.token_requests.append(dict(request.query))
+            if request.query.get("service") != SERVICE:
+                return web.json_response({"errors": [{"code": "DENIED"}]}, status=400)
+            if self.credentials is not None:
+                expected = base64.b64encode(f"{self.credentials.username}:"
+                                            f"{self.credentials.password}".encode()).decode()
+                if request.headers.get("Authorization") != f"Basic {expected}":
+                    return web.json_response({"errors": [{"code": "UNAUTHORIZED"}]},
+                                             status=401)
+            token = secrets.token_urlsafe(24)
+            self.tokens[token] = (time.monotonic() + self.token_lifetime,
+                                  request.query.get("scope", ""))
+            return web.json_response({"token": token, "access_token": token,
+                                      "expires_in": self.token_lifetime})
+
+        app = web.Application()
+        app.router.add_get("/auth", issue)
+        return app
+
+    def _authorized(self, request: web.Request) -> bool:
+        header = request.headers.get("Authorization", "")
+        if not header.startswith("Bearer "):
+            return False
+        expires, scope = self.tokens.get(header[7:], (0.0, ""))
+        if time.monotonic() > expires:
+            return False
+        match = _REPO.match(request.path)
+        return match is None or scope.startswith(f"repository:{match.group(1)}:")
+
+    def _challenge(self, request: web.Request) -> web.Response:
+        params = f'realm="{self._tokens.url}/auth",service="{SERVICE}"'
+        match = _REPO.match(request.path)
+        if match:
+            params += f',scope="repository:{match.group(1)}:pull"'
+        return web.json_response({"errors": [{"code": "UNAUTHORIZED"}]}, status=401,
+                                 headers={"WWW-Authenticate": f"Bearer {params}"})
+
+    # -- the front ---------------------------------------------------------------------------
+
+    def _front_app(self) -> web.Application:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            if not self._authorized(request):
+                self.faults.record(request)
+                return self._challenge(request)
+            if self.redirect_blobs and "/blobs/" in request.path and request.method == "GET":
+                self.faults.record(request)
+                raise web.HTTPTemporaryRedirect(f"{self._storage.url}/storage{request.path}")
+            return await self._proxy(request, request.path)
+
+        app = web.Application()
+        app.router.add_route("*", "/v2/{tail:.*}", handle)
+        return app
+
+    def _storage_app(self) -> web.Application:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            return await self._proxy(request, request.path.removeprefix("/storage"))
+
+        app = web.Application()
+        app.router.add_get("/storage/{tail:.*}", handle)
+        return app
+
+    async def _proxy(self, request: web.Request, path: str) -> web.StreamResponse:
+        fault = self.faults.take(request.method, request.path, request.headers.get("Range"),
+                                 request.headers.get("Authorization"))
+        if fault is not None and fault.kind == "status":
+            headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
+            return web.Response(status=fault.status, text="injected\n", headers=headers)
+        forward = {k: v for k, v in request.headers.items() if k in ("Accept", "Range")}
+        if fault is not None and fault.kind == "ignore_range":
+            forward.pop("Range", None)
+        async with aiohttp.ClientSession() as session, session.request(
+                request.method, f"{self.upstream.url}{path}", params=request.query,
+                headers=forward, allow_redirects=False) as upstream:
+            response = web.StreamResponse(status=upstream.status)
+            for name in _PASS_HEADERS:
+                if name in upstream.headers:
+                    response.headers[name] = upstream.headers[name]
+            await response.prepare(request)
+            if request.method == "HEAD":
+                return response
+            await _relay(request, response, upstream.content.iter_chunked(64 << 10), fault)
+            return response
+
+
+async def _relay(request: web.Request, response: web.StreamResponse,
+                 chunks: AsyncIterator[bytes], fault: Fault | None) -> None:
+    sent = 0
+    async for chunk in chunks:
+        if fault is not None and fault.kind in ("drop", "truncate", "stall") \
+                and sent + len(chunk) > fault.after:
+            await response.write(chunk[:max(fault.after - sent, 0)])
+            await asyncio.sleep(0.05)
+            transport = request.transport
+            assert transport is not None
+            if fault.kind == "stall":
+                await asyncio.sleep(fault.delay)
+            if fault.kind == "drop":
+                sock = transport.get_extra_info("socket")
+                if sock is not None:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                transport.abort()
+            else:
+                transport.close()
+            return
+        if fault is not None and fault.kind == "corrupt" and sent == 0 and chunk:
+            chunk = bytes([chunk[0] ^ 0xFF]) + chunk[1:]
+        await response.write(chunk)
+        sent += len(chunk)
+        if fault is not None and fault.kind == "slow":
+            await asyncio.sleep(fault.delay)
+    await response.write_eof()

@@ -1,0 +1,103 @@
+"""export-image: a tar the real dockerd loads and runs, and skopeo reads, made offline."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tarfile
+from pathlib import Path
+
+import httpx
+import pytest
+
+from airgap.cli import main
+from airgap.dockerarchive import export_image
+from airgap.download import Downloader
+from airgap.errors import UsageError
+from airgap.image import fetch_image
+from airgap.plan import ImageItem
+from airgap.reference import ImageReference
+from airgap.reporter import NullReporter
+from airgap.transport import NetworkSettings, make_client
+from tests.conftest import TEST_REPOSITORY, TEST_TAG
+from tests.peers.images import TestImage
+from tests.peers.net import free_port, wait_until
+from tests.peers.processes import Dockerd, DockerRegistry
+
+REFERENCE = f"docker.elastic.co/{TEST_REPOSITORY}:{TEST_TAG}"
+
+
+@pytest.fixture(scope="module")
+def image_bundle(pushed_image: TestImage, registry: DockerRegistry,
+                 tmp_path_factory: pytest.TempPathFactory) -> Path:
+    bundle = tmp_path_factory.mktemp("bundle")
+    settings = NetworkSettings()
+    with make_client(settings) as client:
+        fetch_image(ImageItem(ImageReference("docker.elastic.co", TEST_REPOSITORY, TEST_TAG),
+                              registry.url, ("linux/amd64", "linux/arm64"), "test"),
+                    bundle, Downloader(client, settings, NullReporter()))
+    return bundle
+
+
+def test_tar_has_docker_25_layout(image_bundle: Path, pushed_image: TestImage,
+                                  tmp_path: Path) -> None:
+    result = export_image(image_bundle, "linux/arm64", tmp_path / "img.tar")
+    assert result.platform == "linux/arm64/v8" or result.platform == "linux/arm64"
+    with tarfile.open(tmp_path / "img.tar") as tar:
+        names = tar.getnames()
+        manifest = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
+        index = json.load(tar.extractfile("index.json"))  # type: ignore[arg-type]
+    assert names[:3] == ["oci-layout", "index.json", "manifest.json"]
+    assert manifest[0]["RepoTags"] == [REFERENCE]
+    assert manifest[0]["Layers"] == [f"blobs/sha256/{d[7:]}" for d in
+                                     (*pushed_image.shared_layers,
+                                      pushed_image.platform_layers["linux/arm64"])]
+    assert index["manifests"][0]["digest"] == pushed_image.manifests["linux/arm64"]
+    assert all(n in names for n in manifest[0]["Layers"] + [manifest[0]["Config"]])
+    assert not (tmp_path / "img.tar.part").exists()
+
+
+def test_skopeo_reads_it_as_oci_and_docker_archive(image_bundle: Path, pushed_image: TestImage,
+                                                   tmp_path: Path) -> None:
+    export_image(image_bundle, "linux/amd64", tmp_path / "img.tar")
+    layers = [*pushed_image.shared_layers, pushed_image.platform_layers["linux/amd64"]]
+    manifest = json.loads((image_bundle / "images" / "blobs" / "sha256" /
+                           pushed_image.manifests["linux/amd64"][7:]).read_text())
+    config = json.loads((image_bundle / "images" / "blobs" / "sha256" /
+                         manifest["config"]["digest"][7:]).read_text())
+    # oci-archive names layers by their blob digests, docker-archive by their diff IDs.
+    for transport, expected in (("oci-archive", layers),
+                                ("docker-archive", config["rootfs"]["diff_ids"])):
+        info = json.loads(subprocess.run(["skopeo", "inspect", f"{transport}:{tmp_path}/img.tar"],
+                                         capture_output=True, text=True, check=True).stdout)
+        assert info["Architecture"] == "amd64"
+        assert info["Layers"] == expected
+
+
+def test_docker_loads_it_and_the_container_answers_health(image_bundle: Path, dockerd: Dockerd,
+                                                          tmp_path: Path) -> None:
+    tar = tmp_path / "img.tar"
+    assert main(["export-image", str(image_bundle), "--platform", "linux/amd64", "-o", str(tar),
+                 "--tag", "registry.local/epr:9.0.0"]) == 0
+    env = dockerd.env()
+    loaded = subprocess.run(["docker", "load", "-i", str(tar)], env=env, capture_output=True,
+                            text=True, check=True)
+    assert f"Loaded image: {REFERENCE}" in loaded.stdout
+    assert "Loaded image: registry.local/epr:9.0.0" in loaded.stdout
+    port = free_port()
+    container = subprocess.run(
+        ["docker", "run", "-d", "--rm", "--pull", "never", "--network", "host",
+         "-e", f"EPR_ADDRESS=127.0.0.1:{port}", REFERENCE],
+        env=env, capture_output=True, text=True, check=True).stdout.strip()
+    try:
+        wait_until(lambda: httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200, 30,
+                   "the loaded image answering /health")
+    finally:
+        subprocess.run(["docker", "rm", "-f", container], env=env, capture_output=True)
+
+
+def test_unknown_platform_is_a_usage_error(image_bundle: Path, tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="has no linux/ppc64le platform; it has linux/amd64, "
+                                         "linux/arm64"):
+        export_image(image_bundle, "linux/ppc64le", tmp_path / "x.tar")
+    assert not (tmp_path / "x.tar").exists()

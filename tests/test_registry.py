@@ -1,0 +1,95 @@
+"""The registry client treats every answer as hostile: a lying registry is refused."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+
+import pytest
+from aiohttp import web
+
+from airgap import oci
+from airgap.download import Downloader
+from airgap.errors import ServerResponseError
+from airgap.registry import RegistryClient, parse_challenge
+from airgap.reporter import NullReporter
+from airgap.transport import NetworkSettings, make_client
+from tests.peers.net import BackgroundServer
+
+SETTINGS = NetworkSettings(read_timeout=2.0, retries=1, backoff_initial=0.01)
+MANIFEST = json.dumps({"schemaVersion": 2, "mediaType": oci.OCI_MANIFEST,
+                       "config": {"mediaType": "x", "digest": "sha256:" + "a" * 64, "size": 1},
+                       "layers": []}).encode()
+DIGEST = "sha256:" + hashlib.sha256(MANIFEST).hexdigest()
+
+
+def lying_registry(content_type: str, digest: str | None, body: bytes = MANIFEST
+                   ) -> BackgroundServer:
+    async def manifest(request: web.Request) -> web.Response:
+        headers = {"Content-Type": content_type}
+        if digest:
+            headers["Docker-Content-Digest"] = digest
+        return web.Response(body=body, headers=headers)
+
+    async def ping(request: web.Request) -> web.Response:
+        return web.json_response({})
+
+    app = web.Application()
+    app.router.add_get("/v2/", ping)
+    app.router.add_get("/v2/repo/manifests/{ref}", manifest)
+    return BackgroundServer(app)
+
+
+@pytest.fixture
+def downloader() -> Iterator[Downloader]:
+    with make_client(SETTINGS) as client:
+        yield Downloader(client, SETTINGS, NullReporter())
+
+
+def client_for(server: BackgroundServer, downloader: Downloader) -> RegistryClient:
+    return RegistryClient(downloader, server.url, "repo", None)
+
+
+def test_an_honest_answer_is_taken(downloader: Downloader) -> None:
+    with lying_registry(oci.OCI_MANIFEST, DIGEST) as server:
+        data, media_type, digest = client_for(server, downloader).manifest("9.0.0")
+    assert (data, media_type, digest) == (MANIFEST, oci.OCI_MANIFEST, DIGEST)
+
+
+@pytest.mark.parametrize(("content_type", "digest", "reference", "message"), [
+    (oci.OCI_MANIFEST, "sha256:" + "b" * 64, "9.0.0", "but the registry announces"),
+    (oci.OCI_INDEX, DIGEST, "9.0.0", "the body says .*manifest.* but was served as .*index"),
+    ("text/html", None, "9.0.0", "not an image manifest or index"),
+    (oci.OCI_MANIFEST, None, "sha256:" + "c" * 64, "asked for sha256:c"),
+])
+def test_lies_about_digest_or_media_type_are_refused(downloader: Downloader, content_type: str,
+                                                     digest: str | None, reference: str,
+                                                     message: str) -> None:
+    with lying_registry(content_type, digest) as server, \
+            pytest.raises(ServerResponseError, match=message):
+        client_for(server, downloader).manifest(reference)
+
+
+def test_descriptors_naming_files_outside_blobs_are_refused() -> None:
+    with pytest.raises(ServerResponseError, match="is not a sha256 digest"):
+        oci.parse_descriptor({"mediaType": "x", "digest": "sha256:../../etc/passwd",
+                              "size": 1}, "test")
+    with pytest.raises(ServerResponseError, match="is not a byte count"):
+        oci.parse_descriptor({"mediaType": "x", "digest": DIGEST, "size": -5}, "test")
+
+
+def test_challenge_parsing() -> None:
+    challenge = parse_challenge('Bearer realm="https://docker-auth.elastic.co/auth",'
+                                'service="token-service",scope="repository:a/b:pull"')
+    assert challenge.scheme == "bearer"
+    assert challenge.params == {"realm": "https://docker-auth.elastic.co/auth",
+                                "service": "token-service", "scope": "repository:a/b:pull"}
+
+
+def test_platform_matching() -> None:
+    arm = oci.Platform.parse("linux/arm64")
+    assert arm.matches(oci.Platform("linux", "arm64", "v8"))
+    assert arm.matches(oci.Platform("linux", "arm64"))
+    assert not arm.matches(oci.Platform("linux", "arm", "v7"))
+    assert oci.Platform.parse("linux/amd64").matches(oci.Platform("linux", "amd64"))
