@@ -9,6 +9,7 @@ calls it valid AND the primary key that made it is one of the trusted fingerprin
 from __future__ import annotations
 
 import importlib.resources
+import os
 import shutil
 import subprocess
 import tempfile
@@ -171,3 +172,31 @@ class Verifier:
         names = [f"{k.key_id} ({k.uids[0] if k.uids else k.source})" for k in self.keys.values()]
         return "trusted keys: " + "; ".join(names) + \
             " — add the signer's public key to trust.keys if it is yours"
+
+
+PASSPHRASE_ENV = "AIRGAP_SIGN_PASSPHRASE"  # noqa: S105 - a variable name
+
+
+def sign_detached(path: Path, signature: Path, key_id: str, gnupg_home: Path | None) -> None:
+    """Write an ASCII-armoured detached signature of ``path`` by the operator's key.
+
+    The key is taken from the GnuPG home the operator names, never from a default one.
+    A passphrase, if the key has one, comes from ``$AIRGAP_SIGN_PASSPHRASE``.
+    """
+    if gnupg_home is None:
+        raise UsageError("--sign-with needs --gnupg-home DIR: airgap never uses your default "
+                         "GnuPG keyring on its own")
+    if not gnupg_home.is_dir():
+        raise UsageError(f"--gnupg-home {gnupg_home}: no such directory")
+    gpg = gnupg.GPG(gpgbinary=gpg_binary(), gnupghome=str(gnupg_home))
+    part = signature.with_name(signature.name + ".part")
+    with path.open("rb") as data:
+        result = gpg.sign_file(data, keyid=key_id, detach=True, output=str(part),
+                               passphrase=os.environ.get(PASSPHRASE_ENV), binary=False)
+    if not result or not part.is_file() or part.stat().st_size == 0:
+        part.unlink(missing_ok=True)
+        problem = (result.status or "no signature was made") if result is not None else ""
+        raise AirgapError(f"signing {path.name} with key {key_id} failed: {problem}",
+                          details=[f"check that {gnupg_home} holds the secret key {key_id}, "
+                                   f"and set {PASSPHRASE_ENV} if it has a passphrase"])
+    part.replace(signature)

@@ -6,16 +6,31 @@ Only :mod:`airgap.cli` imports this module. Core code reports through
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
+from airgap.download import Fetched
 from airgap.errors import AirgapError
+from airgap.fetch import FetchResult
 from airgap.plan import Plan
+from airgap.reporter import NullReporter, Reporter
 
 stdout = Console(highlight=False, soft_wrap=False)
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -95,3 +110,131 @@ def _facts(rows: list[tuple[str, str]]) -> Table:
     for key, value in rows:
         grid.add_row(f"  {key}", value)
     return grid
+
+
+# -- progress ------------------------------------------------------------------------------
+
+
+class RichReporter:
+    """One live progress display for a whole run: a total line (bytes, rate, ETA) and a
+    line per item in flight; a line is printed as each item ends."""
+
+    def __init__(self, console: Console = stderr) -> None:
+        self.console = console
+        self.progress = Progress(
+            TextColumn("{task.description}", justify="left"),
+            BarColumn(bar_width=30),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+        )
+        self._lock = threading.Lock()
+        self._tasks: dict[str, TaskID] = {}
+        self._sizes: dict[str, int | None] = {}
+        self._total = self.progress.add_task("[bold]total", total=0)
+
+    def __enter__(self) -> RichReporter:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def task_started(self, key: str, description: str, total: int | None) -> None:
+        with self._lock:
+            if key in self._tasks:
+                return
+            self._tasks[key] = self.progress.add_task(description, total=total)
+            self._sizes[key] = total
+            grand = self.progress.tasks[self._total].total or 0
+            self.progress.update(self._total, total=grand + (total or 0))
+
+    def task_advanced(self, key: str, nbytes: int) -> None:
+        task = self._tasks.get(key)
+        if task is not None:
+            self.progress.advance(task, nbytes)
+            self.progress.advance(self._total, nbytes)
+
+    def task_restarted(self, key: str, completed: int) -> None:
+        task = self._tasks.get(key)
+        if task is not None:
+            done = self.progress.tasks[task].completed
+            self.progress.update(task, completed=completed)
+            self.progress.advance(self._total, completed - done)
+
+    def task_finished(self, key: str, outcome: str) -> None:
+        with self._lock:
+            task = self._tasks.pop(key, None)
+            size = self._sizes.pop(key, None)
+        if task is None:
+            return
+        description = self.progress.tasks[task].description
+        self.progress.remove_task(task)
+        style = {"done": "green", "kept": "dim", "rejected": "red", "failed": "red"}
+        mark = {"done": "✓", "kept": "=", "rejected": "✗", "failed": "✗"}.get(outcome, "·")
+        amount = f"  {_human(size)}" if size else ""
+        self.console.print(Text(f"{mark} {outcome:<8} {description}{amount}",
+                                style=style.get(outcome, "")))
+
+    def info(self, message: str) -> None:
+        self.console.print(message, highlight=False)
+
+    def warning(self, message: str) -> None:
+        self.console.print(Text("warning: ", style="bold yellow") + Text(message))
+
+
+class WarningReporter(NullReporter):
+    """For pipes and logs: no progress, but warnings still reach stderr."""
+
+    def warning(self, message: str) -> None:
+        print_warning(message)
+
+
+@contextlib.contextmanager
+def make_reporter(quiet: bool) -> Iterator[Reporter]:
+    """Rich progress on a terminal; warnings only when piped; nothing with ``--quiet``."""
+    if quiet:
+        yield NullReporter()
+    elif stderr.is_terminal:
+        with RichReporter() as reporter:
+            yield reporter
+    else:
+        yield WarningReporter()
+
+
+def _human(size: int | None) -> str:
+    if size is None:
+        return "?"
+    value = float(size)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{size} B"
+
+
+def render_fetch(result: FetchResult) -> None:
+    """The summary table at the end of a fetch."""
+    table = Table(title=f"Bundle {result.path}", title_justify="left")
+    for column in ("Part", "Items", "Size", "Fetched now", "Kept"):
+        table.add_column(column, justify="right" if column != "Part" else "left")
+
+    def row(name: str, fetched: list[Fetched], count: int) -> None:
+        new = sum(f.digests.size for f in fetched if not f.reused)
+        kept = sum(f.digests.size for f in fetched if f.reused)
+        table.add_row(name, str(count), _human(new + kept), _human(new), _human(kept))
+
+    image = result.image
+    row(f"image ({', '.join(p.platform for p in image.platforms)})", list(image.files),
+        len(image.files))
+    row("artifacts", [f for a in result.artifacts for f in (a.file, a.checksum, a.signature)],
+        len(result.artifacts))
+    row("packages", [f for p in result.packages for f in (p.file, p.signature)],
+        len(result.packages))
+    stdout.print(table)
+    stdout.print(f"{len(result.items)} files, {_human(result.total_size)}, listed in "
+                 f"{result.path / 'SHA512SUMS'}" + (" (signed)" if result.signed else ""))
+    for path in result.removed:
+        stdout.print(Text(f"removed {path} (no longer in the manifest)", style="dim"))

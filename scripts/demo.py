@@ -44,6 +44,8 @@ def main() -> None:
         print(f"demo: manifest {manifest.relative_to(REPO)}:\n")
         print(manifest.read_text())
         airgap("plan", str(manifest.relative_to(REPO)))
+        bundle = workdir / "bundle"
+        airgap("fetch", str(manifest.relative_to(REPO)), "-o", str(bundle.relative_to(REPO)))
     finally:
         site.stop()
     print("\ndemo: done; everything it wrote is in .demo/")

@@ -1,0 +1,203 @@
+"""airgap fetch end to end: image, artifacts and packages into one provable bundle."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from airgap.bundle import BundleLock, parse_sums
+from airgap.errors import BundleError, NotFoundError
+from airgap.fetch import FetchResult, FetchSettings, fetch
+from airgap.manifest import load_manifest
+from airgap.plan import make_plan
+from airgap.reporter import NullReporter
+from tests.conftest import TEST_REPOSITORY, ManifestMaker
+from tests.peers.artifacts import ArtifactServer
+from tests.peers.epr import EprServer
+from tests.peers.files import Fault
+from tests.peers.gpgkeys import SigningKey
+from tests.peers.images import TestImage
+from tests.peers.registry_front import RegistryFront
+
+REPO = Path(__file__).resolve().parent.parent
+ELASTIC = "46095ACC8548582C1A2699A9D27D666CD88E42B4"
+
+
+def site_manifest(make_manifest: ManifestMaker, front: RegistryFront,
+                  artifacts: ArtifactServer, epr: EprServer, *, size: int = 30_000,
+                  **keys: object) -> Path:
+    keys.setdefault("platforms", {"arch": ["x86_64", "arm64"]})
+    keys.setdefault("integrations", ["system", "nginx", "fleet_server"])
+    path = make_manifest(artifacts_from=artifacts, epr_from=epr, **keys,
+                         sources={"registry": front.url})
+    for item in make_plan(load_manifest(path)).artifacts:
+        if not (artifacts.root / item.path).exists():
+            artifacts.publish(item.path, size)
+    return path
+
+
+def run_fetch(manifest: Path, bundle: Path, **options: object) -> FetchResult:
+    return fetch(FetchSettings(manifest=manifest, bundle=bundle, jobs=4, **options),  # type: ignore[arg-type]
+                 NullReporter())
+
+
+def files_of(bundle: Path) -> set[str]:
+    return {p.relative_to(bundle).as_posix() for p in bundle.rglob("*") if p.is_file()}
+
+
+def test_fetch_writes_a_complete_bundle_that_coreutils_can_check(
+        make_manifest: ManifestMaker, registry_front: RegistryFront,
+        artifact_server: ArtifactServer, epr_server: EprServer, pushed_image: TestImage,
+        signer: SigningKey, tmp_path: Path) -> None:
+    manifest = site_manifest(make_manifest, registry_front, artifact_server, epr_server)
+    bundle = tmp_path / "bundle"
+    result = run_fetch(manifest, bundle)
+
+    check = subprocess.run(["sha512sum", "--check", "--strict", "SHA512SUMS"], cwd=bundle,
+                           capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    sums, problems = parse_sums((bundle / "SHA512SUMS").read_text())
+    assert problems == []
+    assert set(sums) == files_of(bundle) - {"SHA512SUMS"}
+    assert list(sums) == sorted(sums)
+    assert not any(name.endswith(".part") for name in files_of(bundle))
+    assert not (bundle / ".airgap.lock").exists()
+
+    description = json.loads((bundle / "bundle.json").read_text())
+    assert description["format"] == 1 and description["tool"]["name"] == "airgap"
+    items = {i["path"]: i for i in description["items"]}
+    assert set(items) == set(sums) - {"bundle.json"}
+    for path, item in items.items():
+        assert item["sha512"] == sums[path] and item["size"] == (bundle / path).stat().st_size
+    assert description["manifest"]["given"]["integrations"] == ["system", "nginx",
+                                                                "fleet_server"]
+    assert description["manifest"]["resolved"]["packages"] == {
+        "system": "2.1.0", "nginx": "2.0.0", "fleet_server": "1.6.0"}
+    image = description["image"]
+    assert image["upstream_digest"] == pushed_image.index_digest
+    assert {p: v["manifest"] for p, v in image["platforms"].items()} == pushed_image.manifests
+    assert image["reference"] == f"docker.elastic.co/{TEST_REPOSITORY}:9.0.0"
+    assert {k["fingerprint"] for k in description["keys"]} == {ELASTIC, signer.fingerprint}
+    assert {f"keys/{ELASTIC}.asc", f"keys/{signer.fingerprint}.asc"} <= set(sums)
+    agent = "downloads/beats/elastic-agent/elastic-agent-9.0.0-linux-arm64.tar.gz"
+    assert items[agent]["kind"] == "artifact"
+    assert items[agent]["verification"]["signer"] == signer.fingerprint
+    assert items[agent]["verification"]["signature"] == agent + ".asc"
+    assert items[agent]["source"] == artifact_server.url + agent.removeprefix("downloads/")
+    assert items["packages/nginx/nginx-2.0.0.zip"]["kind"] == "package"
+    assert {i["kind"] for i in items.values()} >= {
+        "image-index", "image-manifest", "image-config", "image-layer", "oci-layout",
+        "artifact", "artifact-checksum", "artifact-signature", "package",
+        "package-signature", "key"}
+    assert result.signed is False and result.removed == ()
+
+
+def test_a_second_fetch_into_a_locked_bundle_refuses(
+        make_manifest: ManifestMaker, registry_front: RegistryFront,
+        artifact_server: ArtifactServer, epr_server: EprServer, tmp_path: Path) -> None:
+    manifest = site_manifest(make_manifest, registry_front, artifact_server, epr_server)
+    bundle = tmp_path / "bundle"
+    with BundleLock(bundle), pytest.raises(BundleError, match=f"another airgap \\(pid "
+                                                              f"{os.getpid()}\\) is writing"):
+        run_fetch(manifest, bundle)
+
+
+def test_rerun_reuses_everything_and_a_changed_manifest_fetches_only_the_new(
+        make_manifest: ManifestMaker, registry_front: RegistryFront,
+        artifact_server: ArtifactServer, epr_server: EprServer, tmp_path: Path) -> None:
+    manifest = site_manifest(make_manifest, registry_front, artifact_server, epr_server)
+    bundle = tmp_path / "bundle"
+    run_fetch(manifest, bundle)
+    downloads = len(artifact_server.faults.log)
+    blobs = len(registry_front.faults.requests("*/blobs/*"))
+    packages = len(epr_server.faults.requests("/epr/*"))
+    again = run_fetch(manifest, bundle)
+    assert len(artifact_server.faults.log) == downloads
+    assert len(registry_front.faults.requests("*/blobs/*")) == blobs
+    assert len(epr_server.faults.requests("/epr/*")) == packages
+    assert all(a.file.reused for a in again.artifacts)
+
+    changed = site_manifest(make_manifest, registry_front, artifact_server, epr_server,
+                            platforms={"arch": ["x86_64"]},
+                            integrations=["system", "nginx", "fleet_server", "endpoint"],
+                            name="changed.yaml")
+    result = run_fetch(changed, bundle)
+    new_requests = [r.path for r in artifact_server.faults.log[downloads:]]
+    assert all("endpoint-security" in p for p in new_requests) and len(new_requests) == 3
+    assert [r.path for r in epr_server.faults.requests("/epr/*")[packages:]] == [
+        "/epr/endpoint/endpoint-9.0.0.zip.sig", "/epr/endpoint/endpoint-9.0.0.zip"]
+    assert "downloads/beats/elastic-agent/elastic-agent-9.0.0-linux-arm64.tar.gz" in \
+        result.removed
+    assert not any("arm64" in f for f in files_of(bundle) if f.startswith("downloads/"))
+    check = subprocess.run(["sha512sum", "--check", "--quiet", "SHA512SUMS"], cwd=bundle)
+    assert check.returncode == 0
+
+
+def test_a_failed_fetch_leaves_no_index_and_lists_every_failure(
+        make_manifest: ManifestMaker, registry_front: RegistryFront,
+        artifact_server: ArtifactServer, epr_server: EprServer, tmp_path: Path) -> None:
+    manifest = site_manifest(make_manifest, registry_front, artifact_server, epr_server,
+                             integrations=["legacy_only"])
+    bundle = tmp_path / "bundle"
+    with pytest.raises(NotFoundError, match="integration legacy_only"):
+        run_fetch(manifest, bundle)
+    assert not (bundle / "SHA512SUMS").exists() and not (bundle / "bundle.json").exists()
+
+
+def test_operator_signature_of_sha512sums(
+        make_manifest: ManifestMaker, registry_front: RegistryFront,
+        artifact_server: ArtifactServer, epr_server: EprServer, tmp_path: Path) -> None:
+    operator = SigningKey("site operator", "ops@example.test")
+    try:
+        manifest = site_manifest(make_manifest, registry_front, artifact_server, epr_server)
+        bundle = tmp_path / "bundle"
+        result = run_fetch(manifest, bundle, sign_with=operator.fingerprint,
+                           gnupg_home=operator.home)
+        assert result.signed
+        check = subprocess.run(["gpgv", "--keyring", str(operator.home / "pubring.kbx"),
+                                str(bundle / "SHA512SUMS.asc"), str(bundle / "SHA512SUMS")],
+                               capture_output=True)
+        assert check.returncode == 0, check.stderr
+    finally:
+        operator.close()
+
+
+def test_killed_fetch_resumes_without_downloading_verified_files_again(
+        make_manifest: ManifestMaker, registry_front: RegistryFront,
+        artifact_server: ArtifactServer, epr_server: EprServer, tmp_path: Path) -> None:
+    manifest = site_manifest(make_manifest, registry_front, artifact_server, epr_server,
+                             size=400_000, integrations=["system", "fleet_server", "endpoint"])
+    # Slow enough to be killed in the middle: 64 KiB per 50 ms per file.
+    artifact_server.faults.inject("*.tar.gz", Fault("slow", times=-1, delay=0.05))
+    bundle = tmp_path / "bundle"
+    process = subprocess.Popen([sys.executable, "-m", "airgap", "fetch", str(manifest), "-o",
+                                str(bundle), "--jobs", "2", "--quiet"], cwd=REPO,
+                               env={**os.environ, "PYTHONPATH": str(REPO)})
+    deadline = time.monotonic() + 60
+    done: set[str] = set()
+    while time.monotonic() < deadline and len(done) < 3:
+        done = {p.relative_to(bundle).as_posix() for p in bundle.glob("downloads/**/*.tar.gz")}
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert len(done) >= 3, "the fetch finished no artifact before the kill"
+    finished = {p.relative_to(bundle).as_posix() for p in bundle.glob("downloads/**/*.tar.gz")}
+    assert not (bundle / "SHA512SUMS").exists()
+    artifact_server.faults.clear()
+
+    run_fetch(manifest, bundle)
+    fetched_again = {r.path for r in artifact_server.faults.log}
+    for path in finished:
+        assert "/downloads/" + path.removeprefix("downloads/") not in fetched_again
+    assert not any(f.endswith(".part") for f in files_of(bundle))
+    sums = (bundle / "SHA512SUMS").read_text()
+    assert ".part" not in sums
+    assert subprocess.run(["sha512sum", "--check", "--quiet", "SHA512SUMS"],
+                          cwd=bundle).returncode == 0
