@@ -6,16 +6,21 @@ Errors become exit codes here and nowhere else (:func:`main`): 0 ok, 1 failed,
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
 
 from airgap import __version__, ui
+from airgap.contents import describe_bundle
 from airgap.dockerarchive import export_image
-from airgap.errors import AirgapError, ExitCode
+from airgap.errors import AirgapError, ExitCode, VerificationError
 from airgap.fetch import FetchSettings, fetch
 from airgap.manifest import load_manifest
 from airgap.plan import make_plan
+from airgap.reporter import NullReporter
+from airgap.serve import ServeSettings, run_server
+from airgap.verify import VerifySettings, verify_bundle
 
 _MANIFEST = click.Path(path_type=Path, dir_okay=False)
 _FILE = click.Path(path_type=Path, dir_okay=False, exists=True)
@@ -23,6 +28,10 @@ _DIR = click.Path(path_type=Path, file_okay=False)
 
 _jobs = click.option("--jobs", "-j", type=click.IntRange(1, 64), default=8, show_default=True,
                      help="Downloads in parallel.")
+_BUNDLE = click.Path(path_type=Path, file_okay=False, exists=True)
+_jobs_verify = click.option("--jobs", "-j", type=click.IntRange(1, 64),
+                            default=os.cpu_count() or 2, show_default="CPU count",
+                            help="Files hashed in parallel.")
 _quiet = click.option("--quiet", "-q", is_flag=True, help="No progress display.")
 _ca_cert = click.option("--ca-cert", type=_FILE,
                         help="PEM file of CAs to trust for every source (besides the system's).")
@@ -68,7 +77,7 @@ def fetch_command(manifest: Path, bundle: Path, jobs: int, ca_cert: Path | None,
 
 
 @cli.command("export-image")
-@click.argument("bundle", type=click.Path(path_type=Path, file_okay=False, exists=True))
+@click.argument("bundle", type=_BUNDLE)
 @click.option("--platform", help="linux/amd64 or linux/arm64 (default: this machine's).")
 @click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False), required=True,
               help="The tar file to write.")
@@ -79,6 +88,57 @@ def export_image_command(bundle: Path, platform: str | None, output: Path,
     result = export_image(bundle, platform, output, tags)
     ui.stdout.print(f"wrote {result.path}: {result.reference} ({result.platform}), "
                     f"{result.size} bytes; load it with: docker load -i {result.path}")
+
+
+@cli.command("verify")
+@click.argument("bundle", type=_BUNDLE)
+@click.option("--trust-key", "trust_keys", type=_FILE, multiple=True,
+              help="Require a valid SHA512SUMS.asc by this public key (repeatable).")
+@_jobs_verify
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@_quiet
+def verify_command(bundle: Path, trust_keys: tuple[Path, ...], jobs: int, as_json: bool,
+                   quiet: bool) -> None:
+    """Prove that BUNDLE is intact: every file, checksum and signature, offline."""
+    settings = VerifySettings(bundle=bundle, trust_keys=trust_keys, jobs=jobs)
+    with ui.make_reporter(quiet or as_json) as reporter:
+        report = verify_bundle(settings, reporter)
+    if as_json:
+        ui.print_json(report.to_dict())
+    else:
+        ui.render_verify(report)
+    if not report.ok:
+        raise VerificationError(f"{bundle} failed verification: {len(report.problems)} "
+                                "problem(s)")
+
+
+@cli.command("inspect")
+@click.argument("bundle", type=_BUNDLE)
+@click.option("--json", "as_json", is_flag=True, help="Print the contents as JSON.")
+def inspect_command(bundle: Path, as_json: bool) -> None:
+    """Show what BUNDLE holds (from its bundle.json; run verify to check it)."""
+    contents = describe_bundle(bundle)
+    if as_json:
+        ui.print_json(contents.to_dict())
+    else:
+        ui.render_contents(contents)
+
+
+@cli.command("serve")
+@click.argument("root", type=_BUNDLE, metavar="DIR_OR_BUNDLE")
+@click.option("--bind", default="127.0.0.1", show_default=True,
+              help="Address to listen on (0.0.0.0 for every interface).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option("--tls-cert", type=_FILE, help="PEM certificate (chain) to serve HTTPS with.")
+@click.option("--tls-key", type=_FILE, help="PEM private key of --tls-cert.")
+@_quiet
+def serve_command(root: Path, bind: str, port: int, tls_cert: Path | None,
+                  tls_key: Path | None, quiet: bool) -> None:
+    """Serve a bundle's downloads/ tree (or such a tree) as the agents' binary source."""
+    settings = ServeSettings(root=root, bind=bind, port=port, tls_cert=tls_cert,
+                             tls_key=tls_key)
+    run_server(settings, NullReporter() if quiet else ui.LineReporter(),
+               access_log=None if quiet else ui.access_logger())
 
 
 def main(argv: list[str] | None = None) -> int:

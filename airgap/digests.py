@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,12 +40,16 @@ class Hasher:
                        self._sha256.hexdigest() if self._sha256 is not None else None)
 
 
-def hash_file(path: Path, *, sha256: bool = False, hasher: Hasher | None = None) -> Digests:
-    """Hash the file at ``path`` (continuing ``hasher`` when given) without holding it."""
+def hash_file(path: Path, *, sha256: bool = False, hasher: Hasher | None = None,
+              progress: Callable[[int], None] | None = None) -> Digests:
+    """Hash the file at ``path`` (continuing ``hasher`` when given) without holding it;
+    ``progress`` hears of every chunk read."""
     hasher = hasher or Hasher(sha256)
     buffer = bytearray(CHUNK)
     view = memoryview(buffer)
     with path.open("rb", buffering=0) as handle:
         while count := handle.readinto(buffer):
             hasher.update(view[:count])
+            if progress is not None:
+                progress(count)
     return hasher.digests()

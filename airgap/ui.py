@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import sys
 import threading
 from collections.abc import Iterator
@@ -26,11 +27,13 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from airgap.contents import BundleContents
 from airgap.download import Fetched
 from airgap.errors import AirgapError
 from airgap.fetch import FetchResult
 from airgap.plan import Plan
 from airgap.reporter import NullReporter, Reporter
+from airgap.verify import VerifyReport
 
 stdout = Console(highlight=False, soft_wrap=False)
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -185,6 +188,28 @@ class RichReporter:
         self.console.print(Text("warning: ", style="bold yellow") + Text(message))
 
 
+class LineReporter(NullReporter):
+    """Plain lines on stderr for long-running services: information and warnings."""
+
+    def info(self, message: str) -> None:
+        stderr.print(message, highlight=False)
+
+    def warning(self, message: str) -> None:
+        print_warning(message)
+
+
+def access_logger() -> logging.Logger:
+    """The access log of ``airgap serve``: one timestamped line per request, on stderr."""
+    logger = logging.getLogger("airgap.serve.access")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+    return logger
+
+
 class WarningReporter(NullReporter):
     """For pipes and logs: no progress, but warnings still reach stderr."""
 
@@ -238,3 +263,58 @@ def render_fetch(result: FetchResult) -> None:
                  f"{result.path / 'SHA512SUMS'}" + (" (signed)" if result.signed else ""))
     for path in result.removed:
         stdout.print(Text(f"removed {path} (no longer in the manifest)", style="dim"))
+
+
+def render_verify(report: VerifyReport) -> None:
+    """Every problem found, or a line saying the bundle is intact."""
+    for warning in report.warnings:
+        print_warning(warning)
+    summary = (f"{report.files} files ({_human(report.size)}) re-hashed, "
+               f"{report.signatures} signatures re-checked, operator signature: "
+               f"{report.operator_signature}")
+    if report.ok:
+        stdout.print(Text("intact: ", style="bold green") + Text(f"{report.bundle}: {summary}"))
+        return
+    table = Table(title=f"{len(report.problems)} problem(s) in {report.bundle}",
+                  title_justify="left")
+    for column in ("File", "Problem", "Detail"):
+        table.add_column(column, overflow="fold")
+    for problem in report.problems:
+        table.add_row(problem.path, problem.kind, problem.message)
+    stdout.print(table)
+    stdout.print(summary)
+
+
+def render_contents(contents: BundleContents) -> None:
+    """What a bundle holds."""
+    image = contents.image
+    state = "complete" if contents.complete else "INCOMPLETE (no SHA512SUMS)"
+    signed = "signed by its operator (SHA512SUMS.asc)" if contents.signed else "no operator " \
+        "signature"
+    stdout.print(_facts([
+        ("bundle", f"{contents.path} ({state}, {signed})"),
+        ("made", f"{contents.created} by airgap {contents.tool_version}"),
+        ("stack", contents.stack_version),
+        ("image", f"{image.get('reference')} ({_human(image.get('size'))})"),
+        *[(f"  {platform}", str(digest)) for platform, digest in image["platforms"].items()],
+        ("size", f"{contents.files} files, {_human(contents.size)}"),
+        ("keys", "; ".join(f"{k['fingerprint'][-16:]} {(k.get('uids') or ['?'])[0]}"
+                           for k in contents.keys)),
+    ]))
+    if contents.artifacts:
+        table = Table(title="Artifacts", title_justify="left")
+        for column in ("Product", "Platform", "Format", "Size"):
+            table.add_column(column, justify="right" if column == "Size" else "left")
+        for product, entries in sorted(contents.artifacts.items()):
+            for entry in sorted(entries, key=lambda e: (str(e["platform"]), str(e["format"]))):
+                table.add_row(product, str(entry["platform"]), str(entry["format"]),
+                              _human(entry["size"]))
+        stdout.print(table)
+    if contents.packages:
+        table = Table(title="Integration packages", title_justify="left")
+        for column in ("Package", "Version", "Size"):
+            table.add_column(column, justify="right" if column == "Size" else "left")
+        for package in contents.packages:
+            table.add_row(str(package["name"]), str(package["version"]),
+                          _human(package["size"]))
+        stdout.print(table)
