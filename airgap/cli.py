@@ -14,8 +14,10 @@ import click
 from airgap import __version__, ui
 from airgap.contents import describe_bundle
 from airgap.dockerarchive import export_image
+from airgap.engine import RunSettings
 from airgap.errors import AirgapError, ExitCode, VerificationError
 from airgap.fetch import FetchSettings, fetch
+from airgap.load import BundleRefused, LoadSettings, load
 from airgap.manifest import load_manifest
 from airgap.plan import make_plan
 from airgap.reporter import NullReporter
@@ -122,6 +124,66 @@ def inspect_command(bundle: Path, as_json: bool) -> None:
         ui.print_json(contents.to_dict())
     else:
         ui.render_contents(contents)
+
+
+@cli.command("load")
+@click.argument("bundle", type=_BUNDLE)
+@click.option("--skip-verify", is_flag=True, help="Do not verify the bundle first (unsafe).")
+@click.option("--trust-key", "trust_keys", type=_FILE, multiple=True,
+              help="Require a valid SHA512SUMS.asc by this public key (repeatable).")
+@click.option("--docker", is_flag=True, help="Load the image into the engine at DOCKER_HOST.")
+@click.option("--platform", help="Image platform to load (default: the engine's).")
+@click.option("--tag", "tags", multiple=True, help="Another name for the loaded image.")
+@click.option("--registry", metavar="HOST[:PORT][/NAMESPACE]",
+              help="Push every platform and the index to this registry.")
+@click.option("--insecure", is_flag=True, help="Allow plain HTTP or unverified TLS to --registry.")
+@_ca_cert
+@click.option("--run", is_flag=True, help="Start the package registry container.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True,
+              help="Port the package registry listens on.")
+@click.option("--name", default="package-registry", show_default=True,
+              help="Container name.")
+@click.option("--network", help="Container network (host where the engine has no bridge).")
+@click.option("--tls-cert", type=_FILE, help="Serve the registry over HTTPS with this "
+              "certificate (mounted read-only).")
+@click.option("--tls-key", type=_FILE, help="The private key of --tls-cert.")
+@click.option("--tls-min-version", type=click.Choice(["1.0", "1.1", "1.2", "1.3"]))
+@click.option("--restart", type=click.Choice(["no", "always", "unless-stopped", "on-failure"]),
+              default="unless-stopped", show_default=True, help="Container restart policy.")
+@click.option("--replace", is_flag=True, help="Replace a container of the same name.")
+@click.option("--artifacts", "artifacts_dir", type=_DIR,
+              help="Put the downloads/ tree here, ready to serve as the agent binary source.")
+@click.option("--config", "config_dir", type=_DIR,
+              help="Write kibana.yml, Fleet Server and agent settings here.")
+@click.option("--registry-url", help="The package registry URL Kibana will use (--config).")
+@click.option("--artifacts-url", help="The agent binary source URL (--config).")
+@_jobs
+@_quiet
+def load_command(bundle: Path, skip_verify: bool, trust_keys: tuple[Path, ...], docker: bool,
+                 platform: str | None, tags: tuple[str, ...], registry: str | None,
+                 insecure: bool, ca_cert: Path | None, run: bool, port: int, name: str,
+                 network: str | None, tls_cert: Path | None, tls_key: Path | None,
+                 tls_min_version: str | None, restart: str, replace: bool,
+                 artifacts_dir: Path | None, config_dir: Path | None,
+                 registry_url: str | None, artifacts_url: str | None, jobs: int,
+                 quiet: bool) -> None:
+    """Verify BUNDLE, then load, push, run and lay it out on the isolated side."""
+    settings = LoadSettings(
+        bundle=bundle, skip_verify=skip_verify, trust_keys=trust_keys, docker=docker,
+        platform=platform, tags=tags, registry=registry, insecure=insecure, ca_cert=ca_cert,
+        run=run, run_settings=RunSettings(port=port, name=name, network=network,
+                                          tls_cert=tls_cert, tls_key=tls_key,
+                                          tls_min_version=tls_min_version, restart=restart,
+                                          replace=replace),
+        artifacts_dir=artifacts_dir, config_dir=config_dir, registry_url=registry_url,
+        artifacts_url=artifacts_url, jobs=jobs)
+    try:
+        with ui.make_reporter(quiet) as reporter:
+            result = load(settings, reporter)
+    except BundleRefused as refused:
+        ui.render_verify(refused.report)
+        raise
+    ui.render_load(result)
 
 
 @cli.command("serve")

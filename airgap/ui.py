@@ -31,6 +31,7 @@ from airgap.contents import BundleContents
 from airgap.download import Fetched
 from airgap.errors import AirgapError
 from airgap.fetch import FetchResult
+from airgap.load import LoadResult
 from airgap.plan import Plan
 from airgap.reporter import NullReporter, Reporter
 from airgap.verify import VerifyReport
@@ -318,3 +319,35 @@ def render_contents(contents: BundleContents) -> None:
             table.add_row(str(package["name"]), str(package["version"]),
                           _human(package["size"]))
         stdout.print(table)
+
+
+def render_load(result: LoadResult) -> None:
+    """What ``airgap load`` did, one line per step, with what to put where."""
+    rows: list[tuple[str, str]] = []
+    if result.verification is not None:
+        rows.append(("verified", f"{result.verification.files} files, "
+                                 f"{result.verification.signatures} signatures"))
+    else:
+        rows.append(("verified", "NO (--skip-verify)"))
+    if result.loaded:
+        rows.append(("docker", f"{result.loaded.reference} ({result.loaded.platform}) as "
+                               f"{result.loaded.image_id[:19]}"))
+    if result.pushed:
+        pushed = result.pushed
+        rows.append(("pushed", f"{pushed.reference}@{pushed.digest} ({pushed.uploaded} blobs "
+                               f"sent, {pushed.skipped} already there)"))
+        rows.append(("  use", f"{pushed.reference} (Kibana's registry image, or the "
+                              "ECK packageRegistry image)"))
+    if result.running:
+        rows.append(("running", f"container {result.running.name} at {result.running.url}"))
+        rows.append(("  use", f"xpack.fleet.registryUrl: {result.running.url} (from Kibana's "
+                              "host, use this host's name)"))
+    if result.artifacts:
+        a = result.artifacts
+        rows.append(("artifacts", f"{a.directory}: {a.linked} linked, {a.copied} copied, "
+                                  f"{a.unchanged} already there, {len(a.replaced)} replaced"))
+        rows.append(("  serve", f"airgap serve {a.directory} --bind 0.0.0.0"))
+    if result.config:
+        rows.append(("settings", f"{result.config.directory}: {', '.join(result.config.files)}"
+                                 " (see its README.md)"))
+    stdout.print(_facts(rows))

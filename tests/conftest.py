@@ -232,3 +232,54 @@ def docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[.
         return path
 
     return write
+
+
+# -- a fetched bundle ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def operator() -> Iterator[SigningKey]:
+    """The site operator's key, which signs the golden bundle's SHA512SUMS."""
+    key = SigningKey("site operator", "ops@example.test")
+    yield key
+    key.close()
+
+
+@pytest.fixture
+def operator_key(operator: SigningKey, tmp_path: Path) -> Path:
+    """The operator's public key as a file, for --trust-key."""
+    return operator.export_public(tmp_path / "operator.asc")
+
+
+@pytest.fixture(scope="session")
+def golden_bundle(tmp_path_factory: pytest.TempPathFactory, signer: SigningKey,
+                  signer_public_key: Path, pushed_image: TestImage, registry: DockerRegistry,
+                  operator: SigningKey) -> Iterator[Path]:
+    """One bundle (image for both arches, agent and beats, nginx), fetched and signed by the
+    operator once per session. Read it, or copy it before changing anything."""
+    from airgap.fetch import FetchSettings, fetch
+    from airgap.manifest import load_manifest
+    from airgap.plan import make_plan
+    from airgap.reporter import NullReporter
+
+    work = tmp_path_factory.mktemp("golden")
+    artifacts = ArtifactServer(work / "artifacts", signer).start()
+    epr = EprServer(work / "epr", signer).start()
+    try:
+        epr.add("nginx", "2.0.0")
+        manifest = work / "airgap.yaml"
+        manifest.write_text(yaml.safe_dump({
+            "apiVersion": "airgap/v1", "kind": "Bundle", "stack": {"version": "9.0.0"},
+            "platforms": {"arch": ["x86_64", "arm64"]}, "integrations": ["nginx"],
+            "sources": {"registry": registry.url, "artifacts": artifacts.url,
+                        "epr": epr.url},
+            "trust": {"keys": [str(signer_public_key)]}}))
+        for item in make_plan(load_manifest(manifest)).artifacts:
+            artifacts.publish(item.path, 50_000)
+        bundle = work / "bundle"
+        fetch(FetchSettings(manifest, bundle, sign_with=operator.fingerprint,
+                            gnupg_home=operator.home), NullReporter())
+        yield bundle
+    finally:
+        artifacts.stop()
+        epr.stop()

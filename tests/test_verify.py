@@ -6,73 +6,25 @@ import json
 import re
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from airgap.cli import main
 from airgap.digests import hash_file
-from airgap.fetch import FetchSettings, fetch
-from airgap.manifest import load_manifest
-from airgap.plan import make_plan
-from airgap.reporter import NullReporter
-from tests.peers.artifacts import ArtifactServer
-from tests.peers.epr import EprServer
 from tests.peers.gpgkeys import SigningKey
-from tests.peers.images import TestImage
-from tests.peers.processes import DockerRegistry
 
 AGENT = "downloads/beats/elastic-agent/elastic-agent-9.0.0-linux-x86_64.tar.gz"
 
 
-@pytest.fixture(scope="module")
-def operator() -> Iterator[SigningKey]:
-    key = SigningKey("site operator", "ops@example.test")
-    yield key
-    key.close()
-
-
-@pytest.fixture(scope="module")
-def golden(tmp_path_factory: pytest.TempPathFactory, signer: SigningKey,
-           signer_public_key: Path, pushed_image: TestImage, registry: DockerRegistry,
-           operator: SigningKey) -> Iterator[Path]:
-    """One bundle, fetched and signed once; each test tampers with its own copy."""
-    work = tmp_path_factory.mktemp("golden")
-    artifacts = ArtifactServer(work / "artifacts", signer).start()
-    epr = EprServer(work / "epr", signer).start()
-    try:
-        epr.add("nginx", "2.0.0")
-        manifest = work / "airgap.yaml"
-        manifest.write_text(yaml.safe_dump({
-            "apiVersion": "airgap/v1", "kind": "Bundle", "stack": {"version": "9.0.0"},
-            "platforms": {"arch": ["x86_64", "arm64"]}, "integrations": ["nginx"],
-            "sources": {"registry": registry.url, "artifacts": artifacts.url,
-                        "epr": epr.url},
-            "trust": {"keys": [str(signer_public_key)]}}))
-        for item in make_plan(load_manifest(manifest)).artifacts:
-            artifacts.publish(item.path, 50_000)
-        bundle = work / "bundle"
-        fetch(FetchSettings(manifest, bundle, sign_with=operator.fingerprint,
-                            gnupg_home=operator.home), NullReporter())
-        yield bundle
-    finally:
-        artifacts.stop()
-        epr.stop()
-
-
 @pytest.fixture
-def bundle(golden: Path, tmp_path: Path) -> Path:
+def bundle(golden_bundle: Path, tmp_path: Path) -> Path:
+    """A copy of the golden bundle, to tamper with."""
     copy = tmp_path / "bundle"
-    shutil.copytree(golden, copy)
+    shutil.copytree(golden_bundle, copy)
     return copy
-
-
-@pytest.fixture
-def operator_key(operator: SigningKey, tmp_path: Path) -> Path:
-    return operator.export_public(tmp_path / "operator.asc")
 
 
 def verify(bundle: Path, *extra: str, capsys: pytest.CaptureFixture[str]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -64,10 +65,11 @@ class DockerRegistry(Daemon):
     """``docker-registry serve`` on 127.0.0.1, optionally behind htpasswd and TLS."""
 
     def __init__(self, workdir: Path, *, credentials: Credentials | None = None,
-                 tls: tuple[Path, Path] | None = None) -> None:
+                 tls: tuple[Path, Path] | None = None, access_log: bool = False) -> None:
         self.workdir = workdir
         self.credentials = credentials
         self.tls = tls
+        self.access_log = access_log
         self.port = free_port()
         self.log_path = workdir / "registry.log"
         workdir.mkdir(parents=True, exist_ok=True)
@@ -87,7 +89,7 @@ class DockerRegistry(Daemon):
             "log:",
             "  level: warn",
             "  accesslog:",
-            "    disabled: true",
+            f"    disabled: {'false' if self.access_log else 'true'}",
             "storage:",
             "  filesystem:",
             f"    rootdirectory: {self.workdir / 'storage'}",
@@ -121,6 +123,19 @@ class DockerRegistry(Daemon):
         if not self.alive():
             raise RuntimeError(f"docker-registry exited:\n{self.log_tail()}")
         return self
+
+
+    def requests(self) -> list[tuple[str, str, int]]:
+        """(method, path, status) of each request in the access log, oldest first."""
+        found = []
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            match = _ACCESS.search(line)
+            if match:
+                found.append((match.group(1), match.group(2), int(match.group(3))))
+        return found
+
+
+_ACCESS = re.compile(r'"(GET|HEAD|POST|PUT|PATCH|DELETE) (\S+) HTTP/[0-9.]+" (\d{3}) ')
 
 
 class Dockerd(Daemon):

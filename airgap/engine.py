@@ -1,0 +1,198 @@
+"""The Docker engine of the isolated side: load the image, run the package registry.
+
+Talks to the engine at ``DOCKER_HOST`` (or the default socket) through the docker SDK.
+The image goes in as a stream built from the bundle's blobs: no tar is written to disk.
+The container is created from the local image only; nothing is ever pulled.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from airgap.dockerarchive import archive_stream, select_platform
+from airgap.errors import AirgapError, ToolMissingError, UsageError
+from airgap.reporter import Reporter
+
+_ARCH = {"amd64": "amd64", "x86_64": "amd64", "arm64": "arm64", "aarch64": "arm64"}
+TLS_DIR = "/etc/airgap/tls"
+REGISTRY_UID = 1000  # the distribution image runs as USER 1000
+
+
+@dataclass(frozen=True)
+class LoadedImage:
+    """The image as the engine now holds it."""
+
+    reference: str
+    tags: tuple[str, ...]
+    image_id: str
+    platform: str
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How to run the package registry container (the seed's steps 4 and 5)."""
+
+    port: int = 8080
+    name: str = "package-registry"
+    network: str | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_min_version: str | None = None
+    restart: str = "unless-stopped"
+    replace: bool = False
+    health_timeout: float = 120.0
+
+
+@dataclass(frozen=True)
+class RunningRegistry:
+    """A package registry container that answered /health."""
+
+    container_id: str
+    name: str
+    url: str
+
+
+def connect() -> Any:
+    """A docker SDK client for the engine at DOCKER_HOST, or a clear error."""
+    try:
+        import docker
+        import docker.errors
+    except ImportError:  # pragma: no cover - a declared dependency
+        raise ToolMissingError("the docker Python SDK is not installed") from None
+    where = os.environ.get("DOCKER_HOST", "the default socket (unix:///var/run/docker.sock)")
+    try:
+        client = docker.from_env(timeout=600)
+        client.ping()
+    except docker.errors.DockerException as exc:
+        raise AirgapError(f"cannot reach the Docker engine at {where}: {exc}",
+                          details=["start Docker, or point DOCKER_HOST at the engine"]) from None
+    return client
+
+
+def engine_platform(client: Any) -> str:
+    """The engine's platform, like ``linux/amd64``."""
+    version = client.version()
+    arch = str(version.get("Arch", ""))
+    return f"{version.get('Os', 'linux')}/{_ARCH.get(arch, arch)}"
+
+
+def load_image(client: Any, bundle: Path, extra_tags: tuple[str, ...], reporter: Reporter,
+               platform: str | None = None) -> LoadedImage:
+    """Stream the engine's platform of the bundle's image into the engine."""
+    import docker.errors
+
+    wanted = platform or engine_platform(client)
+    selection = select_platform(bundle, wanted)
+    total = selection.manifest.size + sum(b.size for b in selection.image.blobs)
+    reporter.task_started("docker-load", f"docker load {selection.reference} ({wanted})", total)
+
+    def counted() -> Iterator[bytes]:
+        for piece in archive_stream(bundle, selection, extra_tags):
+            reporter.task_advanced("docker-load", len(piece))
+            yield piece
+
+    try:
+        client.images.load(counted())
+        image = client.images.get(selection.reference)
+    except docker.errors.DockerException as exc:
+        reporter.task_finished("docker-load", "failed")
+        raise AirgapError(f"the Docker engine refused the image: {exc}") from None
+    reporter.task_finished("docker-load", "done")
+    accepted = {selection.image.config.digest, selection.manifest.digest}
+    if image.id not in accepted:
+        raise AirgapError(f"the engine holds {selection.reference} as {image.id}, not as the "
+                          f"bundle's {selection.image.config.digest}")
+    return LoadedImage(selection.reference, tuple(image.tags), image.id, wanted)
+
+
+def _tls_mounts(settings: RunSettings, reporter: Reporter) -> tuple[dict[str, Any],
+                                                                   dict[str, str]]:
+    if (settings.tls_cert is None) != (settings.tls_key is None):
+        raise UsageError("give both --tls-cert and --tls-key, or neither")
+    if settings.tls_cert is None or settings.tls_key is None:
+        return {}, {}
+    for path in (settings.tls_cert, settings.tls_key):
+        info = path.stat()
+        if info.st_uid != REGISTRY_UID and not info.st_mode & 0o004:
+            reporter.warning(f"{path} is not readable by uid {REGISTRY_UID}, which the "
+                             f"registry runs as: chown {REGISTRY_UID} it or make it readable")
+    volumes = {str(settings.tls_cert.resolve()): {"bind": f"{TLS_DIR}/cert.pem", "mode": "ro"},
+               str(settings.tls_key.resolve()): {"bind": f"{TLS_DIR}/key.pem", "mode": "ro"}}
+    env = {"EPR_TLS_CERT": f"{TLS_DIR}/cert.pem", "EPR_TLS_KEY": f"{TLS_DIR}/key.pem"}
+    return volumes, env
+
+
+def run_registry(client: Any, reference: str, settings: RunSettings,
+                 reporter: Reporter) -> RunningRegistry:
+    """Start the package registry from the local image and wait until /health answers."""
+    import docker.errors
+
+    try:
+        client.images.get(reference)
+    except docker.errors.ImageNotFound:
+        raise UsageError(f"the engine has no image {reference}; load it with --docker "
+                         "first") from None
+    try:
+        existing = client.containers.get(settings.name)
+    except docker.errors.NotFound:
+        existing = None
+    if existing is not None:
+        if not settings.replace:
+            raise UsageError(f"a container named {settings.name} exists already",
+                             details=["remove it, give another --name, or add --replace"])
+        existing.remove(force=True)
+    volumes, env = _tls_mounts(settings, reporter)
+    host_network = settings.network == "host"
+    env["EPR_ADDRESS"] = f"0.0.0.0:{settings.port if host_network else 8080}"
+    if settings.tls_min_version:
+        env["EPR_TLS_MIN_VERSION"] = settings.tls_min_version
+    options: dict[str, Any] = {"name": settings.name, "environment": env, "volumes": volumes,
+                               "detach": True}
+    if settings.restart != "no":
+        options["restart_policy"] = {"Name": settings.restart}
+    if host_network:
+        options["network_mode"] = "host"
+    else:
+        options["ports"] = {"8080/tcp": settings.port}
+        if settings.network:
+            options["network"] = settings.network
+    try:
+        container = client.containers.create(reference, **options)
+        container.start()
+    except docker.errors.DockerException as exc:
+        raise AirgapError(f"cannot start the package registry: {exc}") from None
+    scheme = "https" if settings.tls_cert else "http"
+    url = f"{scheme}://127.0.0.1:{settings.port}"
+    _wait_healthy(container, url, settings.health_timeout, reporter)
+    return RunningRegistry(container.id, settings.name, url)
+
+
+def _wait_healthy(container: Any, url: str, timeout: float, reporter: Reporter) -> None:
+    # Liveness only: the certificate is the operator's to check, with their CA.
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    deadline = time.monotonic() + timeout
+    reporter.info(f"waiting for {url}/health ...")
+    while time.monotonic() < deadline:
+        container.reload()
+        if container.status in ("exited", "dead"):
+            logs = container.logs(tail=20).decode(errors="replace")
+            raise AirgapError(f"the package registry container stopped ({container.status})",
+                              details=logs.splitlines()[-20:])
+        try:
+            if httpx.get(f"{url}/health", verify=context, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise AirgapError(f"the package registry did not answer {url}/health within "
+                      f"{timeout:.0f}s", details=["see `docker logs` of the container"])

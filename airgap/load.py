@@ -1,0 +1,186 @@
+"""``airgap load``: the isolated side. Verify the bundle, then do what was asked.
+
+In order: verify (unless ``--skip-verify``), load the image into Docker, push it to a
+private registry, run the package registry, lay out the artifact registry, write the
+settings. A bundle that fails verification is refused before anything is touched.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from airgap import bundle
+from airgap.digests import hash_file
+from airgap.download import Downloader
+from airgap.engine import (
+    LoadedImage,
+    RunningRegistry,
+    RunSettings,
+    connect,
+    load_image,
+    run_registry,
+)
+from airgap.errors import UsageError, VerificationError
+from airgap.fleetconfig import ConfigResult, ConfigSettings, write_config
+from airgap.push import PushResult, PushTarget, push_image
+from airgap.reference import parse_reference
+from airgap.reporter import Reporter
+from airgap.transport import NetworkSettings, make_client
+from airgap.verify import VerifyReport, VerifySettings, verify_bundle
+
+DOWNLOADS = "downloads"
+
+
+@dataclass(frozen=True)
+class LoadSettings:
+    """Everything ``airgap load`` was asked to do."""
+
+    bundle: Path
+    skip_verify: bool = False
+    trust_keys: tuple[Path, ...] = ()
+    docker: bool = False
+    platform: str | None = None
+    tags: tuple[str, ...] = ()
+    registry: str | None = None
+    insecure: bool = False
+    ca_cert: Path | None = None
+    run: bool = False
+    run_settings: RunSettings = field(default_factory=RunSettings)
+    artifacts_dir: Path | None = None
+    config_dir: Path | None = None
+    registry_url: str | None = None
+    artifacts_url: str | None = None
+    jobs: int = 8
+
+
+@dataclass(frozen=True)
+class ArtifactsResult:
+    """The artifact registry folder: files linked, copied, already there, replaced."""
+
+    directory: Path
+    linked: int
+    copied: int
+    unchanged: int
+    replaced: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """What ``airgap load`` did."""
+
+    verification: VerifyReport | None
+    loaded: LoadedImage | None = None
+    pushed: PushResult | None = None
+    running: RunningRegistry | None = None
+    artifacts: ArtifactsResult | None = None
+    config: ConfigResult | None = None
+
+
+class BundleRefused(VerificationError):
+    """The bundle failed verification; ``report`` says how."""
+
+    def __init__(self, report: VerifyReport) -> None:
+        super().__init__(f"{report.bundle} failed verification: nothing was loaded",
+                         details=[f"{p.path}: {p.message}" for p in report.problems[:20]])
+        self.report = report
+
+
+def _check(settings: LoadSettings) -> None:
+    if not (settings.docker or settings.registry or settings.run or settings.artifacts_dir
+            or settings.config_dir):
+        raise UsageError("nothing to do: give --docker, --registry, --run, --artifacts or "
+                         "--config")
+    if settings.config_dir and not (settings.registry_url and settings.artifacts_url):
+        raise UsageError("--config needs --registry-url and --artifacts-url: the URLs Kibana "
+                         "and the agents will use")
+
+
+def load(settings: LoadSettings, reporter: Reporter) -> LoadResult:
+    """Verify the bundle, then load, push, run, lay out and configure as asked."""
+    _check(settings)
+    report = None
+    if settings.skip_verify:
+        reporter.warning("--skip-verify: the bundle is NOT being checked; whatever it holds "
+                         "now is what gets loaded")
+    else:
+        report = verify_bundle(VerifySettings(settings.bundle, settings.trust_keys),
+                               reporter)
+        if not report.ok:
+            raise BundleRefused(report)
+        for warning in report.warnings:
+            reporter.warning(warning)
+    description = bundle.read_description(settings.bundle)
+    reference = parse_reference(str(description["image"]["reference"]))
+
+    loaded = pushed = running = None
+    if settings.docker or settings.run:
+        client = connect()
+        if settings.docker:
+            loaded = load_image(client, settings.bundle, settings.tags, reporter,
+                                settings.platform)
+        if settings.registry:
+            pushed = _push(settings, reference.repository, reference.tag, reporter)
+        if settings.run:
+            running = run_registry(client, str(reference), settings.run_settings, reporter)
+    elif settings.registry:
+        pushed = _push(settings, reference.repository, reference.tag, reporter)
+    artifacts = install_artifacts(settings.bundle, settings.artifacts_dir, reporter) \
+        if settings.artifacts_dir else None
+    config = None
+    if settings.config_dir and settings.registry_url and settings.artifacts_url:
+        config = write_config(ConfigSettings(settings.config_dir, settings.registry_url,
+                                             settings.artifacts_url, settings.ca_cert))
+    return LoadResult(report, loaded, pushed, running, artifacts, config)
+
+
+def _push(settings: LoadSettings, repository: str, tag: str, reporter: Reporter) -> PushResult:
+    assert settings.registry is not None
+    target = PushTarget.parse(settings.registry)
+    network = NetworkSettings(ca_cert=settings.ca_cert, jobs=settings.jobs,
+                              insecure=settings.insecure)
+    with make_client(network) as client:
+        return push_image(settings.bundle, target, repository, tag,
+                          Downloader(client, network, reporter), settings.insecure)
+
+
+def install_artifacts(root: Path, destination: Path, reporter: Reporter) -> ArtifactsResult:
+    """Put the bundle's ``downloads/`` tree into ``destination``, merging with what it holds.
+
+    Files are hard-linked when both are on one filesystem, copied otherwise; each lands
+    through a ``.part`` and a rename, so an agent never downloads a half-written file.
+    """
+    source = root / DOWNLOADS
+    if not source.is_dir():
+        raise UsageError(f"{root} has no downloads/ folder: the bundle holds no artifacts")
+    known = {str(i["path"]): i for i in bundle.read_description(root).get("items", [])}
+    linked = copied = unchanged = 0
+    replaced: list[str] = []
+    for path in sorted(p for p in source.rglob("*") if p.is_file()):
+        relative = path.relative_to(source)
+        target = destination / relative
+        item = known.get(f"{DOWNLOADS}/{relative.as_posix()}")
+        if target.is_file():
+            same_inode = target.stat().st_ino == path.stat().st_ino
+            if same_inode or (item and target.stat().st_size == item["size"]
+                              and hash_file(target).sha512 == item["sha512"]):
+                unchanged += 1
+                continue
+            replaced.append(relative.as_posix())
+            reporter.warning(f"{target} differs from the bundle's verified copy: replacing it")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        part = target.with_name(target.name + ".part")
+        part.unlink(missing_ok=True)
+        try:
+            os.link(path, part)
+            linked += 1
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+                raise
+            shutil.copyfile(path, part)
+            copied += 1
+        part.replace(target)
+    return ArtifactsResult(destination, linked, copied, unchanged, tuple(replaced))

@@ -1,0 +1,234 @@
+"""airgap load on the isolated side, with the real dockerd and docker-registry."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import ipaddress
+import json
+import shutil
+import socket
+import ssl
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from airgap.cli import main
+from airgap.serve import BackgroundArtifactServer, ServeSettings
+from tests.conftest import REGISTRY_CREDENTIALS, TEST_REPOSITORY
+from tests.peers.gpgkeys import SigningKey
+from tests.peers.images import TestImage
+from tests.peers.net import free_port
+from tests.peers.processes import Dockerd, DockerRegistry
+
+REFERENCE = f"docker.elastic.co/{TEST_REPOSITORY}:9.0.0"
+ELASTIC = "46095ACC8548582C1A2699A9D27D666CD88E42B4"
+AGENT = "beats/elastic-agent/elastic-agent-9.0.0-linux-x86_64.tar.gz"
+
+
+@pytest.fixture
+def engine(dockerd: Dockerd, monkeypatch: pytest.MonkeyPatch) -> Iterator[Dockerd]:
+    """Our dockerd as DOCKER_HOST, emptied of images and containers after each test."""
+    monkeypatch.setenv("DOCKER_HOST", dockerd.host)
+    yield dockerd
+    env = dockerd.env()
+    for kind in ("container", "image"):
+        ids = subprocess.run(["docker", kind, "ls", "-aq"], env=env, capture_output=True,
+                             text=True).stdout.split()
+        if ids:
+            subprocess.run(["docker", kind, "rm", "-f", *ids], env=env, capture_output=True)
+
+
+def docker(engine: Dockerd, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["docker", *args], env=engine.env(), capture_output=True, text=True)
+
+
+def self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "package-registry.test")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now - datetime.timedelta(minutes=5))
+                   .not_valid_after(now + datetime.timedelta(days=1))
+                   .add_extension(x509.SubjectAlternativeName(
+                       [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+                   .sign(key, hashes.SHA256()))
+    cert, key_file = tmp_path / "tls.crt", tmp_path / "tls.key"
+    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    key_file.chmod(0o644)  # the registry runs as uid 1000 in its container
+    return cert, key_file
+
+
+def test_load_docker_puts_the_engines_platform_in_the_engine(
+        golden_bundle: Path, engine: Dockerd, pushed_image: TestImage) -> None:
+    assert main(["load", str(golden_bundle), "--docker", "--tag", "epr.local/registry:9.0.0",
+                 "--quiet"]) == 0
+    info = json.loads(docker(engine, "image", "inspect", REFERENCE).stdout)[0]
+    engine_arch = docker(engine, "version", "--format", "{{.Server.Arch}}").stdout.strip()
+    assert info["Architecture"] == engine_arch
+    assert set(info["RepoTags"]) == {REFERENCE, "epr.local/registry:9.0.0"}
+    manifest = json.loads((golden_bundle / "images/blobs/sha256" /
+                           pushed_image.manifests[f"linux/{engine_arch}"][7:]).read_text())
+    assert info["Id"] == manifest["config"]["digest"]
+
+
+def test_load_run_starts_the_registry_and_waits_for_health(golden_bundle: Path,
+                                                           engine: Dockerd) -> None:
+    port = free_port()
+    assert main(["load", str(golden_bundle), "--docker", "--run", "--network", "host",
+                 "--port", str(port), "--quiet"]) == 0
+    assert httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200
+    state = json.loads(docker(engine, "inspect", "package-registry").stdout)[0]
+    assert state["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
+    assert f"EPR_ADDRESS=0.0.0.0:{port}" in state["Config"]["Env"]
+    # A second run refuses to clobber it unless asked.
+    assert main(["load", str(golden_bundle), "--run", "--network", "host", "--port",
+                 str(port), "--quiet", "--skip-verify"]) == 2
+    assert main(["load", str(golden_bundle), "--run", "--network", "host", "--port",
+                 str(port), "--quiet", "--skip-verify", "--replace"]) == 0
+
+
+def test_load_run_with_tls_answers_https_with_the_given_certificate(
+        golden_bundle: Path, engine: Dockerd, tmp_path: Path) -> None:
+    cert, key = self_signed(tmp_path)
+    port = free_port()
+    assert main(["load", str(golden_bundle), "--docker", "--run", "--network", "host",
+                 "--port", str(port), "--tls-cert", str(cert), "--tls-key", str(key),
+                 "--tls-min-version", "1.2", "--quiet"]) == 0
+    trusted = ssl.create_default_context(cafile=str(cert))
+    assert httpx.get(f"https://127.0.0.1:{port}/health", verify=trusted).status_code == 200
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"https://127.0.0.1:{port}/health")  # the system CAs do not know it
+    env = json.loads(docker(engine, "inspect", "package-registry").stdout)[0]["Config"]["Env"]
+    assert "EPR_TLS_MIN_VERSION=1.2" in env and "EPR_TLS_CERT=/etc/airgap/tls/cert.pem" in env
+
+
+def test_tampered_bundle_is_refused_before_anything_is_loaded(
+        golden_bundle: Path, engine: Dockerd, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    bundle = tmp_path / "bundle"
+    shutil.copytree(golden_bundle, bundle)
+    blob = max((bundle / "images/blobs/sha256").iterdir(), key=lambda p: p.stat().st_size)
+    data = bytearray(blob.read_bytes())
+    data[1000] ^= 1
+    blob.write_bytes(bytes(data))
+    artifacts = tmp_path / "served"
+    assert main(["load", str(bundle), "--docker", "--artifacts", str(artifacts)]) == 3
+    assert "failed verification: nothing was loaded" in capsys.readouterr().err
+    assert docker(engine, "image", "ls", "-q").stdout.strip() == ""
+    assert not artifacts.exists()
+
+
+def test_load_registry_pushes_every_platform_and_skips_what_is_there(
+        golden_bundle: Path, tmp_path_factory: pytest.TempPathFactory,
+        docker_config: Callable[..., Path]) -> None:
+    registry = DockerRegistry(tmp_path_factory.mktemp("push-registry"),
+                              credentials=REGISTRY_CREDENTIALS, access_log=True).start()
+    try:
+        target = f"{registry.host}/mirror"
+        assert main(["load", str(golden_bundle), "--registry", target, "--insecure",
+                     "--quiet"]) == 1  # no credentials yet: refused
+        docker_config({registry.host: REGISTRY_CREDENTIALS})
+        assert main(["load", str(golden_bundle), "--registry", target, "--insecure",
+                     "--quiet"]) == 0
+        authfile = Path(str(docker_config({registry.host: REGISTRY_CREDENTIALS})))
+        raw = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false",
+                              "--authfile", str(authfile),
+                              f"docker://{target}/{TEST_REPOSITORY}:9.0.0"],
+                             capture_output=True, check=True).stdout
+        description = json.loads((golden_bundle / "bundle.json").read_text())
+        assert "sha256:" + hashlib.sha256(raw).hexdigest() == description["image"]["digest"]
+        for arch in ("amd64", "arm64"):
+            subprocess.run(["skopeo", "inspect", "--tls-verify=false", "--authfile",
+                            str(authfile), "--override-arch", arch,
+                            f"docker://{target}/{TEST_REPOSITORY}:9.0.0"],
+                           capture_output=True, check=True)
+        uploads = [r for r in registry.requests() if r[0] in ("POST", "PATCH", "PUT")
+                   and "/blobs/uploads/" in r[1]]
+        assert uploads, "the first push sent no blob"
+        before = len(registry.requests())
+        assert main(["load", str(golden_bundle), "--registry", target, "--insecure",
+                     "--quiet", "--skip-verify"]) == 0
+        again = registry.requests()[before:]
+        assert not [r for r in again if "/blobs/uploads/" in r[1]], again
+        assert [r for r in again if r[0] == "HEAD" and "/blobs/" in r[1]]
+    finally:
+        registry.stop()
+
+
+def test_load_config_writes_settings_that_parse(golden_bundle: Path, tmp_path: Path) -> None:
+    out = tmp_path / "settings"
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n...\n-----END CERTIFICATE-----\n")
+    assert main(["load", str(golden_bundle), "--config", str(out), "--registry-url",
+                 "https://epr.corp.example:8443", "--artifacts-url",
+                 "https://files.corp.example/downloads", "--ca-cert", str(ca), "--quiet"]) == 0
+    kibana = yaml.safe_load((out / "kibana.yml").read_text())
+    assert kibana == {"xpack.fleet.isAirGapped": True,
+                      "xpack.fleet.registryUrl": "https://epr.corp.example:8443",
+                      "xpack.fleet.packageVerification.gpgKeyPath":
+                          "/etc/kibana/GPG-KEY-elasticsearch"}
+    assert (out / "kibana.env").read_text() == \
+        'NODE_EXTRA_CA_CERTS="/etc/kibana/certs/ca.pem"\n'
+    agent = yaml.safe_load((out / "elastic-agent.yml").read_text())
+    assert agent == {"agent.download.sourceURI": "https://files.corp.example/downloads/"}
+    assert (out / "agent-binary-source.txt").read_text().strip() == \
+        "https://files.corp.example/downloads/"
+    key = out / "elastic-agent-upgrade-keys" / "default.pgp"
+    assert key.stat().st_mode & 0o777 == 0o600
+    home = tmp_path / "gnupg"
+    home.mkdir(mode=0o700)
+    imported = subprocess.run(["gpg", "--homedir", str(home), "--batch", "--import",
+                               "--import-options", "show-only", "--with-colons", str(key)],
+                              capture_output=True, text=True, check=True).stdout
+    assert f"fpr:::::::::{ELASTIC}:" in imported
+    readme = (out / "README.md").read_text()
+    assert readme.index("package registry, then the stack") < readme.index("Fleet Server")
+
+
+def test_artifacts_served_for_an_elastic_agent_style_download(
+        golden_bundle: Path, signer: SigningKey, tmp_path: Path) -> None:
+    served = tmp_path / "artifact-registry"
+    (served / "beats/elastic-agent").mkdir(parents=True)
+    (served / "beats/elastic-agent/older-8.17.0.tar.gz").write_bytes(b"kept")
+    assert main(["load", str(golden_bundle), "--artifacts", str(served), "--quiet"]) == 0
+    assert (served / "beats/elastic-agent/older-8.17.0.tar.gz").read_bytes() == b"kept"
+    assert (served / AGENT).stat().st_ino == (golden_bundle / "downloads" / AGENT).stat().st_ino
+    with BackgroundArtifactServer(ServeSettings(root=served, port=0)) as server:
+        base = server.source_uri
+        body = httpx.get(base + AGENT).content
+        checksum = httpx.get(base + AGENT + ".sha512").text.split()
+        signature = httpx.get(base + AGENT + ".asc").content
+        assert checksum == [hashlib.sha512(body).hexdigest(), Path(AGENT).name]
+        (tmp_path / "f").write_bytes(body)
+        (tmp_path / "f.asc").write_bytes(signature)
+        assert subprocess.run(["gpgv", "--keyring", str(signer.home / "pubring.kbx"),
+                               str(tmp_path / "f.asc"), str(tmp_path / "f")],
+                              capture_output=True).returncode == 0
+        ranged = httpx.get(base + AGENT, headers={"Range": "bytes=100-"})
+        assert ranged.status_code == 206 and ranged.content == body[100:]
+        assert httpx.head(base + AGENT).headers["content-length"] == str(len(body))
+        with socket.create_connection(("127.0.0.1", server.port)) as sock:
+            sock.sendall(b"GET /downloads/../../../../etc/passwd HTTP/1.1\r\nHost: x\r\n"
+                         b"Connection: close\r\n\r\n")
+            answer = sock.recv(65536)
+        assert b"root:" not in answer and answer.split(b" ")[1] in (b"400", b"403", b"404")
+    # A second load finds everything in place.
+    assert main(["load", str(golden_bundle), "--artifacts", str(served), "--quiet"]) == 0
+
+
+def test_nothing_to_do_is_a_usage_error(golden_bundle: Path) -> None:
+    assert main(["load", str(golden_bundle)]) == 2
+    assert main(["load", str(golden_bundle), "--config", "/tmp/x"]) == 2
