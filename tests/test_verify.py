@@ -138,7 +138,8 @@ def _replaced_asc(bundle: Path, attacker: SigningKey) -> str:
 @tamper("edited SHA512SUMS line", {"modified", "description"})
 def _edited_sums(bundle: Path, attacker: SigningKey) -> str:
     text = (bundle / "SHA512SUMS").read_text()
-    lines = [re.sub(r"^[0-9a-f]", "0", line) if line.endswith(f"  {AGENT}") else line
+    # Change the first hex digit to a different one, whatever it was.
+    lines = [("1" if line[0] == "0" else "0") + line[1:] if line.endswith(f"  {AGENT}") else line
              for line in text.splitlines()]
     (bundle / "SHA512SUMS").write_text("\n".join(lines) + "\n")
     return AGENT
