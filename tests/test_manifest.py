@@ -144,6 +144,9 @@ BAD_VALUES = [
      "without a path"),
     ("sources:\n  epr: https://epr.example/?x=1\n",
      "m.yaml:6: sources.epr: 'https://epr.example/?x=1' must not have a query or fragment"),
+    ("sources:\n  artifacts: https://bob:hunter2@mirror.example/downloads/\n",
+     "m.yaml:6: sources.artifacts: must not hold a user name or password; give registry "
+     "credentials with AIRGAP_REGISTRY_USERNAME and AIRGAP_REGISTRY_PASSWORD or docker login"),
     ("sources:\n  ca_cert: missing.pem\n", "m.yaml:6: sources.ca_cert: no such file: /missing.pem"),
     ("trust:\n  keys: [nothere.asc]\n", "m.yaml:6: trust.keys[0]: no such file: /nothere.asc"),
 ]
