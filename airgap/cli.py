@@ -21,7 +21,6 @@ from airgap.load import BundleRefused, LoadSettings, load
 from airgap.manifest import load_manifest
 from airgap.plan import make_plan
 from airgap.reporter import NullReporter
-from airgap.serve import ServeSettings, run_server
 from airgap.verify import VerifySettings, verify_bundle
 
 _MANIFEST = click.Path(path_type=Path, dir_okay=False)
@@ -197,6 +196,9 @@ def load_command(bundle: Path, skip_verify: bool, trust_keys: tuple[Path, ...], 
 def serve_command(root: Path, bind: str, port: int, tls_cert: Path | None,
                   tls_key: Path | None, quiet: bool) -> None:
     """Serve a bundle's downloads/ tree (or such a tree) as the agents' binary source."""
+    # aiohttp is only needed here: keep every other command's start-up fast.
+    from airgap.serve import ServeSettings, run_server
+
     settings = ServeSettings(root=root, bind=bind, port=port, tls_cert=tls_cert,
                              tls_key=tls_key)
     run_server(settings, NullReporter() if quiet else ui.LineReporter(),
