@@ -35,6 +35,11 @@ SUMS_SIGNATURE = "SHA512SUMS.asc"
 DESCRIPTION = "bundle.json"
 LOCK = ".airgap.lock"
 KEYS = "keys"
+IMAGES = "images"        # one OCI image layout
+DOWNLOADS = "downloads"  # artifacts.elastic.co's downloads/ tree
+PACKAGES = "packages"    # packages/<name>/<name>-<version>.zip and .sig
+#: The folders only airgap writes: a fetch may remove what it does not list there.
+OWN_FOLDERS = (IMAGES, DOWNLOADS, PACKAGES, KEYS)
 #: Files of a bundle that SHA512SUMS does not list (it cannot list itself or its signature).
 NOT_SUMMED = frozenset({SUMS, SUMS_SIGNATURE, LOCK})
 _SUM_LINE = re.compile(r"^([0-9a-f]{128}) [ *](.+)$")
@@ -84,11 +89,45 @@ def write_atomically(path: Path, text: str) -> None:
     part.replace(path)
 
 
+def check_output_folder(root: Path) -> None:
+    """Refuse to write a bundle into a folder that holds something else.
+
+    A fetch removes files it does not list from the bundle's own folders, so it must
+    only ever work in a new or empty folder, a bundle, or what an interrupted fetch left
+    (recognised by its lock file).
+    """
+    if not root.exists():
+        return
+    if not root.is_dir():
+        raise BundleError(f"{root} exists and is not a directory",
+                          details=["give -o a new or empty folder, or an existing bundle"])
+    if (root / DESCRIPTION).is_file() or (root / LOCK).is_file():
+        return
+    try:
+        empty = next(root.iterdir(), None) is None
+    except OSError as exc:
+        raise BundleError(f"{root}: cannot read the folder: {exc.strerror}") from None
+    if not empty:
+        raise BundleError(f"{root} is not empty and is not an airgap bundle",
+                          details=["give -o a new or empty folder, or an existing bundle"])
+
+
+def stray_files(root: Path, wanted: Iterable[str]) -> list[str]:
+    """Files in the bundle's own folders that ``wanted`` does not name, and ``.part`` files
+    left at the top: what earlier or interrupted fetches left behind."""
+    keep = set(wanted)
+    found = [p.relative_to(root).as_posix() for folder in OWN_FOLDERS
+             for p in (root / folder).rglob("*") if p.is_file() or p.is_symlink()]
+    found += [p.name for p in root.glob("*.part") if p.is_file()]
+    return sorted(p for p in found if p not in keep)
+
+
 class BundleLock:
     """Holds ``BUNDLE/.airgap.lock`` while a fetch writes the bundle.
 
     An advisory ``flock``: the kernel releases it when the process ends, however it ends,
-    so a lock left by a killed run never blocks the next one.
+    so a lock left by a killed run never blocks the next one. The file itself is removed
+    only when the fetch succeeds: while it is there, the folder is a bundle in the making.
     """
 
     def __init__(self, bundle: Path) -> None:
@@ -114,8 +153,9 @@ class BundleLock:
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
                  traceback: TracebackType | None) -> None:
         if self._fd is not None:
-            with contextlib.suppress(OSError):
-                self.path.unlink()
+            if kind is None:
+                with contextlib.suppress(OSError):
+                    self.path.unlink()
             os.close(self._fd)
             self._fd = None
 
@@ -160,12 +200,3 @@ def read_description(bundle: Path) -> dict[str, Any]:
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise BundleError(f"{path}: not an airgap bundle description of format {FORMAT}")
     return document
-
-
-def previous_paths(bundle: Path) -> set[str]:
-    """The files an earlier complete fetch listed, to tidy what the new one drops."""
-    try:
-        document = read_description(bundle)
-    except BundleError:
-        return set()
-    return {str(i.get("path")) for i in document.get("items", []) if isinstance(i, dict)}

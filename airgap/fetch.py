@@ -9,7 +9,6 @@ are removed.
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import json
 from collections.abc import Callable, Iterable, Sequence
@@ -21,7 +20,7 @@ from airgap import __version__, bundle, oci
 from airgap.artifacts import ArtifactResult, fetch_artifacts
 from airgap.digests import hash_file
 from airgap.download import Downloader, Fetched
-from airgap.errors import AirgapError, ManyErrors
+from airgap.errors import AirgapError, BundleError, ManyErrors
 from airgap.image import IMAGES_DIR, ImageResult, fetch_image
 from airgap.manifest import load_manifest
 from airgap.packages import PackageResult, fetch_packages
@@ -71,11 +70,9 @@ def fetch(settings: FetchSettings, reporter: Reporter) -> FetchResult:
     network = NetworkSettings(ca_cert=settings.ca_cert or manifest.sources.ca_cert,
                               jobs=settings.jobs)
     root = settings.bundle
-    if root.exists() and not root.is_dir():
-        raise AirgapError(f"{root} exists and is not a directory")
+    bundle.check_output_folder(root)
     with bundle.BundleLock(root), make_client(network) as client, \
             Verifier(manifest.trust_keys) as verifier:
-        earlier = bundle.previous_paths(root)
         for name in (bundle.SUMS, bundle.SUMS_SIGNATURE, bundle.DESCRIPTION):
             (root / name).unlink(missing_ok=True)  # incomplete until the end says otherwise
         downloader = Downloader(client, network, reporter)
@@ -100,7 +97,7 @@ def fetch(settings: FetchSettings, reporter: Reporter) -> FetchResult:
         assert image is not None and artifacts is not None and packages is not None
         keys = tuple(verifier.keys.values())
         items = _describe(root, image, artifacts, packages, keys)
-        removed = _tidy(root, earlier - {i.path for i in items} - {bundle.DESCRIPTION})
+        removed = _tidy(root, bundle.stray_files(root, (i.path for i in items)))
         _write_description(root, plan, image, artifacts, packages, keys, items)
         sums = [(i.path, i.sha512) for i in items]
         sums.append((bundle.DESCRIPTION, hash_file(root / bundle.DESCRIPTION).sha512))
@@ -173,19 +170,23 @@ def _describe(root: Path, image: ImageResult, artifacts: Sequence[ArtifactResult
     return items
 
 
-def _tidy(root: Path, stale: set[str]) -> set[str]:
-    """Remove files only an earlier fetch wanted, and the folders they leave empty."""
-    removed = set()
-    for path in stale:
-        with contextlib.suppress(AirgapError):
-            target = bundle.inside(root, path)
-            if target.is_file():
-                target.unlink()
-                removed.add(path)
-                for parent in target.parents:
-                    if parent == root or any(parent.iterdir()):
-                        break
-                    parent.rmdir()
+def _tidy(root: Path, stray: Iterable[str]) -> list[str]:
+    """Remove ``stray`` files, and the folders they leave empty."""
+    removed = []
+    for path in stray:
+        target = root / path
+        try:
+            target.unlink()
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise BundleError(f"{target}: cannot remove this file the bundle no longer "
+                              f"lists: {exc.strerror}") from None
+        removed.append(path)
+        for parent in target.parents:
+            if parent == root or any(parent.iterdir()):
+                break
+            parent.rmdir()
     return removed
 
 

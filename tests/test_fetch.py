@@ -151,6 +151,60 @@ def test_a_failed_fetch_leaves_no_index_and_lists_every_failure(
     assert not (bundle / "SHA512SUMS").exists() and not (bundle / "bundle.json").exists()
 
 
+def test_a_failed_fetch_keeps_its_lock_file_so_the_rerun_knows_the_folder(
+        make_manifest: ManifestMaker, registry_front: RegistryFront,
+        artifact_server: ArtifactServer, epr_server: EprServer, tmp_path: Path) -> None:
+    manifest = site_manifest(make_manifest, registry_front, artifact_server, epr_server,
+                             integrations=["legacy_only"])
+    bundle = tmp_path / "bundle"
+    with pytest.raises(NotFoundError):
+        run_fetch(manifest, bundle)
+    assert (bundle / ".airgap.lock").is_file()
+    fixed = site_manifest(make_manifest, registry_front, artifact_server, epr_server,
+                          name="fixed.yaml")
+    run_fetch(fixed, bundle)
+    assert not (bundle / ".airgap.lock").exists()
+
+
+def test_fetch_refuses_a_folder_that_is_not_empty_and_not_a_bundle(
+        make_manifest: ManifestMaker, registry_front: RegistryFront,
+        artifact_server: ArtifactServer, epr_server: EprServer, tmp_path: Path) -> None:
+    manifest = site_manifest(make_manifest, registry_front, artifact_server, epr_server)
+    home = tmp_path / "home"
+    (home / "downloads").mkdir(parents=True)
+    (home / "downloads" / "holiday.jpg").write_bytes(b"precious")
+    with pytest.raises(BundleError, match="is not empty and is not an airgap bundle"):
+        run_fetch(manifest, home)
+    assert files_of(home) == {"downloads/holiday.jpg"}
+    assert artifact_server.faults.log == []
+
+
+def test_rerun_after_an_interrupted_run_removes_what_it_left_behind(
+        make_manifest: ManifestMaker, registry_front: RegistryFront,
+        artifact_server: ArtifactServer, epr_server: EprServer, tmp_path: Path) -> None:
+    manifest = site_manifest(make_manifest, registry_front, artifact_server, epr_server)
+    bundle = tmp_path / "bundle"
+    run_fetch(manifest, bundle)
+    # What a run of another manifest, killed before it wrote its index, leaves behind.
+    (bundle / "bundle.json").unlink()
+    (bundle / "SHA512SUMS").unlink()
+    (bundle / ".airgap.lock").write_text("12345\n")
+    leftovers = ["packages/apache/apache-1.0.0.zip", "packages/apache/apache-1.0.0.zip.sig",
+                 "downloads/beats/filebeat/filebeat-9.0.0-linux-x86_64.tar.gz.part",
+                 "images/blobs/sha256/" + "ab" * 32 + ".part", "bundle.json.part"]
+    for path in leftovers:
+        (bundle / path).parent.mkdir(parents=True, exist_ok=True)
+        (bundle / path).write_bytes(b"left over")
+    result = run_fetch(manifest, bundle)
+    assert sorted(result.removed) == sorted(leftovers)
+    assert not (bundle / "packages" / "apache").exists()
+    check = subprocess.run(["sha512sum", "--check", "--strict", "SHA512SUMS"], cwd=bundle,
+                           capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout
+    sums, _ = parse_sums((bundle / "SHA512SUMS").read_text())
+    assert set(sums) == files_of(bundle) - {"SHA512SUMS"}
+
+
 def test_operator_signature_of_sha512sums(
         make_manifest: ManifestMaker, registry_front: RegistryFront,
         artifact_server: ArtifactServer, epr_server: EprServer, tmp_path: Path) -> None:
