@@ -15,7 +15,7 @@ from airgap import __version__, ui
 from airgap.contents import describe_bundle
 from airgap.dockerarchive import export_image
 from airgap.engine import RunSettings
-from airgap.errors import AirgapError, ExitCode, VerificationError
+from airgap.errors import AirgapError, ExitCode, FileSystemError, VerificationError
 from airgap.fetch import FetchSettings, fetch
 from airgap.load import BundleRefused, LoadSettings, load
 from airgap.manifest import load_manifest
@@ -218,6 +218,11 @@ def main(argv: list[str] | None = None) -> int:
     except AirgapError as exc:
         ui.print_error(exc)
         return int(exc.exit_code)
+    except OSError as exc:
+        # A local file operation failed where no module had a better message for it.
+        error = FileSystemError.from_os_error(exc)
+        ui.print_error(error)
+        return int(error.exit_code)
     except KeyboardInterrupt:
         ui.stderr.print("interrupted")
         return 130

@@ -7,8 +7,10 @@ wrong and, where it can, how to fix it.
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Sequence
 from enum import IntEnum
+from typing import ClassVar
 
 
 class ExitCode(IntEnum):
@@ -64,6 +66,27 @@ class NotFoundError(AirgapError):
 
 class BundleError(AirgapError):
     """The bundle directory cannot be used as asked (locked, not a bundle, ...)."""
+
+
+class FileSystemError(AirgapError):
+    """Reading or writing a local file failed: disk full, permission denied, ..."""
+
+    _HINTS: ClassVar[dict[int, str]] = {
+        errno.ENOSPC: "the disk is full: free space there (a rerun resumes where this stopped)",
+        errno.EDQUOT: "the disk quota is used up: free space there, then run again",
+        errno.EACCES: "permission denied: run as a user who may write there, or pick "
+                      "another folder",
+        errno.EPERM: "the operation is not permitted there: pick another folder",
+        errno.EROFS: "the file system is read-only: pick another folder",
+        errno.ENOENT: "a folder on the way does not exist",
+    }
+
+    @classmethod
+    def from_os_error(cls, exc: OSError) -> FileSystemError:
+        """An error naming the file and the cause, with a hint for the usual causes."""
+        where = exc.filename if exc.filename is not None else "a file"
+        hint = cls._HINTS.get(exc.errno or 0)
+        return cls(f"{where}: {exc.strerror or exc}", details=[hint] if hint else [])
 
 
 class ToolMissingError(AirgapError):

@@ -64,3 +64,12 @@ def test_help_and_version_exit_0(capsys: pytest.CaptureFixture[str]) -> None:
     assert "plan" in capsys.readouterr().out
     assert main(["--version"]) == 0
     assert "airgap, version" in capsys.readouterr().out
+
+
+def test_a_local_file_error_is_a_message_not_a_traceback(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    result = run("fetch", "manifests/minimal.yaml", "-o", str(blocker / "bundle"))
+    assert result.returncode == 1
+    assert f"error: {blocker / 'bundle'}: Not a directory" in result.stderr
+    assert "Traceback" not in result.stderr
