@@ -9,6 +9,7 @@ from the bundle's blobs, so it can go to a file or to a Docker engine without a 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import platform as host
 import tarfile
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from airgap import oci
-from airgap.errors import BundleError, UsageError
+from airgap.errors import BundleError, ChecksumMismatchError, UsageError
 from airgap.image import IMAGES_DIR
 
 BLOCK = 512
@@ -63,7 +64,10 @@ def select_platform(bundle: Path, wanted: str | None) -> PlatformSelection:
     annotations = top.raw.get("annotations", {})
     reference = str(annotations.get(oci.CONTAINERD_NAME, ""))
     tag = str(annotations.get(oci.REF_NAME, ""))
-    target = oci.Platform.parse(wanted or host_platform())
+    try:
+        target = oci.Platform.parse(wanted or host_platform())
+    except ValueError as exc:
+        raise UsageError(f"--platform: {exc}") from None
     available = []
     for descriptor in manifests:
         image = oci.parse_image_manifest(layout.read_json(descriptor.digest),
@@ -93,16 +97,26 @@ def _member(name: str, data: bytes) -> Iterator[bytes]:
         yield b"\0" * (BLOCK - len(data) % BLOCK)
 
 
-def _file_member(name: str, path: Path, size: int) -> Iterator[bytes]:
+def _file_member(name: str, path: Path, descriptor: oci.Descriptor) -> Iterator[bytes]:
+    """The blob as a tar member, checked against its digest on the way out: whoever
+    reads the tar (a file, an engine) gets an error instead of a damaged last blob."""
+    size = descriptor.size
     yield _header(name, size)
     sent = 0
+    digest = hashlib.sha256()
     with path.open("rb") as handle:
         while chunk := handle.read(CHUNK):
             sent += len(chunk)
+            if sent > size:
+                break
+            digest.update(chunk)
             yield chunk
     if sent != size:
         raise BundleError(f"{path}: {sent} bytes, but its descriptor says {size}: the bundle "
                           "is damaged; run airgap verify")
+    if digest.hexdigest() != descriptor.hex:
+        raise ChecksumMismatchError(f"{path}: its content does not match its digest "
+                                    f"{descriptor.digest}", details=["run airgap verify"])
     if size % BLOCK:
         yield b"\0" * (BLOCK - size % BLOCK)
 
@@ -133,7 +147,7 @@ def archive_stream(bundle: Path, selection: PlatformSelection,
         if not path.is_file():
             raise BundleError(f"blob {descriptor.digest} is missing from the bundle; "
                               "run airgap verify")
-        yield from _file_member(blob(descriptor.hex), path, descriptor.size)
+        yield from _file_member(blob(descriptor.hex), path, descriptor)
     yield b"\0" * (2 * BLOCK)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from airgap.digests import Digests
-from airgap.errors import ServerResponseError
+from airgap.errors import BundleError, ChecksumMismatchError, ServerResponseError
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -190,6 +190,14 @@ class Layout:
     def read_json(self, digest: str) -> dict[str, Any]:
         """A small JSON blob (manifest, index, config) of this layout."""
         path = self.blob(digest)
-        if path.stat().st_size > MAX_MANIFEST_SIZE:
-            raise ServerResponseError(f"{path}: too large for a manifest")
-        return load_json(path.read_bytes(), str(path))
+        try:
+            if path.stat().st_size > MAX_MANIFEST_SIZE:
+                raise ServerResponseError(f"{path}: too large for a manifest")
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise BundleError(f"blob {digest} is missing from {self.root}",
+                              details=["run airgap verify to see what else is wrong"]) from None
+        if hashlib.sha256(data).hexdigest() != digest_hex(digest):
+            raise ChecksumMismatchError(f"{path}: its content does not match its digest "
+                                        f"{digest}", details=["run airgap verify"])
+        return load_json(data, str(path))

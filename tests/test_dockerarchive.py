@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import tarfile
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 from airgap.cli import main
 from airgap.dockerarchive import export_image
 from airgap.download import Downloader
-from airgap.errors import UsageError
+from airgap.errors import ChecksumMismatchError, UsageError
 from airgap.image import fetch_image
 from airgap.plan import ImageItem
 from airgap.reference import ImageReference
@@ -101,3 +102,28 @@ def test_unknown_platform_is_a_usage_error(image_bundle: Path, tmp_path: Path) -
                                          "linux/arm64"):
         export_image(image_bundle, "linux/ppc64le", tmp_path / "x.tar")
     assert not (tmp_path / "x.tar").exists()
+
+
+def test_a_malformed_platform_is_a_usage_error(image_bundle: Path, tmp_path: Path) -> None:
+    assert main(["export-image", str(image_bundle), "--platform", "amd64", "-o",
+                 str(tmp_path / "x.tar")]) == 2
+    assert not (tmp_path / "x.tar").exists()
+
+
+def test_a_damaged_layer_fails_the_export_and_leaves_no_tar(
+        image_bundle: Path, pushed_image: TestImage, tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle"
+    shutil.copytree(image_bundle, bundle)
+    layer = bundle / "images/blobs/sha256" / pushed_image.shared_layers[0].removeprefix("sha256:")
+    data = bytearray(layer.read_bytes())
+    data[len(data) // 2] ^= 0x01  # same size: only the digest can tell
+    layer.write_bytes(bytes(data))
+    with pytest.raises(ChecksumMismatchError, match="does not match its digest"):
+        export_image(bundle, "linux/amd64", tmp_path / "x.tar")
+    assert not (tmp_path / "x.tar").exists() and not (tmp_path / "x.tar.part").exists()
+    config = bundle / "images/blobs/sha256" / json.loads(
+        (bundle / "images/blobs/sha256" / pushed_image.manifests["linux/amd64"][7:]).read_text()
+    )["config"]["digest"][7:]
+    config.write_text(config.read_text().replace("amd64", "arm64"))
+    with pytest.raises(ChecksumMismatchError):
+        export_image(bundle, "linux/amd64", tmp_path / "x.tar")
