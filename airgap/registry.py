@@ -2,7 +2,9 @@
 
 Authentication follows the registry's ``401`` challenge: ``Bearer`` tokens from the
 realm it names (anonymous, or with credentials), refreshed before they expire, or
-``Basic`` with credentials. Credentials only ever go to the registry and its realm.
+``Basic`` with credentials. Credentials only ever go to the registry and its realm: never
+past a redirect that leaves the realm's origin (see :func:`~airgap.transport.open_stream`),
+and never to a plain-HTTP realm of an HTTPS registry.
 """
 
 from __future__ import annotations
@@ -80,6 +82,12 @@ class RegistryAuth:
         realm = httpx.URL(challenge.params["realm"])
         if realm.scheme not in ("http", "https"):
             raise ServerResponseError(f"{self.origin}: token realm {realm} is not an HTTP URL")
+        if realm.scheme == "http" and self.origin.scheme == "https":
+            # Credentials, and the token that stands for them, never travel in clear text.
+            raise ServerResponseError(
+                f"{self.origin}: the registry speaks HTTPS but sends clients for tokens to "
+                f"{realm}, in clear text; refusing to send credentials or fetch a token there",
+                details=["the registry's token realm must be an https:// URL"])
         scope = self.scope or challenge.params.get("scope", "")
         params = {"service": challenge.params.get("service", ""), "scope": scope}
         url = str(realm.copy_merge_params({k: v for k, v in params.items() if v}))

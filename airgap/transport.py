@@ -2,7 +2,8 @@
 
 One :class:`httpx.Client` per run, shared by the image, artifact and package downloads.
 Redirects are followed here, not by httpx, so that credentials are only ever sent to the
-origin they belong to: a blob redirected to a storage host gets no Authorization.
+origin they belong to: a blob redirected to a storage host gets no Authorization, and
+credential headers a caller passes are dropped once a redirect leaves their origin.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ T = TypeVar("T")
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 MAX_REDIRECTS = 10
 USER_AGENT = f"airgap/{__version__}"
+# Headers that carry a secret: never sent past a redirect to another scheme, host or port.
+CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 
 
 @dataclass(frozen=True)
@@ -139,18 +142,30 @@ def _same_origin(a: httpx.URL, b: httpx.URL) -> bool:
     return (a.scheme, a.host, a.port) == (b.scheme, b.host, b.port)
 
 
+def without_credentials(headers: Mapping[str, str]) -> dict[str, str]:
+    """``headers`` less those that carry a secret (Authorization, Cookie, ...)."""
+    return {k: v for k, v in headers.items() if k.lower() not in CREDENTIAL_HEADERS}
+
+
 def open_stream(client: httpx.Client, url: str, *, auth: Auth | None = None,
-                headers: Mapping[str, str] | None = None, method: str = "GET") -> httpx.Response:
+                headers: Mapping[str, str] | None = None, method: str = "GET",
+                accept_status: frozenset[int] = frozenset()) -> httpx.Response:
     """Send a request and return the streaming response after redirects and auth.
 
     Retryable failures raise :class:`RetryableError`; a final 4xx raises the matching
-    :class:`~airgap.errors.AirgapError`. The caller must close the response.
+    :class:`~airgap.errors.AirgapError`, unless its status is in ``accept_status``. The
+    caller must close the response. Once a redirect leaves the origin of ``url``, neither
+    ``auth`` nor the credential headers among ``headers`` are sent again, as curl and
+    requests do.
     """
     origin = httpx.URL(url)
     target = origin
     challenged = False
+    base_headers = dict(headers or {})
     for _ in range(MAX_REDIRECTS + 1):
-        request_headers = dict(headers or {})
+        if not _same_origin(target, origin):
+            base_headers = without_credentials(base_headers)
+        request_headers = dict(base_headers)
         if auth is not None and _same_origin(target, origin):
             request_headers.update(auth.headers_for(target))
         try:
@@ -176,7 +191,7 @@ def open_stream(client: httpx.Client, url: str, *, auth: Auth | None = None,
             if auth.handle_challenge(response):
                 target = origin
                 continue
-        if response.status_code < 400:
+        if response.status_code < 400 or response.status_code in accept_status:
             return response
         response.close()
         raise _status_error(response, url)

@@ -6,15 +6,17 @@ import hashlib
 import json
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from aiohttp import web
 
 from airgap import oci
+from airgap.credentials import Credentials
 from airgap.download import Downloader
 from airgap.errors import ServerResponseError
-from airgap.registry import RegistryClient, parse_challenge
+from airgap.registry import RegistryAuth, RegistryClient, parse_challenge
 from airgap.reporter import NullReporter
-from airgap.transport import NetworkSettings, make_client
+from airgap.transport import NetworkSettings, make_client, open_stream
 from tests.peers.net import BackgroundServer
 
 SETTINGS = NetworkSettings(read_timeout=2.0, retries=1, backoff_initial=0.01)
@@ -93,3 +95,76 @@ def test_platform_matching() -> None:
     assert arm.matches(oci.Platform("linux", "arm64"))
     assert not arm.matches(oci.Platform("linux", "arm", "v7"))
     assert oci.Platform.parse("linux/amd64").matches(oci.Platform("linux", "amd64"))
+
+
+# -- credentials and redirects -----------------------------------------------------------
+
+SECRET = Credentials("fleet-operator", "correct horse battery staple", "test")
+Seen = list[tuple[str, dict[str, str]]]
+
+
+def recording_server(seen: Seen, redirect_to: str | None = None) -> BackgroundServer:
+    """Logs every request's path and headers; answers a token, or ``302`` to
+    ``redirect_to`` (keeping path and query) when given."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        seen.append((request.path, dict(request.headers)))
+        if redirect_to is not None:
+            raise web.HTTPFound(f"{redirect_to}{request.path_qs}")
+        return web.json_response({"token": "t0ken", "expires_in": 300})
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", handle)
+    return BackgroundServer(app)
+
+
+def bearer_registry(realm: str) -> BackgroundServer:
+    """A registry whose ``/v2/`` asks for a Bearer token from ``realm``."""
+
+    async def ping(request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") == "Bearer t0ken":
+            return web.json_response({})
+        return web.json_response({}, status=401, headers={
+            "WWW-Authenticate": f'Bearer realm="{realm}",service="svc"'})
+
+    app = web.Application()
+    app.router.add_get("/v2/", ping)
+    return BackgroundServer(app)
+
+
+def test_redirect_to_another_port_drops_credential_headers(downloader: Downloader) -> None:
+    seen: Seen = []
+    with recording_server(seen) as other, recording_server(seen, other.url) as first:
+        response = open_stream(downloader.client, f"{first.url}/auth?x=1", headers={
+            "Authorization": SECRET.basic(), "Cookie": "session=1", "X-Kept": "yes"})
+        response.close()
+    (first_path, first_headers), (other_path, other_headers) = seen
+    assert first_headers["Authorization"] == SECRET.basic()
+    assert first_headers["Cookie"] == "session=1"
+    assert other_path == first_path == "/auth"
+    assert "Authorization" not in other_headers and "Cookie" not in other_headers
+    assert other_headers["X-Kept"] == "yes"
+
+
+def test_token_realm_redirecting_elsewhere_never_gets_the_basic_credentials(
+        downloader: Downloader) -> None:
+    seen: Seen = []
+    with recording_server(seen) as elsewhere, \
+            recording_server(seen, elsewhere.url) as realm, \
+            bearer_registry(f"{realm.url}/auth") as server:
+        RegistryClient(downloader, server.url, "repo", SECRET).ping()
+        (_, at_realm), (_, at_elsewhere) = seen
+        assert at_realm["Authorization"] == SECRET.basic()
+        assert "Authorization" not in at_elsewhere, "the credentials followed the redirect"
+
+
+def test_plain_http_realm_of_an_https_registry_is_refused(downloader: Downloader) -> None:
+    seen: Seen = []
+    with recording_server(seen) as realm:
+        auth = RegistryAuth(downloader.client, downloader.settings, "https://registry.test",
+                            "repository:repo:pull", SECRET)
+        challenge = httpx.Response(401, headers={
+            "WWW-Authenticate": f'Bearer realm="{realm.url}/auth",service="svc"'})
+        with pytest.raises(ServerResponseError, match="in clear text"):
+            auth.handle_challenge(challenge)
+    assert seen == [], "the credentials went to a plain-HTTP token realm"
