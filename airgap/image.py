@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from airgap import oci
+from airgap.bundle import IMAGES
 from airgap.credentials import find_credentials
 from airgap.digests import Digests
 from airgap.download import Downloader, Fetched
@@ -22,7 +23,7 @@ from airgap.plan import ImageItem
 from airgap.reference import ImageReference
 from airgap.registry import RegistryClient
 
-IMAGES_DIR = "images"
+IMAGES_DIR = IMAGES  # the bundle folder that holds the OCI layout
 
 
 @dataclass(frozen=True)

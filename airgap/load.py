@@ -32,8 +32,6 @@ from airgap.reporter import Reporter
 from airgap.transport import NetworkSettings, make_client
 from airgap.verify import VerifyReport, VerifySettings, verify_bundle
 
-DOWNLOADS = "downloads"
-
 
 @dataclass(frozen=True)
 class LoadSettings:
@@ -153,7 +151,7 @@ def install_artifacts(root: Path, destination: Path, reporter: Reporter) -> Arti
     Files are hard-linked when both are on one filesystem, copied otherwise; each lands
     through a ``.part`` and a rename, so an agent never downloads a half-written file.
     """
-    source = root / DOWNLOADS
+    source = root / bundle.DOWNLOADS
     if not source.is_dir():
         raise UsageError(f"{root} has no downloads/ folder: the bundle holds no artifacts")
     known = {str(i["path"]): i for i in bundle.read_description(root).get("items", [])}
@@ -162,11 +160,10 @@ def install_artifacts(root: Path, destination: Path, reporter: Reporter) -> Arti
     for path in sorted(p for p in source.rglob("*") if p.is_file()):
         relative = path.relative_to(source)
         target = destination / relative
-        item = known.get(f"{DOWNLOADS}/{relative.as_posix()}")
+        item = known.get(f"{bundle.DOWNLOADS}/{relative.as_posix()}")
         if target.is_file():
-            same_inode = target.stat().st_ino == path.stat().st_ino
-            if same_inode or (item and target.stat().st_size == item["size"]
-                              and hash_file(target).sha512 == item["sha512"]):
+            if target.samefile(path) or (item and target.stat().st_size == item["size"]
+                                         and hash_file(target).sha512 == item["sha512"]):
                 unchanged += 1
                 continue
             replaced.append(relative.as_posix())

@@ -17,6 +17,7 @@ from typing import Any
 
 from airgap import elastic
 from airgap.artifacts import MAX_SIGNATURE_FILE, check_armored_signature
+from airgap.bundle import PACKAGES
 from airgap.digests import Digests
 from airgap.download import Download, Downloader, Fetched
 from airgap.errors import AirgapError, NotFoundError, ServerResponseError
@@ -40,7 +41,7 @@ class ResolvedPackage:
     @property
     def bundle_path(self) -> str:
         """``packages/<name>/<name>-<version>.zip``."""
-        return f"packages/{self.name}/{self.name}-{self.version}.zip"
+        return f"{PACKAGES}/{self.name}/{self.name}-{self.version}.zip"
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from airgap import elastic
+from airgap.bundle import DOWNLOADS
 from airgap.manifest import Manifest
 from airgap.reference import ImageReference, parse_reference
 
@@ -58,7 +59,7 @@ class ArtifactItem:
     @property
     def bundle_path(self) -> str:
         """Where the file lives in a bundle: ``downloads/<dir>/<file>``."""
-        return f"downloads/{self.path}"
+        return f"{DOWNLOADS}/{self.path}"
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view."""

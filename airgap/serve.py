@@ -21,13 +21,12 @@ from aiohttp import hdrs, web
 from aiohttp.abc import AbstractStreamWriter
 from aiohttp.typedefs import Handler
 
+from airgap import bundle
 from airgap.errors import UsageError
 from airgap.reporter import Reporter
 
 #: Where the tree is served, so the sourceURI reads like Elastic's ``.../downloads/``.
 URL_PREFIX = "/downloads/"
-#: The directory of a bundle that holds the downloads tree.
-BUNDLE_DOWNLOADS = "downloads"
 
 _CONTENT_TYPES = (  # .tar.gz is covered by .gz
     (".gz", "application/gzip"), (".tgz", "application/gzip"), (".zip", "application/zip"),
@@ -54,7 +53,7 @@ def resolve_root(path: Path) -> Path:
         what = "does not exist" if not path.exists() else "is not a directory"
         raise UsageError(f"{path} {what}: give a bundle directory (with downloads/ inside) "
                          "or a downloads tree to serve")
-    downloads = path / BUNDLE_DOWNLOADS
+    downloads = path / bundle.DOWNLOADS
     return (downloads if downloads.is_dir() else path).resolve()
 
 

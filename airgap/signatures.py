@@ -8,6 +8,7 @@ calls it valid AND the primary key that made it is one of the trusted fingerprin
 
 from __future__ import annotations
 
+import contextlib
 import importlib.resources
 import os
 import shutil
@@ -100,8 +101,10 @@ class Verifier:
     def close(self) -> None:
         """Stop anything GnuPG started in the home, then delete it."""
         if self._home.exists():
-            subprocess.run(["gpgconf", "--homedir", str(self._home), "--kill", "all"],
-                           check=False, capture_output=True)
+            # gpgconf may be missing where gpg is found: the home must go regardless.
+            with contextlib.suppress(OSError, subprocess.SubprocessError):
+                subprocess.run(["gpgconf", "--homedir", str(self._home), "--kill", "all"],
+                               check=False, capture_output=True, timeout=30)
             shutil.rmtree(self._home, ignore_errors=True)
 
     def add_key_file(self, path: Path) -> list[TrustedKey]:
