@@ -2,7 +2,10 @@
 
 Each item streams from the socket into ``<dest>.part``, hashed in the same pass, with
 its size held to what is expected (or to a limit). A broken transfer resumes with
-``Range: bytes=N-``; a server that ignores Range restarts the file cleanly. Only when the
+``Range: bytes=N-``; a server that ignores Range restarts the file cleanly. When the size
+is not known beforehand, the total a ``206`` names in its ``Content-Range`` becomes the
+size to reach, and a ``416`` naming exactly the bytes already held means the ``.part`` is
+complete (it still has to pass every check). Only when the
 size, the digest and the item's own check (a checksum file, a signature) all pass is the
 ``.part`` renamed to its final name, so a file with its final name is always complete
 and verified. A run that was interrupted picks up its ``.part`` files and re-verifies
@@ -43,6 +46,7 @@ from airgap.transport import (
 
 DEFAULT_MAX_SIZE = 1 << 40  # 1 TiB: no Elastic artifact comes near it
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
+_UNSATISFIED_RANGE = re.compile(r"^bytes \*/(\d+)$")
 
 Check = Callable[[Path, Digests], None]
 T = TypeVar("T")
@@ -187,7 +191,7 @@ class Downloader:
 
     def _attempt(self, transfer: _Transfer, key: str) -> None:
         item, offset = transfer.item, transfer.hasher.size
-        if item.size is not None and offset == item.size:
+        if transfer.total is not None and offset == transfer.total:
             return  # the .part already holds every byte
         headers = {"Accept-Encoding": "identity"}
         if item.accept:
@@ -196,8 +200,12 @@ class Downloader:
             headers["Range"] = f"bytes={offset}-"
             if transfer.validator:
                 headers["If-Range"] = transfer.validator
-        response = open_stream(self.client, item.url, auth=item.auth, headers=headers)
+        response = open_stream(self.client, item.url, auth=item.auth, headers=headers,
+                               accept_status=frozenset({416}) if offset else frozenset())
         with contextlib.closing(response):
+            if response.status_code == 416:
+                self._range_not_satisfiable(response, transfer, key)
+                return
             if offset and response.status_code == 206:
                 self._check_resume(response, transfer)
             elif offset:
@@ -217,10 +225,35 @@ class Downloader:
             raise ServerResponseError(f"{item.url}: the server resumed at the wrong place "
                                       f"(asked for byte {offset}, got "
                                       f"{response.headers.get('content-range')!r})")
-        total = match.group(3)
-        if total != "*" and item.size is not None and int(total) != item.size:
+        if match.group(3) == "*":
+            return
+        total = int(match.group(3))
+        if int(match.group(2)) >= total:
+            raise ServerResponseError(f"{item.url}: the server sent a range past the end of "
+                                      f"the file ({response.headers['content-range']!r})")
+        if item.size is not None and total != item.size:
             raise ServerResponseError(f"{item.url}: the server says the file has {total} "
                                       f"bytes, but {item.size} are expected")
+        if total > item.max_size:
+            raise ServerResponseError(f"{item.url}: the server says the file has {total} "
+                                      f"bytes, more than the {item.max_size} allowed")
+        transfer.total = total  # a short range (bytes N-M/T, M < T-1) is not the end
+
+    def _range_not_satisfiable(self, response: httpx.Response, transfer: _Transfer,
+                               key: str) -> None:
+        """A ``416`` to ``Range: bytes=N-``: with ``Content-Range: bytes */N`` the ``.part``
+        already holds the whole file; otherwise the file changed, so start over."""
+        item, offset = transfer.item, transfer.hasher.size
+        match = _UNSATISFIED_RANGE.match(response.headers.get("content-range", ""))
+        total = int(match.group(1)) if match else None
+        if total == offset and (item.size is None or total == item.size):
+            transfer.total = total
+            return  # complete: the caller's checks (digest, checksum, signature) decide
+        transfer.restart()
+        self.reporter.task_restarted(key, 0)
+        raise RetryableError(f"the server cannot resume at byte {offset} (416, the file "
+                             f"has {total if total is not None else 'an unknown number of'} "
+                             "bytes); starting over", retry_after=0.0)
 
     def _check_headers(self, response: httpx.Response, transfer: _Transfer) -> None:
         item = transfer.item
@@ -230,12 +263,15 @@ class Downloader:
                                       "of the file (a proxy or login page?)")
         length = response.headers.get("content-length")
         if length is not None and length.isdigit():
-            total = transfer.hasher.size + int(length)
-            if item.size is not None and total != item.size:
-                raise ServerResponseError(f"{item.url}: the server announces {total} bytes, "
-                                          f"but {item.size} are expected")
-            if total > item.max_size:
-                raise ServerResponseError(f"{item.url}: the server announces {total} bytes, "
+            end = transfer.hasher.size + int(length)
+            expected = transfer.total
+            # A 206 may stop short of the end (the rest comes with the next request).
+            short_ok = response.status_code == 206
+            if expected is not None and (end > expected or (end < expected and not short_ok)):
+                raise ServerResponseError(f"{item.url}: the server announces {end} bytes, "
+                                          f"but {expected} are expected")
+            if end > item.max_size:
+                raise ServerResponseError(f"{item.url}: the server announces {end} bytes, "
                                           f"more than the {item.max_size} allowed")
         if not transfer.validator:
             etag = response.headers.get("etag", "")
@@ -244,7 +280,7 @@ class Downloader:
 
     def _stream(self, response: httpx.Response, transfer: _Transfer, key: str) -> None:
         item, hasher = transfer.item, transfer.hasher
-        limit = item.size if item.size is not None else item.max_size
+        limit = transfer.total if transfer.total is not None else item.max_size
         try:
             with item.part.open("ab") as out:
                 for chunk in response.iter_raw():
@@ -260,22 +296,26 @@ class Downloader:
             raise transport_error(exc, item.url) from None
         except _Cancelled:
             raise KeyboardInterrupt from None
-        if item.size is not None and hasher.size < item.size:
-            raise RetryableError(f"the transfer ended after {hasher.size} of {item.size} bytes")
+        if transfer.total is not None and hasher.size < transfer.total:
+            raise RetryableError(f"the transfer ended after {hasher.size} of {transfer.total} "
+                                 "bytes")
 
 
 class _Transfer:
-    """The mutable state of one item across retries: its hasher and resume validator."""
+    """The mutable state of one item across retries: its hasher, resume validator, and
+    the size to reach (the item's, else the total a server named in a ``Content-Range``)."""
 
     def __init__(self, item: Download, hasher: Hasher) -> None:
         self.item = item
         self.hasher = hasher
         self.validator: str | None = None
+        self.total: int | None = item.size
 
     def restart(self) -> None:
         self.item.part.unlink(missing_ok=True)
         self.hasher = Hasher(sha256=self.item.sha256 is not None)
         self.validator = None
+        self.total = self.item.size
 
 
 def _check_expected(item: Download, digests: Digests) -> None:

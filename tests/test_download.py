@@ -257,3 +257,66 @@ def test_memory_stays_flat_for_a_large_file(downloader: Downloader, tmp_path: Pa
         tracemalloc.stop()
     assert fetched.digests.sha512 == sha512(data)
     assert peak < 4 << 20, f"peak Python allocation {peak} bytes for a 64 MiB download"
+
+
+# -- resuming files of unknown size ------------------------------------------------------
+
+
+def test_stand_in_answers_416_with_the_total_like_object_stores(
+        artifact_server: ArtifactServer) -> None:
+    url, data = published(artifact_server, 10_000)
+    for fault in (None, Fault("slow")):  # both of serve_file's paths
+        if fault is not None:
+            artifact_server.faults.inject(f"*{Path(FILE).name}", fault)
+        answer = httpx.get(url, headers={"Range": f"bytes={len(data)}-"})
+        assert answer.status_code == 416
+        assert answer.headers["content-range"] == f"bytes */{len(data)}"
+
+
+def test_complete_part_of_unknown_size_is_taken_on_416(downloader: Downloader, tmp_path: Path,
+                                                       artifact_server: ArtifactServer) -> None:
+    url, data = published(artifact_server, 100_000)
+    (tmp_path / "f.part").write_bytes(data)
+    item = Download(url, tmp_path / "f", "f", sha256=hashlib.sha256(data).hexdigest())
+    fetched = downloader.fetch(item)
+    assert fetched.digests.sha512 == sha512(data) and not fetched.reused
+    assert (tmp_path / "f").read_bytes() == data and not (tmp_path / "f.part").exists()
+    (log,) = artifact_server.faults.requests(f"*{Path(FILE).name}")
+    assert log.range == f"bytes={len(data)}-"
+
+
+def test_complete_part_taken_on_416_must_still_pass_the_checks(
+        downloader: Downloader, tmp_path: Path, artifact_server: ArtifactServer) -> None:
+    url, data = published(artifact_server, 100_000)
+    (tmp_path / "f.part").write_bytes(b"x" + data[1:])
+    item = Download(url, tmp_path / "f", "f", sha256=hashlib.sha256(data).hexdigest())
+    with pytest.raises(ChecksumMismatchError, match="digest mismatch"):
+        downloader.fetch(item)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_part_longer_than_a_file_of_unknown_size_starts_over(
+        downloader: Downloader, tmp_path: Path, artifact_server: ArtifactServer) -> None:
+    url, data = published(artifact_server, 100_000)
+    (tmp_path / "f.part").write_bytes(data + b"left over from another version")
+    fetched = downloader.fetch(Download(url, tmp_path / "f", "f"))
+    assert fetched.digests.sha512 == sha512(data)
+    assert [r.range for r in artifact_server.faults.requests(f"*{Path(FILE).name}")] == \
+        [f"bytes={len(data) + 30}-", None]
+
+
+@pytest.mark.parametrize("known_size", [False, True])
+def test_short_206_is_not_the_end_of_the_file(downloader: Downloader, tmp_path: Path,
+                                              artifact_server: ArtifactServer,
+                                              known_size: bool) -> None:
+    url, data = published(artifact_server, 300_000)
+    name = f"*{Path(FILE).name}"
+    artifact_server.faults.inject(name, Fault("short_range", after=50_000))
+    (tmp_path / "f.part").write_bytes(data[:100_000])
+    item = Download(url, tmp_path / "f", "f", size=len(data) if known_size else None)
+    fetched = downloader.fetch(item)
+    assert fetched.digests.sha512 == sha512(data)
+    assert (tmp_path / "f").read_bytes() == data
+    log = artifact_server.faults.requests(name)
+    assert [(r.range, r.fault) for r in log] == [("bytes=100000-", "short_range"),
+                                                ("bytes=150000-", None)]

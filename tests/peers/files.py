@@ -20,7 +20,8 @@ from pathlib import Path
 from aiohttp import web
 
 CHUNK = 64 * 1024
-FAULT_KINDS = ("status", "drop", "truncate", "slow", "stall", "ignore_range", "corrupt", "html")
+FAULT_KINDS = ("status", "drop", "truncate", "slow", "stall", "ignore_range", "short_range",
+               "corrupt", "html")
 
 
 @dataclass
@@ -34,6 +35,8 @@ class Fault:
     - ``slow``: pause ``delay`` seconds between 64 KiB chunks;
     - ``stall``: send ``after`` bytes, then hang for ``delay`` seconds;
     - ``ignore_range``: answer ``200`` with the whole file even when a Range was asked;
+    - ``short_range``: answer a Range with only its first ``after`` bytes (a complete
+      ``206``, ``bytes N-M/T`` with ``M < T-1``), as servers that cap ranges do;
     - ``corrupt``: send the whole file with one byte changed;
     - ``html``: answer ``200`` with an HTML page, as a captive portal or proxy does.
     """
@@ -159,6 +162,8 @@ async def _stream_with_fault(request: web.Request, path: Path,
         end = min(int(match.group(2)), size - 1) if match.group(2) else size - 1
         if start >= size:
             return web.Response(status=416, headers={"Content-Range": f"bytes */{size}"})
+        if fault.kind == "short_range":
+            end = min(end, start + max(fault.after, 1) - 1)
         response.set_status(206)
         response.headers["Content-Range"] = f"bytes {start}-{end}/{size}"
     response.content_length = end - start + 1
