@@ -32,5 +32,9 @@ test: setup lint
 demo: setup
 	$(BIN)/python scripts/demo.py
 
+bench: setup
+	for script in image_fetch artifacts verify load; do \
+		$(BIN)/python bench/$$script.py || exit 1; done
+
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache *.egg-info
