@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from airgap import bundle
+from airgap.errors import BundleError
 
 
 @dataclass(frozen=True)
@@ -37,8 +38,23 @@ class BundleContents:
 
 
 def describe_bundle(path: Path) -> BundleContents:
-    """Summarise the bundle at ``path`` from its bundle.json."""
+    """Summarise the bundle at ``path`` from its bundle.json.
+
+    bundle.json is not checked here: one that is damaged (a field of the wrong type) is a
+    :class:`BundleError` pointing at ``airgap verify``, never a traceback.
+    """
     document = bundle.read_description(path)
+    try:
+        return _summarise(path, document)
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise BundleError(f"{path / bundle.DESCRIPTION} is damaged and cannot be summarised "
+                          f"({type(exc).__name__}: {exc})",
+                          details=[f"run `airgap verify {path}` to see what is wrong"]
+                          ) from None
+
+
+def _summarise(path: Path, document: dict[str, Any]) -> BundleContents:
+    """The summary; raises AttributeError, TypeError or ValueError on a damaged document."""
     items = [i for i in document.get("items", []) if isinstance(i, dict)]
     artifacts: dict[str, list[dict[str, Any]]] = defaultdict(list)
     packages = []

@@ -1,11 +1,15 @@
 """``airgap verify``: prove, offline, that a bundle is exactly what was fetched.
 
 Every file is hashed again (in parallel) against SHA512SUMS, and image blobs against
-their sha256 names; missing, modified and unlisted files are reported. bundle.json must
-agree with SHA512SUMS and with the files; keys/ must hold exactly the keys it records;
-every ``.asc`` and ``.sig`` is checked again, with the Elastic key pinned in airgap (never
-the bundle's copy of it) and the other recorded keys. With ``--trust-key``, the
-operator's signature of SHA512SUMS must be valid. Every problem is listed.
+their sha256 names; missing, modified, unlisted and unreadable files, and anything that
+is not a regular file (a symbolic link is never followed), are reported. bundle.json must
+exist and agree with SHA512SUMS and with the files; keys/ must hold exactly the keys it
+records. Which files must be signed is decided from where they lie (every artifact under
+downloads/ needs its ``.asc``, every package zip its ``.sig``) as well as from bundle.json,
+which nobody signs; each signature is checked again, with the Elastic key pinned in airgap
+(never the bundle's copy of it) and the other recorded keys. With ``--trust-key``, the
+operator's signature of SHA512SUMS must be valid; without it, a warning says what that
+leaves unproven. Every problem is listed.
 """
 
 from __future__ import annotations
@@ -16,9 +20,9 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from airgap import bundle, elastic
+from airgap import bundle, elastic, layout
 from airgap.checksums import read_elastic_sha512
 from airgap.digests import hash_file
 from airgap.errors import AirgapError, BundleError
@@ -26,6 +30,9 @@ from airgap.reporter import Reporter
 from airgap.signatures import Verifier
 
 _BLOBS = "images/blobs/sha256/"
+_SIGNED_KINDS = ("artifact", "package")
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
 
 @dataclass(frozen=True)
@@ -74,50 +81,83 @@ class VerifyReport:
                 "warnings": list(self.warnings)}
 
 
+@dataclass(frozen=True)
+class _Signed:
+    """A file that must be signed, where its signature must be, and how bundle.json
+    describes it (None when it does not)."""
+
+    path: str
+    signature: str
+    item: Mapping[str, Any] | None
+
+
 def verify_bundle(settings: VerifySettings, reporter: Reporter) -> VerifyReport:
     """Check the bundle at ``settings.bundle``; never raises for what it finds wrong."""
     root = settings.bundle
     if not root.is_dir():
         raise BundleError(f"{root}: no such bundle directory")
-    check = _Check(root)
+    found = layout.scan(root)
+    check = _Check(root, found.regular)
+    for odd in found.odd:
+        check.add(odd.path, odd.kind, odd.message)
     sums = check.sums()
-    present = _files(root)
-    for path in sorted(present - set(sums) - bundle.NOT_SUMMED):
+    for path in sorted(found.regular - set(sums) - bundle.NOT_SUMMED):
         check.add(path, "unlisted", "not in SHA512SUMS: added after the fetch")
-    listed = [p for p in sums if p in present]
-    for path in sorted(set(sums) - present):
+    for path in sorted(set(sums) - found.entries):
         check.add(path, "missing", "listed in SHA512SUMS but not in the bundle")
+    listed = [p for p in sums if p in found.regular]
     size = check.hash_all(listed, sums, settings.jobs, reporter)
     signatures = 0
-    if bundle.DESCRIPTION in sums and bundle.DESCRIPTION in present:
-        description = check.description(sums)
-        if description is not None:
-            signatures = check.signatures(description, settings.jobs)
+    if bundle.SUMS in found.regular:
+        document: Mapping[str, Any] = {}
+        if bundle.DESCRIPTION in found.regular:
+            document = check.description(sums) or {}
+        elif bundle.DESCRIPTION not in sums:
+            check.add(bundle.DESCRIPTION, "description", "the bundle has no bundle.json, and "
+                      "SHA512SUMS does not list one: it was removed after the fetch")
+        signatures = check.signatures(document, settings.jobs)
     operator = check.operator_signature(settings.trust_keys)
-    if check.foreign_keys and operator != "valid":
-        check.warnings.append(
-            "this bundle was verified with keys other than the Elastic key pinned in airgap "
-            f"({', '.join(check.foreign_keys)}) and carries no operator signature checked "
-            "with --trust-key: a bundle rewritten whole would pass; sign it at fetch time "
-            "(--sign-with) and verify with --trust-key")
+    if not settings.trust_keys:
+        check.warnings.append(_unsigned_warning(check.foreign_keys))
     return VerifyReport(root, len(listed), size, signatures,
                         tuple(sorted(check.problems, key=lambda p: (p.path, p.kind))),
                         tuple(check.warnings), operator)
 
 
-def _files(root: Path) -> set[str]:
-    return {p.relative_to(root).as_posix() for p in root.rglob("*")
-            if p.is_file() or p.is_symlink()}
+def _unsigned_warning(foreign_keys: Iterable[str]) -> str:
+    """What a check without ``--trust-key`` cannot prove."""
+    foreign = list(foreign_keys)
+    if foreign:
+        return ("this bundle was verified with keys other than the Elastic key pinned in "
+                f"airgap ({', '.join(foreign)}) and carries no operator signature checked "
+                "with --trust-key: a bundle rewritten whole would pass; sign it at fetch time "
+                "(--sign-with) and verify with --trust-key")
+    return ("no operator signature was checked with --trust-key: the image is not signed by "
+            "Elastic, only named by SHA512SUMS and bundle.json, so a bundle rewritten whole "
+            "(image blobs, SHA512SUMS and bundle.json) would pass; sign it at fetch time "
+            "(--sign-with) and verify with --trust-key")
+
+
+def _dicts(document: Mapping[str, Any], key: str) -> list[dict[str, Any]]:
+    value = document.get(key)
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def _verification(item: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    value = item.get("verification") if item is not None else None
+    return value if isinstance(value, dict) else {}
 
 
 class _Check:
     """Collects problems while it checks one bundle."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, regular: set[str]) -> None:
         self.root = root
+        self.regular = regular
         self.problems: list[Problem] = []
         self.warnings: list[str] = []
         self.digests: dict[str, str] = {}
+        self.sizes: dict[str, int] = {}
         self.foreign_keys: list[str] = []
         self._lock = threading.Lock()
 
@@ -127,11 +167,17 @@ class _Check:
 
     def sums(self) -> dict[str, str]:
         path = self.root / bundle.SUMS
-        if not path.is_file():
-            self.add(bundle.SUMS, "missing", "the bundle has no SHA512SUMS: its fetch did not "
-                                             "finish; run airgap fetch again")
+        if bundle.SUMS not in self.regular:
+            if not path.is_symlink():
+                self.add(bundle.SUMS, "missing", "the bundle has no SHA512SUMS: its fetch did "
+                                                 "not finish; run airgap fetch again")
             return {}
-        entries, problems = bundle.parse_sums(path.read_text(encoding="utf-8", errors="replace"))
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except OSError as exc:
+            self.add(bundle.SUMS, "unreadable", f"cannot be read: {exc.strerror}")
+            return {}
+        entries, problems = bundle.parse_sums(text)
         for message in problems:
             self.add(bundle.SUMS, "sums", message)
         for listed in entries:
@@ -144,21 +190,30 @@ class _Check:
     def hash_all(self, paths: list[str], sums: Mapping[str, str], jobs: int,
                  reporter: Reporter) -> int:
         """Hash every file in parallel, biggest first; return the bytes read."""
-        sizes = {p: (self.root / p).stat().st_size for p in paths}
-        total = sum(sizes.values())
-        reporter.task_started("verify", f"hashing {len(paths)} files", total)
+        for path in paths:
+            try:
+                self.sizes[path] = (self.root / path).lstat().st_size
+            except OSError as exc:
+                self.add(path, "unreadable", f"cannot be read: {exc.strerror}")
+        total = sum(self.sizes.values())
+        reporter.task_started("verify", f"hashing {len(self.sizes)} files", total)
 
         def one(path: str) -> None:
             blob = path.startswith(_BLOBS)
-            digests = hash_file(self.root / path, sha256=blob,
-                                progress=lambda n: reporter.task_advanced("verify", n))
-            self.digests[path] = digests.sha512
+            try:
+                digests = hash_file(self.root / path, sha256=blob,
+                                    progress=lambda n: reporter.task_advanced("verify", n))
+            except OSError as exc:
+                self.add(path, "unreadable", f"cannot be read: {exc.strerror or exc}")
+                return
+            with self._lock:
+                self.digests[path] = digests.sha512
             if digests.sha512 != sums[path]:
                 self.add(path, "modified", "its SHA-512 differs from SHA512SUMS")
             if blob and digests.sha256 != path.removeprefix(_BLOBS):
                 self.add(path, "modified", "its sha256 differs from its blob name")
 
-        _run(one, sorted(paths, key=sizes.__getitem__, reverse=True), jobs)
+        _run(one, sorted(self.sizes, key=self.sizes.__getitem__, reverse=True), jobs)
         reporter.task_finished("verify", "done")
         return total
 
@@ -169,43 +224,68 @@ class _Check:
         except BundleError as exc:
             self.add(bundle.DESCRIPTION, "description", exc.message)
             return None
-        items = {str(i.get("path")): i for i in document.get("items", []) if isinstance(i, dict)}
+        for key in ("items", "keys"):
+            if not isinstance(document.get(key), list):
+                self.add(bundle.DESCRIPTION, "description", f"its {key!r} is not a list")
+        items = {str(i.get("path")): i for i in _dicts(document, "items")}
         for path, item in items.items():
             if path not in sums:
                 self.add(path, "description", "in bundle.json but not in SHA512SUMS")
             elif item.get("sha512") != sums[path]:
                 self.add(path, "description", "bundle.json and SHA512SUMS disagree on its SHA-512")
-            elif (self.root / path).is_file() and item.get("size") != \
-                    (self.root / path).stat().st_size:
+            elif path in self.sizes and item.get("size") != self.sizes[path]:
                 self.add(path, "description", "its size differs from bundle.json")
+            expected = layout.kind_of(path)
+            if expected is not None and item.get("kind") != expected:
+                self.add(path, "description", f"bundle.json calls it {item.get('kind')!r}, but "
+                                              f"where it lies makes it {expected!r}")
         for path in set(sums) - set(items) - {bundle.DESCRIPTION}:
             self.add(path, "description", "in SHA512SUMS but not in bundle.json")
         return document
 
     def signatures(self, document: Mapping[str, Any], jobs: int) -> int:
-        """Re-check keys/ and every signature offline; return how many were checked."""
-        recorded = {str(k.get("fingerprint")): k for k in document.get("keys", [])
-                    if isinstance(k, dict)}
+        """Re-check keys/ and every signature offline; return how many verified."""
+        recorded = {str(k.get("fingerprint")): k for k in _dicts(document, "keys")}
+        items = {str(i.get("path")): i for i in _dicts(document, "items")}
         with Verifier() as verifier:
             trusted = self._keys(verifier, recorded)
-            items = [i for i in document.get("items", []) if isinstance(i, dict)]
-            signed = [i for i in items if i.get("kind") in ("artifact", "package")]
 
-            def one(item: Mapping[str, Any]) -> None:
-                self._signed_item(verifier, trusted, item)
+            def one(signed: _Signed) -> bool:
+                return self._signed_item(verifier, trusted, signed)
 
-            _run(one, signed, jobs)
-        return len(signed)
+            return sum(_run(one, self._must_be_signed(items), jobs))
+
+    def _must_be_signed(self, items: Mapping[str, Mapping[str, Any]]) -> list[_Signed]:
+        """Every file the layout or bundle.json says is signed, with its signature's path."""
+        wanted: dict[str, _Signed] = {}
+        for path in sorted(self.regular):
+            signature = layout.signature_for(path)
+            if signature is not None:
+                wanted[path] = _Signed(path, signature, items.get(path))
+        for path, item in items.items():
+            recorded = str(_verification(item).get("signature") or "")
+            if path in wanted:
+                if recorded and recorded != wanted[path].signature:
+                    self.add(path, "description", f"bundle.json names {recorded} as its "
+                                                  f"signature, not {wanted[path].signature}")
+            elif item.get("kind") in _SIGNED_KINDS and path in self.regular:
+                if not recorded:
+                    self.add(path, "description", "bundle.json names no signature for it")
+                else:
+                    wanted[path] = _Signed(path, recorded, item)
+        return list(wanted.values())
 
     def _keys(self, verifier: Verifier, recorded: Mapping[str, Mapping[str, Any]]) -> set[str]:
         """Trust the recorded keys whose files hold exactly them; Elastic's from airgap."""
         trusted = set()
-        on_disk = {p.name for p in (self.root / bundle.KEYS).glob("*") if p.is_file()}
+        prefix = f"{bundle.KEYS}/"
+        on_disk = {p.removeprefix(prefix) for p in self.regular
+                   if p.startswith(prefix) and "/" not in p.removeprefix(prefix)}
         expected = {f"{fpr}.asc" for fpr in recorded}
         for name in sorted(on_disk - expected):
-            self.add(f"{bundle.KEYS}/{name}", "keys", "a key bundle.json does not record")
+            self.add(f"{prefix}{name}", "keys", "a key bundle.json does not record")
         for fingerprint in recorded:
-            path = f"{bundle.KEYS}/{fingerprint}.asc"
+            path = f"{prefix}{fingerprint}.asc"
             if f"{fingerprint}.asc" not in on_disk:
                 self.add(path, "keys", "a recorded key is missing")
                 continue
@@ -226,60 +306,77 @@ class _Check:
                 self.foreign_keys.append(fingerprint[-16:])
         return trusted
 
-    def _signed_item(self, verifier: Verifier, trusted: set[str],
-                     item: Mapping[str, Any]) -> None:
-        path = str(item.get("path"))
-        verification = item.get("verification") or {}
-        signature = str(verification.get("signature", ""))
-        if not signature:
-            self.add(path, "description", "bundle.json names no signature for it")
-            return
-        if not (self.root / path).is_file() or not (self.root / signature).is_file():
-            return  # already reported missing
+    def _signed_item(self, verifier: Verifier, trusted: set[str], signed: _Signed) -> bool:
+        """Check one file's signature (and Elastic checksum); whether a trusted key made it."""
+        path, signature, item = signed.path, signed.signature, signed.item
+        self._elastic_checksum(path, item)
+        if signature not in self.regular:
+            self.add(signature, "signature", f"the signature of {Path(path).name} is missing: "
+                                             "it cannot be shown to come from its publisher")
+            return False
         try:
             key = verifier.verify(self.root / path, bundle.inside(self.root, signature),
                                   name=path)
         except AirgapError as exc:
             self.add(signature, "signature", exc.message)
-            return
-        recorded_signer = verification.get("signer")
+            return False
+        recorded_signer = _verification(item).get("signer")
         if key.fingerprint not in trusted:
             self.add(signature, "signature", f"made by {key.fingerprint}, which keys/ and "
                                              "bundle.json do not both vouch for")
-        elif key.fingerprint != recorded_signer:
+            return False
+        if item is not None and recorded_signer is None:
+            self.add(path, "description", "bundle.json records no signer for it")
+        elif item is not None and key.fingerprint != recorded_signer:
             self.add(signature, "signature", f"made by {key.fingerprint}, but bundle.json "
                                              f"records {recorded_signer}")
-        checksum = verification.get("checksum")
-        if item.get("kind") == "artifact" and checksum:
-            try:
-                expected = read_elastic_sha512(bundle.inside(self.root, str(checksum)),
-                                               Path(path).name)
-            except (AirgapError, OSError) as exc:
-                self.add(str(checksum), "signature", str(exc))
-                return
-            if expected != item.get("sha512"):
-                self.add(str(checksum), "modified", f"does not match {Path(path).name}")
+        return True
+
+    def _elastic_checksum(self, path: str, item: Mapping[str, Any] | None) -> None:
+        """An artifact's ``.sha512`` (which agents download too) must name and match it."""
+        checksum = layout.checksum_for(path)
+        if checksum is None and item is not None and item.get("kind") == "artifact":
+            checksum = str(_verification(item).get("checksum") or "") or None
+        if checksum is None:
+            return
+        if checksum not in self.regular:
+            self.add(checksum, "missing", f"the Elastic checksum of {Path(path).name} is "
+                                          "missing: agents download it to check the file")
+            return
+        actual = self.digests.get(path) or (item or {}).get("sha512")
+        if actual is None:
+            return  # the file itself could not be read: already reported
+        try:
+            expected = read_elastic_sha512(bundle.inside(self.root, checksum), Path(path).name)
+        except (AirgapError, OSError) as exc:
+            self.add(checksum, "signature", str(exc))
+            return
+        if expected != actual:
+            self.add(checksum, "modified", f"does not match {Path(path).name}")
 
     def operator_signature(self, trust_keys: Iterable[Path]) -> str:
         keys = list(trust_keys)
-        signature = self.root / bundle.SUMS_SIGNATURE
-        if not signature.is_file():
+        if bundle.SUMS_SIGNATURE not in self.regular:
             if keys:
                 self.add(bundle.SUMS_SIGNATURE, "operator-signature",
                          "--trust-key was given but the bundle has no SHA512SUMS.asc")
             return "absent"
         if not keys:
             return "present, not checked (give --trust-key)"
+        if bundle.SUMS not in self.regular:
+            self.add(bundle.SUMS_SIGNATURE, "operator-signature", "there is no SHA512SUMS "
+                                                                  "for it to sign")
+            return "invalid"
         try:
             with Verifier(keys, include_elastic=False) as verifier:
-                verifier.verify(self.root / bundle.SUMS, signature, name=bundle.SUMS)
+                verifier.verify(self.root / bundle.SUMS, self.root / bundle.SUMS_SIGNATURE,
+                                name=bundle.SUMS)
         except AirgapError as exc:
             self.add(bundle.SUMS_SIGNATURE, "operator-signature", exc.message)
             return "invalid"
         return "valid"
 
 
-def _run(work: Callable[[Any], None], items: Iterable[Any], jobs: int) -> None:
+def _run(work: Callable[[_T], _R], items: Iterable[_T], jobs: int) -> list[_R]:
     with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="airgap-verify") as pool:
-        for future in [pool.submit(work, item) for item in items]:
-            future.result()
+        return [future.result() for future in [pool.submit(work, item) for item in items]]

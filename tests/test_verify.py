@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -12,11 +13,17 @@ from typing import Any
 
 import pytest
 
+from airgap import elastic
+from airgap import verify as verify_module
+from airgap.bundle import format_sums
 from airgap.cli import main
+from airgap.contents import describe_bundle
 from airgap.digests import hash_file
+from airgap.errors import BundleError
 from tests.peers.gpgkeys import SigningKey
 
 AGENT = "downloads/beats/elastic-agent/elastic-agent-9.0.0-linux-x86_64.tar.gz"
+NGINX = "packages/nginx/nginx-2.0.0.zip"
 
 
 @pytest.fixture
@@ -51,6 +58,32 @@ def update_sums(bundle: Path, *paths: str) -> None:
         text = re.sub(rf"^[0-9a-f]{{128}}  {re.escape(path)}$", f"{digest}  {path}", text,
                       flags=re.MULTILINE)
     (bundle / "SHA512SUMS").write_text(text)
+
+
+def description(bundle: Path) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads((bundle / "bundle.json").read_text())
+    return document
+
+
+def forge(bundle: Path, document: dict[str, Any]) -> None:
+    """What a careful attacker does: bundle.json and SHA512SUMS rewritten to agree with
+    the files (the operator's SHA512SUMS.asc cannot be)."""
+    for item in document["items"]:
+        digests = hash_file(bundle / item["path"])
+        item["size"], item["sha512"] = digests.size, digests.sha512
+    (bundle / "bundle.json").write_text(json.dumps(document, indent=2))
+    sums = [(i["path"], i["sha512"]) for i in document["items"]]
+    sums.append(("bundle.json", hash_file(bundle / "bundle.json").sha512))
+    (bundle / "SHA512SUMS").write_text(format_sums(sums))
+
+
+def drop(bundle: Path, *paths: str) -> None:
+    """Delete ``paths`` and every mention of them in bundle.json and SHA512SUMS."""
+    document = description(bundle)
+    document["items"] = [i for i in document["items"] if i["path"] not in paths]
+    for path in paths:
+        (bundle / path).unlink()
+    forge(bundle, document)
 
 
 def test_intact_bundle_passes_and_coreutils_agrees(bundle: Path, operator_key: Path,
@@ -167,6 +200,85 @@ def _swapped_keys(bundle: Path, attacker: SigningKey) -> str:
     return ours
 
 
+@tamper("package .sig deleted and dropped from SHA512SUMS and bundle.json", {"signature"})
+def _dropped_sig(bundle: Path, attacker: SigningKey) -> str:
+    drop(bundle, NGINX + ".sig")
+    return NGINX + ".sig"
+
+
+@tamper("artifact .asc deleted and dropped, artifact relabelled", {"signature", "description"})
+def _relabelled_artifact(bundle: Path, attacker: SigningKey) -> str:
+    drop(bundle, AGENT + ".asc")
+    document = description(bundle)
+    for item in document["items"]:
+        if item["path"] == AGENT:
+            item["kind"], item["verification"] = "image-layer", {}
+    forge(bundle, document)
+    return AGENT + ".asc"
+
+
+@tamper("package relabelled, its .sig made by another key", {"signature", "description"})
+def _relabelled_package(bundle: Path, attacker: SigningKey) -> str:
+    flip(bundle / NGINX, 30)
+    attacker.sign(bundle / NGINX, bundle / (NGINX + ".sig"))
+    document = description(bundle)
+    for item in document["items"]:
+        if item["path"] in (NGINX, NGINX + ".sig"):
+            item["kind"], item["verification"] = "oci-layout", {}
+    forge(bundle, document)
+    return NGINX + ".sig"
+
+
+@tamper("unsigned binary added to downloads/ and described as a checksum", {"signature"})
+def _unsigned_download(bundle: Path, attacker: SigningKey) -> str:
+    path = AGENT.replace("9.0.0", "9.0.1")
+    (bundle / path).write_bytes(b"not what Elastic built")
+    document = description(bundle)
+    document["items"].append({"path": path, "kind": "artifact-checksum", "verification": {}})
+    forge(bundle, document)
+    return path + ".asc"
+
+
+@tamper("bundle.json deleted and dropped from SHA512SUMS", {"description"})
+def _no_description(bundle: Path, attacker: SigningKey) -> str:
+    (bundle / "bundle.json").unlink()
+    text = (bundle / "SHA512SUMS").read_text()
+    (bundle / "SHA512SUMS").write_text("".join(
+        line for line in text.splitlines(keepends=True) if not line.endswith("  bundle.json\n")))
+    return "bundle.json"
+
+
+@tamper("artifact replaced by a symlink to an identical file outside", {"symlink"})
+def _symlink(bundle: Path, attacker: SigningKey) -> str:
+    outside = bundle.parent / "outside.tar.gz"
+    shutil.copyfile(bundle / AGENT, outside)
+    (bundle / AGENT).unlink()
+    (bundle / AGENT).symlink_to(outside)
+    return AGENT
+
+
+@tamper("artifact replaced by a dangling symlink", {"symlink"})
+def _dangling_symlink(bundle: Path, attacker: SigningKey) -> str:
+    (bundle / AGENT).unlink()
+    (bundle / AGENT).symlink_to(bundle.parent / "nowhere")
+    return AGENT
+
+
+@tamper("directory replaced by a symlink to a copy outside", {"symlink"})
+def _symlinked_directory(bundle: Path, attacker: SigningKey) -> str:
+    folder = "downloads/beats/filebeat"
+    shutil.move(bundle / folder, bundle.parent / "filebeat")
+    (bundle / folder).symlink_to(bundle.parent / "filebeat", target_is_directory=True)
+    return folder
+
+
+@tamper("FIFO added", {"unreadable"})
+def _fifo(bundle: Path, attacker: SigningKey) -> str:
+    path = "downloads/beats/elastic-agent/pipe"
+    os.mkfifo(bundle / path)
+    return path
+
+
 @pytest.mark.parametrize("name", list(TAMPERS))
 def test_tampering_exits_3_naming_the_file(name: str, bundle: Path, attacker: SigningKey,
                                            capsys: pytest.CaptureFixture[str]) -> None:
@@ -239,6 +351,80 @@ def test_incomplete_bundle_says_so(bundle: Path, capsys: pytest.CaptureFixture[s
     code, report = verify(bundle, capsys=capsys)
     assert code == 3
     assert report["problems"][0]["message"].startswith("the bundle has no SHA512SUMS")
+
+
+def test_only_verified_signatures_are_counted(bundle: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    drop(bundle, NGINX + ".sig")
+    code, report = verify(bundle, capsys=capsys)
+    assert code == 3
+    assert report["signatures"] == 6
+    assert problems(report) == {(NGINX + ".sig", "signature")}
+
+
+def test_without_trust_key_an_elastic_only_bundle_still_warns(
+        bundle: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Only the image and the Elastic key: nothing signed by another key, and the image
+    # signed by no one.
+    document = description(bundle)
+    elastic_key = f"keys/{elastic.ELASTIC_KEY_FINGERPRINT}.asc"
+    kept = [i for i in document["items"]
+            if i["path"].startswith("images/") or i["path"] == elastic_key]
+    for item in document["items"]:
+        if item not in kept:
+            (bundle / item["path"]).unlink()
+    document["items"] = kept
+    document["keys"] = [k for k in document["keys"] if k["elastic"]]
+    forge(bundle, document)
+    code, report = verify(bundle, capsys=capsys)
+    assert code == 0, report["problems"]
+    assert report["signatures"] == 0
+    (warning,) = report["warnings"]
+    assert "the image is not signed by Elastic" in warning and "--trust-key" in warning
+
+
+def test_an_unreadable_file_is_a_problem_not_a_traceback(
+        bundle: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    real = verify_module.hash_file
+
+    def unreadable(path: Path, **options: Any) -> Any:
+        if path == bundle / AGENT:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path, **options)
+
+    monkeypatch.setattr(verify_module, "hash_file", unreadable)
+    code, report = verify(bundle, capsys=capsys)
+    assert code == 3
+    assert (AGENT, "unreadable") in problems(report)
+    assert "Permission denied" in report["problems"][0]["message"]
+
+
+DAMAGES: dict[str, dict[str, Any]] = {
+    "items not a list": {"items": 5},
+    "a size not a number": {"items": [{"path": "images/oci-layout", "size": "big"}]},
+    "a key not an object": {"keys": ["46095ACC8548582C1A2699A9D27D666CD88E42B4"]},
+    "a platform not an object": {"image": {"platforms": {"linux/amd64": "sha256:0"}}},
+    "verification not an object": {"items": [{"path": AGENT, "kind": "artifact",
+                                              "verification": "yes"}]},
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGES))
+def test_damaged_description_is_an_error_not_a_traceback(
+        damage: str, bundle: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    document = description(bundle)
+    document.update(DAMAGES[damage])
+    (bundle / "bundle.json").write_text(json.dumps(document))
+    update_sums(bundle, "bundle.json")
+    with pytest.raises(BundleError, match="damaged") as raised:
+        describe_bundle(bundle)
+    assert "airgap verify" in str(raised.value)
+    assert main(["inspect", str(bundle)]) == 1
+    assert "airgap verify" in capsys.readouterr().err
+    code, report = verify(bundle, capsys=capsys)  # no traceback either
+    if "items" in DAMAGES[damage] or "keys" in DAMAGES[damage]:
+        assert code == 3 and report["problems"]
 
 
 def test_inspect_summarises_without_hashing(bundle: Path,
