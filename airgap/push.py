@@ -4,12 +4,17 @@ Blobs first (a ``HEAD`` skips those the registry already has; small ones go up i
 ``PUT``, large ones in ``PATCH`` chunks), then each platform's manifest by digest, and
 the index last, under the tag: a registry never holds a manifest whose blobs it lacks.
 Every manifest keeps its bytes, so its digest is the bundle's.
+
+A blob's body streams from the bundle and cannot be sent twice, so a ``401`` to it (a
+token that expired or was revoked mid-push) is answered by fetching fresh credentials
+and starting that blob's upload over from a new ``POST``. Credentials go only to the
+registry's own origin, never to an upload location on another host.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +24,13 @@ from airgap import oci
 from airgap.credentials import find_credentials
 from airgap.dockerarchive import image_platforms
 from airgap.download import Downloader
-from airgap.errors import AirgapError, NotFoundError, ServerResponseError, UsageError
+from airgap.errors import (
+    AirgapError,
+    AuthenticationError,
+    NotFoundError,
+    ServerResponseError,
+    UsageError,
+)
 from airgap.image import IMAGES_DIR
 from airgap.reference import ImageReference
 from airgap.registry import RegistryClient
@@ -27,6 +38,12 @@ from airgap.transport import RetryableError, open_stream, transport_error, with_
 
 MONOLITHIC_LIMIT = 128 << 20
 CHUNK = 64 << 20
+_LOGIN_HINT = ("log in with `docker login` for that registry, or set "
+               "AIRGAP_REGISTRY_USERNAME and AIRGAP_REGISTRY_PASSWORD")
+
+
+class _Reauthenticated(RetryableError):
+    """A streamed upload got ``401``; fresh credentials are in place: restart the blob."""
 
 
 @dataclass(frozen=True)
@@ -110,28 +127,49 @@ def _push_blob(client: RegistryClient, layout: oci.Layout, blob: oci.Descriptor)
         return False
     reporter.task_started(key, f"blob {blob.digest[7:19]}", blob.size)
     attempts = 0
+    refused = 0  # restarts for a 401 in a row, with no chunk accepted in between
+
+    def accepted() -> None:
+        nonlocal refused
+        refused = 0
 
     def attempt() -> None:
-        nonlocal attempts
+        nonlocal attempts, refused
         if attempts:
             reporter.task_restarted(key, 0)
         attempts += 1
-        location = _start_upload(client)
-        path = layout.blob(blob.digest)
-        if blob.size <= MONOLITHIC_LIMIT:
-            _send(client, "PUT", _with_digest(location, blob.digest), path, 0, blob.size, key)
-            return
-        offset = 0
-        while offset < blob.size:
-            length = min(CHUNK, blob.size - offset)
-            location = _send(client, "PATCH", location, path, offset, length, key)
-            offset += length
-        _send(client, "PUT", _with_digest(location, blob.digest), path, 0, 0, key)
+        try:
+            _upload(client, layout, blob, key, accepted)
+        except _Reauthenticated:
+            refused += 1
+            if refused > 1:
+                raise AuthenticationError(
+                    f"upload of {blob.digest} to {client.base}: the registry refused fresh "
+                    "credentials too (401)", details=[_LOGIN_HINT]) from None
+            raise
 
     with_retries(attempt, client.downloader.settings, f"upload of {blob.digest}",
                  reporter.warning)
     reporter.task_finished(key, "done")
     return True
+
+
+def _upload(client: RegistryClient, layout: oci.Layout, blob: oci.Descriptor, key: str,
+            accepted: Callable[[], None]) -> None:
+    """One upload of ``blob``, from a new upload session to the closing ``PUT``;
+    ``accepted`` is called for each chunk the registry took."""
+    location = _start_upload(client)
+    path = layout.blob(blob.digest)
+    if blob.size <= MONOLITHIC_LIMIT:
+        _send(client, "PUT", _with_digest(location, blob.digest), path, 0, blob.size, key)
+        return
+    offset = 0
+    while offset < blob.size:
+        length = min(CHUNK, blob.size - offset)
+        location = _send(client, "PATCH", location, path, offset, length, key)
+        accepted()
+        offset += length
+    _send(client, "PUT", _with_digest(location, blob.digest), path, 0, 0, key)
 
 
 def _exists(client: RegistryClient, blob: oci.Descriptor) -> bool:
@@ -188,29 +226,40 @@ def _send(client: RegistryClient, method: str, url: str, path: Path, offset: int
 
 
 def _request(client: RegistryClient, method: str, url: str, *,
-             headers: dict[str, str] | None = None, content: object = None) -> httpx.Response:
-    """One request with the registry's auth, answering a 401 challenge once."""
+             headers: dict[str, str] | None = None,
+             content: bytes | Iterator[bytes] | None = None) -> httpx.Response:
+    """One request with the registry's auth, answering a 401 challenge.
+
+    A body held in memory is sent again with the fresh credentials; a streamed one
+    cannot be, so :class:`_Reauthenticated` tells the caller to restart the upload.
+    """
     http = client.downloader.client
+    target = httpx.URL(url)
+    same_origin = (target.scheme, target.host, target.port) == \
+        (client.auth.origin.scheme, client.auth.origin.host, client.auth.origin.port)
+    replayable = content is None or isinstance(content, bytes)
     for attempt in range(2):
-        request_headers = {**(headers or {}), **client.auth.headers_for(httpx.URL(url))}
+        request_headers = dict(headers or {})
+        if same_origin:  # an upload location on another host gets no credentials
+            request_headers.update(client.auth.headers_for(target))
         try:
-            response = http.request(method, url, headers=request_headers,
-                                    content=content)  # type: ignore[arg-type]
+            response = http.request(method, url, headers=request_headers, content=content)
         except httpx.TransportError as exc:
             raise transport_error(exc, url) from None
-        replayable = content is None or isinstance(content, bytes)
-        if response.status_code == 401 and attempt == 0 and replayable \
+        if response.status_code == 401 and attempt == 0 and same_origin \
                 and client.auth.handle_challenge(response):
-            continue
+            if replayable:
+                continue
+            raise _Reauthenticated(f"{method} {url}: the registry refused the credentials "
+                                   "mid-upload (401); restarting the upload with fresh ones",
+                                   retry_after=0.0)
         if response.status_code in (401, 403):
-            raise AirgapError(f"{method} {url}: the registry refused the push "
-                              f"({response.status_code})",
-                              details=["log in with `docker login` for that registry, or set "
-                                       "AIRGAP_REGISTRY_USERNAME and AIRGAP_REGISTRY_PASSWORD"])
+            raise AuthenticationError(f"{method} {url}: the registry refused the push "
+                                      f"({response.status_code})", details=[_LOGIN_HINT])
         if response.status_code >= 500 or response.status_code == 429:
             raise RetryableError(f"the registry answered {response.status_code}")
         return response
-    raise AirgapError(f"{method} {url}: the registry kept refusing the credentials")
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _put_manifest(client: RegistryClient, layout: oci.Layout, manifest: oci.Descriptor,

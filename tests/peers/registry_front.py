@@ -5,8 +5,10 @@ token service on another port, which hands out anonymous tokens (or, when
 ``credentials`` are set, only to clients that present them with Basic auth), with a
 lifetime so clients must refresh them. Blob GETs may be redirected to a "storage" host
 (another port) as CDNs do; the storage host logs whether credentials reached it.
-Faults (``files.Fault``) apply to blob transfers. Everything else is proxied, streaming,
-to the real registry.
+Faults (``files.Fault``) apply to blob transfers. Everything else is proxied, streaming
+both ways (pushes too), to the real registry. ``token_uses`` makes every token die after
+that many requests, whatever its announced lifetime (a token revoked mid-push), and
+``grant_push=False`` hands out pull-only tokens, as docker.elastic.co does.
 """
 
 from __future__ import annotations
@@ -30,20 +32,26 @@ from tests.peers.processes import Credentials, DockerRegistry
 SERVICE = "token-service"
 _REPO = re.compile(r"^/v2/(.+?)/(manifests|blobs|tags)/")
 _PASS_HEADERS = ("Content-Type", "Content-Length", "Docker-Content-Digest", "Content-Range",
-                 "Accept-Ranges", "ETag", "Location")
+                 "Accept-Ranges", "ETag", "Location", "Range", "Docker-Upload-UUID")
+_FORWARD_HEADERS = ("Accept", "Range", "Content-Type", "Content-Length", "Content-Range")
+_WRITES = ("POST", "PUT", "PATCH", "DELETE")
 
 
 class RegistryFront:
     """docker.elastic.co on loopback: Bearer tokens, redirects, faults, over a real registry."""
 
     def __init__(self, upstream: DockerRegistry, *, token_lifetime: int = 300,
-                 credentials: Credentials | None = None, redirect_blobs: bool = False) -> None:
+                 credentials: Credentials | None = None, redirect_blobs: bool = False,
+                 token_uses: int | None = None, grant_push: bool = True) -> None:
         self.upstream = upstream
         self.token_lifetime = token_lifetime
         self.credentials = credentials
         self.redirect_blobs = redirect_blobs
+        self.token_uses = token_uses
+        self.grant_push = grant_push
         self.faults = Faults()
         self.tokens: dict[str, tuple[float, str]] = {}
+        self.uses: dict[str, int] = {}
         self.token_requests: list[dict[str, str]] = []
         self._tokens = BackgroundServer(self._token_app())
         self._storage = BackgroundServer(self._storage_app())
@@ -82,8 +90,10 @@ class RegistryFront:
                     return web.json_response({"errors": [{"code": "UNAUTHORIZED"}]},
                                              status=401)
             token = secrets.token_urlsafe(24)
-            self.tokens[token] = (time.monotonic() + self.token_lifetime,
-                                  request.query.get("scope", ""))
+            scope = request.query.get("scope", "")
+            if not self.grant_push:
+                scope = scope.replace("pull,push", "pull")
+            self.tokens[token] = (time.monotonic() + self.token_lifetime, scope)
             return web.json_response({"token": token, "access_token": token,
                                       "expires_in": self.token_lifetime})
 
@@ -95,17 +105,28 @@ class RegistryFront:
         header = request.headers.get("Authorization", "")
         if not header.startswith("Bearer "):
             return False
-        expires, scope = self.tokens.get(header[7:], (0.0, ""))
+        token = header[7:]
+        expires, scope = self.tokens.get(token, (0.0, ""))
         if time.monotonic() > expires:
             return False
+        if self.token_uses is not None:
+            self.uses[token] = self.uses.get(token, 0) + 1
+            if self.uses[token] > self.token_uses:
+                return False
         match = _REPO.match(request.path)
-        return match is None or scope.startswith(f"repository:{match.group(1)}:")
+        if match is None:
+            return True
+        actions = scope.removeprefix(f"repository:{match.group(1)}:")
+        if actions == scope:
+            return False
+        return request.method not in _WRITES or "push" in actions.split(",")
 
     def _challenge(self, request: web.Request) -> web.Response:
         params = f'realm="{self._tokens.url}/auth",service="{SERVICE}"'
         match = _REPO.match(request.path)
         if match:
-            params += f',scope="repository:{match.group(1)}:pull"'
+            action = "pull,push" if request.method in _WRITES else "pull"
+            params += f',scope="repository:{match.group(1)}:{action}"'
         return web.json_response({"errors": [{"code": "UNAUTHORIZED"}]}, status=401,
                                  headers={"WWW-Authenticate": f"Bearer {params}"})
 
@@ -139,16 +160,20 @@ class RegistryFront:
         if fault is not None and fault.kind == "status":
             headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
             return web.Response(status=fault.status, text="injected\n", headers=headers)
-        forward = {k: v for k, v in request.headers.items() if k in ("Accept", "Range")}
+        forward = {k: v for k, v in request.headers.items() if k in _FORWARD_HEADERS}
         if fault is not None and fault.kind == "ignore_range":
             forward.pop("Range", None)
+        body = request.content if request.can_read_body else None
         async with aiohttp.ClientSession() as session, session.request(
                 request.method, f"{self.upstream.url}{path}", params=request.query,
-                headers=forward, allow_redirects=False) as upstream:
+                headers=forward, data=body, allow_redirects=False) as upstream:
             response = web.StreamResponse(status=upstream.status)
             for name in _PASS_HEADERS:
                 if name in upstream.headers:
                     response.headers[name] = upstream.headers[name]
+            location = response.headers.get("Location", "")
+            if location.startswith(self.upstream.url):  # upload sessions go through us too
+                response.headers["Location"] = self.url + location[len(self.upstream.url):]
             await response.prepare(request)
             if request.method == "HEAD":
                 return response
