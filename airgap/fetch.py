@@ -67,8 +67,9 @@ def fetch(settings: FetchSettings, reporter: Reporter) -> FetchResult:
     """Fetch everything ``settings.manifest`` plans into ``settings.bundle``."""
     manifest = load_manifest(settings.manifest)
     plan = make_plan(manifest)
-    network = NetworkSettings(ca_cert=settings.ca_cert or manifest.sources.ca_cert,
-                              jobs=settings.jobs)
+    # The command line adds to the manifest's CA (a proxy's, say), never replaces it.
+    cas = dict.fromkeys(p for p in (manifest.sources.ca_cert, settings.ca_cert) if p)
+    network = NetworkSettings(ca_certs=tuple(cas), jobs=settings.jobs)
     root = settings.bundle
     bundle.check_output_folder(root)
     with bundle.BundleLock(root), make_client(network) as client, \

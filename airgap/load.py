@@ -138,8 +138,8 @@ def load(settings: LoadSettings, reporter: Reporter) -> LoadResult:
 def _push(settings: LoadSettings, repository: str, tag: str, reporter: Reporter) -> PushResult:
     assert settings.registry is not None
     target = PushTarget.parse(settings.registry)
-    network = NetworkSettings(ca_cert=settings.ca_cert, jobs=settings.jobs,
-                              insecure=settings.insecure)
+    network = NetworkSettings(ca_certs=(settings.ca_cert,) if settings.ca_cert else (),
+                              jobs=settings.jobs, insecure=settings.insecure)
     with make_client(network) as client:
         return push_image(settings.bundle, target, repository, tag,
                           Downloader(client, network, reporter), settings.insecure)

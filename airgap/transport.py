@@ -42,7 +42,7 @@ class NetworkSettings:
     """How to talk to servers. ``read_timeout`` is how long a stalled transfer may sit
     without a byte before it counts as failed (and is retried)."""
 
-    ca_cert: Path | None = None
+    ca_certs: tuple[Path, ...] = ()
     jobs: int = 8
     connect_timeout: float = 20.0
     read_timeout: float = 60.0
@@ -72,15 +72,16 @@ class RetryableError(Exception):
 
 
 def ssl_context(settings: NetworkSettings) -> ssl.SSLContext | bool:
-    """System CAs plus ``ca_cert``; no verification only when ``insecure`` was asked for."""
+    """System CAs plus every file of ``ca_certs``; no verification only when ``insecure``
+    was asked for."""
     if settings.insecure:
         return False
     context = ssl.create_default_context()
-    if settings.ca_cert is not None:
+    for path in settings.ca_certs:
         try:
-            context.load_verify_locations(cafile=str(settings.ca_cert))
+            context.load_verify_locations(cafile=str(path))
         except (OSError, ssl.SSLError) as exc:
-            raise UsageError(f"cannot use CA certificate {settings.ca_cert}: {exc}; "
+            raise UsageError(f"cannot use CA certificate {path}: {exc}; "
                              "give a PEM file of one or more certificates") from None
     return context
 
@@ -91,9 +92,14 @@ def make_client(settings: NetworkSettings) -> httpx.Client:
                             write=settings.read_timeout, pool=None)
     limits = httpx.Limits(max_connections=settings.jobs * 2,
                           max_keepalive_connections=settings.jobs * 2)
+    # trust_env: HTTP(S)_PROXY, ALL_PROXY and NO_PROXY are honoured, as by curl and
+    # docker; the CA settings of the environment are not, since ``verify`` is our own
+    # context. Loopback never goes through a proxy, as with Go's tools (docker, skopeo).
+    loopback: dict[str, httpx.BaseTransport | None] = {
+        "all://127.0.0.1": None, "all://localhost": None, "all://[::1]": None}
     return httpx.Client(verify=ssl_context(settings), timeout=timeout, limits=limits,
                         follow_redirects=False, headers={"User-Agent": USER_AGENT},
-                        trust_env=False)
+                        trust_env=True, mounts=loopback)
 
 
 def parse_retry_after(value: str | None) -> float | None:

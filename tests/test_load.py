@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import datetime
 import hashlib
-import ipaddress
 import json
 import shutil
 import socket
@@ -16,10 +14,6 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from airgap.cli import main
 from airgap.serve import BackgroundArtifactServer, ServeSettings
@@ -28,6 +22,7 @@ from tests.peers.gpgkeys import SigningKey
 from tests.peers.images import TestImage
 from tests.peers.net import free_port
 from tests.peers.processes import Dockerd, DockerRegistry
+from tests.peers.tls import make_certificate
 
 REFERENCE = f"docker.elastic.co/{TEST_REPOSITORY}:9.0.0"
 ELASTIC = "46095ACC8548582C1A2699A9D27D666CD88E42B4"
@@ -52,21 +47,7 @@ def docker(engine: Dockerd, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def self_signed(tmp_path: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "package-registry.test")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
-                   .not_valid_before(now - datetime.timedelta(minutes=5))
-                   .not_valid_after(now + datetime.timedelta(days=1))
-                   .add_extension(x509.SubjectAlternativeName(
-                       [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-                   .sign(key, hashes.SHA256()))
-    cert, key_file = tmp_path / "tls.crt", tmp_path / "tls.key"
-    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    cert, key_file = make_certificate(tmp_path, name="tls", common_name="package-registry.test")
     key_file.chmod(0o644)  # the registry runs as uid 1000 in its container
     return cert, key_file
 
