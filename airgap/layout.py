@@ -13,8 +13,10 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-DOWNLOADS = "downloads/"
-PACKAGES = "packages/"
+from airgap import bundle
+
+DOWNLOADS = bundle.DOWNLOADS + "/"
+PACKAGES = bundle.PACKAGES + "/"
 ARTIFACT_SIGNATURE = ".asc"
 ARTIFACT_CHECKSUM = ".sha512"
 PACKAGE = ".zip"
