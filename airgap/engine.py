@@ -100,7 +100,11 @@ def load_image(client: Any, bundle: Path, extra_tags: tuple[str, ...], reporter:
             yield piece
 
     try:
-        client.images.load(counted())
+        # quiet, as the docker CLI asks when not on a terminal: the engine then does not
+        # stream per-layer progress back while it is busy storing layers.
+        for message in client.api.load_image(counted(), quiet=True):
+            if isinstance(message, dict) and "errorDetail" in message:
+                raise docker.errors.ImageLoadError(message["errorDetail"].get("message"))
         image = client.images.get(selection.reference)
     except docker.errors.DockerException as exc:
         reporter.task_finished("docker-load", "failed")

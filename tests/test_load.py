@@ -113,6 +113,20 @@ def test_tampered_bundle_is_refused_before_anything_is_loaded(
     assert not artifacts.exists()
 
 
+def test_skip_verify_still_stops_a_damaged_layer_on_its_way_to_the_engine(
+        golden_bundle: Path, engine: Dockerd, pushed_image: TestImage, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    bundle = tmp_path / "bundle"
+    shutil.copytree(golden_bundle, bundle)
+    layer = bundle / "images/blobs/sha256" / pushed_image.shared_layers[0].removeprefix("sha256:")
+    data = bytearray(layer.read_bytes())
+    data[len(data) // 2] ^= 1
+    layer.write_bytes(bytes(data))
+    assert main(["load", str(bundle), "--docker", "--skip-verify", "--quiet"]) == 3
+    assert "does not match its digest" in capsys.readouterr().err
+    assert docker(engine, "image", "ls", "-q").stdout.strip() == ""
+
+
 def test_load_registry_pushes_every_platform_and_skips_what_is_there(
         golden_bundle: Path, tmp_path_factory: pytest.TempPathFactory,
         docker_config: Callable[..., Path]) -> None:
