@@ -106,16 +106,25 @@ def verify_bundle(settings: VerifySettings, reporter: Reporter) -> VerifyReport:
     for path in sorted(set(sums) - found.entries):
         check.add(path, "missing", "listed in SHA512SUMS but not in the bundle")
     listed = [p for p in sums if p in found.regular]
-    size = check.hash_all(listed, sums, settings.jobs, reporter)
-    signatures = 0
-    if bundle.SUMS in found.regular:
+    check.measure(listed)
+
+    def signed() -> int:
+        if bundle.SUMS not in found.regular:
+            return 0
         document: Mapping[str, Any] = {}
         if bundle.DESCRIPTION in found.regular:
             document = check.description(sums) or {}
         elif bundle.DESCRIPTION not in sums:
             check.add(bundle.DESCRIPTION, "description", "the bundle has no bundle.json, and "
                       "SHA512SUMS does not list one: it was removed after the fetch")
-        signatures = check.signatures(document, settings.jobs)
+        return check.signatures(document, settings.jobs)
+
+    # GnuPG re-reads the signed files in processes of its own: let it run while the
+    # files are hashed, so neither phase waits for the other's last, largest file.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="airgap-signatures") as side:
+        signatures_done = side.submit(signed)
+        size = check.hash_all(sums, settings.jobs, reporter)
+        signatures = signatures_done.result()
     operator = check.operator_signature(settings.trust_keys)
     if not settings.trust_keys:
         check.warnings.append(_unsigned_warning(check.foreign_keys))
@@ -187,14 +196,16 @@ class _Check:
                 self.add(listed, "sums", exc.message)
         return entries
 
-    def hash_all(self, paths: list[str], sums: Mapping[str, str], jobs: int,
-                 reporter: Reporter) -> int:
-        """Hash every file in parallel, biggest first; return the bytes read."""
+    def measure(self, paths: list[str]) -> None:
+        """Note the size of every file to hash (bundle.json's sizes are checked on them)."""
         for path in paths:
             try:
                 self.sizes[path] = (self.root / path).lstat().st_size
             except OSError as exc:
                 self.add(path, "unreadable", f"cannot be read: {exc.strerror}")
+
+    def hash_all(self, sums: Mapping[str, str], jobs: int, reporter: Reporter) -> int:
+        """Hash every measured file in parallel, biggest first; return the bytes read."""
         total = sum(self.sizes.values())
         reporter.task_started("verify", f"hashing {len(self.sizes)} files", total)
 
