@@ -149,21 +149,13 @@ def test_a_failed_fetch_leaves_no_index_and_lists_every_failure(
     with pytest.raises(NotFoundError, match="integration legacy_only"):
         run_fetch(manifest, bundle)
     assert not (bundle / "SHA512SUMS").exists() and not (bundle / "bundle.json").exists()
-
-
-def test_a_failed_fetch_keeps_its_lock_file_so_the_rerun_knows_the_folder(
-        make_manifest: ManifestMaker, registry_front: RegistryFront,
-        artifact_server: ArtifactServer, epr_server: EprServer, tmp_path: Path) -> None:
-    manifest = site_manifest(make_manifest, registry_front, artifact_server, epr_server,
-                             integrations=["legacy_only"])
-    bundle = tmp_path / "bundle"
-    with pytest.raises(NotFoundError):
-        run_fetch(manifest, bundle)
+    # The lock file stays: it marks the folder as a bundle in the making, which a rerun
+    # (here of a fixed manifest) accepts and completes.
     assert (bundle / ".airgap.lock").is_file()
     fixed = site_manifest(make_manifest, registry_front, artifact_server, epr_server,
                           name="fixed.yaml")
     run_fetch(fixed, bundle)
-    assert not (bundle / ".airgap.lock").exists()
+    assert not (bundle / ".airgap.lock").exists() and (bundle / "SHA512SUMS").is_file()
 
 
 def test_fetch_refuses_a_folder_that_is_not_empty_and_not_a_bundle(
