@@ -21,6 +21,10 @@ from typing import Any
 import pytest
 import yaml
 
+from airgap.download import Downloader
+from airgap.reporter import NullReporter
+from airgap.signatures import Verifier
+from airgap.transport import NetworkSettings, make_client
 from tests.peers.artifacts import ArtifactServer
 from tests.peers.epr import EprServer
 from tests.peers.gpgkeys import SigningKey
@@ -68,6 +72,27 @@ def signer() -> Iterator[SigningKey]:
 def signer_public_key(signer: SigningKey, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The signer's public key as a file, for ``trust.keys``."""
     return signer.export_public(tmp_path_factory.mktemp("keys") / "test-signer.asc")
+
+
+@pytest.fixture
+def verifier(signer_public_key: Path) -> Iterator[Verifier]:
+    """An isolated GnuPG home trusting the pinned Elastic key and the signer's."""
+    with Verifier([signer_public_key]) as verifier:
+        yield verifier
+
+
+#: Network settings that give up fast: for tests whose faults are meant to be survived
+#: by a few quick retries.
+QUICK_NETWORK = NetworkSettings(read_timeout=1.0, retries=3, backoff_initial=0.01,
+                                backoff_max=0.05)
+
+
+@pytest.fixture
+def downloader() -> Iterator[Downloader]:
+    """The download engine with :data:`QUICK_NETWORK`; modules needing other settings
+    define their own ``downloader``."""
+    with make_client(QUICK_NETWORK) as client:
+        yield Downloader(client, QUICK_NETWORK, NullReporter())
 
 
 # -- manifests -------------------------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,28 +12,13 @@ from airgap.download import Downloader
 from airgap.errors import ChecksumMismatchError, ManyErrors, NotFoundError, SignatureError
 from airgap.manifest import load_manifest
 from airgap.plan import ArtifactItem, make_plan
-from airgap.reporter import NullReporter
 from airgap.signatures import Verifier
-from airgap.transport import NetworkSettings, make_client
 from tests.conftest import ManifestMaker
 from tests.peers.artifacts import ArtifactServer, write_sha512
 from tests.peers.files import Fault
 from tests.peers.gpgkeys import SigningKey
 
-SETTINGS = NetworkSettings(read_timeout=1.0, retries=3, backoff_initial=0.01, backoff_max=0.05)
 AGENT = "beats/elastic-agent/elastic-agent-9.0.0-linux-x86_64.tar.gz"
-
-
-@pytest.fixture
-def downloader() -> Iterator[Downloader]:
-    with make_client(SETTINGS) as client:
-        yield Downloader(client, SETTINGS, NullReporter())
-
-
-@pytest.fixture
-def verifier(signer_public_key: Path) -> Iterator[Verifier]:
-    with Verifier([signer_public_key]) as verifier:
-        yield verifier
 
 
 def planned(make_manifest: ManifestMaker, server: ArtifactServer, **keys: object

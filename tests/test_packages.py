@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,27 +11,11 @@ from airgap.errors import NotFoundError, ServerResponseError, SignatureError
 from airgap.manifest import load_manifest
 from airgap.packages import fetch_packages, newest_version
 from airgap.plan import make_plan
-from airgap.reporter import NullReporter
 from airgap.signatures import Verifier
-from airgap.transport import NetworkSettings, make_client
 from tests.conftest import ManifestMaker
 from tests.peers.epr import EprServer
 from tests.peers.files import Fault
 from tests.peers.gpgkeys import SigningKey
-
-SETTINGS = NetworkSettings(read_timeout=1.0, retries=3, backoff_initial=0.01, backoff_max=0.05)
-
-
-@pytest.fixture
-def downloader() -> Iterator[Downloader]:
-    with make_client(SETTINGS) as client:
-        yield Downloader(client, SETTINGS, NullReporter())
-
-
-@pytest.fixture
-def verifier(signer_public_key: Path) -> Iterator[Verifier]:
-    with Verifier([signer_public_key]) as verifier:
-        yield verifier
 
 
 def run(make_manifest: ManifestMaker, epr: EprServer, downloader: Downloader,

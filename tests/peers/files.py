@@ -182,7 +182,7 @@ async def _stream_with_fault(request: web.Request, path: Path,
             if fault.kind in ("drop", "truncate", "stall"):
                 limit = min(CHUNK, max(fault.after - sent, 0))
                 if limit == 0:
-                    return await _break_connection(request, response, fault)
+                    return await break_connection(request, response, fault)
             data = handle.read(min(limit, remaining))
             if fault.kind == "corrupt" and sent == 0 and data:
                 data = bytes([data[0] ^ 0xFF]) + data[1:]
@@ -195,8 +195,9 @@ async def _stream_with_fault(request: web.Request, path: Path,
     return response
 
 
-async def _break_connection(request: web.Request, response: web.StreamResponse,
-                            fault: Fault) -> web.StreamResponse:
+async def break_connection(request: web.Request, response: web.StreamResponse,
+                           fault: Fault) -> web.StreamResponse:
+    """End the answer as ``fault`` says: stall then close, drop (a RST), or cut short."""
     transport = request.transport
     assert transport is not None
     await asyncio.sleep(0.05)  # let the bytes already written reach the client

@@ -17,15 +17,13 @@ import asyncio
 import base64
 import re
 import secrets
-import socket
-import struct
 import time
 from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
 
-from tests.peers.files import Fault, Faults
+from tests.peers.files import Fault, Faults, break_connection
 from tests.peers.net import BackgroundServer
 from tests.peers.processes import Credentials, DockerRegistry
 
@@ -188,18 +186,7 @@ async def _relay(request: web.Request, response: web.StreamResponse,
         if fault is not None and fault.kind in ("drop", "truncate", "stall") \
                 and sent + len(chunk) > fault.after:
             await response.write(chunk[:max(fault.after - sent, 0)])
-            await asyncio.sleep(0.05)
-            transport = request.transport
-            assert transport is not None
-            if fault.kind == "stall":
-                await asyncio.sleep(fault.delay)
-            if fault.kind == "drop":
-                sock = transport.get_extra_info("socket")
-                if sock is not None:
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                transport.abort()
-            else:
-                transport.close()
+            await break_connection(request, response, fault)
             return
         if fault is not None and fault.kind == "corrupt" and sent == 0 and chunk:
             chunk = bytes([chunk[0] ^ 0xFF]) + chunk[1:]
