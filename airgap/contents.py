@@ -80,7 +80,7 @@ def _summarise(path: Path, document: dict[str, Any]) -> BundleContents:
                "platforms": {p: v.get("manifest") for p, v in
                              (image.get("platforms") or {}).items()},
                "size": sum(int(i.get("size", 0)) for i in items
-                           if str(i.get("path", "")).startswith("images/"))},
+                           if str(i.get("path", "")).startswith(f"{bundle.IMAGES}/"))},
         artifacts=dict(artifacts),
         packages=packages,
         keys=[{"fingerprint": k.get("fingerprint"), "uids": k.get("uids"),

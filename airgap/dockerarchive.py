@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from airgap import oci
+from airgap.bundle import IMAGES
 from airgap.errors import BundleError, ChecksumMismatchError, UsageError
-from airgap.image import IMAGES_DIR
 
 BLOCK = 512
 CHUNK = 1 << 20
@@ -59,7 +59,7 @@ def image_platforms(layout: oci.Layout) -> tuple[oci.Descriptor, list[oci.Descri
 
 def select_platform(bundle: Path, wanted: str | None) -> PlatformSelection:
     """The platform ``wanted`` (default: this machine's) of the bundle's image."""
-    layout = oci.Layout(bundle / IMAGES_DIR)
+    layout = oci.Layout(bundle / IMAGES)
     top, manifests = image_platforms(layout)
     annotations = top.raw.get("annotations", {})
     reference = str(annotations.get(oci.CONTAINERD_NAME, ""))
@@ -125,7 +125,7 @@ def archive_stream(bundle: Path, selection: PlatformSelection,
                    extra_tags: Sequence[str] = ()) -> Iterator[bytes]:
     """The tar, in pieces, for ``selection``; tagged with the image's reference and
     ``extra_tags``."""
-    layout = oci.Layout(bundle / IMAGES_DIR)
+    layout = oci.Layout(bundle / IMAGES)
     tags = [t for t in (selection.reference, *extra_tags) if t]
     blob = "blobs/sha256/{}".format
     annotations = {oci.CONTAINERD_NAME: selection.reference, oci.REF_NAME: selection.tag}

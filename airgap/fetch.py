@@ -21,7 +21,7 @@ from airgap.artifacts import ArtifactResult, fetch_artifacts
 from airgap.digests import hash_file
 from airgap.download import Downloader, Fetched
 from airgap.errors import AirgapError, BundleError, ManyErrors
-from airgap.image import IMAGES_DIR, ImageResult, fetch_image
+from airgap.image import ImageResult, fetch_image
 from airgap.manifest import load_manifest
 from airgap.packages import PackageResult, fetch_packages
 from airgap.plan import Plan, make_plan
@@ -129,9 +129,9 @@ def _image_items(root: Path, image: ImageResult) -> list[bundle.Item]:
         items.append(_item(root, fetched, kinds.get(digest, "image-blob"), fetched.url,
                            {"sha256": "matches the blob's digest"}))
     for name in ("oci-layout", "index.json"):
-        path = root / IMAGES_DIR / name
+        path = root / bundle.IMAGES / name
         digests = hash_file(path)
-        items.append(bundle.Item(f"{IMAGES_DIR}/{name}", "oci-layout", digests.size,
+        items.append(bundle.Item(f"{bundle.IMAGES}/{name}", "oci-layout", digests.size,
                                  digests.sha512, None, {}))
     return items
 
@@ -220,7 +220,7 @@ def _write_description(root: Path, plan: Plan, image: ImageResult,
             "upstream_media_type": image.upstream_media_type,
             "digest": image.stored.digest,
             "media_type": image.stored.media_type,
-            "layout": IMAGES_DIR,
+            "layout": bundle.IMAGES,
             "platforms": {p.platform: {"manifest": p.manifest.digest, "config": p.config.digest,
                                        "layers": [layer.digest for layer in p.layers]}
                           for p in image.platforms},

@@ -23,8 +23,6 @@ from airgap.plan import ImageItem
 from airgap.reference import ImageReference
 from airgap.registry import RegistryClient
 
-IMAGES_DIR = IMAGES  # the bundle folder that holds the OCI layout
-
 
 @dataclass(frozen=True)
 class PlatformImage:
@@ -63,7 +61,7 @@ def fetch_image(item: ImageItem, bundle: Path, downloader: Downloader) -> ImageR
     reference = item.reference
     client = RegistryClient(downloader, item.registry_url, reference.repository,
                             find_credentials(registry_host(item.registry_url)))
-    layout = oci.Layout(bundle / IMAGES_DIR)
+    layout = oci.Layout(bundle / IMAGES)
     source = f"{item.registry_url}/{reference.repository}:{reference.tag}"
     client.ping()
     try:

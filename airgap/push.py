@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 
 from airgap import oci
+from airgap.bundle import IMAGES
 from airgap.credentials import find_credentials
 from airgap.dockerarchive import image_platforms
 from airgap.download import Downloader
@@ -31,7 +32,6 @@ from airgap.errors import (
     ServerResponseError,
     UsageError,
 )
-from airgap.image import IMAGES_DIR
 from airgap.reference import ImageReference
 from airgap.registry import RegistryClient
 from airgap.transport import RetryableError, open_stream, transport_error, with_retries
@@ -93,7 +93,7 @@ def registry_url(client: httpx.Client, host: str, insecure: bool) -> str:
 def push_image(bundle: Path, target: PushTarget, source_repository: str, tag: str,
                downloader: Downloader, insecure: bool) -> PushResult:
     """Push the bundle's image to ``target``; return the reference it can be pulled by."""
-    layout = oci.Layout(bundle / IMAGES_DIR)
+    layout = oci.Layout(bundle / IMAGES)
     top, manifests = image_platforms(layout)
     repository = target.repository(source_repository)
     base = registry_url(downloader.client, target.host, insecure)

@@ -26,7 +26,7 @@ from airgap.errors import UsageError
 from airgap.reporter import Reporter
 
 #: Where the tree is served, so the sourceURI reads like Elastic's ``.../downloads/``.
-URL_PREFIX = "/downloads/"
+URL_PREFIX = f"/{bundle.DOWNLOADS}/"
 
 _CONTENT_TYPES = (  # .tar.gz is covered by .gz
     (".gz", "application/gzip"), (".tgz", "application/gzip"), (".zip", "application/zip"),

@@ -29,7 +29,7 @@ from airgap.errors import AirgapError, BundleError
 from airgap.reporter import Reporter
 from airgap.signatures import Verifier
 
-_BLOBS = "images/blobs/sha256/"
+_BLOBS = f"{bundle.IMAGES}/blobs/sha256/"
 _SIGNED_KINDS = ("artifact", "package")
 _T = TypeVar("_T")
 _R = TypeVar("_R")

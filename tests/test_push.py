@@ -11,9 +11,9 @@ import httpx
 import pytest
 from aiohttp import web
 
+from airgap.bundle import IMAGES
 from airgap.download import Downloader
 from airgap.errors import AuthenticationError, ManyErrors
-from airgap.image import IMAGES_DIR
 from airgap.push import PushResult, PushTarget, push_image
 from airgap.reporter import RecordingReporter
 from airgap.transport import NetworkSettings, make_client
@@ -34,7 +34,7 @@ def bundle(test_image: TestImage, tmp_path: Path) -> Path:
     """A bundle holding only the test image, as ``airgap load`` reads it."""
     root = tmp_path / "bundle"
     root.mkdir()
-    (root / IMAGES_DIR).symlink_to(test_image.layout, target_is_directory=True)
+    (root / IMAGES).symlink_to(test_image.layout, target_is_directory=True)
     return root
 
 
