@@ -12,6 +12,7 @@ import contextlib
 import importlib.resources
 import os
 import shutil
+import stat
 import subprocess
 import tempfile
 import threading
@@ -19,14 +20,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, BinaryIO
 
 import gnupg
 
-from airgap import elastic
+from airgap import elastic, openpgp
 from airgap.errors import AirgapError, SignatureError, ToolMissingError, UsageError
 
 _GPG_OPTIONS = ["--no-autostart", "--trust-model", "always", "--no-auto-key-retrieve"]
+# Detached signatures are a few hundred bytes; anything much larger is not one.
+_MAX_SIGNATURE = 64 * 1024
+# python-gnupg copies a signed message to gpg in chunks of this size (16 KiB by default).
+_COPY_CHUNK = 1 << 20
 _GPG_HINT = ("install GnuPG 2.2 or later: `apt-get install gnupg` (Debian, Ubuntu), "
              "`dnf install gnupg2` (RHEL, Fedora) or `brew install gnupg` (macOS)")
 
@@ -77,6 +82,7 @@ class Verifier:
         try:
             self._gpg = gnupg.GPG(gpgbinary=binary, gnupghome=str(self._home),
                                   options=list(_GPG_OPTIONS))
+            self._gpg.buffer_size = _COPY_CHUNK
         except (OSError, ValueError, RuntimeError) as exc:
             self.close()
             raise ToolMissingError(f"cannot run {binary}: {exc}", details=[_GPG_HINT]) from None
@@ -151,7 +157,7 @@ class Verifier:
         label = name or data.name
         if not signature.is_file():
             raise SignatureError(f"{label}: the signature {signature.name} is missing")
-        result = self._gpg.verify_file(str(signature), data_filename=str(data))
+        result = self._check(data, signature)
         status = (result.status or "").lower()
         if result.valid and result.pubkey_fingerprint:
             key = self.keys.get(str(result.pubkey_fingerprint).upper())
@@ -171,10 +177,51 @@ class Verifier:
         raise SignatureError(f"{label}: {signature.name} is not a valid OpenPGP signature "
                              f"({result.status or 'no signature found'})")
 
+    def _check(self, data: Path, signature: Path) -> gnupg.Verify:
+        """Have GnuPG check ``signature`` over ``data``, as a signed message when it can
+        (see :mod:`airgap.openpgp`), else as the detached signature it is."""
+        prefix = None
+        try:
+            with signature.open("rb") as handle:
+                text = handle.read(_MAX_SIGNATURE + 1)
+            found = data.stat()
+            if len(text) <= _MAX_SIGNATURE and stat.S_ISREG(found.st_mode):
+                prefix = openpgp.signed_message_prefix(text, found.st_size)
+        except OSError:
+            pass  # GnuPG's own check reports what cannot be read
+        if prefix is None:
+            return self._gpg.verify_file(str(signature), data_filename=str(data))
+        with data.open("rb", buffering=0) as handle:
+            return self._gpg.verify_file(_Prefixed(prefix, handle, found.st_size))
+
     def _trusted_line(self) -> str:
         names = [f"{k.key_id} ({k.uids[0] if k.uids else k.source})" for k in self.keys.values()]
         return "trusted keys: " + "; ".join(names) + \
             " — add the signer's public key to trust.keys if it is yours"
+
+
+class _Prefixed:
+    """A readable stream of ``prefix`` then the first ``length`` bytes of ``rest``:
+    the signed message GnuPG checks covers exactly the bytes the file had when its
+    size was taken."""
+
+    def __init__(self, prefix: bytes, rest: BinaryIO, length: int) -> None:
+        self._prefix = prefix
+        self._rest = rest
+        self._left = length
+
+    def read(self, size: int = -1) -> bytes:
+        """Up to ``size`` bytes (all that is left when negative)."""
+        if self._prefix:
+            chunk, self._prefix = self._prefix, b""
+            return chunk
+        chunk = self._rest.read(self._left if size < 0 else min(size, self._left))
+        self._left -= len(chunk)
+        return chunk
+
+    def close(self) -> None:
+        """Close the underlying stream."""
+        self._rest.close()
 
 
 PASSPHRASE_ENV = "AIRGAP_SIGN_PASSPHRASE"  # noqa: S105 - a variable name

@@ -31,11 +31,13 @@ class SigningKey:
         path.write_text(self._gpg("--armor", "--export", self.fingerprint).stdout)
         return path
 
-    def sign(self, path: Path, signature: Path | None = None) -> Path:
-        """Write an ASCII-armoured detached signature of ``path`` (default ``path.asc``)."""
+    def sign(self, path: Path, signature: Path | None = None, *, armor: bool = True,
+             options: tuple[str, ...] = ()) -> Path:
+        """Write a detached signature of ``path`` (default ``path.asc``), ASCII-armoured
+        unless ``armor`` is false; ``options`` go to gpg as they are."""
         out = signature or path.with_name(path.name + ".asc")
-        self._gpg("--local-user", self.fingerprint, "--armor", "--detach-sign", "--output",
-                  str(out), str(path))
+        self._gpg("--local-user", self.fingerprint, *(["--armor"] if armor else []), *options,
+                  "--detach-sign", "--output", str(out), str(path))
         return out
 
     def close(self) -> None:
