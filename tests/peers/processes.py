@@ -191,4 +191,11 @@ class Dockerd(Daemon):
 
     def stop(self) -> None:
         super().stop()
+        # dockerd leaves its network namespace mounted under the exec root: unmount
+        # what lies under our root, deepest first, so that the folder can go.
+        table = Path("/proc/self/mounts").read_text(encoding="utf-8")
+        points = [line.split()[1] for line in table.splitlines()]
+        inside = [p for p in points if p.startswith(f"{self.root}/")]
+        for point in sorted(inside, key=len, reverse=True):
+            subprocess.run(["umount", "--lazy", point], check=False, capture_output=True)
         shutil.rmtree(self.root, ignore_errors=True)
