@@ -83,7 +83,8 @@ def tamper_missing_asc(path: Path, attacker: SigningKey) -> None:
 
 def tamper_file_and_checksum(path: Path, attacker: SigningKey) -> None:
     # A consistent .sha512 for altered bytes: only the signature can catch this.
-    path.write_bytes(path.read_bytes()[:-1] + b"\0")
+    content = path.read_bytes()
+    path.write_bytes(content[:-1] + bytes([content[-1] ^ 0xFF]))
     write_sha512(path)
 
 
