@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from airgap import bundle, elastic, layout
 from airgap.checksums import read_elastic_sha512
@@ -28,11 +28,10 @@ from airgap.digests import hash_file
 from airgap.errors import AirgapError, BundleError
 from airgap.reporter import Reporter
 from airgap.signatures import Verifier
+from airgap.threads import map_in_threads, wait_all
 
 _BLOBS = f"{bundle.IMAGES}/blobs/sha256/"
 _SIGNED_KINDS = ("artifact", "package")
-_T = TypeVar("_T")
-_R = TypeVar("_R")
 
 
 @dataclass(frozen=True)
@@ -123,7 +122,12 @@ def verify_bundle(settings: VerifySettings, reporter: Reporter) -> VerifyReport:
     # files are hashed, so neither phase waits for the other's last, largest file.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="airgap-signatures") as side:
         signatures_done = side.submit(signed)
-        size = check.hash_all(sums, settings.jobs, reporter)
+        try:
+            size = check.hash_all(sums, settings.jobs, reporter)
+            wait_all([signatures_done])
+        except BaseException:
+            check.stop.set()
+            raise
         signatures = signatures_done.result()
     operator = check.operator_signature(settings.trust_keys)
     if not settings.trust_keys:
@@ -168,6 +172,7 @@ class _Check:
         self.digests: dict[str, str] = {}
         self.sizes: dict[str, int] = {}
         self.foreign_keys: list[str] = []
+        self.stop = threading.Event()  # set on Ctrl-C: work in progress gives up
         self._lock = threading.Lock()
 
     def add(self, path: str, kind: str, message: str) -> None:
@@ -209,11 +214,15 @@ class _Check:
         total = sum(self.sizes.values())
         reporter.task_started("verify", f"hashing {len(self.sizes)} files", total)
 
+        def progress(count: int) -> None:
+            if self.stop.is_set():
+                raise KeyboardInterrupt
+            reporter.task_advanced("verify", count)
+
         def one(path: str) -> None:
             blob = path.startswith(_BLOBS)
             try:
-                digests = hash_file(self.root / path, sha256=blob,
-                                    progress=lambda n: reporter.task_advanced("verify", n))
+                digests = hash_file(self.root / path, sha256=blob, progress=progress)
             except OSError as exc:
                 self.add(path, "unreadable", f"cannot be read: {exc.strerror or exc}")
                 return
@@ -224,7 +233,8 @@ class _Check:
             if blob and digests.sha256 != path.removeprefix(_BLOBS):
                 self.add(path, "modified", "its sha256 differs from its blob name")
 
-        _run(one, sorted(self.sizes, key=self.sizes.__getitem__, reverse=True), jobs)
+        map_in_threads(one, sorted(self.sizes, key=self.sizes.__getitem__, reverse=True), jobs,
+                       self.stop)
         reporter.task_finished("verify", "done")
         return total
 
@@ -264,7 +274,7 @@ class _Check:
             def one(signed: _Signed) -> bool:
                 return self._signed_item(verifier, trusted, signed)
 
-            return sum(_run(one, self._must_be_signed(items), jobs))
+            return sum(map_in_threads(one, self._must_be_signed(items), jobs, self.stop))
 
     def _must_be_signed(self, items: Mapping[str, Mapping[str, Any]]) -> list[_Signed]:
         """Every file the layout or bundle.json says is signed, with its signature's path."""
@@ -319,6 +329,8 @@ class _Check:
 
     def _signed_item(self, verifier: Verifier, trusted: set[str], signed: _Signed) -> bool:
         """Check one file's signature (and Elastic checksum); whether a trusted key made it."""
+        if self.stop.is_set():
+            raise KeyboardInterrupt
         path, signature, item = signed.path, signed.signature, signed.item
         self._elastic_checksum(path, item)
         if signature not in self.regular:
@@ -386,8 +398,3 @@ class _Check:
             self.add(bundle.SUMS_SIGNATURE, "operator-signature", exc.message)
             return "invalid"
         return "valid"
-
-
-def _run(work: Callable[[_T], _R], items: Iterable[_T], jobs: int) -> list[_R]:
-    with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="airgap-verify") as pool:
-        return [future.result() for future in [pool.submit(work, item) for item in items]]

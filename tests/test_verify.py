@@ -6,7 +6,10 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -439,3 +442,25 @@ def test_inspect_summarises_without_hashing(bundle: Path,
     assert contents["bytes"] > 0
     assert main(["inspect", str(bundle)]) == 0
     assert "elastic-agent" in capsys.readouterr().out
+
+
+def test_ctrl_c_stops_the_hashing_at_once(tmp_path: Path) -> None:
+    # 3 GiB of holes: several seconds of SHA-512 on one thread, no disk used.
+    bundle = tmp_path / "bundle"
+    (bundle / "downloads").mkdir(parents=True)
+    with (bundle / "downloads" / "big.tar.gz").open("wb") as big:
+        big.truncate(3 << 30)
+    (bundle / "SHA512SUMS").write_text(format_sums([("downloads/big.tar.gz", "0" * 128)]))
+    repo = Path(__file__).resolve().parent.parent
+    process = subprocess.Popen([sys.executable, "-m", "airgap", "verify", str(bundle),
+                                "--jobs", "1", "--quiet"], cwd=repo, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env={**os.environ, "PYTHONPATH": str(repo)})
+    time.sleep(1.0)
+    assert process.poll() is None, "verify ended before it could be interrupted"
+    interrupted = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert time.monotonic() - interrupted < 1.5, "the hashing went on after Ctrl-C"
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
