@@ -98,6 +98,11 @@ class Downloader:
         self.reporter = reporter
         self._cancel = threading.Event()
 
+    def cancel(self) -> None:
+        """Stop every transfer (Ctrl-C): running ones at their next chunk, waiting ones
+        before they start."""
+        self._cancel.set()
+
     # -- many ------------------------------------------------------------------------------
 
     def fetch_all(self, items: Sequence[Download]) -> list[Fetched]:
@@ -120,6 +125,8 @@ class Downloader:
             pending = set(futures)
             while pending:
                 done, pending = wait(pending, timeout=0.5, return_when=FIRST_EXCEPTION)
+                if self._cancel.is_set():
+                    raise _Cancelled
                 for future in done:
                     try:
                         results[futures[future]] = future.result()
@@ -140,6 +147,8 @@ class Downloader:
 
     def fetch(self, item: Download) -> Fetched:
         """Fetch one item (or reuse a verified copy) and return it, verified."""
+        if self._cancel.is_set():
+            raise KeyboardInterrupt
         key = str(item.dest)
         if item.dest.exists():
             kept = self._reuse(item, key)

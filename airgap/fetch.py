@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import datetime
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from airgap import __version__, bundle, oci
 from airgap.artifacts import ArtifactResult, fetch_artifacts
@@ -27,9 +28,8 @@ from airgap.packages import PackageResult, fetch_packages
 from airgap.plan import Plan, make_plan
 from airgap.reporter import Reporter
 from airgap.signatures import TrustedKey, Verifier, sign_detached
+from airgap.threads import wait_all
 from airgap.transport import NetworkSettings, make_client
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -77,25 +77,32 @@ def fetch(settings: FetchSettings, reporter: Reporter) -> FetchResult:
         for name in (bundle.SUMS, bundle.SUMS_SIGNATURE, bundle.DESCRIPTION):
             (root / name).unlink(missing_ok=True)  # incomplete until the end says otherwise
         downloader = Downloader(client, network, reporter)
-        errors: list[AirgapError] = []
-
-        def phase(run: Callable[[], T]) -> T | None:
+        # The image, the binaries and the packages come from three different servers:
+        # fetch them at the same time, each with its own --jobs transfers.
+        with ThreadPoolExecutor(max_workers=3, thread_name_prefix="airgap-phase") as phases:
+            image_job = phases.submit(fetch_image, plan.image, root, downloader)
+            artifacts_job = phases.submit(fetch_artifacts, plan.artifacts, root, downloader,
+                                          verifier)
+            packages_job = phases.submit(fetch_packages, plan.packages, manifest.stack_version,
+                                         manifest.sources.epr, root, downloader, verifier)
+            jobs: list[Future[Any]] = [image_job, artifacts_job, packages_job]
             try:
-                return run()
-            except AirgapError as exc:
-                errors.append(exc)
-                return None
-
-        image = phase(lambda: fetch_image(plan.image, root, downloader))
-        artifacts = phase(lambda: fetch_artifacts(plan.artifacts, root, downloader, verifier))
-        packages = phase(lambda: fetch_packages(plan.packages, manifest.stack_version,
-                                                manifest.sources.epr, root, downloader,
-                                                verifier))
+                wait_all(jobs)
+            except BaseException:
+                downloader.cancel()
+                raise
+        errors: list[AirgapError] = []
+        for error in (job.exception() for job in jobs):
+            if error is not None and not isinstance(error, AirgapError):
+                raise error  # Ctrl-C or a bug: not a failure to list
+            if error is not None:
+                errors.append(error)
+        if len(errors) == 1:
+            raise errors[0]
         if errors:
-            if len(errors) == 1:
-                raise errors[0]
             raise ManyErrors("the fetch did not complete", errors)
-        assert image is not None and artifacts is not None and packages is not None
+        image, artifacts, packages = \
+            image_job.result(), artifacts_job.result(), packages_job.result()
         keys = tuple(verifier.keys.values())
         items = _describe(root, image, artifacts, packages, keys)
         removed = _tidy(root, bundle.stray_files(root, (i.path for i in items)))

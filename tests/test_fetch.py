@@ -247,3 +247,29 @@ def test_killed_fetch_resumes_without_downloading_verified_files_again(
     assert ".part" not in sums
     assert subprocess.run(["sha512sum", "--check", "--quiet", "SHA512SUMS"],
                           cwd=bundle).returncode == 0
+
+
+def test_ctrl_c_stops_every_part_of_the_fetch_at_once(
+        make_manifest: ManifestMaker, registry_front: RegistryFront,
+        artifact_server: ArtifactServer, epr_server: EprServer, tmp_path: Path) -> None:
+    manifest = site_manifest(make_manifest, registry_front, artifact_server, epr_server,
+                             size=3_000_000)
+    artifact_server.faults.inject("*.tar.gz", Fault("slow", times=-1, delay=0.2))
+    bundle = tmp_path / "bundle"
+    process = subprocess.Popen([sys.executable, "-m", "airgap", "fetch", str(manifest), "-o",
+                                str(bundle), "--quiet"], cwd=REPO, stderr=subprocess.PIPE,
+                               env={**os.environ, "PYTHONPATH": str(REPO)}, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any(bundle.glob("downloads/**/*.tar.gz.part")):
+        time.sleep(0.05)
+    interrupted = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+    # Every transfer stops at its next chunk, not when the slow files are complete.
+    assert time.monotonic() - interrupted < 5, stderr
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert not (bundle / "SHA512SUMS").exists()
+    artifact_server.faults.clear()
+    run_fetch(manifest, bundle)
+    assert (bundle / "SHA512SUMS").exists()
