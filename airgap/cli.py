@@ -28,7 +28,7 @@ _FILE = click.Path(path_type=Path, dir_okay=False, exists=True)
 _DIR = click.Path(path_type=Path, file_okay=False)
 
 _jobs = click.option("--jobs", "-j", type=click.IntRange(1, 64), default=8, show_default=True,
-                     help="Downloads in parallel.")
+                     help="Transfers in parallel with each server.")
 _BUNDLE = click.Path(path_type=Path, file_okay=False, exists=True)
 _jobs_verify = click.option("--jobs", "-j", type=click.IntRange(1, 64),
                             default=os.cpu_count() or 2, show_default="CPU count",
