@@ -38,10 +38,10 @@ USER_AGENT = f"airgap/{__version__}"
 CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 
 # httpcore reads a plain HTTP/1.1 body 64 KiB at a time, and every piece then goes
-# through h11 and the hashing loop in Python. Reading up to 1 MiB at a time takes about
-# a fifth less CPU per GiB received (bench/artifacts.py); memory grows by that much per
-# transfer at most. READ_NUM_BYTES is httpcore's own setting for this.
-httpcore.HTTP11Connection.READ_NUM_BYTES = 1 << 20
+# through h11 and the hashing loop in Python. Reading up to 256 KiB at a time takes about
+# a fifth less CPU per GiB received (bench/artifacts.py); 1 MiB gains nothing more and
+# costs more memory per transfer. READ_NUM_BYTES is httpcore's own setting for this.
+httpcore.HTTP11Connection.READ_NUM_BYTES = 256 << 10
 
 
 @dataclass(frozen=True)

@@ -256,7 +256,7 @@ def test_memory_stays_flat_for_a_large_file(downloader: Downloader, tmp_path: Pa
     finally:
         tracemalloc.stop()
     assert fetched.digests.sha512 == sha512(data)
-    assert peak < 8 << 20, f"peak Python allocation {peak} bytes for a 64 MiB download"
+    assert peak < 4 << 20, f"peak Python allocation {peak} bytes for a 64 MiB download"
 
 
 # -- resuming files of unknown size ------------------------------------------------------
