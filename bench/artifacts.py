@@ -21,7 +21,7 @@ import argparse
 import os
 import subprocess
 
-from common import AIRGAP, MIB, finish, measure, parse_args, remove, report
+from common import AIRGAP, MIB, Contender, finish, measure, parse_args, remove, report
 
 from airgap.manifest import load_manifest
 from airgap.plan import make_plan
@@ -87,15 +87,16 @@ def main() -> None:
             seed_out.mkdir()
 
         env = {**os.environ, "GNUPGHOME": str(gnupg)}
-        measure(bench, "seed: curl loop + sha512sum + gpg",
-                ["bash", str(script), str(seed_out), site.artifacts.url, str(listing)],
-                before=fresh_seed_dir, env=env, note=f"{len(paths)} files, sequential")
-
         bundle = work / "bundle"
-        measure(bench, "airgap fetch",
-                [*AIRGAP, "fetch", str(manifest), "-o", str(bundle), "--quiet",
-                 "--jobs", str(args.jobs)],
-                before=remove(bundle), note=f"same files + small image, -j {args.jobs}")
+        measure(bench, [
+            Contender("seed: curl loop + sha512sum + gpg",
+                      ["bash", str(script), str(seed_out), site.artifacts.url, str(listing)],
+                      before=fresh_seed_dir, env=env, note=f"{len(paths)} files, sequential"),
+            Contender("airgap fetch",
+                      [*AIRGAP, "fetch", str(manifest), "-o", str(bundle), "--quiet",
+                       "--jobs", str(args.jobs)],
+                      before=remove(bundle), note=f"same files + small image, -j {args.jobs}"),
+        ])
         report(bench, size=size,
                pairs=[("airgap fetch", "seed: curl loop + sha512sum + gpg", 1 / 3)])
     finally:

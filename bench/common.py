@@ -118,20 +118,35 @@ def run_once(argv: Sequence[str], *, env: dict[str, str] | None = None,
     return Sample(seconds, peak)
 
 
-def measure(bench: Bench, name: str, argv: Sequence[str], *,
-            before: Callable[[], None] | None = None, env: dict[str, str] | None = None,
-            cwd: Path | None = None, note: str = "") -> Measured:
-    """Time ``argv`` ``bench.runs`` times, calling ``before`` (untimed) ahead of each run."""
-    samples = []
+@dataclass(frozen=True)
+class Contender:
+    """One command to time, with what to do (untimed) before each run."""
+
+    name: str
+    argv: Sequence[str]
+    before: Callable[[], None] | None = None
+    env: dict[str, str] | None = None
+    cwd: Path | None = None
+    note: str = ""
+
+
+def measure(bench: Bench, contenders: Sequence[Contender]) -> list[Measured]:
+    """Time every contender ``bench.runs`` times, taking turns (A, B, A, B, ...).
+
+    Taking turns keeps a machine that drifts during the benchmark (page cache, the Docker
+    engine's storage, a noisy neighbour) from favouring whichever command ran first.
+    """
+    samples: dict[str, list[Sample]] = {c.name: [] for c in contenders}
     for number in range(bench.runs):
-        if before:
-            before()
-        sample = run_once(argv, env=env, cwd=cwd)
-        print(f"  {name:<34} run {number + 1}: {sample.seconds:7.2f} s, "
-              f"peak RSS {sample.peak_rss / MIB:6.1f} MiB", flush=True)
-        samples.append(sample)
-    measured = Measured(name, tuple(samples), note)
-    bench.results.append(measured)
+        for contender in contenders:
+            if contender.before:
+                contender.before()
+            sample = run_once(contender.argv, env=contender.env, cwd=contender.cwd)
+            print(f"  {contender.name:<34} run {number + 1}: {sample.seconds:7.2f} s, "
+                  f"peak RSS {sample.peak_rss / MIB:6.1f} MiB", flush=True)
+            samples[contender.name].append(sample)
+    measured = [Measured(c.name, tuple(samples[c.name]), c.note) for c in contenders]
+    bench.results.extend(measured)
     return measured
 
 

@@ -18,7 +18,17 @@ from __future__ import annotations
 import argparse
 import subprocess
 
-from common import AIRGAP, MIB, finish, image_only_manifest, measure, parse_args, remove, report
+from common import (
+    AIRGAP,
+    MIB,
+    Contender,
+    finish,
+    image_only_manifest,
+    measure,
+    parse_args,
+    remove,
+    report,
+)
 
 from tests.peers.images import build_test_image, push_image
 from tests.peers.processes import Dockerd, DockerRegistry
@@ -50,16 +60,16 @@ def main() -> None:
 
         manifest = image_only_manifest(work / "image.yaml", registry.url, tag=TAG)
         bundle = work / "bundle"
-        measure(bench, "airgap fetch (image only)",
-                [*AIRGAP, "fetch", str(manifest), "-o", str(bundle), "--quiet",
-                 "--jobs", str(args.jobs)], before=remove(bundle), note="2 platforms")
-
         layout = work / "skopeo-oci"
-        measure(bench, "skopeo copy --all docker:// oci:",
-                ["skopeo", "copy", "--all", "--quiet", "--src-tls-verify=false",
-                 f"docker://{source}", f"oci:{layout}:{TAG}"], before=remove(layout),
-                note="2 platforms")
-
+        contenders = [
+            Contender("airgap fetch (image only)",
+                      [*AIRGAP, "fetch", str(manifest), "-o", str(bundle), "--quiet",
+                       "--jobs", str(args.jobs)], before=remove(bundle), note="2 platforms"),
+            Contender("skopeo copy --all docker:// oci:",
+                      ["skopeo", "copy", "--all", "--quiet", "--src-tls-verify=false",
+                       f"docker://{source}", f"oci:{layout}:{TAG}"], before=remove(layout),
+                      note="2 platforms"),
+        ]
         pairs = [("airgap fetch (image only)", "skopeo copy --all docker:// oci:", 0.8)]
         if not args.no_docker:
             engine = Dockerd().start()
@@ -72,9 +82,10 @@ def main() -> None:
                                capture_output=True, check=False)
 
             command = f"docker pull --quiet {source} && docker save -o {archive} {source}"
-            measure(bench, "docker pull + docker save", ["/bin/sh", "-c", command], env=env,
-                    before=reset, note="1 platform, vfs storage")
+            contenders.append(Contender("docker pull + docker save", ["/bin/sh", "-c", command],
+                                        env=env, before=reset, note="1 platform, vfs storage"))
             pairs.append(("airgap fetch (image only)", "docker pull + docker save", 1.0))
+        measure(bench, contenders)
         report(bench, size=size, pairs=pairs)
         peak = next(m for m in bench.results if m.name.startswith("airgap")).peak_rss
         verdict = "meets" if peak <= 150 * MIB else "MISSES"

@@ -21,7 +21,17 @@ import argparse
 import shutil
 import subprocess
 
-from common import AIRGAP, MIB, finish, image_only_manifest, measure, parse_args, report, run_once
+from common import (
+    AIRGAP,
+    MIB,
+    Contender,
+    finish,
+    image_only_manifest,
+    measure,
+    parse_args,
+    report,
+    run_once,
+)
 
 from tests.peers.images import build_test_image, push_image
 from tests.peers.processes import Dockerd, DockerRegistry
@@ -64,14 +74,16 @@ def main() -> None:
             subprocess.run(["docker", "image", "rm", "--force", REFERENCE], env=env,
                            capture_output=True, check=False)
 
-        measure(bench, "docker load -i", ["docker", "load", "-i", str(archive)], env=env,
-                before=no_image, note="1 platform")
-        measure(bench, "airgap load --docker", [*AIRGAP, "load", str(bundle), "--docker",
-                                                "--platform", "linux/amd64", "--quiet"],
-                env=env, before=no_image, note="bundle verified first")
-        measure(bench, "airgap load --docker --skip-verify",
-                [*AIRGAP, "load", str(bundle), "--docker", "--platform", "linux/amd64",
-                 "--skip-verify", "--quiet"], env=env, before=no_image)
+        measure(bench, [
+            Contender("docker load -i", ["docker", "load", "-i", str(archive)], env=env,
+                      before=no_image, note="1 platform"),
+            Contender("airgap load --docker",
+                      [*AIRGAP, "load", str(bundle), "--docker", "--platform", "linux/amd64",
+                       "--quiet"], env=env, before=no_image, note="bundle verified first"),
+            Contender("airgap load --docker --skip-verify",
+                      [*AIRGAP, "load", str(bundle), "--docker", "--platform", "linux/amd64",
+                       "--skip-verify", "--quiet"], env=env, before=no_image),
+        ])
 
         def empty_registry() -> None:
             target.stop()
@@ -79,17 +91,19 @@ def main() -> None:
             target.start()
 
         destination = f"{target.host}/mirror/distribution:{TAG}"
-        measure(bench, "skopeo copy --all oci: docker://",
-                ["skopeo", "copy", "--all", "--quiet", "--dest-tls-verify=false",
-                 f"oci:{bundle}/images:{TAG}", f"docker://{destination}"],
-                before=empty_registry, note="2 platforms")
-        measure(bench, "airgap load --registry",
-                [*AIRGAP, "load", str(bundle), "--registry", f"{target.host}/mirror",
-                 "--insecure", "--quiet"], before=empty_registry,
-                note="2 platforms, bundle verified first")
-        measure(bench, "airgap load --registry --skip-verify",
-                [*AIRGAP, "load", str(bundle), "--registry", f"{target.host}/mirror",
-                 "--insecure", "--skip-verify", "--quiet"], before=empty_registry)
+        measure(bench, [
+            Contender("skopeo copy --all oci: docker://",
+                      ["skopeo", "copy", "--all", "--quiet", "--dest-tls-verify=false",
+                       f"oci:{bundle}/images:{TAG}", f"docker://{destination}"],
+                      before=empty_registry, note="2 platforms"),
+            Contender("airgap load --registry",
+                      [*AIRGAP, "load", str(bundle), "--registry", f"{target.host}/mirror",
+                       "--insecure", "--quiet"], before=empty_registry,
+                      note="2 platforms, bundle verified first"),
+            Contender("airgap load --registry --skip-verify",
+                      [*AIRGAP, "load", str(bundle), "--registry", f"{target.host}/mirror",
+                       "--insecure", "--skip-verify", "--quiet"], before=empty_registry),
+        ])
         report(bench, size=size, pairs=[
             ("airgap load --docker", "docker load -i", 1.1),
             ("airgap load --docker --skip-verify", "docker load -i", 1.1),

@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from common import AIRGAP, MIB, finish, measure, parse_args, report, run_once, tree_size
+from common import AIRGAP, MIB, Contender, finish, measure, parse_args, report, run_once, tree_size
 
 from tests.peers.site import LoopbackElastic
 
@@ -46,14 +46,15 @@ def main() -> None:
         files = len((bundle / "SHA512SUMS").read_text().splitlines())
         print(f"bundle: {size / MIB:,.0f} MiB in {files} files", flush=True)
 
-        measure(bench, "sha512sum -c SHA512SUMS",
-                ["sha512sum", "--quiet", "-c", "SHA512SUMS"], cwd=bundle, note="coreutils")
-        measure(bench, "airgap verify",
-                [*AIRGAP, "verify", str(bundle), "--quiet"],
-                note=f"-j {os.cpu_count()}, with signatures")
-        measure(bench, "airgap verify -j 1",
-                [*AIRGAP, "verify", str(bundle), "--quiet", "--jobs", "1"],
-                note="one core, with signatures")
+        measure(bench, [
+            Contender("sha512sum -c SHA512SUMS", ["sha512sum", "--quiet", "-c", "SHA512SUMS"],
+                      cwd=bundle, note="coreutils"),
+            Contender("airgap verify", [*AIRGAP, "verify", str(bundle), "--quiet"],
+                      note=f"-j {os.cpu_count()}, with signatures"),
+            Contender("airgap verify -j 1",
+                      [*AIRGAP, "verify", str(bundle), "--quiet", "--jobs", "1"],
+                      note="one core, with signatures"),
+        ])
         report(bench, size=size, pairs=[("airgap verify", "sha512sum -c SHA512SUMS", 1 / 1.6)])
     finally:
         site.stop()
