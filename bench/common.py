@@ -73,7 +73,7 @@ def parse_args(title: str, description: str,
                ) -> tuple[Bench, argparse.Namespace]:
     """Common options: ``--runs``, ``--workdir`` (default: a new directory in /var/tmp)."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--runs", type=int, default=3, help="timed runs of each command")
+    parser.add_argument("--runs", type=int, default=5, help="timed runs of each command")
     parser.add_argument("--workdir", type=Path, default=None,
                         help="scratch directory (default: a new one under /var/tmp)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
