@@ -82,6 +82,9 @@ def test_users_own_gnupg_home_is_never_used(data: Path, attacker: SigningKey, tm
     public = attacker.export_public(tmp_path / "attacker.asc")
     subprocess.run(["gpg", "--homedir", str(gnupg), "--batch", "--import", str(public)],
                    check=True, capture_output=True)
+    # That import started an agent in the user's home: stop it, then see none come back.
+    subprocess.run(["gpgconf", "--homedir", str(gnupg), "--kill", "gpg-agent"],
+                   check=True, capture_output=True)
     before = {p: p.read_bytes() for p in gnupg.rglob("*") if p.is_file()}
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("GNUPGHOME", str(gnupg))
@@ -90,6 +93,9 @@ def test_users_own_gnupg_home_is_never_used(data: Path, attacker: SigningKey, tm
         verifier.verify(data, signature)
     after = {p: p.read_bytes() for p in gnupg.rglob("*") if p.is_file()}
     assert after == before
+    agents = subprocess.run(["pgrep", "-f", f"gpg-agent --homedir {gnupg}"],
+                            capture_output=True, text=True).stdout
+    assert agents == "", "an agent was started in the user's GnuPG home"
 
 
 def test_missing_gpg_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
