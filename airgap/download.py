@@ -19,7 +19,6 @@ import functools
 import re
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -35,6 +34,7 @@ from airgap.errors import (
     VerificationError,
 )
 from airgap.reporter import Reporter
+from airgap.threads import map_in_threads
 from airgap.transport import (
     Auth,
     NetworkSettings,
@@ -116,32 +116,19 @@ class Downloader:
         Every task runs; failures are collected and raised together at the end, while
         whatever did complete stays in place for the next run. Ctrl-C stops them all.
         """
-        results: list[T | None] = [None] * len(tasks)
-        errors: list[AirgapError] = []
-        pool = ThreadPoolExecutor(max_workers=max(1, self.settings.jobs),
-                                  thread_name_prefix="airgap")
-        try:
-            futures = {pool.submit(task): index for index, task in enumerate(tasks)}
-            pending = set(futures)
-            while pending:
-                done, pending = wait(pending, timeout=0.5, return_when=FIRST_EXCEPTION)
-                if self._cancel.is_set():
-                    raise _Cancelled
-                for future in done:
-                    try:
-                        results[futures[future]] = future.result()
-                    except AirgapError as exc:
-                        errors.append(exc)
-        except BaseException:
-            self._cancel.set()
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
-        pool.shutdown(wait=True)
+        def outcome(task: Callable[[], T]) -> tuple[T | None, AirgapError | None]:
+            try:
+                return task(), None
+            except AirgapError as exc:
+                return None, exc
+
+        outcomes = map_in_threads(outcome, tasks, self.settings.jobs, self._cancel)
+        errors = [error for _, error in outcomes if error is not None]
         if len(errors) == 1:
             raise errors[0]
         if errors:
             raise ManyErrors(f"{len(errors)} of {len(tasks)} {what} failed", errors)
-        return [r for r in results if r is not None]
+        return [result for result, _ in outcomes if result is not None]
 
     # -- one -------------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from typing import Any, TypeVar
 
 _T = TypeVar("_T")
@@ -28,13 +28,21 @@ def map_in_threads(work: Callable[[_T], _R], items: Iterable[_T], jobs: int,
                    stop: threading.Event | None = None) -> list[_R]:
     """``work`` applied to every item on ``jobs`` threads, results in item order.
 
-    On Ctrl-C the items not started are dropped and ``stop`` is set, so that work in
-    progress can give up at its next check; the interrupt is then raised.
+    The first exception ``work`` raises, a Ctrl-C, or ``stop`` being set from elsewhere
+    ends it all: the items not started are dropped, ``stop`` is set so that work in
+    progress can give up at its next check, and the exception (``KeyboardInterrupt`` for
+    ``stop``) is raised. Work that must not stop the others catches its own errors.
     """
     pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="airgap")
     futures = [pool.submit(work, item) for item in items]
     try:
-        wait_all(futures)
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, timeout=_WAKE_UP, return_when=FIRST_EXCEPTION)
+            if stop is not None and stop.is_set():
+                raise KeyboardInterrupt
+            for future in done:
+                future.result()
     except BaseException:
         if stop is not None:
             stop.set()
