@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import struct
 
 _SIGNATURE_TAG = 2
 _BINARY_DOCUMENT = 0x00
 _ARMOR_BEGIN = b"-----BEGIN PGP SIGNATURE-----"
 _ARMOR_END = b"-----END PGP SIGNATURE-----"
+_ARMOR_HEADER = re.compile(rb"[A-Za-z][A-Za-z0-9-]*: ")
 # A literal data packet body: format 'b', an empty file name, a zero date, then the data.
 _LITERAL_PREFIX = b"b\x00\x00\x00\x00\x00"
 MAX_LITERAL = 0xFFFFFFFF - len(_LITERAL_PREFIX)
@@ -74,8 +76,12 @@ def dearmor(text: bytes) -> bytes | None:
     body = lines[1:-1]
     if b"" not in body:
         return None
-    # Armour headers ("Version: ...") end at the first empty line.
-    body = body[body.index(b"") + 1:]
+    # Armour headers ("Version: ...") end at the first empty line; GnuPG refuses an
+    # armour whose headers are not "Key: value" lines, so this does too.
+    blank = body.index(b"")
+    if not all(_ARMOR_HEADER.match(line) for line in body[:blank]):
+        return None
+    body = body[blank + 1:]
     checksum = None
     if body and body[-1].startswith(b"="):
         checksum = body.pop()[1:]

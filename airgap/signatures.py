@@ -180,19 +180,34 @@ class Verifier:
     def _check(self, data: Path, signature: Path) -> gnupg.Verify:
         """Have GnuPG check ``signature`` over ``data``, as a signed message when it can
         (see :mod:`airgap.openpgp`), else as the detached signature it is."""
-        prefix = None
+        result = self._check_as_message(data, signature)
+        if result is None:
+            result = self._gpg.verify_file(str(signature), data_filename=str(data))
+        return result
+
+    def _check_as_message(self, data: Path, signature: Path) -> gnupg.Verify | None:
+        """The signed-message check, or ``None`` whenever its answer would not be exactly
+        the detached check's: an unusual signature, gpg giving up early, or a file whose
+        size is not the number of bytes it holds (changing, or not a plain file)."""
         try:
             with signature.open("rb") as handle:
                 text = handle.read(_MAX_SIGNATURE + 1)
-            found = data.stat()
-            if len(text) <= _MAX_SIGNATURE and stat.S_ISREG(found.st_mode):
+            if len(text) > _MAX_SIGNATURE:
+                return None
+            with data.open("rb", buffering=0) as handle:
+                found = os.fstat(handle.fileno())
+                if not stat.S_ISREG(found.st_mode):
+                    return None
                 prefix = openpgp.signed_message_prefix(text, found.st_size)
+                if prefix is None:
+                    return None
+                stream = _Prefixed(prefix, handle, found.st_size)
+                result = self._gpg.verify_file(stream)
+                if not stream.complete() or result.returncode != 0:
+                    return None
+                return result
         except OSError:
-            pass  # GnuPG's own check reports what cannot be read
-        if prefix is None:
-            return self._gpg.verify_file(str(signature), data_filename=str(data))
-        with data.open("rb", buffering=0) as handle:
-            return self._gpg.verify_file(_Prefixed(prefix, handle, found.st_size))
+            return None  # a broken pipe (gpg refused the message) or an unreadable file
 
     def _trusted_line(self) -> str:
         names = [f"{k.key_id} ({k.uids[0] if k.uids else k.source})" for k in self.keys.values()]
@@ -201,9 +216,7 @@ class Verifier:
 
 
 class _Prefixed:
-    """A readable stream of ``prefix`` then the first ``length`` bytes of ``rest``:
-    the signed message GnuPG checks covers exactly the bytes the file had when its
-    size was taken."""
+    """A readable stream of ``prefix`` then the first ``length`` bytes of ``rest``."""
 
     def __init__(self, prefix: bytes, rest: BinaryIO, length: int) -> None:
         self._prefix = prefix
@@ -219,9 +232,12 @@ class _Prefixed:
         self._left -= len(chunk)
         return chunk
 
+    def complete(self) -> bool:
+        """Whether exactly ``length`` bytes were sent and ``rest`` holds no more."""
+        return not self._prefix and self._left == 0 and not self._rest.read(1)
+
     def close(self) -> None:
-        """Close the underlying stream."""
-        self._rest.close()
+        """Leave ``rest`` open: its owner closes it."""
 
 
 PASSPHRASE_ENV = "AIRGAP_SIGN_PASSPHRASE"  # noqa: S105 - a variable name

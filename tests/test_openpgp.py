@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from airgap import openpgp
+from airgap.errors import SignatureError
 from airgap.signatures import Verifier
 from tests.peers.gpgkeys import SigningKey
 
@@ -100,3 +101,31 @@ def test_signatures_gnupg_checks_itself_still_verify(
     with Verifier([signer_public_key]) as verifier:
         assert verifier.verify(data, text_mode).fingerprint == signer.fingerprint
         assert verifier.verify(empty, signer.sign(empty)).fingerprint == signer.fingerprint
+
+
+def test_a_signature_gpg_gives_up_on_is_refused_not_a_crash(
+        signer: SigningKey, signer_public_key: Path, tmp_path: Path) -> None:
+    # Its packet frames well, but its hashed-subpacket length runs past its end: gpg
+    # stops before reading the data, which then meets a closed pipe.
+    data = tmp_path / "big.tar.gz"
+    data.write_bytes(os.urandom(8 << 20))
+    raw = signer.sign(data, tmp_path / "good.sig", armor=False).read_bytes()
+    parsed = openpgp._packet(raw)
+    assert parsed is not None
+    _, body, end = parsed
+    start = end - len(body)
+    broken = bytearray(raw)
+    broken[start + 4:start + 6] = b"\xff\xff"
+    assert openpgp.document_signature(bytes(broken)) is not None
+    signature = tmp_path / "broken.sig"
+    signature.write_bytes(bytes(broken))
+    with Verifier([signer_public_key]) as verifier, pytest.raises(SignatureError):
+        verifier.verify(data, signature)
+
+
+def test_armour_headers_must_be_headers(data: Path, signer: SigningKey) -> None:
+    lines = signer.sign(data).read_bytes().splitlines()
+    with_version = [lines[0], b"Version: GnuPG v2", b"Comment: fine", *lines[1:]]
+    assert openpgp.dearmor(b"\n".join(with_version)) is not None
+    garbage = [lines[0], b"this is not a header", *lines[1:]]
+    assert openpgp.dearmor(b"\n".join(garbage)) is None
