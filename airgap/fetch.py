@@ -91,12 +91,13 @@ def fetch(settings: FetchSettings, reporter: Reporter) -> FetchResult:
             except BaseException:
                 downloader.cancel()
                 raise
-        errors: list[AirgapError] = []
-        for error in (job.exception() for job in jobs):
-            if error is not None and not isinstance(error, AirgapError):
-                raise error  # Ctrl-C or a bug: not a failure to list
-            if error is not None:
-                errors.append(error)
+        failures = [e for e in (job.exception() for job in jobs) if e is not None]
+        # A phase that failed unexpectedly (a full disk, say) stops the others, which
+        # then end interrupted: the cause is what to report, before any interruption.
+        for failure in sorted(failures, key=lambda e: isinstance(e, KeyboardInterrupt)):
+            if not isinstance(failure, AirgapError):
+                raise failure
+        errors = [e for e in failures if isinstance(e, AirgapError)]
         if len(errors) == 1:
             raise errors[0]
         if errors:
