@@ -262,6 +262,7 @@ def test_ctrl_c_stops_every_part_of_the_fetch_at_once(
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not any(bundle.glob("downloads/**/*.tar.gz.part")):
         time.sleep(0.05)
+    assert any(bundle.glob("downloads/**/*.tar.gz.part")), "no transfer started"
     interrupted = time.monotonic()
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=30)

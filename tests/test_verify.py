@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -456,11 +457,21 @@ def test_ctrl_c_stops_the_hashing_at_once(tmp_path: Path) -> None:
                                 "--jobs", "1", "--quiet"], cwd=repo, text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                env={**os.environ, "PYTHONPATH": str(repo)})
-    time.sleep(1.0)
+    # Interrupt only once the big file is being hashed (it is open in the process).
+    big = str(bundle / "downloads" / "big.tar.gz")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None:
+        opened = set()
+        for fd in Path(f"/proc/{process.pid}/fd").iterdir():
+            with contextlib.suppress(OSError):  # closed meanwhile
+                opened.add(str(fd.readlink()))
+        if big in opened:
+            break
+        time.sleep(0.02)
     assert process.poll() is None, "verify ended before it could be interrupted"
     interrupted = time.monotonic()
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
-    assert time.monotonic() - interrupted < 1.5, "the hashing went on after Ctrl-C"
+    assert time.monotonic() - interrupted < 2.5, "the hashing went on after Ctrl-C"
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr
