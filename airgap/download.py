@@ -152,7 +152,7 @@ class Downloader:
                 self.reporter.task_advanced(key, transfer.hasher.size)
         try:
             with_retries(lambda: self._attempt(transfer, key), self.settings, item.url,
-                         self.reporter.warning)
+                         self.reporter.warning, self._cancel)
             digests = transfer.hasher.digests()
             _check_expected(item, digests)
             if item.check is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import email.utils
 import random
 import ssl
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -132,10 +133,14 @@ def backoff_delay(attempt: int, settings: NetworkSettings, retry_after: float | 
 
 
 def with_retries(operation: Callable[[], T], settings: NetworkSettings, what: str,
-                 on_retry: Callable[[str], None] | None = None) -> T:
-    """Run ``operation``, retrying :class:`RetryableError` with backoff."""
+                 on_retry: Callable[[str], None] | None = None,
+                 cancel: threading.Event | None = None) -> T:
+    """Run ``operation``, retrying :class:`RetryableError` with backoff; ``cancel``, once
+    set, ends the wait between attempts with ``KeyboardInterrupt``."""
     attempt = 0
     while True:
+        if cancel is not None and cancel.is_set():
+            raise KeyboardInterrupt
         try:
             return operation()
         except RetryableError as exc:
@@ -148,7 +153,10 @@ def with_retries(operation: Callable[[], T], settings: NetworkSettings, what: st
             delay = backoff_delay(attempt, settings, exc.retry_after)
             if on_retry is not None:
                 on_retry(f"{what}: {exc}; retry {attempt}/{settings.retries} in {delay:.1f}s")
-            time.sleep(delay)
+            if cancel is not None:
+                cancel.wait(delay)
+            else:
+                time.sleep(delay)
 
 
 def _same_origin(a: httpx.URL, b: httpx.URL) -> bool:

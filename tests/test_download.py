@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 import tracemalloc
 from collections.abc import Iterator
@@ -21,7 +22,7 @@ from airgap.errors import (
     ServerResponseError,
     VerificationError,
 )
-from airgap.reporter import RecordingReporter
+from airgap.reporter import NullReporter, RecordingReporter
 from airgap.transport import NetworkSettings, make_client
 from tests.peers.artifacts import ArtifactServer
 from tests.peers.files import Fault
@@ -320,3 +321,32 @@ def test_short_206_is_not_the_end_of_the_file(downloader: Downloader, tmp_path: 
     log = artifact_server.faults.requests(name)
     assert [(r.range, r.fault) for r in log] == [("bytes=100000-", "short_range"),
                                                 ("bytes=150000-", None)]
+
+
+def test_cancel_ends_the_wait_between_retries(artifact_server: ArtifactServer,
+                                              tmp_path: Path) -> None:
+    url, _ = published(artifact_server, 1000)
+    artifact_server.faults.inject(f"*{Path(FILE).name}",
+                                  Fault("status", status=503, retry_after="30", times=-1))
+    patient = NetworkSettings(retries=3, retry_after_max=60.0)
+    with make_client(patient) as client:
+        downloader = Downloader(client, patient, NullReporter())
+        outcome: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                downloader.fetch(Download(url, tmp_path / "f", "f"))
+            except BaseException as exc:
+                outcome.append(exc)
+
+        worker = threading.Thread(target=run)
+        worker.start()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not artifact_server.faults.log:
+            time.sleep(0.01)
+        time.sleep(0.2)  # now waiting out the 30 s Retry-After
+        cancelled = time.monotonic()
+        downloader.cancel()
+        worker.join(timeout=10)
+    assert time.monotonic() - cancelled < 2
+    assert len(outcome) == 1 and isinstance(outcome[0], KeyboardInterrupt)
