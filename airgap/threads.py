@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 _T = TypeVar("_T")
@@ -17,11 +17,37 @@ _R = TypeVar("_R")
 _WAKE_UP = 0.25
 
 
+class _Completion:
+    """Notes futures finishing through their callbacks, so that waiting for them takes
+    one lock. (``concurrent.futures.wait`` takes every future's lock in turn, and a
+    Ctrl-C arriving in between can leave some held, which deadlocks the workers.)"""
+
+    def __init__(self, futures: list[Future[Any]], *, stop_on_failure: bool) -> None:
+        self.done = threading.Event()
+        self.failed: Future[Any] | None = None
+        self._left = len(futures)
+        self._stop_on_failure = stop_on_failure
+        self._lock = threading.Lock()
+        if not futures:
+            self.done.set()
+        for future in futures:
+            future.add_done_callback(self._finished)
+
+    def _finished(self, future: Future[Any]) -> None:
+        with self._lock:
+            self._left -= 1
+            if not future.cancelled() and future.exception() is not None \
+                    and self.failed is None:
+                self.failed = future
+            if self._left == 0 or (self._stop_on_failure and self.failed is not None):
+                self.done.set()
+
+
 def wait_all(futures: Iterable[Future[Any]]) -> None:
     """Return once every future is done; a Ctrl-C meanwhile raises at once."""
-    pending = set(futures)
-    while pending:
-        _, pending = wait(pending, timeout=_WAKE_UP)
+    completion = _Completion(list(futures), stop_on_failure=False)
+    while not completion.done.wait(_WAKE_UP):
+        pass
 
 
 def map_in_threads(work: Callable[[_T], _R], items: Iterable[_T], jobs: int,
@@ -36,13 +62,12 @@ def map_in_threads(work: Callable[[_T], _R], items: Iterable[_T], jobs: int,
     pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="airgap")
     futures = [pool.submit(work, item) for item in items]
     try:
-        pending = set(futures)
-        while pending:
-            done, pending = wait(pending, timeout=_WAKE_UP, return_when=FIRST_EXCEPTION)
+        completion = _Completion(futures, stop_on_failure=True)
+        while not completion.done.wait(_WAKE_UP):
             if stop is not None and stop.is_set():
                 raise KeyboardInterrupt
-            for future in done:
-                future.result()
+        if completion.failed is not None:
+            completion.failed.result()
     except BaseException:
         if stop is not None:
             stop.set()
