@@ -41,7 +41,9 @@ CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"
 # httpcore reads a plain HTTP/1.1 body 64 KiB at a time, and every piece then goes
 # through h11 and the hashing loop in Python. Reading up to 256 KiB at a time takes about
 # a fifth less CPU per GiB received (bench/artifacts.py); 1 MiB gains nothing more and
-# costs more memory per transfer. READ_NUM_BYTES is httpcore's own setting for this.
+# costs more memory per transfer. READ_NUM_BYTES is httpcore's own setting for this (a
+# class attribute: if a later httpcore drops it, this does nothing). Over TLS a read
+# returns about one 16 KiB record whatever the size asked, so this helps plain HTTP.
 httpcore.HTTP11Connection.READ_NUM_BYTES = 256 << 10
 
 
