@@ -129,3 +129,12 @@ def test_armour_headers_must_be_headers(data: Path, signer: SigningKey) -> None:
     assert openpgp.dearmor(b"\n".join(with_version)) is not None
     garbage = [lines[0], b"this is not a header", *lines[1:]]
     assert openpgp.dearmor(b"\n".join(garbage)) is None
+
+
+def test_verifier_takes_the_signed_message_path_for_ordinary_signatures(
+        data: Path, signer: SigningKey, signer_public_key: Path, tmp_path: Path) -> None:
+    text_mode = signer.sign(data, tmp_path / "t.asc", options=("--textmode",))
+    with Verifier([signer_public_key]) as verifier:
+        taken = verifier._check_as_message(data, signer.sign(data))
+        assert taken is not None and taken.valid and taken.returncode == 0
+        assert verifier._check_as_message(data, text_mode) is None
