@@ -14,6 +14,8 @@ import base64
 import json
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -93,6 +95,16 @@ def downloader() -> Iterator[Downloader]:
     define their own ``downloader``."""
     with make_client(QUICK_NETWORK) as client:
         yield Downloader(client, QUICK_NETWORK, NullReporter())
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def start_airgap(*args: str, **popen: Any) -> subprocess.Popen[str]:
+    """``python -m airgap ARGS`` from this checkout in a process of its own, for tests
+    that signal or kill it; ``popen`` goes to :class:`subprocess.Popen`."""
+    return subprocess.Popen([sys.executable, "-m", "airgap", *args], cwd=REPO, text=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO)}, **popen)
 
 
 # -- manifests -------------------------------------------------------------------------------

@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from airgap.fetch import FetchResult, FetchSettings, fetch
 from airgap.manifest import load_manifest
 from airgap.plan import make_plan
 from airgap.reporter import NullReporter
-from tests.conftest import TEST_REPOSITORY, ManifestMaker
+from tests.conftest import TEST_REPOSITORY, ManifestMaker, start_airgap
 from tests.peers.artifacts import ArtifactServer
 from tests.peers.epr import EprServer
 from tests.peers.files import Fault
@@ -26,7 +25,6 @@ from tests.peers.gpgkeys import SigningKey
 from tests.peers.images import TestImage
 from tests.peers.registry_front import RegistryFront
 
-REPO = Path(__file__).resolve().parent.parent
 ELASTIC = "46095ACC8548582C1A2699A9D27D666CD88E42B4"
 
 
@@ -223,9 +221,7 @@ def test_killed_fetch_resumes_without_downloading_verified_files_again(
     # Slow enough to be killed in the middle: 64 KiB per 50 ms per file.
     artifact_server.faults.inject("*.tar.gz", Fault("slow", times=-1, delay=0.05))
     bundle = tmp_path / "bundle"
-    process = subprocess.Popen([sys.executable, "-m", "airgap", "fetch", str(manifest), "-o",
-                                str(bundle), "--jobs", "2", "--quiet"], cwd=REPO,
-                               env={**os.environ, "PYTHONPATH": str(REPO)})
+    process = start_airgap("fetch", str(manifest), "-o", str(bundle), "--jobs", "2", "--quiet")
     deadline = time.monotonic() + 60
     done: set[str] = set()
     while time.monotonic() < deadline and len(done) < 3:
@@ -256,9 +252,8 @@ def test_ctrl_c_stops_every_part_of_the_fetch_at_once(
                              size=3_000_000)
     artifact_server.faults.inject("*.tar.gz", Fault("slow", times=-1, delay=0.2))
     bundle = tmp_path / "bundle"
-    process = subprocess.Popen([sys.executable, "-m", "airgap", "fetch", str(manifest), "-o",
-                                str(bundle), "--quiet"], cwd=REPO, stderr=subprocess.PIPE,
-                               env={**os.environ, "PYTHONPATH": str(REPO)}, text=True)
+    process = start_airgap("fetch", str(manifest), "-o", str(bundle), "--quiet",
+                           stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not any(bundle.glob("downloads/**/*.tar.gz.part")):
         time.sleep(0.05)

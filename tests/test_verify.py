@@ -9,7 +9,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +23,7 @@ from airgap.cli import main
 from airgap.contents import describe_bundle
 from airgap.digests import hash_file
 from airgap.errors import BundleError
+from tests.conftest import start_airgap
 from tests.peers.gpgkeys import SigningKey
 
 AGENT = "downloads/beats/elastic-agent/elastic-agent-9.0.0-linux-x86_64.tar.gz"
@@ -452,11 +452,8 @@ def test_ctrl_c_stops_the_hashing_at_once(tmp_path: Path) -> None:
     with (bundle / "downloads" / "big.tar.gz").open("wb") as big:
         big.truncate(3 << 30)
     (bundle / "SHA512SUMS").write_text(format_sums([("downloads/big.tar.gz", "0" * 128)]))
-    repo = Path(__file__).resolve().parent.parent
-    process = subprocess.Popen([sys.executable, "-m", "airgap", "verify", str(bundle),
-                                "--jobs", "1", "--quiet"], cwd=repo, text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               env={**os.environ, "PYTHONPATH": str(repo)})
+    process = start_airgap("verify", str(bundle), "--jobs", "1", "--quiet",
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     # Interrupt only once the big file is being hashed (it is open in the process).
     big = str(bundle / "downloads" / "big.tar.gz")
     deadline = time.monotonic() + 60
