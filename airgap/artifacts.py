@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from airgap import openpgp
 from airgap.checksums import MAX_CHECKSUM_FILE, read_elastic_sha512
 from airgap.digests import Digests
 from airgap.download import Download, Downloader, Fetched
@@ -22,7 +23,6 @@ from airgap.plan import ArtifactItem
 from airgap.signatures import TrustedKey, Verifier
 
 MAX_SIGNATURE_FILE = 64 << 10
-ARMOR_HEADER = b"-----BEGIN PGP SIGNATURE-----"
 
 
 @dataclass(frozen=True)
@@ -39,8 +39,8 @@ class ArtifactResult:
 def check_armored_signature(path: Path, digests: Digests, *, name: str) -> None:
     """Refuse a signature file that is not ASCII-armoured OpenPGP (an error page, say)."""
     with path.open("rb") as handle:
-        head = handle.read(len(ARMOR_HEADER) + 64).lstrip()
-    if not head.startswith(ARMOR_HEADER):
+        head = handle.read(len(openpgp.ARMOR_BEGIN) + 64).lstrip()
+    if not head.startswith(openpgp.ARMOR_BEGIN):
         raise SignatureError(f"{name}: not an ASCII-armoured OpenPGP signature")
 
 

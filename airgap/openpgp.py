@@ -21,7 +21,7 @@ import struct
 
 _SIGNATURE_TAG = 2
 _BINARY_DOCUMENT = 0x00
-_ARMOR_BEGIN = b"-----BEGIN PGP SIGNATURE-----"
+ARMOR_BEGIN = b"-----BEGIN PGP SIGNATURE-----"
 _ARMOR_END = b"-----END PGP SIGNATURE-----"
 _ARMOR_HEADER = re.compile(rb"[A-Za-z][A-Za-z0-9-]*: ")
 # A literal data packet body: format 'b', an empty file name, a zero date, then the data.
@@ -43,7 +43,7 @@ def signed_message_prefix(signature: bytes, size: int) -> bytes | None:
 def document_signature(text: bytes) -> bytes | None:
     """The single v4 binary-document signature packet in ``text`` (ASCII armour or
     binary), or ``None`` when ``text`` holds anything else."""
-    raw = dearmor(text) if text.lstrip().startswith(_ARMOR_BEGIN) else text
+    raw = dearmor(text) if text.lstrip().startswith(ARMOR_BEGIN) else text
     if raw is None:
         return None
     parsed = _packet(raw)
@@ -71,7 +71,7 @@ def dearmor(text: bytes) -> bytes | None:
     """The bytes inside one ``PGP SIGNATURE`` armour, checked against its CRC-24, or
     ``None`` when the armour is malformed."""
     lines = [line.strip() for line in text.strip().splitlines()]
-    if len(lines) < 3 or lines[0] != _ARMOR_BEGIN or lines[-1] != _ARMOR_END:
+    if len(lines) < 3 or lines[0] != ARMOR_BEGIN or lines[-1] != _ARMOR_END:
         return None
     body = lines[1:-1]
     if b"" not in body:
