@@ -84,10 +84,6 @@ class Fetched:
     reused: bool
 
 
-class _Cancelled(Exception):
-    pass
-
-
 class Downloader:
     """Fetches :class:`Download` items, one at a time or many in parallel."""
 
@@ -281,7 +277,7 @@ class Downloader:
             with item.part.open("ab") as out:
                 for chunk in response.iter_raw():
                     if self._cancel.is_set():
-                        raise _Cancelled
+                        raise KeyboardInterrupt
                     if hasher.size + len(chunk) > limit:
                         raise ServerResponseError(f"{item.url}: the server sent more than the "
                                                   f"{limit} bytes expected")
@@ -290,8 +286,6 @@ class Downloader:
                     self.reporter.task_advanced(key, len(chunk))
         except httpx.TransportError as exc:
             raise transport_error(exc, item.url) from None
-        except _Cancelled:
-            raise KeyboardInterrupt from None
         if transfer.total is not None and hasher.size < transfer.total:
             raise RetryableError(f"the transfer ended after {hasher.size} of {transfer.total} "
                                  "bytes")
