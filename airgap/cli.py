@@ -14,14 +14,13 @@ import click
 from airgap import __version__, ui
 from airgap.contents import describe_bundle
 from airgap.dockerarchive import export_image
-from airgap.engine import RunSettings
 from airgap.errors import AirgapError, ExitCode, FileSystemError, VerificationError
-from airgap.fetch import FetchSettings, fetch
-from airgap.load import BundleRefused, LoadSettings, load
-from airgap.manifest import load_manifest
-from airgap.plan import make_plan
 from airgap.reporter import NullReporter
 from airgap.verify import VerifySettings, verify_bundle
+
+# plan, fetch, load and serve import their modules when they run: those bring in YAML,
+# httpx, the Docker client or aiohttp, which would triple the start-up of verify,
+# inspect and export-image (work an operator repeats on the isolated side).
 
 _MANIFEST = click.Path(path_type=Path, dir_okay=False)
 _FILE = click.Path(path_type=Path, dir_okay=False, exists=True)
@@ -50,6 +49,9 @@ def cli() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 def plan(manifest: Path, as_json: bool) -> None:
     """Show everything a fetch of MANIFEST would get, and why."""
+    from airgap.manifest import load_manifest
+    from airgap.plan import make_plan
+
     result = make_plan(load_manifest(manifest))
     if as_json:
         ui.print_json(result.to_dict())
@@ -70,6 +72,8 @@ def plan(manifest: Path, as_json: bool) -> None:
 def fetch_command(manifest: Path, bundle: Path, jobs: int, ca_cert: Path | None,
                   sign_with: str | None, gnupg_home: Path | None, quiet: bool) -> None:
     """Download and verify everything MANIFEST plans into one bundle directory."""
+    from airgap.fetch import FetchSettings, fetch
+
     settings = FetchSettings(manifest=manifest, bundle=bundle, jobs=jobs, ca_cert=ca_cert,
                              sign_with=sign_with, gnupg_home=gnupg_home)
     with ui.make_reporter(quiet) as reporter:
@@ -167,6 +171,9 @@ def load_command(bundle: Path, skip_verify: bool, trust_keys: tuple[Path, ...], 
                  registry_url: str | None, artifacts_url: str | None, jobs: int,
                  quiet: bool) -> None:
     """Verify BUNDLE, then load, push, run and lay it out on the isolated side."""
+    from airgap.engine import RunSettings
+    from airgap.load import BundleRefused, LoadSettings, load
+
     settings = LoadSettings(
         bundle=bundle, skip_verify=skip_verify, trust_keys=trust_keys, docker=docker,
         platform=platform, tags=tags, registry=registry, insecure=insecure, ca_cert=ca_cert,
@@ -196,7 +203,6 @@ def load_command(bundle: Path, skip_verify: bool, trust_keys: tuple[Path, ...], 
 def serve_command(root: Path, bind: str, port: int, tls_cert: Path | None,
                   tls_key: Path | None, quiet: bool) -> None:
     """Serve a bundle's downloads/ tree (or such a tree) as the agents' binary source."""
-    # aiohttp is only needed here: keep every other command's start-up fast.
     from airgap.serve import ServeSettings, run_server
 
     settings = ServeSettings(root=root, bind=bind, port=port, tls_cert=tls_cert,

@@ -12,7 +12,7 @@ import logging
 import sys
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import (
@@ -27,14 +27,18 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from airgap.contents import BundleContents
-from airgap.download import Fetched
 from airgap.errors import AirgapError
-from airgap.fetch import FetchResult
-from airgap.load import LoadResult
-from airgap.plan import Plan
 from airgap.reporter import NullReporter, Reporter
-from airgap.verify import VerifyReport
+
+if TYPE_CHECKING:
+    # Only named in annotations: importing them here would load httpx and the docker
+    # client into every command, tripling `airgap verify`'s start-up.
+    from airgap.contents import BundleContents
+    from airgap.download import Fetched
+    from airgap.fetch import FetchResult
+    from airgap.load import LoadResult
+    from airgap.plan import Plan
+    from airgap.verify import VerifyReport
 
 stdout = Console(highlight=False, soft_wrap=False)
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)

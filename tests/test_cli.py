@@ -73,3 +73,14 @@ def test_a_local_file_error_is_a_message_not_a_traceback(tmp_path: Path) -> None
     assert result.returncode == 1
     assert f"error: {blocker / 'bundle'}: Not a directory" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_verify_starts_without_the_network_and_docker_stacks() -> None:
+    # verify, inspect and export-image run on the isolated side, often: they must not pay
+    # for importing httpx, the Docker client, YAML or aiohttp.
+    probe = ("import sys, airgap.cli; "
+             "print(' '.join(m for m in ('httpx', 'docker', 'yaml', 'aiohttp') "
+             "if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip() == ""
