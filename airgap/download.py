@@ -39,6 +39,8 @@ from airgap.transport import (
     Auth,
     NetworkSettings,
     RetryableError,
+    SmallResponse,
+    fetch_small,
     open_stream,
     transport_error,
     with_retries,
@@ -99,6 +101,20 @@ class Downloader:
         before they start."""
         self._cancel.set()
 
+    def retrying(self, operation: Callable[[], T], what: str) -> T:
+        """Run ``operation`` with this engine's retries; a cancel ends the wait between
+        attempts."""
+        return with_retries(operation, self.settings, what, self.reporter.warning,
+                            self._cancel)
+
+    def fetch_small(self, url: str, *, auth: Auth | None = None, accept: str | None = None,
+                    headers: dict[str, str] | None = None,
+                    max_size: int = 4 << 20) -> SmallResponse:
+        """GET a document (an API answer, a manifest, a token) read whole, with retries."""
+        return fetch_small(self.client, url, self.settings, auth=auth, accept=accept,
+                           headers=headers, max_size=max_size, on_retry=self.reporter.warning,
+                           cancel=self._cancel)
+
     # -- many ------------------------------------------------------------------------------
 
     def fetch_all(self, items: Sequence[Download]) -> list[Fetched]:
@@ -147,8 +163,7 @@ class Downloader:
                 hash_file(item.part, hasher=transfer.hasher)
                 self.reporter.task_advanced(key, transfer.hasher.size)
         try:
-            with_retries(lambda: self._attempt(transfer, key), self.settings, item.url,
-                         self.reporter.warning, self._cancel)
+            self.retrying(lambda: self._attempt(transfer, key), item.url)
             digests = transfer.hasher.digests()
             _check_expected(item, digests)
             if item.check is not None:

@@ -23,7 +23,6 @@ from airgap.download import Download, Downloader, Fetched
 from airgap.errors import AirgapError, NotFoundError, ServerResponseError
 from airgap.plan import PackageItem
 from airgap.signatures import TrustedKey, Verifier
-from airgap.transport import fetch_small
 
 _VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z.-]+))?$")
 MAX_PACKAGE_SIZE = 512 << 20  # Kibana takes uploads of at most 100 MB; stay well above
@@ -92,8 +91,7 @@ def fetch_packages(items: Sequence[PackageItem], stack_version: str, epr: str, b
 def resolve(item: PackageItem, stack_version: str, epr: str,
             downloader: Downloader) -> ResolvedPackage:
     """Ask the EPR which version of ``item`` to take."""
-    answer = fetch_small(downloader.client, item.search_url, downloader.settings,
-                         accept="application/json", on_retry=downloader.reporter.warning)
+    answer = downloader.fetch_small(item.search_url, accept="application/json")
     try:
         document = json.loads(answer.content)
     except ValueError:

@@ -34,7 +34,7 @@ from airgap.errors import (
 )
 from airgap.reference import ImageReference
 from airgap.registry import RegistryClient
-from airgap.transport import RetryableError, open_stream, transport_error, with_retries
+from airgap.transport import RetryableError, open_stream, transport_error
 
 MONOLITHIC_LIMIT = 128 << 20
 CHUNK = 64 << 20
@@ -148,8 +148,7 @@ def _push_blob(client: RegistryClient, layout: oci.Layout, blob: oci.Descriptor)
                     "credentials too (401)", details=[_LOGIN_HINT]) from None
             raise
 
-    with_retries(attempt, client.downloader.settings, f"upload of {blob.digest}",
-                 reporter.warning)
+    client.downloader.retrying(attempt, f"upload of {blob.digest}")
     reporter.task_finished(key, "done")
     return True
 
@@ -182,7 +181,7 @@ def _exists(client: RegistryClient, blob: oci.Descriptor) -> bool:
         response.close()
         return True
 
-    return with_retries(head, client.downloader.settings, f"HEAD {blob.digest}")
+    return client.downloader.retrying(head, f"HEAD {blob.digest}")
 
 
 def _start_upload(client: RegistryClient) -> str:
@@ -266,8 +265,8 @@ def _put_manifest(client: RegistryClient, layout: oci.Layout, manifest: oci.Desc
                   reference: str) -> None:
     data = layout.blob(manifest.digest).read_bytes()
     url = client.url("manifests", reference)
-    response = with_retries(lambda: _request(client, "PUT", url, headers={
-        "Content-Type": manifest.media_type}, content=data), client.downloader.settings, url)
+    response = client.downloader.retrying(lambda: _request(client, "PUT", url, headers={
+        "Content-Type": manifest.media_type}, content=data), url)
     if response.status_code not in (200, 201):
         raise ServerResponseError(f"PUT {url}: the registry answered {response.status_code}: "
                                   f"{response.text[:300]}")

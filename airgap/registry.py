@@ -23,7 +23,7 @@ from airgap import oci
 from airgap.credentials import Credentials
 from airgap.download import Download, Downloader
 from airgap.errors import AirgapError, AuthenticationError, NotFoundError, ServerResponseError
-from airgap.transport import NetworkSettings, RetryableError, fetch_small, open_stream
+from airgap.transport import RetryableError, open_stream
 
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 _EXPIRY_MARGIN = 10.0
@@ -44,10 +44,9 @@ def parse_challenge(header: str) -> _Challenge:
 class RegistryAuth:
     """Answers a registry's challenges for one repository; safe to share across threads."""
 
-    def __init__(self, client: httpx.Client, settings: NetworkSettings, registry_url: str,
-                 scope: str, credentials: Credentials | None) -> None:
-        self.client = client
-        self.settings = settings
+    def __init__(self, downloader: Downloader, registry_url: str, scope: str,
+                 credentials: Credentials | None) -> None:
+        self.downloader = downloader
         self.origin = httpx.URL(registry_url)
         self.scope = scope
         self.credentials = credentials
@@ -93,8 +92,8 @@ class RegistryAuth:
         url = str(realm.copy_merge_params({k: v for k, v in params.items() if v}))
         headers = {"Authorization": self.credentials.basic()} if self.credentials else {}
         try:
-            answer = fetch_small(self.client, url, self.settings, headers=headers,
-                                 accept="application/json", max_size=1 << 20)
+            answer = self.downloader.fetch_small(url, headers=headers,
+                                                 accept="application/json", max_size=1 << 20)
         except AuthenticationError:
             who = f"the credentials from {self.credentials.source}" if self.credentials \
                 else "an anonymous request"
@@ -122,7 +121,7 @@ class RegistryClient:
         self.base = registry_url.rstrip("/")
         self.repository = repository
         action = "pull,push" if push else "pull"
-        self.auth = RegistryAuth(downloader.client, downloader.settings, self.base,
+        self.auth = RegistryAuth(downloader, self.base,
                                  f"repository:{repository}:{action}", credentials)
 
     def url(self, kind: str, reference: str) -> str:
@@ -145,10 +144,8 @@ class RegistryClient:
         """The manifest or index ``reference`` (tag or digest) names: its bytes, media type
         and digest, refused unless what arrived is what the registry says it is."""
         url = self.url("manifests", reference)
-        answer = fetch_small(self.downloader.client, url, self.downloader.settings,
-                             auth=self.auth, accept=oci.ACCEPT_MANIFESTS,
-                             max_size=oci.MAX_MANIFEST_SIZE,
-                             on_retry=self.downloader.reporter.warning)
+        answer = self.downloader.fetch_small(url, auth=self.auth, accept=oci.ACCEPT_MANIFESTS,
+                                             max_size=oci.MAX_MANIFEST_SIZE)
         media_type = answer.headers.get("content-type", "").split(";")[0].strip()
         if media_type not in oci.INDEX_TYPES | oci.MANIFEST_TYPES:
             raise ServerResponseError(f"{url}: answered {media_type or 'no media type'!r}, "

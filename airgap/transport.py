@@ -261,8 +261,10 @@ class SmallResponse:
 def fetch_small(client: httpx.Client, url: str, settings: NetworkSettings, *,
                 auth: Auth | None = None, accept: str | None = None,
                 headers: Mapping[str, str] | None = None, max_size: int = 4 << 20,
-                on_retry: Callable[[str], None] | None = None) -> SmallResponse:
-    """GET a document of at most ``max_size`` bytes, with retries."""
+                on_retry: Callable[[str], None] | None = None,
+                cancel: threading.Event | None = None) -> SmallResponse:
+    """GET a document of at most ``max_size`` bytes, with retries (see
+    :func:`with_retries` for ``cancel``)."""
     headers = {**(headers or {}), **({"Accept": accept} if accept else {})}
 
     def attempt() -> SmallResponse:
@@ -284,4 +286,4 @@ def fetch_small(client: httpx.Client, url: str, settings: NetworkSettings, *,
             response.close()
         return SmallResponse(str(response.url), response.headers, bytes(body))
 
-    return with_retries(attempt, settings, url, on_retry)
+    return with_retries(attempt, settings, url, on_retry, cancel)

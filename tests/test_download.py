@@ -323,8 +323,10 @@ def test_short_206_is_not_the_end_of_the_file(downloader: Downloader, tmp_path: 
                                                 ("bytes=150000-", None)]
 
 
+@pytest.mark.parametrize("how", ["file", "document"])
 def test_cancel_ends_the_wait_between_retries(artifact_server: ArtifactServer,
-                                              tmp_path: Path) -> None:
+                                              tmp_path: Path, how: str) -> None:
+    # Files go through fetch(); API answers, manifests and tokens through fetch_small().
     url, _ = published(artifact_server, 1000)
     artifact_server.faults.inject(f"*{Path(FILE).name}",
                                   Fault("status", status=503, retry_after="30", times=-1))
@@ -335,7 +337,10 @@ def test_cancel_ends_the_wait_between_retries(artifact_server: ArtifactServer,
 
         def run() -> None:
             try:
-                downloader.fetch(Download(url, tmp_path / "f", "f"))
+                if how == "file":
+                    downloader.fetch(Download(url, tmp_path / "f", "f"))
+                else:
+                    downloader.fetch_small(url)
             except BaseException as exc:
                 outcome.append(exc)
 

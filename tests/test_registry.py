@@ -161,8 +161,7 @@ def test_token_realm_redirecting_elsewhere_never_gets_the_basic_credentials(
 def test_plain_http_realm_of_an_https_registry_is_refused(downloader: Downloader) -> None:
     seen: Seen = []
     with recording_server(seen) as realm:
-        auth = RegistryAuth(downloader.client, downloader.settings, "https://registry.test",
-                            "repository:repo:pull", SECRET)
+        auth = RegistryAuth(downloader, "https://registry.test", "repository:repo:pull", SECRET)
         challenge = httpx.Response(401, headers={
             "WWW-Authenticate": f'Bearer realm="{realm.url}/auth",service="svc"'})
         with pytest.raises(ServerResponseError, match="in clear text"):
