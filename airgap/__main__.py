@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
+from airgap.cli import run
 
-from airgap.cli import main
-
-sys.exit(main())
+run()

@@ -7,7 +7,10 @@ Errors become exit codes here and nowhere else (:func:`main`): 0 ok, 1 failed,
 from __future__ import annotations
 
 import os
+import sys
+import threading
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
@@ -233,3 +236,16 @@ def main(argv: list[str] | None = None) -> int:
         ui.stderr.print("interrupted")
         return 130
     return ExitCode.OK
+
+
+def run() -> NoReturn:
+    """The ``airgap`` program: :func:`main`, then exit with its code."""
+    code = main()
+    if any(t.name.startswith("airgap") and t.is_alive() for t in threading.enumerate()):
+        # Work a Ctrl-C or a failure stopped, still blocked after its grace period (a
+        # read from a stalled server lasts until the read timeout): it only ever writes
+        # .part files, and the kernel releases the bundle lock, so do not wait for it.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)

@@ -28,7 +28,7 @@ from airgap.packages import PackageResult, fetch_packages
 from airgap.plan import Plan, make_plan
 from airgap.reporter import Reporter
 from airgap.signatures import TrustedKey, Verifier, sign_detached
-from airgap.threads import wait_all
+from airgap.threads import abandon, wait_all
 from airgap.transport import NetworkSettings, make_client
 
 
@@ -79,18 +79,20 @@ def fetch(settings: FetchSettings, reporter: Reporter) -> FetchResult:
         downloader = Downloader(client, network, reporter)
         # The image, the binaries and the packages come from three different servers:
         # fetch them at the same time, each with its own --jobs transfers.
-        with ThreadPoolExecutor(max_workers=3, thread_name_prefix="airgap-phase") as phases:
-            image_job = phases.submit(fetch_image, plan.image, root, downloader)
-            artifacts_job = phases.submit(fetch_artifacts, plan.artifacts, root, downloader,
-                                          verifier)
-            packages_job = phases.submit(fetch_packages, plan.packages, manifest.stack_version,
-                                         manifest.sources.epr, root, downloader, verifier)
-            jobs: list[Future[Any]] = [image_job, artifacts_job, packages_job]
-            try:
-                wait_all(jobs)
-            except BaseException:
-                downloader.cancel()
-                raise
+        phases = ThreadPoolExecutor(max_workers=3, thread_name_prefix="airgap-phase")
+        image_job = phases.submit(fetch_image, plan.image, root, downloader)
+        artifacts_job = phases.submit(fetch_artifacts, plan.artifacts, root, downloader,
+                                      verifier)
+        packages_job = phases.submit(fetch_packages, plan.packages, manifest.stack_version,
+                                     manifest.sources.epr, root, downloader, verifier)
+        jobs: list[Future[Any]] = [image_job, artifacts_job, packages_job]
+        try:
+            wait_all(jobs)
+        except BaseException:
+            downloader.cancel()
+            abandon(phases, jobs)
+            raise
+        phases.shutdown()
         failures = [e for e in (job.exception() for job in jobs) if e is not None]
         # A phase that failed unexpectedly (a full disk, say) stops the others, which
         # then end interrupted: the cause is what to report, before any interruption.

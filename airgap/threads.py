@@ -3,11 +3,17 @@
 The kernel may hand SIGINT to any thread; Python acts on it only when the main thread
 runs bytecode. A main thread blocked in ``future.result()`` would not notice until all
 the work is done, so it waits in short slices instead.
+
+After a failure or a Ctrl-C, work in progress gets :data:`GRACE` seconds to notice its
+stop and end; what still runs then (a read from a stalled server lasts until its
+timeout, and nothing interrupts it) is left behind, and the command line ends the
+process without it (:func:`airgap.cli.run`). Such work only ever writes ``.part`` files.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -15,6 +21,7 @@ from typing import Any, TypeVar
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 _WAKE_UP = 0.25
+GRACE = 2.0
 
 
 class _Completion:
@@ -43,11 +50,22 @@ class _Completion:
                 self.done.set()
 
 
-def wait_all(futures: Iterable[Future[Any]]) -> None:
-    """Return once every future is done; a Ctrl-C meanwhile raises at once."""
+def wait_all(futures: Iterable[Future[Any]], timeout: float | None = None) -> bool:
+    """Wait until every future is done (True) or ``timeout`` seconds pass (False); a
+    Ctrl-C meanwhile raises at once."""
     completion = _Completion(list(futures), stop_on_failure=False)
+    deadline = None if timeout is None else time.monotonic() + timeout
     while not completion.done.wait(_WAKE_UP):
-        pass
+        if deadline is not None and time.monotonic() >= deadline:
+            return False
+    return True
+
+
+def abandon(pool: ThreadPoolExecutor, futures: Iterable[Future[Any]]) -> None:
+    """Drop ``pool``'s work not yet started, and wait at most :data:`GRACE` seconds for
+    ``futures`` in progress to end (their stop must already be set)."""
+    pool.shutdown(wait=False, cancel_futures=True)
+    wait_all(futures, GRACE)
 
 
 def map_in_threads(work: Callable[[_T], _R], items: Iterable[_T], jobs: int,
@@ -71,7 +89,7 @@ def map_in_threads(work: Callable[[_T], _R], items: Iterable[_T], jobs: int,
     except BaseException:
         if stop is not None:
             stop.set()
-        pool.shutdown(wait=True, cancel_futures=True)
+        abandon(pool, futures)
         raise
     pool.shutdown(wait=True)
     return [future.result() for future in futures]

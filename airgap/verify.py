@@ -28,7 +28,7 @@ from airgap.digests import hash_file
 from airgap.errors import AirgapError, BundleError
 from airgap.reporter import Reporter
 from airgap.signatures import Verifier
-from airgap.threads import map_in_threads, wait_all
+from airgap.threads import abandon, map_in_threads, wait_all
 
 _BLOBS = f"{bundle.IMAGES}/blobs/sha256/"
 _SIGNED_KINDS = ("artifact", "package")
@@ -120,15 +120,17 @@ def verify_bundle(settings: VerifySettings, reporter: Reporter) -> VerifyReport:
 
     # GnuPG re-reads the signed files in processes of its own: let it run while the
     # files are hashed, so neither phase waits for the other's last, largest file.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="airgap-signatures") as side:
-        signatures_done = side.submit(signed)
-        try:
-            size = check.hash_all(sums, settings.jobs, reporter)
-            wait_all([signatures_done])
-        except BaseException:
-            check.stop.set()
-            raise
-        signatures = signatures_done.result()
+    side = ThreadPoolExecutor(max_workers=1, thread_name_prefix="airgap-signatures")
+    signatures_done = side.submit(signed)
+    try:
+        size = check.hash_all(sums, settings.jobs, reporter)
+        wait_all([signatures_done])
+    except BaseException:
+        check.stop.set()
+        abandon(side, [signatures_done])
+        raise
+    side.shutdown()
+    signatures = signatures_done.result()
     operator = check.operator_signature(settings.trust_keys)
     if not settings.trust_keys:
         check.warnings.append(_unsigned_warning(check.foreign_keys))

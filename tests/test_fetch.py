@@ -269,3 +269,35 @@ def test_ctrl_c_stops_every_part_of_the_fetch_at_once(
     artifact_server.faults.clear()
     run_fetch(manifest, bundle)
     assert (bundle / "SHA512SUMS").exists()
+
+
+def test_ctrl_c_during_a_stalled_transfer_does_not_wait_for_the_read_timeout(
+        make_manifest: ManifestMaker, registry_front: RegistryFront,
+        artifact_server: ArtifactServer, epr_server: EprServer, tmp_path: Path) -> None:
+    # A read from a server that went quiet lasts until the 60 s read timeout, and nothing
+    # interrupts it: the command must end without it (what it was writing is a .part).
+    manifest = site_manifest(make_manifest, registry_front, artifact_server, epr_server,
+                             size=3_000_000)
+    artifact_server.faults.inject("*.tar.gz", Fault("stall", times=-1, after=100_000,
+                                                    delay=600))
+    bundle = tmp_path / "bundle"
+    process = start_airgap("fetch", str(manifest), "-o", str(bundle), "--quiet",
+                           stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any(
+            p.stat().st_size for p in bundle.glob("downloads/**/*.tar.gz.part")):
+        time.sleep(0.05)
+    time.sleep(0.3)  # the transfers now wait for bytes that never come
+    interrupted = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    try:
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert time.monotonic() - interrupted < 8, stderr
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr
+    assert not list(bundle.glob("downloads/**/*.tar.gz")), "a stalled file looks complete"
+    artifact_server.faults.clear()
+    run_fetch(manifest, bundle)  # the lock is free, and the .part files resume
+    assert (bundle / "SHA512SUMS").exists()
