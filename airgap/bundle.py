@@ -42,7 +42,7 @@ PACKAGES = "packages"    # packages/<name>/<name>-<version>.zip and .sig
 OWN_FOLDERS = (IMAGES, DOWNLOADS, PACKAGES, KEYS)
 #: Files of a bundle that SHA512SUMS does not list (it cannot list itself or its signature).
 NOT_SUMMED = frozenset({SUMS, SUMS_SIGNATURE, LOCK})
-_SUM_LINE = re.compile(r"^([0-9a-f]{128}) [ *](.+)$")
+_SUM_LINE = re.compile(r"^([0-9a-f]{128}) [ *](.+)\Z")
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 from airgap.errors import ChecksumMismatchError
 
 MAX_CHECKSUM_FILE = 4096
-_HEX128 = re.compile(r"^[0-9a-fA-F]{128}$")
+_HEX128 = re.compile(r"^[0-9a-fA-F]{128}\Z")
 
 
 def parse_elastic_sha512(text: str, expected_name: str, *, source: str) -> str:

@@ -47,8 +47,8 @@ from airgap.transport import (
 )
 
 DEFAULT_MAX_SIZE = 1 << 40  # 1 TiB: no Elastic artifact comes near it
-_CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
-_UNSATISFIED_RANGE = re.compile(r"^bytes \*/(\d+)$")
+_CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)\Z")
+_UNSATISFIED_RANGE = re.compile(r"^bytes \*/(\d+)\Z")
 
 Check = Callable[[Path, Digests], None]
 T = TypeVar("T")

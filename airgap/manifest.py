@@ -23,12 +23,12 @@ from airgap.validation import Checker, describe, key_lines
 API_VERSION = "airgap/v1"
 KIND = "Bundle"
 
-_VERSION_RE = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
-_INTEGRATION_RE = re.compile(r"^[a-z0-9][a-z0-9_]*$")
+_VERSION_RE = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)\Z")
+_INTEGRATION_RE = re.compile(r"^[a-z0-9][a-z0-9_]*\Z")
 _IMAGE_RE = re.compile(
-    r"^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$"
+    r"^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*\Z"
 )
-_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\Z")
 
 _TOP_KEYS = ("apiVersion", "kind", "stack", "platforms", "registry", "integrations",
              "artifacts", "packages", "sources", "trust")

@@ -28,7 +28,7 @@ REF_NAME = "org.opencontainers.image.ref.name"
 CONTAINERD_NAME = "io.containerd.image.name"
 MAX_MANIFEST_SIZE = 4 << 20
 
-_DIGEST = re.compile(r"^sha256:([0-9a-f]{64})$")
+_DIGEST = re.compile(r"^sha256:([0-9a-f]{64})\Z")
 
 
 def digest_hex(digest: str, where: str = "digest") -> str:

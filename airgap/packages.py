@@ -24,7 +24,7 @@ from airgap.errors import AirgapError, NotFoundError, ServerResponseError
 from airgap.plan import PackageItem
 from airgap.signatures import TrustedKey, Verifier
 
-_VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z.-]+))?$")
+_VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z.-]+))?\Z")
 MAX_PACKAGE_SIZE = 512 << 20  # Kibana takes uploads of at most 100 MB; stay well above
 
 

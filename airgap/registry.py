@@ -22,8 +22,13 @@ import httpx
 from airgap import oci
 from airgap.credentials import Credentials
 from airgap.download import Download, Downloader
-from airgap.errors import AirgapError, AuthenticationError, NotFoundError, ServerResponseError
-from airgap.transport import RetryableError, open_stream
+from airgap.errors import (
+    AuthenticationError,
+    NetworkError,
+    NotFoundError,
+    ServerResponseError,
+)
+from airgap.transport import open_stream
 
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 _EXPIRY_MARGIN = 10.0
@@ -78,7 +83,12 @@ class RegistryAuth:
         return False
 
     def _fetch_token(self, challenge: _Challenge) -> None:
-        realm = httpx.URL(challenge.params["realm"])
+        try:
+            realm = httpx.URL(challenge.params["realm"])
+        except httpx.InvalidURL as exc:
+            raise ServerResponseError(f"{self.origin}: the token realm "
+                                      f"{challenge.params['realm']!r} is not a URL ({exc})"
+                                      ) from None
         if realm.scheme not in ("http", "https"):
             raise ServerResponseError(f"{self.origin}: token realm {realm} is not an HTTP URL")
         if realm.scheme == "http" and self.origin.scheme == "https":
@@ -132,9 +142,11 @@ class RegistryClient:
         """Check that this is a registry speaking the v2 API, and learn how it wants auth."""
         url = f"{self.base}/v2/"
         try:
-            response = open_stream(self.downloader.client, url, auth=self.auth)
-        except RetryableError as exc:
-            raise AirgapError(f"cannot reach the registry at {self.base}: {exc}") from None
+            response = self.downloader.retrying(
+                lambda: open_stream(self.downloader.client, url, auth=self.auth), url)
+        except NetworkError as exc:
+            raise NetworkError(f"cannot reach the registry at {self.base}: {exc.message}",
+                               details=exc.details) from None
         except NotFoundError:
             raise ServerResponseError(f"{self.base} does not serve the registry API "
                                       "(/v2/ not found)") from None

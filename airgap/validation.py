@@ -167,8 +167,14 @@ class Checker:
         text = self.string(value, path, default)
         if text is None:
             return default
-        parts = urlsplit(text)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        try:
+            parts = urlsplit(text)
+            parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+        except ValueError:
+            self.problem(path, f"{text!r} is not a valid URL (check its host and port)")
+            return default
+        if parts.scheme not in ("http", "https") or not parts.hostname \
+                or any(c.isspace() or not c.isprintable() for c in text):
             self.problem(path, f"{text!r} is not an http:// or https:// URL")
             return default
         if parts.username is not None or parts.password is not None:
@@ -191,7 +197,11 @@ class Checker:
         text = self.string(value, path, "certs/ca.pem")
         if text is None:
             return None
-        resolved = (self.base_dir / Path(text).expanduser()).resolve()
+        try:
+            resolved = (self.base_dir / Path(text).expanduser()).resolve()
+        except RuntimeError as exc:  # ~user of a user that does not exist
+            self.problem(path, f"{text!r}: {exc}")
+            return None
         if not resolved.is_file():
             self.problem(path, f"no such file: {resolved}")
             return None

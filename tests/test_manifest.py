@@ -147,6 +147,19 @@ BAD_VALUES = [
     ("sources:\n  artifacts: https://bob:hunter2@mirror.example/downloads/\n",
      "m.yaml:6: sources.artifacts: must not hold a user name or password; give registry "
      "credentials with AIRGAP_REGISTRY_USERNAME and AIRGAP_REGISTRY_PASSWORD or docker login"),
+    ("sources:\n  registry: 'http://[::1'\n",
+     "m.yaml:6: sources.registry: 'http://[::1' is not a valid URL (check its host and port)"),
+    ("sources:\n  registry: 'http://127.0.0.1:abc'\n",
+     "m.yaml:6: sources.registry: 'http://127.0.0.1:abc' is not a valid URL (check its host "
+     "and port)"),
+    ("sources:\n  epr: 'https://epr.example/a b'\n",
+     "m.yaml:6: sources.epr: 'https://epr.example/a b' is not an http:// or https:// URL"),
+    ("integrations: [\"nginx\\n\"]\n",
+     "m.yaml:5: integrations[0]: expected an integration package name like 'nginx', "
+     "got the string 'nginx\\n'"),
+    ("trust:\n  keys: ['~nosuchuser-airgap/key.asc']\n",
+     "m.yaml:6: trust.keys[0]: '~nosuchuser-airgap/key.asc': Could not determine home "
+     "directory."),
     ("sources:\n  ca_cert: missing.pem\n", "m.yaml:6: sources.ca_cert: no such file: /missing.pem"),
     ("trust:\n  keys: [nothere.asc]\n", "m.yaml:6: trust.keys[0]: no such file: /nothere.asc"),
 ]

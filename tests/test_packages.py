@@ -102,3 +102,5 @@ def test_search_answers_are_checked() -> None:
         newest_version("a", {"name": "a"}, "s")
     with pytest.raises(ServerResponseError, match="is not a package version"):
         newest_version("a", [{"name": "a", "version": "../../etc"}], "s")
+    with pytest.raises(ServerResponseError, match="is not a package version"):
+        newest_version("a", [{"name": "a", "version": "2.0.0\n"}], "s")

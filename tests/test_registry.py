@@ -13,7 +13,7 @@ from aiohttp import web
 from airgap import oci
 from airgap.credentials import Credentials
 from airgap.download import Downloader
-from airgap.errors import ServerResponseError
+from airgap.errors import NetworkError, ServerResponseError
 from airgap.registry import RegistryAuth, RegistryClient, parse_challenge
 from airgap.reporter import NullReporter
 from airgap.transport import NetworkSettings, make_client, open_stream
@@ -167,3 +167,52 @@ def test_plain_http_realm_of_an_https_registry_is_refused(downloader: Downloader
         with pytest.raises(ServerResponseError, match="in clear text"):
             auth.handle_challenge(challenge)
     assert seen == [], "the credentials went to a plain-HTTP token realm"
+
+
+def flaky_registry(failures: int) -> tuple[BackgroundServer, list[str]]:
+    """A registry whose ``/v2/`` answers 503 ``failures`` times, then 200."""
+    seen: list[str] = []
+
+    async def ping(request: web.Request) -> web.Response:
+        seen.append(request.path)
+        if len(seen) <= failures:
+            return web.Response(status=503, headers={"Retry-After": "0"})
+        return web.json_response({})
+
+    app = web.Application()
+    app.router.add_get("/v2/", ping)
+    return BackgroundServer(app), seen
+
+
+def test_the_ping_is_retried_like_any_request(downloader: Downloader) -> None:
+    server, seen = flaky_registry(failures=1)
+    with server:
+        client_for(server, downloader).ping()
+    assert seen == ["/v2/", "/v2/"]
+
+
+def test_a_registry_that_keeps_failing_is_named(downloader: Downloader) -> None:
+    server, seen = flaky_registry(failures=99)
+    with server, pytest.raises(NetworkError, match=f"cannot reach the registry at "
+                                                   f"{server.url}: .*gave up after 1"):
+        client_for(server, downloader).ping()
+    assert len(seen) == 2
+
+
+@pytest.mark.parametrize("realm", ["http://[::1/token", "http://127.0.0.1:abc/token"])
+def test_a_token_realm_that_is_not_a_url_is_refused(downloader: Downloader,
+                                                    realm: str) -> None:
+    with bearer_registry(realm) as server, \
+            pytest.raises(ServerResponseError, match="the token realm .* is not a URL"):
+        client_for(server, downloader).ping()
+
+
+def test_a_redirect_to_something_that_is_not_a_url_is_refused(downloader: Downloader) -> None:
+    async def handle(request: web.Request) -> web.Response:
+        return web.Response(status=302, headers={"Location": "http://[::1/elsewhere"})
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", handle)
+    with BackgroundServer(app) as server, \
+            pytest.raises(ServerResponseError, match="is not a valid URL"):
+        open_stream(downloader.client, f"{server.url}/file")
