@@ -46,7 +46,7 @@ def describe_bundle(path: Path) -> BundleContents:
     document = bundle.read_description(path)
     try:
         return _summarise(path, document)
-    except (AttributeError, TypeError, ValueError) as exc:
+    except (AttributeError, TypeError, ValueError, ArithmeticError) as exc:
         raise BundleError(f"{path / bundle.DESCRIPTION} is damaged and cannot be summarised "
                           f"({type(exc).__name__}: {exc})",
                           details=[f"run `airgap verify {path}` to see what is wrong"]
@@ -54,7 +54,8 @@ def describe_bundle(path: Path) -> BundleContents:
 
 
 def _summarise(path: Path, document: dict[str, Any]) -> BundleContents:
-    """The summary; raises AttributeError, TypeError or ValueError on a damaged document."""
+    """The summary; raises AttributeError, TypeError, ValueError or ArithmeticError (a
+    size of 1e999) on a damaged document."""
     items = [i for i in document.get("items", []) if isinstance(i, dict)]
     artifacts: dict[str, list[dict[str, Any]]] = defaultdict(list)
     packages = []

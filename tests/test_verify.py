@@ -407,6 +407,7 @@ def test_an_unreadable_file_is_a_problem_not_a_traceback(
 DAMAGES: dict[str, dict[str, Any]] = {
     "items not a list": {"items": 5},
     "a size not a number": {"items": [{"path": "images/oci-layout", "size": "big"}]},
+    "a size beyond numbers": {"items": [{"path": "images/oci-layout", "size": float("inf")}]},
     "a key not an object": {"keys": ["46095ACC8548582C1A2699A9D27D666CD88E42B4"]},
     "a platform not an object": {"image": {"platforms": {"linux/amd64": "sha256:0"}}},
     "verification not an object": {"items": [{"path": AGENT, "kind": "artifact",
