@@ -27,7 +27,7 @@ from airgap.manifest import load_manifest
 from airgap.packages import PackageResult, fetch_packages
 from airgap.plan import Plan, make_plan
 from airgap.reporter import Reporter
-from airgap.signatures import TrustedKey, Verifier, sign_detached
+from airgap.signatures import OperatorKey, TrustedKey, Verifier
 from airgap.threads import abandon, wait_all
 from airgap.transport import NetworkSettings, make_client
 
@@ -72,6 +72,10 @@ def fetch(settings: FetchSettings, reporter: Reporter) -> FetchResult:
     network = NetworkSettings(ca_certs=tuple(cas), jobs=settings.jobs)
     root = settings.bundle
     bundle.check_output_folder(root)
+    operator = OperatorKey(settings.sign_with, settings.gnupg_home) if settings.sign_with \
+        else None
+    if operator is not None:
+        operator.check()  # a missing key or passphrase, before hours of downloads
     with bundle.BundleLock(root), make_client(network) as client, \
             Verifier(manifest.trust_keys) as verifier:
         for name in (bundle.SUMS, bundle.SUMS_SIGNATURE, bundle.DESCRIPTION):
@@ -112,10 +116,11 @@ def fetch(settings: FetchSettings, reporter: Reporter) -> FetchResult:
         _write_description(root, plan, image, artifacts, packages, keys, items)
         sums = [(i.path, i.sha512) for i in items]
         sums.append((bundle.DESCRIPTION, hash_file(root / bundle.DESCRIPTION).sha512))
-        bundle.write_atomically(root / bundle.SUMS, bundle.format_sums(sums))
-        if settings.sign_with:
-            sign_detached(root / bundle.SUMS, root / bundle.SUMS_SIGNATURE,
-                          settings.sign_with, settings.gnupg_home)
+        text = bundle.format_sums(sums)
+        if operator is not None:
+            # Before SHA512SUMS exists: a bundle that has it is complete, signature included.
+            operator.sign_to(text.encode(), root / bundle.SUMS_SIGNATURE)
+        bundle.write_atomically(root / bundle.SUMS, text)
     return FetchResult(root, plan, image, tuple(artifacts), tuple(packages), tuple(items), keys,
                        settings.sign_with is not None, tuple(sorted(removed)))
 

@@ -243,26 +243,46 @@ class _Prefixed:
 PASSPHRASE_ENV = "AIRGAP_SIGN_PASSPHRASE"  # noqa: S105 - a variable name
 
 
-def sign_detached(path: Path, signature: Path, key_id: str, gnupg_home: Path | None) -> None:
-    """Write an ASCII-armoured detached signature of ``path`` by the operator's key.
+@dataclass(frozen=True)
+class OperatorKey:
+    """The operator's key that signs SHA512SUMS, in the GnuPG home the operator names."""
 
-    The key is taken from the GnuPG home the operator names, never from a default one.
-    A passphrase, if the key has one, comes from ``$AIRGAP_SIGN_PASSPHRASE``.
-    """
-    if gnupg_home is None:
-        raise UsageError("--sign-with needs --gnupg-home DIR: airgap never uses your default "
-                         "GnuPG keyring on its own")
-    if not gnupg_home.is_dir():
-        raise UsageError(f"--gnupg-home {gnupg_home}: no such directory")
-    gpg = gnupg.GPG(gpgbinary=gpg_binary(), gnupghome=str(gnupg_home))
-    part = signature.with_name(signature.name + ".part")
-    with path.open("rb") as data:
-        result = gpg.sign_file(data, keyid=key_id, detach=True, output=str(part),
-                               passphrase=os.environ.get(PASSPHRASE_ENV), binary=False)
-    if not result or not part.is_file() or part.stat().st_size == 0:
-        part.unlink(missing_ok=True)
-        problem = (result.status or "no signature was made") if result is not None else ""
-        raise AirgapError(f"signing {path.name} with key {key_id} failed: {problem}",
-                          details=[f"check that {gnupg_home} holds the secret key {key_id}, "
-                                   f"and set {PASSPHRASE_ENV} if it has a passphrase"])
-    part.replace(signature)
+    key_id: str
+    gnupg_home: Path | None
+
+    def check(self) -> None:
+        """Sign a few bytes now, so that a missing key or passphrase is found before a
+        fetch downloads anything."""
+        self.sign(b"airgap: can this key sign?\n")
+
+    def sign_to(self, data: bytes, signature: Path) -> None:
+        """Write an ASCII-armoured detached signature of ``data`` to ``signature``."""
+        part = signature.with_name(signature.name + ".part")
+        part.write_bytes(self.sign(data))
+        part.replace(signature)
+
+    def sign(self, data: bytes) -> bytes:
+        """An ASCII-armoured detached signature of ``data``.
+
+        The key is taken from the GnuPG home the operator names, never from a default one.
+        A passphrase, if the key has one, comes from ``$AIRGAP_SIGN_PASSPHRASE``.
+        """
+        home = self.gnupg_home
+        if home is None:
+            raise UsageError("--sign-with needs --gnupg-home DIR: airgap never uses your "
+                             "default GnuPG keyring on its own")
+        if not home.is_dir():
+            raise UsageError(f"--gnupg-home {home}: no such directory")
+        gpg = gnupg.GPG(gpgbinary=gpg_binary(), gnupghome=str(home))
+        # --local-user, not python-gnupg's keyid (--default-key): for a key the home lacks,
+        # gpg ignores --default-key and signs with whatever key it has.
+        result = gpg.sign(data, detach=True, binary=False, extra_args=["--local-user",
+                                                                       self.key_id],
+                          passphrase=os.environ.get(PASSPHRASE_ENV))
+        armored = bytes(result.data or b"") if result else b""
+        if not armored.startswith(openpgp.ARMOR_BEGIN):
+            problem = (result.status or "no signature was made") if result is not None else ""
+            raise UsageError(f"signing with key {self.key_id} failed: {problem}",
+                             details=[f"check that {home} holds the secret key {self.key_id}, "
+                                      f"and set {PASSPHRASE_ENV} if it has a passphrase"])
+        return armored

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from airgap.bundle import BundleLock, parse_sums
-from airgap.errors import BundleError, NotFoundError
+from airgap.errors import BundleError, ExitCode, NotFoundError, UsageError
 from airgap.fetch import FetchResult, FetchSettings, fetch
 from airgap.manifest import load_manifest
 from airgap.plan import make_plan
@@ -209,6 +209,25 @@ def test_operator_signature_of_sha512sums(
                                 str(bundle / "SHA512SUMS.asc"), str(bundle / "SHA512SUMS")],
                                capture_output=True)
         assert check.returncode == 0, check.stderr
+    finally:
+        operator.close()
+
+
+@pytest.mark.parametrize("problem", ["no --gnupg-home", "a key the home lacks"])
+def test_a_signing_key_that_cannot_sign_is_refused_before_any_download(
+        make_manifest: ManifestMaker, registry_front: RegistryFront,
+        artifact_server: ArtifactServer, epr_server: EprServer, tmp_path: Path,
+        problem: str) -> None:
+    operator = SigningKey("site operator", "ops@example.test")
+    try:
+        manifest = site_manifest(make_manifest, registry_front, artifact_server, epr_server)
+        bundle = tmp_path / "bundle"
+        home = None if problem == "no --gnupg-home" else operator.home
+        with pytest.raises(UsageError) as refused:
+            run_fetch(manifest, bundle, sign_with="nobody@example.test", gnupg_home=home)
+        assert refused.value.exit_code == ExitCode.USAGE
+        assert artifact_server.faults.log == [], "downloads started before the key was checked"
+        assert not (bundle / "SHA512SUMS").exists()
     finally:
         operator.close()
 
