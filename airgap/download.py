@@ -47,6 +47,10 @@ from airgap.transport import (
 )
 
 DEFAULT_MAX_SIZE = 1 << 40  # 1 TiB: no Elastic artifact comes near it
+# An attempt that got this much before failing restarts the count of retries: a link
+# that drops now and then still completes a large blob; a server that sends a few bytes
+# and stalls does not.
+PROGRESS = 1 << 20
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)\Z")
 _UNSATISFIED_RANGE = re.compile(r"^bytes \*/(\d+)\Z")
 
@@ -163,7 +167,7 @@ class Downloader:
                 hash_file(item.part, hasher=transfer.hasher)
                 self.reporter.task_advanced(key, transfer.hasher.size)
         try:
-            self.retrying(lambda: self._attempt(transfer, key), item.url)
+            self.retrying(lambda: self._until_complete(transfer, key), item.url)
             digests = transfer.hasher.digests()
             _check_expected(item, digests)
             if item.check is not None:
@@ -196,10 +200,17 @@ class Downloader:
         self.reporter.task_finished(key, "kept")
         return Fetched(item.dest, item.url, digests, reused=True)
 
-    def _attempt(self, transfer: _Transfer, key: str) -> None:
+    def _until_complete(self, transfer: _Transfer, key: str) -> None:
+        """Ask for the rest as long as the server answers with complete ranges that stop
+        short of the end (servers that cap a range's size do): those are no failures."""
+        while self._attempt(transfer, key):
+            pass
+
+    def _attempt(self, transfer: _Transfer, key: str) -> bool:
+        """One request; True when it got a complete range short of the end (ask again)."""
         item, offset = transfer.item, transfer.hasher.size
         if transfer.total is not None and offset == transfer.total:
-            return  # the .part already holds every byte
+            return False  # the .part already holds every byte
         headers = {"Accept-Encoding": "identity"}
         if item.accept:
             headers["Accept"] = item.accept
@@ -212,7 +223,7 @@ class Downloader:
         with contextlib.closing(response):
             if response.status_code == 416:
                 self._range_not_satisfiable(response, transfer, key)
-                return
+                return False
             if offset and response.status_code == 206:
                 self._check_resume(response, transfer)
             elif offset:
@@ -223,7 +234,7 @@ class Downloader:
                 raise ServerResponseError(f"{item.url}: unexpected answer "
                                           f"{response.status_code} to a plain GET")
             self._check_headers(response, transfer)
-            self._stream(response, transfer, key)
+            return self._stream(response, transfer, key)
 
     def _check_resume(self, response: httpx.Response, transfer: _Transfer) -> None:
         item, offset = transfer.item, transfer.hasher.size
@@ -245,6 +256,7 @@ class Downloader:
             raise ServerResponseError(f"{item.url}: the server says the file has {total} "
                                       f"bytes, more than the {item.max_size} allowed")
         transfer.total = total  # a short range (bytes N-M/T, M < T-1) is not the end
+        transfer.range_end = int(match.group(2)) + 1
 
     def _range_not_satisfiable(self, response: httpx.Response, transfer: _Transfer,
                                key: str) -> None:
@@ -285,8 +297,11 @@ class Downloader:
             transfer.validator = etag if etag and not etag.startswith("W/") else \
                 response.headers.get("last-modified")
 
-    def _stream(self, response: httpx.Response, transfer: _Transfer, key: str) -> None:
+    def _stream(self, response: httpx.Response, transfer: _Transfer, key: str) -> bool:
+        """Append the body to the .part; True when it was a complete range short of the
+        end, RetryableError when it ended early."""
         item, hasher = transfer.item, transfer.hasher
+        start = hasher.size
         limit = transfer.total if transfer.total is not None else item.max_size
         try:
             with item.part.open("ab") as out:
@@ -300,10 +315,17 @@ class Downloader:
                     out.write(chunk)
                     self.reporter.task_advanced(key, len(chunk))
         except httpx.TransportError as exc:
-            raise transport_error(exc, item.url) from None
-        if transfer.total is not None and hasher.size < transfer.total:
-            raise RetryableError(f"the transfer ended after {hasher.size} of {transfer.total} "
-                                 "bytes")
+            error = transport_error(exc, item.url)
+            if isinstance(error, RetryableError):
+                error.progressed = hasher.size - start >= PROGRESS
+            raise error from None
+        if transfer.total is None or hasher.size >= transfer.total:
+            return False
+        if response.status_code == 206 and hasher.size == transfer.range_end \
+                and hasher.size > start:
+            return True
+        raise RetryableError(f"the transfer ended after {hasher.size} of {transfer.total} "
+                             "bytes", progressed=hasher.size - start >= PROGRESS)
 
 
 class _Transfer:
@@ -315,12 +337,14 @@ class _Transfer:
         self.hasher = hasher
         self.validator: str | None = None
         self.total: int | None = item.size
+        self.range_end: int | None = None  # where the range a 206 announced ends
 
     def restart(self) -> None:
         self.item.part.unlink(missing_ok=True)
         self.hasher = Hasher(sha256=self.item.sha256 is not None)
         self.validator = None
         self.total = self.item.size
+        self.range_end = None
 
 
 def _check_expected(item: Download, digests: Digests) -> None:

@@ -74,11 +74,14 @@ class Auth(Protocol):
 
 
 class RetryableError(Exception):
-    """A failure that may go away when tried again (connection, 5xx, 429, truncation)."""
+    """A failure that may go away when tried again (connection, 5xx, 429, truncation);
+    ``progressed`` when the attempt got some of the work done (bytes of a file)."""
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
+    def __init__(self, message: str, retry_after: float | None = None,
+                 progressed: bool = False) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.progressed = progressed
 
 
 def ssl_context(settings: NetworkSettings) -> ssl.SSLContext | bool:
@@ -138,7 +141,11 @@ def with_retries(operation: Callable[[], T], settings: NetworkSettings, what: st
                  on_retry: Callable[[str], None] | None = None,
                  cancel: threading.Event | None = None) -> T:
     """Run ``operation``, retrying :class:`RetryableError` with backoff; ``cancel``, once
-    set, ends the wait between attempts with ``KeyboardInterrupt``."""
+    set, ends the wait between attempts with ``KeyboardInterrupt``.
+
+    ``settings.retries`` counts failures in a row: an attempt that made progress before
+    failing (``progressed``) starts the count again.
+    """
     attempt = 0
     while True:
         if cancel is not None and cancel.is_set():
@@ -146,7 +153,7 @@ def with_retries(operation: Callable[[], T], settings: NetworkSettings, what: st
         try:
             return operation()
         except RetryableError as exc:
-            attempt += 1
+            attempt = 1 if exc.progressed else attempt + 1
             if attempt > settings.retries:
                 raise NetworkError(f"{what}: {exc} (gave up after {settings.retries} retries)",
                                    details=["check the network path to the server, or run "

@@ -355,3 +355,32 @@ def test_cancel_ends_the_wait_between_retries(artifact_server: ArtifactServer,
         worker.join(timeout=10)
     assert time.monotonic() - cancelled < 2
     assert len(outcome) == 1 and isinstance(outcome[0], KeyboardInterrupt)
+
+
+def test_ranges_capped_by_the_server_are_followed_without_retries(
+        tmp_path: Path, artifact_server: ArtifactServer) -> None:
+    url, data = published(artifact_server, 300_000)
+    name = f"*{Path(FILE).name}"
+    artifact_server.faults.inject(name, Fault("short_range", times=-1, after=50_000))
+    (tmp_path / "f.part").write_bytes(data[:100_000])
+    strict = NetworkSettings(retries=0)
+    reporter = RecordingReporter()
+    with make_client(strict) as client:
+        Downloader(client, strict, reporter).fetch(Download(url, tmp_path / "f", "f"))
+    assert (tmp_path / "f").read_bytes() == data
+    assert [r.range for r in artifact_server.faults.requests(name)] == [
+        "bytes=100000-", "bytes=150000-", "bytes=200000-", "bytes=250000-"]
+    assert reporter.messages == [], "a complete range was taken for a failure"
+
+
+def test_drops_after_real_progress_do_not_use_up_the_retries(
+        tmp_path: Path, artifact_server: ArtifactServer) -> None:
+    # A link that drops every 1.5 MiB: three drops, with one retry allowed in a row.
+    url, data = published(artifact_server, 5 << 20)
+    name = f"*{Path(FILE).name}"
+    artifact_server.faults.inject(name, Fault("drop", times=-1, after=3 << 19))
+    settings = NetworkSettings(retries=1, backoff_initial=0.01)
+    with make_client(settings) as client:
+        Downloader(client, settings, NullReporter()).fetch(Download(url, tmp_path / "f", "f"))
+    assert (tmp_path / "f").read_bytes() == data
+    assert len(artifact_server.faults.requests(name)) == 4
