@@ -35,7 +35,8 @@ _BUNDLE = click.Path(path_type=Path, file_okay=False, exists=True)
 _jobs_verify = click.option("--jobs", "-j", type=click.IntRange(1, 64),
                             default=os.cpu_count() or 2, show_default="CPU count",
                             help="Files hashed in parallel.")
-_quiet = click.option("--quiet", "-q", is_flag=True, help="No progress display.")
+_quiet = click.option("--quiet", "-q", is_flag=True,
+                      help="No progress display (warnings still go to stderr).")
 _ca_cert = click.option("--ca-cert", type=_FILE,
                         help="PEM file of CAs to trust for every source (besides the system's).")
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from airgap import oci
 from airgap.bundle import IMAGES
 from airgap.errors import BundleError, ChecksumMismatchError, UsageError
+from airgap.reference import docker_tag
 
 BLOCK = 512
 CHUNK = 1 << 20
@@ -164,6 +165,7 @@ class ExportResult:
 def export_image(bundle: Path, platform: str | None, output: Path,
                  extra_tags: Sequence[str] = ()) -> ExportResult:
     """Write ``output`` (through ``output.part``) for one platform of the bundle's image."""
+    extra_tags = [docker_tag(t) for t in extra_tags]
     selection = select_platform(bundle, platform)
     part = output.with_name(output.name + ".part")
     size = 0

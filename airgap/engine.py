@@ -8,12 +8,14 @@ The container is created from the local image only; nothing is ever pulled.
 from __future__ import annotations
 
 import os
+import socket
 import ssl
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -49,6 +51,13 @@ class RunSettings:
     restart: str = "unless-stopped"
     replace: bool = False
     health_timeout: float = 120.0
+
+    def check(self) -> None:
+        """Refuse options that do not go together, before anything is started or removed."""
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise UsageError("give both --tls-cert and --tls-key, or neither")
+        if self.tls_min_version and self.tls_cert is None:
+            raise UsageError("--tls-min-version needs --tls-cert and --tls-key")
 
 
 @dataclass(frozen=True)
@@ -119,8 +128,6 @@ def load_image(client: Any, bundle: Path, extra_tags: tuple[str, ...], reporter:
 
 def _tls_mounts(settings: RunSettings, reporter: Reporter) -> tuple[dict[str, Any],
                                                                    dict[str, str]]:
-    if (settings.tls_cert is None) != (settings.tls_key is None):
-        raise UsageError("give both --tls-cert and --tls-key, or neither")
     if settings.tls_cert is None or settings.tls_key is None:
         return {}, {}
     for path in (settings.tls_cert, settings.tls_key):
@@ -139,8 +146,11 @@ def run_registry(client: Any, reference: str, settings: RunSettings,
     """Start the package registry from the local image and wait until /health answers."""
     import docker.errors
 
+    settings.check()
+    volumes, env = _tls_mounts(settings, reporter)
+
     try:
-        client.images.get(reference)
+        image = client.images.get(reference)
     except docker.errors.ImageNotFound:
         raise UsageError(f"the engine has no image {reference}; load it with --docker "
                          "first") from None
@@ -153,13 +163,30 @@ def run_registry(client: Any, reference: str, settings: RunSettings,
             raise UsageError(f"a container named {settings.name} exists already",
                              details=["remove it, give another --name, or add --replace"])
         existing.remove(force=True)
-    volumes, env = _tls_mounts(settings, reporter)
+    host = _engine_host()
+    if host == "127.0.0.1" and _listening(host, settings.port):
+        raise UsageError(f"port {settings.port} is in use on this machine: the registry "
+                         "could not listen there",
+                         details=["choose another --port, or stop what listens on it"])
     host_network = settings.network == "host"
-    env["EPR_ADDRESS"] = f"0.0.0.0:{settings.port if host_network else 8080}"
+    inner_port = settings.port if host_network else 8080
+    env["EPR_ADDRESS"] = f"0.0.0.0:{inner_port}"
     if settings.tls_min_version:
         env["EPR_TLS_MIN_VERSION"] = settings.tls_min_version
     options: dict[str, Any] = {"name": settings.name, "environment": env, "volumes": volumes,
                                "detach": True}
+    scheme = "https" if settings.tls_cert else "http"
+    declared = (image.attrs.get("Config") or {}).get("Healthcheck") or {}
+    if declared.get("Test") and declared["Test"] != ["NONE"]:
+        # The image checks http://localhost:8080/health with curl: right for its defaults
+        # only. Check the port and scheme it now serves (the certificate names the
+        # registry's host, not localhost: liveness only).
+        options["healthcheck"] = {
+            "test": ["CMD", "curl", "--silent", "--fail", *(["--insecure"] if settings.tls_cert
+                                                            else []),
+                     f"{scheme}://localhost:{inner_port}/health"],
+            "interval": 1_000_000_000, "timeout": 5_000_000_000, "retries": 30,
+            "start_period": 60_000_000_000}
     if settings.restart != "no":
         options["restart_policy"] = {"Name": settings.restart}
     if host_network:
@@ -173,30 +200,60 @@ def run_registry(client: Any, reference: str, settings: RunSettings,
         container.start()
     except docker.errors.DockerException as exc:
         raise AirgapError(f"cannot start the package registry: {exc}") from None
-    scheme = "https" if settings.tls_cert else "http"
-    url = f"{scheme}://127.0.0.1:{settings.port}"
+    url = f"{scheme}://{host}:{settings.port}"
     _wait_healthy(container, url, settings.health_timeout, reporter)
     return RunningRegistry(container.id, settings.name, url)
 
 
+def _engine_host() -> str:
+    """Where the engine publishes ports: the host of a tcp:// or ssh:// DOCKER_HOST,
+    this machine for a local socket."""
+    parts = urlsplit(os.environ.get("DOCKER_HOST", ""))
+    if parts.scheme in ("tcp", "http", "https", "ssh") and parts.hostname:
+        return f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return "127.0.0.1"
+
+
+def _listening(host: str, port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(1.0)
+        return probe.connect_ex((host, port)) == 0
+
+
 def _wait_healthy(container: Any, url: str, timeout: float, reporter: Reporter) -> None:
-    # Liveness only: the certificate is the operator's to check, with their CA.
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
+    """Wait for Docker's health check when the container has one (it runs inside the
+    container, so it hears the registry and nothing else), else for ``url``/health."""
     deadline = time.monotonic() + timeout
     reporter.info(f"waiting for {url}/health ...")
     while time.monotonic() < deadline:
         container.reload()
-        if container.status in ("exited", "dead"):
+        state = container.attrs.get("State") or {}
+        if container.status in ("exited", "dead") or state.get("Restarting") \
+                or container.attrs.get("RestartCount", 0):
             logs = container.logs(tail=20).decode(errors="replace")
-            raise AirgapError(f"the package registry container stopped ({container.status})",
+            raise AirgapError(f"the package registry container stopped ({container.status}, "
+                              f"restarted {container.attrs.get('RestartCount', 0)} times)",
                               details=logs.splitlines()[-20:])
-        try:
-            if httpx.get(f"{url}/health", verify=context, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
+        health = (state.get("Health") or {}).get("Status")
+        if health == "healthy" or (health is None and _answers(url)):
+            return
+        if health == "unhealthy":
+            raise AirgapError("the package registry container is unhealthy: its /health "
+                              "check keeps failing", details=["see `docker inspect` and "
+                                                              "`docker logs` of the container"])
         time.sleep(0.5)
     raise AirgapError(f"the package registry did not answer {url}/health within "
                       f"{timeout:.0f}s", details=["see `docker logs` of the container"])
+
+
+def _answers(url: str) -> bool:
+    # Liveness only: the certificate is the operator's to check, with their CA. Never
+    # through a proxy: the engine's host is reached directly.
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        response = httpx.get(f"{url}/health", verify=context, timeout=2, trust_env=False)
+    except httpx.HTTPError:
+        return False
+    return response.status_code == 200

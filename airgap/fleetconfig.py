@@ -39,9 +39,14 @@ class ConfigResult:
     files: tuple[str, ...]
 
 
-def _url(value: str, option: str, *, folder: bool) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+def check_url(value: str, option: str, *, folder: bool) -> str:
+    """``value`` as the settings will hold it, or a :class:`UsageError` naming ``option``."""
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
         raise UsageError(f"{option} {value!r}: expected an http:// or https:// URL")
     if folder and not value.endswith("/"):
         value += "/"
@@ -50,8 +55,8 @@ def _url(value: str, option: str, *, folder: bool) -> str:
 
 def write_config(settings: ConfigSettings) -> ConfigResult:
     """Write every snippet into ``settings.directory`` (files are replaced atomically)."""
-    registry = _url(settings.registry_url, "--registry-url", folder=False)
-    artifacts = _url(settings.artifacts_url, "--artifacts-url", folder=True)
+    registry = check_url(settings.registry_url, "--registry-url", folder=False)
+    artifacts = check_url(settings.artifacts_url, "--artifacts-url", folder=True)
     out = settings.directory
     (out / "elastic-agent-upgrade-keys").mkdir(parents=True, exist_ok=True)
     written: list[str] = []
@@ -70,7 +75,9 @@ def write_config(settings: ConfigSettings) -> ConfigResult:
     if settings.ca_cert is not None:
         shutil.copyfile(settings.ca_cert, out / "ca.pem")
         written.append("ca.pem")
-        put("kibana.env", f'NODE_EXTRA_CA_CERTS="{KIBANA_CA_PATH}"\n')
+        # No quotes: `docker --env-file` keeps them as part of the value (systemd's
+        # EnvironmentFile= takes the line either way; the path has no spaces).
+        put("kibana.env", f"NODE_EXTRA_CA_CERTS={KIBANA_CA_PATH}\n")
     put("elastic-agent.yml", "# Add to elastic-agent.yml of standalone agents\n"
         + yaml.safe_dump({"agent.download.sourceURI": artifacts}, sort_keys=False))
     put("agent-binary-source.txt", artifacts + "\n")

@@ -13,7 +13,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from airgap import bundle
+from airgap import bundle, layout
 from airgap.digests import hash_file
 from airgap.download import Downloader
 from airgap.engine import (
@@ -24,10 +24,10 @@ from airgap.engine import (
     load_image,
     run_registry,
 )
-from airgap.errors import UsageError, VerificationError
-from airgap.fleetconfig import ConfigResult, ConfigSettings, write_config
+from airgap.errors import BundleError, UsageError, VerificationError
+from airgap.fleetconfig import ConfigResult, ConfigSettings, check_url, write_config
 from airgap.push import PushResult, PushTarget, push_image
-from airgap.reference import parse_reference
+from airgap.reference import docker_tag, parse_reference
 from airgap.reporter import Reporter
 from airgap.transport import NetworkSettings, make_client
 from airgap.verify import VerifyReport, VerifySettings, verify_bundle
@@ -87,19 +87,29 @@ class BundleRefused(VerificationError):
         self.report = report
 
 
-def _check(settings: LoadSettings) -> None:
+def _check(settings: LoadSettings) -> tuple[str, ...]:
+    """Refuse what cannot work before verifying (minutes) and loading; return the
+    extra tags as Docker will keep them."""
     if not (settings.docker or settings.registry or settings.run or settings.artifacts_dir
             or settings.config_dir):
         raise UsageError("nothing to do: give --docker, --registry, --run, --artifacts or "
                          "--config")
-    if settings.config_dir and not (settings.registry_url and settings.artifacts_url):
-        raise UsageError("--config needs --registry-url and --artifacts-url: the URLs Kibana "
-                         "and the agents will use")
+    if settings.config_dir:
+        if not (settings.registry_url and settings.artifacts_url):
+            raise UsageError("--config needs --registry-url and --artifacts-url: the URLs "
+                             "Kibana and the agents will use")
+        check_url(settings.registry_url, "--registry-url", folder=False)
+        check_url(settings.artifacts_url, "--artifacts-url", folder=True)
+    if settings.registry:
+        PushTarget.parse(settings.registry)
+    if settings.run:
+        settings.run_settings.check()
+    return tuple(docker_tag(t) for t in settings.tags)
 
 
 def load(settings: LoadSettings, reporter: Reporter) -> LoadResult:
     """Verify the bundle, then load, push, run, lay out and configure as asked."""
-    _check(settings)
+    tags = _check(settings)
     report = None
     if settings.skip_verify:
         reporter.warning("--skip-verify: the bundle is NOT being checked; whatever it holds "
@@ -111,15 +121,13 @@ def load(settings: LoadSettings, reporter: Reporter) -> LoadResult:
             raise BundleRefused(report)
         for warning in report.warnings:
             reporter.warning(warning)
-    description = bundle.read_description(settings.bundle)
-    reference = parse_reference(str(description["image"]["reference"]))
+    reference = parse_reference(_image_reference(settings.bundle))
 
     loaded = pushed = running = None
     if settings.docker or settings.run:
         client = connect()
         if settings.docker:
-            loaded = load_image(client, settings.bundle, settings.tags, reporter,
-                                settings.platform)
+            loaded = load_image(client, settings.bundle, tags, reporter, settings.platform)
         if settings.registry:
             pushed = _push(settings, reference.repository, reference.tag, reporter)
         if settings.run:
@@ -133,6 +141,18 @@ def load(settings: LoadSettings, reporter: Reporter) -> LoadResult:
         config = write_config(ConfigSettings(settings.config_dir, settings.registry_url,
                                              settings.artifacts_url, settings.ca_cert))
     return LoadResult(report, loaded, pushed, running, artifacts, config)
+
+
+def _image_reference(root: Path) -> str:
+    """The image's original reference, from bundle.json."""
+    description = bundle.read_description(root)
+    image = description.get("image")
+    reference = image.get("reference") if isinstance(image, dict) else None
+    if not isinstance(reference, str) or not reference:
+        raise BundleError(f"{root / bundle.DESCRIPTION} names no image reference: the bundle "
+                          "is damaged", details=[f"run `airgap verify {root}` to see what is "
+                                                 "wrong"])
+    return reference
 
 
 def _push(settings: LoadSettings, repository: str, tag: str, reporter: Reporter) -> PushResult:
@@ -157,8 +177,12 @@ def install_artifacts(root: Path, destination: Path, reporter: Reporter) -> Arti
     known = {str(i["path"]): i for i in bundle.read_description(root).get("items", [])}
     linked = copied = unchanged = 0
     replaced: list[str] = []
-    for path in sorted(p for p in source.rglob("*") if p.is_file()):
-        relative = path.relative_to(source)
+    found = layout.scan(source)
+    for odd in found.odd:  # only with --skip-verify: verify refuses such a bundle
+        reporter.warning(f"{source / odd.path}: {odd.message}; not installed")
+    for name in sorted(found.regular):
+        path = source / name
+        relative = Path(name)
         target = destination / relative
         item = known.get(f"{bundle.DOWNLOADS}/{relative.as_posix()}")
         if target.is_file():

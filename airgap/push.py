@@ -58,7 +58,11 @@ class PushTarget:
         """``HOST[:PORT][/NAMESPACE]``, as ``--registry`` takes it."""
         text = text.strip().removeprefix("https://").removeprefix("http://").strip("/")
         host, _, namespace = text.partition("/")
-        if not host or " " in text or any(c.isupper() for c in namespace):
+        name, colon, port = host.rpartition(":") if not host.endswith("]") else (host, "", "")
+        if not colon:
+            name = host
+        bad_port = bool(colon) and not (port.isdigit() and 0 < int(port) < 65536)
+        if not name or bad_port or " " in text or any(c.isupper() for c in namespace):
             raise UsageError(f"--registry {text!r}: expected HOST[:PORT][/NAMESPACE], "
                              "like registry.corp:5000/elastic")
         return cls(host, namespace)

@@ -224,10 +224,9 @@ class WarningReporter(NullReporter):
 
 @contextlib.contextmanager
 def make_reporter(quiet: bool) -> Iterator[Reporter]:
-    """Rich progress on a terminal; warnings only when piped; nothing with ``--quiet``."""
-    if quiet:
-        yield NullReporter()
-    elif stderr.is_terminal:
+    """Rich progress on a terminal; warnings only when piped or with ``--quiet`` (which
+    hides progress, never a warning such as --skip-verify's)."""
+    if stderr.is_terminal and not quiet:
         with RichReporter() as reporter:
             yield reporter
     else:

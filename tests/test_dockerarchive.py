@@ -97,6 +97,17 @@ def test_docker_loads_it_and_the_container_answers_health(image_bundle: Path, do
         subprocess.run(["docker", "rm", "-f", container], env=env, capture_output=True)
 
 
+def test_extra_names_are_written_as_docker_keeps_them(image_bundle: Path,
+                                                     tmp_path: Path) -> None:
+    export_image(image_bundle, "linux/amd64", tmp_path / "img.tar", ["epr.local/registry"])
+    with tarfile.open(tmp_path / "img.tar") as tar:
+        manifest = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
+    assert manifest[0]["RepoTags"] == [REFERENCE, "epr.local/registry:latest"]
+    with pytest.raises(UsageError, match="not an image name Docker accepts"):
+        export_image(image_bundle, "linux/amd64", tmp_path / "bad.tar", ["Bad Name"])
+    assert not (tmp_path / "bad.tar").exists()
+
+
 def test_unknown_platform_is_a_usage_error(image_bundle: Path, tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="has no linux/ppc64le platform; it has linux/amd64, "
                                          "linux/arm64"):

@@ -8,6 +8,8 @@ import shutil
 import socket
 import ssl
 import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -75,6 +77,9 @@ def test_load_run_starts_the_registry_and_waits_for_health(golden_bundle: Path,
     state = json.loads(docker(engine, "inspect", "package-registry").stdout)[0]
     assert state["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
     assert f"EPR_ADDRESS=0.0.0.0:{port}" in state["Config"]["Env"]
+    # The image's own check asks port 8080; airgap's asks where the registry listens.
+    assert state["Config"]["Healthcheck"]["Test"][-1] == f"http://localhost:{port}/health"
+    assert state["State"]["Health"]["Status"] == "healthy"
     # A second run refuses to clobber it unless asked.
     assert main(["load", str(golden_bundle), "--run", "--network", "host", "--port",
                  str(port), "--quiet", "--skip-verify"]) == 2
@@ -93,8 +98,50 @@ def test_load_run_with_tls_answers_https_with_the_given_certificate(
     assert httpx.get(f"https://127.0.0.1:{port}/health", verify=trusted).status_code == 200
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"https://127.0.0.1:{port}/health")  # the system CAs do not know it
-    env = json.loads(docker(engine, "inspect", "package-registry").stdout)[0]["Config"]["Env"]
+    state = json.loads(docker(engine, "inspect", "package-registry").stdout)[0]
+    env = state["Config"]["Env"]
     assert "EPR_TLS_MIN_VERSION=1.2" in env and "EPR_TLS_CERT=/etc/airgap/tls/cert.pem" in env
+    assert state["Config"]["Healthcheck"]["Test"][-2:] == [
+        "--insecure", f"https://localhost:{port}/health"]
+    assert state["State"]["Health"]["Status"] == "healthy"
+
+
+def test_replace_with_options_that_do_not_go_together_keeps_the_running_registry(
+        golden_bundle: Path, engine: Dockerd, tmp_path: Path) -> None:
+    cert, _ = self_signed(tmp_path)
+    port = free_port()
+    assert main(["load", str(golden_bundle), "--docker", "--run", "--network", "host",
+                 "--port", str(port), "--quiet", "--skip-verify"]) == 0
+    assert main(["load", str(golden_bundle), "--run", "--replace", "--network", "host",
+                 "--port", str(port), "--tls-cert", str(cert), "--quiet",
+                 "--skip-verify"]) == 2
+    assert httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200
+
+
+def test_a_port_in_use_is_refused_before_anything_starts(
+        golden_bundle: Path, engine: Dockerd, capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["load", str(golden_bundle), "--docker", "--run", "--network", "host",
+                     "--port", str(port), "--quiet", "--skip-verify"]) == 2
+    assert f"port {port} is in use" in capsys.readouterr().err
+    assert docker(engine, "ps", "-aq").stdout.strip() == ""
+
+
+def test_a_registry_that_cannot_start_is_reported_not_waited_for(
+        golden_bundle: Path, engine: Dockerd, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.write_text("not a certificate\n")
+    key.write_text("not a key\n")
+    started = time.monotonic()
+    assert main(["load", str(golden_bundle), "--docker", "--run", "--network", "host",
+                 "--port", str(free_port()), "--tls-cert", str(cert), "--tls-key", str(key),
+                 "--quiet", "--skip-verify"]) == 1
+    assert time.monotonic() - started < 60, "waited for the health timeout"
+    assert "the package registry container stopped" in capsys.readouterr().err
 
 
 def test_tampered_bundle_is_refused_before_anything_is_loaded(
@@ -176,8 +223,7 @@ def test_load_config_writes_settings_that_parse(golden_bundle: Path, tmp_path: P
                       "xpack.fleet.registryUrl": "https://epr.corp.example:8443",
                       "xpack.fleet.packageVerification.gpgKeyPath":
                           "/etc/kibana/GPG-KEY-elasticsearch"}
-    assert (out / "kibana.env").read_text() == \
-        'NODE_EXTRA_CA_CERTS="/etc/kibana/certs/ca.pem"\n'
+    assert (out / "kibana.env").read_text() == "NODE_EXTRA_CA_CERTS=/etc/kibana/certs/ca.pem\n"
     agent = yaml.safe_load((out / "elastic-agent.yml").read_text())
     assert agent == {"agent.download.sourceURI": "https://files.corp.example/downloads/"}
     assert (out / "agent-binary-source.txt").read_text().strip() == \
@@ -228,3 +274,64 @@ def test_artifacts_served_for_an_elastic_agent_style_download(
 def test_nothing_to_do_is_a_usage_error(golden_bundle: Path) -> None:
     assert main(["load", str(golden_bundle)]) == 2
     assert main(["load", str(golden_bundle), "--config", "/tmp/x"]) == 2
+
+
+def test_a_tag_without_a_tag_part_gets_latest_as_docker_tag_does(
+        golden_bundle: Path, engine: Dockerd, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["load", str(golden_bundle), "--docker", "--tag", "epr.local/registry",
+                 "--quiet", "--skip-verify"]) == 0
+    info = json.loads(docker(engine, "image", "inspect", REFERENCE).stdout)[0]
+    assert "epr.local/registry:latest" in info["RepoTags"]
+    assert main(["load", str(golden_bundle), "--docker", "--tag", "Bad Name",
+                 "--quiet"]) == 2
+    assert "--tag 'Bad Name': not an image name Docker accepts" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    (["--config", "cfg", "--registry-url", "epr.corp:8080", "--artifacts-url",
+      "https://files.corp/downloads/"], "--registry-url 'epr.corp:8080': expected an http"),
+    (["--registry", "registry.corp:500O/elastic"], "expected HOST[:PORT][/NAMESPACE]"),
+    (["--registry", "registry.corp:99999"], "expected HOST[:PORT][/NAMESPACE]"),
+    (["--run", "--tls-min-version", "1.2"], "--tls-min-version needs --tls-cert"),
+    (["--tag", "x:"], "not an image name Docker accepts"),
+])
+def test_options_that_cannot_work_are_refused_before_any_work(
+        golden_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        options: list[str], message: str) -> None:
+    served = tmp_path / "served"
+    args = [o.replace("cfg", str(tmp_path / "cfg")) for o in options]
+    assert main(["load", str(golden_bundle), "--artifacts", str(served), *args]) == 2
+    assert message in capsys.readouterr().err
+    assert not served.exists(), "work was done before the options were checked"
+
+
+def test_quiet_hides_progress_not_warnings(golden_bundle: Path, tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "airgap", "load", str(golden_bundle),
+                             "--skip-verify", "--artifacts", str(tmp_path / "served"),
+                             "--quiet"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "--skip-verify: the bundle is NOT being checked" in result.stderr
+
+
+def test_skip_verify_on_a_damaged_description_is_a_message(
+        golden_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bundle = tmp_path / "bundle"
+    shutil.copytree(golden_bundle, bundle)
+    (bundle / "bundle.json").write_text('{"format": 1}\n')
+    assert main(["load", str(bundle), "--skip-verify", "--artifacts",
+                 str(tmp_path / "served"), "--quiet"]) == 1
+    assert "names no image reference: the bundle is damaged" in capsys.readouterr().err
+
+
+def test_artifacts_never_follow_a_symbolic_link_out_of_the_bundle(
+        golden_bundle: Path, tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle"
+    shutil.copytree(golden_bundle, bundle)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for agents\n")
+    (bundle / "downloads" / "beats" / "elastic-agent" / "x.tar.gz").symlink_to(secret)
+    served = tmp_path / "served"
+    assert main(["load", str(bundle), "--skip-verify", "--artifacts", str(served),
+                 "--quiet"]) == 0
+    assert not (served / "beats" / "elastic-agent" / "x.tar.gz").exists()
+    assert (served / AGENT).is_file()

@@ -4,8 +4,11 @@ It has one layer shared by every platform (package zips under /packages, as in t
 image, where they are most of the size) and one layer per platform (busybox-static, an
 entrypoint, a ``/health`` file). Its entrypoint serves ``/health`` on ``EPR_ADDRESS``
 with busybox httpd, or over TLS with ``openssl s_server`` when ``EPR_TLS_CERT`` and
-``EPR_TLS_KEY`` are set, as the real registry reads them. It is written as an OCI layout
-by this module (independently of airgap's own code) and pushed with skopeo.
+``EPR_TLS_KEY`` are set, as the real registry reads them. Like the real image, it
+declares a health check running ``curl`` against ``localhost:8080/health``; its ``curl``
+is a script doing what that check needs (busybox wget, or openssl for https). It is
+written as an OCI layout by this module (independently of airgap's own code) and pushed
+with skopeo.
 """
 
 from __future__ import annotations
@@ -41,6 +44,24 @@ if [ -n "${EPR_TLS_CERT:-}" ]; then
 fi
 exec /bin/busybox httpd -f -p "$addr" -h /www
 """
+
+# curl [--silent] [--fail] [--insecure] [http[s]://]HOST:PORT/PATH, for health checks.
+CURL = """\
+#!/bin/busybox sh
+for arg in "$@"; do url="$arg"; done
+case "$url" in
+  https://*)
+    rest="${url#https://}"; hostport="${rest%%/*}"; path="/${rest#*/}"
+    printf 'GET %s HTTP/1.0\\r\\n\\r\\n' "$path" \\
+      | /usr/bin/openssl s_client -quiet -connect "$hostport" 2>/dev/null \\
+      | /bin/busybox head -n 1 | /bin/busybox grep -q ' 200 '
+    ;;
+  *) exec /bin/busybox wget -q -O /dev/null "http://${url#http://}" ;;
+esac
+"""
+# What the real image declares (elastic/package-registry's Dockerfile).
+HEALTHCHECK = {"Test": ["CMD-SHELL", "curl --silent --fail localhost:8080/health || exit 1"],
+               "Interval": 1_000_000_000, "Retries": 30}
 
 
 @dataclass(frozen=True)
@@ -168,6 +189,7 @@ def _platform_layer(platform: str) -> list[tuple[str, bytes | Path | None, int]]
         ("bin/busybox", Path("/bin/busybox"), 0o755),
         ("www/health", b"", 0o644),
         ("entrypoint.sh", ENTRYPOINT.encode(), 0o755),
+        ("usr/bin/curl", CURL.encode(), 0o755),
         ("etc/airgap-test-platform", platform.encode() + b"\n", 0o644),
     ]
     seen_dirs = {"bin", "www", "etc", "usr", "usr/bin", "tmp"}
@@ -217,6 +239,7 @@ def build_test_image(root: Path, *, tag: str = "9.0.0",
                 "Env": ["PATH=/usr/bin:/bin", "EPR_ADDRESS=0.0.0.0:8080"],
                 "Entrypoint": ["/bin/busybox", "sh", "/entrypoint.sh"],
                 "ExposedPorts": {"8080/tcp": {}},
+                "Healthcheck": HEALTHCHECK,
             },
             "rootfs": {"type": "layers", "diff_ids": [d for _, d in shared] + [own_diff]},
             "history": [{"created_by": "airgap test image"}],
