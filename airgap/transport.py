@@ -188,7 +188,10 @@ def open_stream(client: httpx.Client, url: str, *, auth: Auth | None = None,
     ``auth`` nor the credential headers among ``headers`` are sent again, as curl and
     requests do.
     """
-    origin = _url(url, url)
+    try:
+        origin = httpx.URL(url)
+    except httpx.InvalidURL as exc:  # a part of it came from a server (a version, a digest)
+        raise ServerResponseError(f"{url!r} is not a valid URL ({exc})") from None
     target = origin
     challenged = False
     base_headers = dict(headers or {})
@@ -203,14 +206,12 @@ def open_stream(client: httpx.Client, url: str, *, auth: Auth | None = None,
             response = client.send(request, stream=True)
         except httpx.TransportError as exc:
             raise transport_error(exc, target) from None
-        except httpx.InvalidURL as exc:
-            raise ServerResponseError(f"{url}: cannot request {target}: {exc}") from None
         if response.is_redirect:
             response.close()
             location = response.headers.get("location")
             if not location:
                 raise ServerResponseError(f"{target}: redirect without a Location header")
-            target = _url(url, location, target)
+            target = target.join(location)
             if target.scheme not in ("http", "https"):
                 raise ServerResponseError(f"{url}: redirected to a non-HTTP URL {target}")
             method = "GET" if response.status_code == 303 else method
@@ -228,15 +229,6 @@ def open_stream(client: httpx.Client, url: str, *, auth: Auth | None = None,
         response.close()
         raise _status_error(response, url)
     raise ServerResponseError(f"{url}: more than {MAX_REDIRECTS} redirects")
-
-
-def _url(url: str, text: str, base: httpx.URL | None = None) -> httpx.URL:
-    """``text`` as a URL (relative to ``base``), or an error about the request for ``url``:
-    parts of URLs come from servers (a redirect, a version, a token realm)."""
-    try:
-        return base.join(text) if base is not None else httpx.URL(text)
-    except httpx.InvalidURL as exc:
-        raise ServerResponseError(f"{url}: {text!r} is not a valid URL ({exc})") from None
 
 
 def _status_error(response: httpx.Response, url: str) -> Exception:
@@ -265,7 +257,8 @@ def transport_error(exc: httpx.TransportError, url: httpx.URL | str) -> Exceptio
     if isinstance(exc, httpx.TimeoutException):
         return RetryableError(f"timed out ({type(exc).__name__})")
     if isinstance(exc, httpx.RemoteProtocolError) and "location header" in str(exc).lower():
-        # httpx parses every redirect's Location, even one it is not asked to follow.
+        # httpx parses every redirect's Location (even one it is not asked to follow)
+        # before airgap sees the answer.
         return ServerResponseError(f"{url}: the server redirects to something that is not "
                                    f"a valid URL ({exc})")
     return RetryableError(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)

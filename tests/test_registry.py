@@ -216,3 +216,9 @@ def test_a_redirect_to_something_that_is_not_a_url_is_refused(downloader: Downlo
     with BackgroundServer(app) as server, \
             pytest.raises(ServerResponseError, match="is not a valid URL"):
         open_stream(downloader.client, f"{server.url}/file")
+
+
+def test_a_url_built_from_a_hostile_answer_is_refused(downloader: Downloader) -> None:
+    # A version or digest from a server, once in a URL, must not crash the request.
+    with pytest.raises(ServerResponseError, match="is not a valid URL"):
+        open_stream(downloader.client, "http://127.0.0.1:9/epr/nginx/nginx-2.0.0\n.zip")
