@@ -228,11 +228,12 @@ def _wait_healthy(container: Any, url: str, timeout: float, reporter: Reporter) 
     while time.monotonic() < deadline:
         container.reload()
         state = container.attrs.get("State") or {}
-        if container.status in ("exited", "dead") or state.get("Restarting") \
-                or container.attrs.get("RestartCount", 0):
+        restarts = container.attrs.get("RestartCount", 0)
+        if container.status in ("exited", "dead") or state.get("Restarting") or restarts:
             logs = container.logs(tail=20).decode(errors="replace")
-            raise AirgapError(f"the package registry container stopped ({container.status}, "
-                              f"restarted {container.attrs.get('RestartCount', 0)} times)",
+            what = f"keeps restarting ({restarts} restarts so far)" if restarts \
+                or state.get("Restarting") else f"stopped ({container.status})"
+            raise AirgapError(f"the package registry container {what}",
                               details=logs.splitlines()[-20:])
         health = (state.get("Health") or {}).get("Status")
         if health == "healthy" or (health is None and _answers(url)):

@@ -17,6 +17,7 @@ import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -58,11 +59,12 @@ class PushTarget:
         """``HOST[:PORT][/NAMESPACE]``, as ``--registry`` takes it."""
         text = text.strip().removeprefix("https://").removeprefix("http://").strip("/")
         host, _, namespace = text.partition("/")
-        name, colon, port = host.rpartition(":") if not host.endswith("]") else (host, "", "")
-        if not colon:
-            name = host
-        bad_port = bool(colon) and not (port.isdigit() and 0 < int(port) < 65536)
-        if not name or bad_port or " " in text or any(c.isupper() for c in namespace):
+        try:
+            parts = urlsplit(f"//{host}")
+            valid = bool(parts.hostname) and parts.port != 0  # .port raises for 500O, 99999
+        except ValueError:
+            valid = False
+        if not valid or " " in text or any(c.isupper() for c in namespace):
             raise UsageError(f"--registry {text!r}: expected HOST[:PORT][/NAMESPACE], "
                              "like registry.corp:5000/elastic")
         return cls(host, namespace)
