@@ -107,7 +107,7 @@ def verify_bundle(settings: VerifySettings, reporter: Reporter) -> VerifyReport:
     listed = [p for p in sums if p in found.regular]
     check.measure(listed)
 
-    def signed() -> int:
+    def signed(verifier: Verifier) -> int:
         if bundle.SUMS not in found.regular:
             return 0
         document: Mapping[str, Any] = {}
@@ -116,21 +116,24 @@ def verify_bundle(settings: VerifySettings, reporter: Reporter) -> VerifyReport:
         elif bundle.DESCRIPTION not in sums:
             check.add(bundle.DESCRIPTION, "description", "the bundle has no bundle.json, and "
                       "SHA512SUMS does not list one: it was removed after the fetch")
-        return check.signatures(document, settings.jobs)
+        return check.signatures(verifier, document, settings.jobs)
 
     # GnuPG re-reads the signed files in processes of its own: let it run while the
-    # files are hashed, so neither phase waits for the other's last, largest file.
-    side = ThreadPoolExecutor(max_workers=1, thread_name_prefix="airgap-signatures")
-    signatures_done = side.submit(signed)
-    try:
-        size = check.hash_all(sums, settings.jobs, reporter)
-        wait_all([signatures_done])
-    except BaseException:
-        check.stop.set()
-        abandon(side, [signatures_done])
-        raise
-    side.shutdown()
-    signatures = signatures_done.result()
+    # files are hashed, so neither phase waits for the other's last, largest file. The
+    # GnuPG home belongs to this thread, so that it is removed even when a Ctrl-C leaves
+    # the side thread behind.
+    with Verifier() as verifier:
+        side = ThreadPoolExecutor(max_workers=1, thread_name_prefix="airgap-signatures")
+        signatures_done = side.submit(signed, verifier)
+        try:
+            size = check.hash_all(sums, settings.jobs, reporter)
+            wait_all([signatures_done])
+        except BaseException:
+            check.stop.set()
+            abandon(side, [signatures_done])
+            raise
+        side.shutdown()
+        signatures = signatures_done.result()
     operator = check.operator_signature(settings.trust_keys)
     if not settings.trust_keys:
         check.warnings.append(_unsigned_warning(check.foreign_keys))
@@ -266,17 +269,16 @@ class _Check:
             self.add(path, "description", "in SHA512SUMS but not in bundle.json")
         return document
 
-    def signatures(self, document: Mapping[str, Any], jobs: int) -> int:
+    def signatures(self, verifier: Verifier, document: Mapping[str, Any], jobs: int) -> int:
         """Re-check keys/ and every signature offline; return how many verified."""
         recorded = {str(k.get("fingerprint")): k for k in _dicts(document, "keys")}
         items = {str(i.get("path")): i for i in _dicts(document, "items")}
-        with Verifier() as verifier:
-            trusted = self._keys(verifier, recorded)
+        trusted = self._keys(verifier, recorded)
 
-            def one(signed: _Signed) -> bool:
-                return self._signed_item(verifier, trusted, signed)
+        def one(signed: _Signed) -> bool:
+            return self._signed_item(verifier, trusted, signed)
 
-            return sum(map_in_threads(one, self._must_be_signed(items), jobs, self.stop))
+        return sum(map_in_threads(one, self._must_be_signed(items), jobs, self.stop))
 
     def _must_be_signed(self, items: Mapping[str, Mapping[str, Any]]) -> list[_Signed]:
         """Every file the layout or bundle.json says is signed, with its signature's path."""

@@ -102,9 +102,11 @@ REPO = Path(__file__).resolve().parent.parent
 
 def start_airgap(*args: str, **popen: Any) -> subprocess.Popen[str]:
     """``python -m airgap ARGS`` from this checkout in a process of its own, for tests
-    that signal or kill it; ``popen`` goes to :class:`subprocess.Popen`."""
+    that signal or kill it; ``popen`` goes to :class:`subprocess.Popen` (its ``env`` is
+    added to this process's environment)."""
+    env = {**os.environ, **popen.pop("env", {}), "PYTHONPATH": str(REPO)}
     return subprocess.Popen([sys.executable, "-m", "airgap", *args], cwd=REPO, text=True,
-                            env={**os.environ, "PYTHONPATH": str(REPO)}, **popen)
+                            env=env, **popen)
 
 
 # -- manifests -------------------------------------------------------------------------------

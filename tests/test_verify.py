@@ -473,3 +473,33 @@ def test_ctrl_c_stops_the_hashing_at_once(tmp_path: Path) -> None:
     assert time.monotonic() - interrupted < 2.5, "the hashing went on after Ctrl-C"
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr
+
+
+def test_ctrl_c_during_signature_checks_removes_the_gnupg_home(bundle: Path,
+                                                               tmp_path: Path) -> None:
+    # A gpg that takes its time over every signature (as over a large file): Ctrl-C comes
+    # while the checks are running, and abandoned threads must not keep the home alive.
+    slow = tmp_path / "bin"
+    slow.mkdir()
+    marker = tmp_path / "verifying"
+    real = shutil.which("gpg")
+    (slow / "gpg").write_text(f"""#!/bin/sh
+for arg in "$@"; do
+  if [ "$arg" = --verify ]; then touch {marker}; sleep 10; fi
+done
+exec {real} "$@"
+""")
+    (slow / "gpg").chmod(0o755)
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    env = {"PATH": f"{slow}:{os.environ['PATH']}", "TMPDIR": str(temporary)}
+    process = start_airgap("verify", str(bundle), "--quiet", env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None and not marker.exists():
+        time.sleep(0.02)
+    assert marker.exists(), "no signature check started"
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert list(temporary.glob("airgap-gnupg-*")) == [], "the GnuPG home was left behind"
