@@ -301,7 +301,10 @@ class Downloader:
         """Append the body to the .part; True when it was a complete range short of the
         end, RetryableError when it ended early."""
         item, hasher = transfer.item, transfer.hasher
-        start = hasher.size
+        # Progress is what no attempt had got before: a server that makes us start over
+        # (Range ignored, file changed) and then drops has made none.
+        offset = hasher.size
+        start = max(offset, transfer.furthest)
         limit = transfer.total if transfer.total is not None else item.max_size
         try:
             with item.part.open("ab") as out:
@@ -319,10 +322,12 @@ class Downloader:
             if isinstance(error, RetryableError):
                 error.progressed = hasher.size - start >= PROGRESS
             raise error from None
+        finally:
+            transfer.furthest = max(transfer.furthest, hasher.size)
         if transfer.total is None or hasher.size >= transfer.total:
             return False
         if response.status_code == 206 and hasher.size == transfer.range_end \
-                and hasher.size > start:
+                and hasher.size > offset:
             return True
         raise RetryableError(f"the transfer ended after {hasher.size} of {transfer.total} "
                              "bytes", progressed=hasher.size - start >= PROGRESS)
@@ -338,6 +343,7 @@ class _Transfer:
         self.validator: str | None = None
         self.total: int | None = item.size
         self.range_end: int | None = None  # where the range a 206 announced ends
+        self.furthest = 0  # the most bytes any attempt got, restarts included
 
     def restart(self) -> None:
         self.item.part.unlink(missing_ok=True)

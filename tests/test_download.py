@@ -384,3 +384,16 @@ def test_drops_after_real_progress_do_not_use_up_the_retries(
         Downloader(client, settings, NullReporter()).fetch(Download(url, tmp_path / "f", "f"))
     assert (tmp_path / "f").read_bytes() == data
     assert len(artifact_server.faults.requests(name)) == 4
+
+
+def test_starting_over_again_and_again_is_no_progress(
+        tmp_path: Path, artifact_server: ArtifactServer) -> None:
+    # The server ignores Range and cuts every answer at 2 MiB: each attempt starts over
+    # and gets the same 2 MiB, so the retries run out instead of going on for ever.
+    url, _ = published(artifact_server, 5 << 20)
+    name = f"*{Path(FILE).name}"
+    artifact_server.faults.inject(name, Fault("ignore_range", times=-1, after=2 << 20))
+    settings = NetworkSettings(retries=3, backoff_initial=0.01)
+    with make_client(settings) as client, pytest.raises(NetworkError, match="gave up after 3"):
+        Downloader(client, settings, NullReporter()).fetch(Download(url, tmp_path / "f", "f"))
+    assert len(artifact_server.faults.requests(name)) == 4

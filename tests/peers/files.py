@@ -34,7 +34,8 @@ class Fault:
       the announced ``Content-Length``;
     - ``slow``: pause ``delay`` seconds between 64 KiB chunks;
     - ``stall``: send ``after`` bytes, then hang for ``delay`` seconds;
-    - ``ignore_range``: answer ``200`` with the whole file even when a Range was asked;
+    - ``ignore_range``: answer ``200`` with the whole file even when a Range was asked
+      (and, when ``after`` is given, close the connection after that many bytes);
     - ``short_range``: answer a Range with only its first ``after`` bytes (a complete
       ``206``, ``bytes N-M/T`` with ``M < T-1``), as servers that cap ranges do;
     - ``corrupt``: send the whole file with one byte changed;
@@ -179,7 +180,8 @@ async def _stream_with_fault(request: web.Request, path: Path,
         remaining = end - start + 1
         while remaining > 0:
             limit = CHUNK
-            if fault.kind in ("drop", "truncate", "stall"):
+            if fault.kind in ("drop", "truncate", "stall") or \
+                    (fault.kind == "ignore_range" and fault.after):
                 limit = min(CHUNK, max(fault.after - sent, 0))
                 if limit == 0:
                     return await break_connection(request, response, fault)
