@@ -158,16 +158,17 @@ def run_registry(client: Any, reference: str, settings: RunSettings,
         existing = client.containers.get(settings.name)
     except docker.errors.NotFound:
         existing = None
-    if existing is not None:
-        if not settings.replace:
-            raise UsageError(f"a container named {settings.name} exists already",
-                             details=["remove it, give another --name, or add --replace"])
-        existing.remove(force=True)
+    if existing is not None and not settings.replace:
+        raise UsageError(f"a container named {settings.name} exists already",
+                         details=["remove it, give another --name, or add --replace"])
     host = _engine_host()
-    if host == "127.0.0.1" and _listening(host, settings.port):
+    if host == "127.0.0.1" and _listening(host, settings.port) \
+            and not (existing is not None and _holds_port(existing, settings.port)):
         raise UsageError(f"port {settings.port} is in use on this machine: the registry "
                          "could not listen there",
                          details=["choose another --port, or stop what listens on it"])
+    if existing is not None:
+        existing.remove(force=True)
     host_network = settings.network == "host"
     inner_port = settings.port if host_network else 8080
     env["EPR_ADDRESS"] = f"0.0.0.0:{inner_port}"
@@ -212,6 +213,17 @@ def _engine_host() -> str:
     if parts.scheme in ("tcp", "http", "https", "ssh") and parts.hostname:
         return f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
     return "127.0.0.1"
+
+
+def _holds_port(container: Any, port: int) -> bool:
+    """Whether ``container`` (the one --replace removes) is what listens on ``port``."""
+    config = container.attrs.get("HostConfig") or {}
+    if config.get("NetworkMode") == "host":
+        env = (container.attrs.get("Config") or {}).get("Env") or []
+        return f"EPR_ADDRESS=0.0.0.0:{port}" in env
+    bindings = config.get("PortBindings") or {}
+    return any(str(b.get("HostPort")) == str(port)
+               for published in bindings.values() for b in published or [])
 
 
 def _listening(host: str, port: int) -> bool:

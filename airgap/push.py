@@ -62,7 +62,8 @@ class PushTarget:
         try:
             parts = urlsplit(f"//{host}")
             valid = bool(parts.hostname) and parts.port != 0  # .port raises for 500O, 99999
-        except ValueError:
+            httpx.URL(f"https://{host}/")  # the host as the HTTP client reads it (IDNA)
+        except (ValueError, httpx.InvalidURL):
             valid = False
         if not valid or " " in text or any(c.isupper() for c in namespace):
             raise UsageError(f"--registry {text!r}: expected HOST[:PORT][/NAMESPACE], "

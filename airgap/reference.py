@@ -12,7 +12,8 @@ DOCKER_HUB = "docker.io"
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _LABEL = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
 _HOST = rf"(?:{_LABEL}(?:\.{_LABEL})*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?"
-_TAGGED = re.compile(rf"(?:{_HOST}/)?{_COMPONENT}(?:/{_COMPONENT})*(?::[\w][\w.-]{{0,127}})?\Z")
+_TAGGED = re.compile(rf"(?:{_HOST}/)?{_COMPONENT}(?:/{_COMPONENT})*(?::[\w][\w.-]{{0,127}})?\Z",
+                     re.ASCII)  # Go's \w: [0-9A-Za-z_] only
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,8 @@ def docker_tag(text: str) -> str:
     first, _, rest = text.partition("/")
     # Only a host may have capitals, and a first part without ".", ":" is no host.
     upper_path = (rest and not _has_host(first) and first != first.lower())
-    if not _TAGGED.match(text) or upper_path or len(text) > 255:
+    # Docker's 255 limit is on the full name (docker.io/library/ added), tag left out.
+    if not _TAGGED.match(text) or upper_path or len(parse_reference(text).name) > 255:
         raise UsageError(f"--tag {text!r}: not an image name Docker accepts",
                          details=["like registry.corp:5000/elastic/package-registry:9.0.0: "
                                   "lower-case name, optional tag"])

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 import yaml
 
 
@@ -170,7 +171,8 @@ class Checker:
         try:
             parts = urlsplit(text)
             parts.port  # noqa: B018 - raises ValueError for a port that is not a number
-        except ValueError:
+            httpx.URL(text)  # and its host as the HTTP client will (IDNA)
+        except (ValueError, httpx.InvalidURL):  # idna's errors are ValueErrors
             self.problem(path, f"{text!r} is not a valid URL (check its host and port)")
             return default
         if parts.scheme not in ("http", "https") or not parts.hostname \

@@ -116,6 +116,12 @@ def test_replace_with_options_that_do_not_go_together_keeps_the_running_registry
                  "--port", str(port), "--tls-cert", str(cert), "--quiet",
                  "--skip-verify"]) == 2
     assert httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200
+    with socket.socket() as taken:  # another port, held by something else
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        assert main(["load", str(golden_bundle), "--run", "--replace", "--network", "host",
+                     "--port", str(taken.getsockname()[1]), "--quiet", "--skip-verify"]) == 2
+    assert httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200
 
 
 def test_a_port_in_use_is_refused_before_anything_starts(
@@ -293,6 +299,7 @@ def test_a_tag_without_a_tag_part_gets_latest_as_docker_tag_does(
       "https://files.corp/downloads/"], "--registry-url 'epr.corp:8080': expected an http"),
     (["--registry", "registry.corp:500O/elastic"], "expected HOST[:PORT][/NAMESPACE]"),
     (["--registry", "registry.corp:99999"], "expected HOST[:PORT][/NAMESPACE]"),
+    (["--registry", "\u2488.example/elastic"], "expected HOST[:PORT][/NAMESPACE]"),
     (["--run", "--tls-min-version", "1.2"], "--tls-min-version needs --tls-cert"),
     (["--tag", "x:"], "not an image name Docker accepts"),
 ])

@@ -152,6 +152,9 @@ BAD_VALUES = [
     ("sources:\n  registry: 'http://127.0.0.1:abc'\n",
      "m.yaml:6: sources.registry: 'http://127.0.0.1:abc' is not a valid URL (check its host "
      "and port)"),
+    ("sources:\n  registry: 'https://\u2488.example'\n",
+     "m.yaml:6: sources.registry: 'https://\u2488.example' is not a valid URL (check its "
+     "host and port)"),
     ("sources:\n  epr: 'https://epr.example/a b'\n",
      "m.yaml:6: sources.epr: 'https://epr.example/a b' is not an http:// or https:// URL"),
     ("integrations: [\"nginx\\n\"]\n",
