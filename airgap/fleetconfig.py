@@ -9,13 +9,13 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import yaml
 
 from airgap.bundle import write_atomically
 from airgap.errors import UsageError
 from airgap.signatures import elastic_key_text
+from airgap.transport import split_url
 
 KIBANA_KEY_PATH = "/etc/kibana/GPG-KEY-elasticsearch"
 KIBANA_CA_PATH = "/etc/kibana/certs/ca.pem"
@@ -41,11 +41,7 @@ class ConfigResult:
 
 def check_url(value: str, option: str, *, folder: bool) -> str:
     """``value`` as the settings will hold it, or a :class:`UsageError` naming ``option``."""
-    try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
-    except ValueError:
-        parts = None
+    parts = split_url(value)
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
         raise UsageError(f"{option} {value!r}: expected an http:// or https:// URL")
     if folder and not value.endswith("/"):

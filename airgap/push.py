@@ -17,7 +17,6 @@ import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
 
@@ -35,7 +34,7 @@ from airgap.errors import (
 )
 from airgap.reference import ImageReference
 from airgap.registry import RegistryClient
-from airgap.transport import RetryableError, open_stream, transport_error
+from airgap.transport import RetryableError, open_stream, split_url, transport_error
 
 MONOLITHIC_LIMIT = 128 << 20
 CHUNK = 64 << 20
@@ -59,13 +58,9 @@ class PushTarget:
         """``HOST[:PORT][/NAMESPACE]``, as ``--registry`` takes it."""
         text = text.strip().removeprefix("https://").removeprefix("http://").strip("/")
         host, _, namespace = text.partition("/")
-        try:
-            parts = urlsplit(f"//{host}")
-            valid = bool(parts.hostname) and parts.port != 0  # .port raises for 500O, 99999
-            httpx.URL(f"https://{host}/")  # the host as the HTTP client reads it (IDNA)
-        except (ValueError, httpx.InvalidURL):
-            valid = False
-        if not valid or " " in text or any(c.isupper() for c in namespace):
+        parts = split_url(f"https://{host}/")
+        valid_host = parts is not None and bool(parts.hostname) and parts.port != 0
+        if not valid_host or " " in text or any(c.isupper() for c in namespace):
             raise UsageError(f"--registry {text!r}: expected HOST[:PORT][/NAMESPACE], "
                              "like registry.corp:5000/elastic")
         return cls(host, namespace)

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TypeVar
+from urllib.parse import SplitResult, urlsplit
 
 import httpcore
 import httpx
@@ -82,6 +83,18 @@ class RetryableError(Exception):
         super().__init__(message)
         self.retry_after = retry_after
         self.progressed = progressed
+
+
+def split_url(text: str) -> SplitResult | None:
+    """``text`` in parts, or None when urllib cannot read its port or the HTTP client
+    would refuse its host (IDNA): every URL or host airgap is given passes here."""
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+        httpx.URL(text)
+    except (ValueError, httpx.InvalidURL):  # idna's errors are ValueErrors
+        return None
+    return parts
 
 
 def ssl_context(settings: NetworkSettings) -> ssl.SSLContext | bool:

@@ -10,10 +10,10 @@ import difflib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-import httpx
 import yaml
+
+from airgap.transport import split_url
 
 
 def key_lines(text: str) -> tuple[dict[str, int], list[tuple[str, int, int]]]:
@@ -168,11 +168,8 @@ class Checker:
         text = self.string(value, path, default)
         if text is None:
             return default
-        try:
-            parts = urlsplit(text)
-            parts.port  # noqa: B018 - raises ValueError for a port that is not a number
-            httpx.URL(text)  # and its host as the HTTP client will (IDNA)
-        except (ValueError, httpx.InvalidURL):  # idna's errors are ValueErrors
+        parts = split_url(text)
+        if parts is None:
             self.problem(path, f"{text!r} is not a valid URL (check its host and port)")
             return default
         if parts.scheme not in ("http", "https") or not parts.hostname \
