@@ -25,6 +25,7 @@ from typing import TypeVar
 
 import httpx
 
+from airgap.body import iter_body
 from airgap.digests import Digests, Hasher, hash_file
 from airgap.errors import (
     AirgapError,
@@ -51,6 +52,7 @@ DEFAULT_MAX_SIZE = 1 << 40  # 1 TiB: no Elastic artifact comes near it
 # that drops now and then still completes a large blob; a server that sends a few bytes
 # and stalls does not.
 PROGRESS = 1 << 20
+READ_SIZE = 256 << 10  # bytes read from the socket at a time (see transport.py)
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)\Z")
 _UNSATISFIED_RANGE = re.compile(r"^bytes \*/(\d+)\Z")
 
@@ -308,7 +310,7 @@ class Downloader:
         limit = transfer.total if transfer.total is not None else item.max_size
         try:
             with item.part.open("ab") as out:
-                for chunk in response.iter_raw():
+                for chunk in iter_body(response, bytearray(READ_SIZE)):
                     if self._cancel.is_set():
                         raise KeyboardInterrupt
                     if hasher.size + len(chunk) > limit:

@@ -58,24 +58,33 @@ def test_download_streams_to_final_name_with_digests(downloader: Downloader, tmp
     assert not dest.with_name("file.tar.gz.part").exists()
 
 
+# Bodies of a MiB and more are read from the socket directly (airgap.body), smaller ones
+# through httpx: the faults below are tried on both sides of that line.
+SIZES = pytest.mark.parametrize("size", [1_000_000, 3_000_000], ids=["httpx", "direct"])
+
+
+@SIZES
 @pytest.mark.parametrize("kind", ["drop", "truncate"])
 def test_broken_transfer_resumes_with_range(downloader: Downloader, tmp_path: Path,
-                                            artifact_server: ArtifactServer, kind: str) -> None:
-    url, data = published(artifact_server, 1_000_000)
-    artifact_server.faults.inject(f"*{Path(FILE).name}", Fault(kind, after=400_000))
+                                            artifact_server: ArtifactServer, kind: str,
+                                            size: int) -> None:
+    url, data = published(artifact_server, size)
+    artifact_server.faults.inject(f"*{Path(FILE).name}", Fault(kind, after=size * 2 // 5))
     fetched = downloader.fetch(Download(url, tmp_path / "f", "f", size=len(data)))
     assert fetched.digests.sha512 == sha512(data)
     log = artifact_server.faults.requests(f"*{Path(FILE).name}")
     assert [r.fault for r in log] == [kind, None]
     resumed_at = int(log[1].range.removeprefix("bytes=").rstrip("-"))  # type: ignore[union-attr]
-    assert 0 < resumed_at <= 400_000
+    assert 0 < resumed_at <= size * 2 // 5
 
 
+@SIZES
 def test_server_ignoring_range_restarts_cleanly(downloader: Downloader, tmp_path: Path,
-                                                artifact_server: ArtifactServer) -> None:
-    url, data = published(artifact_server, 500_000)
+                                                artifact_server: ArtifactServer,
+                                                size: int) -> None:
+    url, data = published(artifact_server, size)
     name = f"*{Path(FILE).name}"
-    artifact_server.faults.inject(name, Fault("drop", after=200_000))
+    artifact_server.faults.inject(name, Fault("drop", after=size * 2 // 5))
     artifact_server.faults.inject(name, Fault("ignore_range"))
     reporter = RecordingReporter()
     restarts: list[int] = []
@@ -110,10 +119,13 @@ def test_persistent_5xx_gives_up_and_keeps_nothing(downloader: Downloader, tmp_p
     assert not (tmp_path / "f").exists()
 
 
+@SIZES
 def test_stalled_server_times_out_then_recovers(downloader: Downloader, tmp_path: Path,
-                                                artifact_server: ArtifactServer) -> None:
-    url, data = published(artifact_server, 200_000)
-    artifact_server.faults.inject(f"*{Path(FILE).name}", Fault("stall", after=70_000, delay=30))
+                                                artifact_server: ArtifactServer,
+                                                size: int) -> None:
+    url, data = published(artifact_server, size)
+    artifact_server.faults.inject(f"*{Path(FILE).name}",
+                                  Fault("stall", after=size * 2 // 5, delay=30))
     started = time.monotonic()
     fetched = downloader.fetch(Download(url, tmp_path / "f", "f"))
     assert time.monotonic() - started < 10
