@@ -15,15 +15,13 @@ from typing import NoReturn
 import click
 
 from airgap import __version__, ui
-from airgap.contents import describe_bundle
-from airgap.dockerarchive import export_image
 from airgap.errors import AirgapError, ExitCode, FileSystemError, VerificationError
 from airgap.reporter import NullReporter
-from airgap.verify import VerifySettings, verify_bundle
 
-# plan, fetch, load and serve import their modules when they run: those bring in YAML,
-# httpx, the Docker client or aiohttp, which would triple the start-up of verify,
-# inspect and export-image (work an operator repeats on the isolated side).
+# Each command imports the modules it runs when it runs: plan, fetch, load and serve
+# bring in YAML, httpx, the Docker client or aiohttp, which would triple the start-up of
+# verify, inspect and export-image (work an operator repeats on the isolated side), and
+# no command pays for another's modules.
 
 _MANIFEST = click.Path(path_type=Path, dir_okay=False)
 _FILE = click.Path(path_type=Path, dir_okay=False, exists=True)
@@ -94,6 +92,8 @@ def fetch_command(manifest: Path, bundle: Path, jobs: int, ca_cert: Path | None,
 def export_image_command(bundle: Path, platform: str | None, output: Path,
                          tags: tuple[str, ...]) -> None:
     """Write one platform of BUNDLE's image as a tar for `docker load -i`."""
+    from airgap.dockerarchive import export_image
+
     result = export_image(bundle, platform, output, tags)
     ui.stdout.print(f"wrote {result.path}: {result.reference} ({result.platform}), "
                     f"{result.size} bytes; load it with: docker load -i {result.path}")
@@ -109,6 +109,8 @@ def export_image_command(bundle: Path, platform: str | None, output: Path,
 def verify_command(bundle: Path, trust_keys: tuple[Path, ...], jobs: int, as_json: bool,
                    quiet: bool) -> None:
     """Prove that BUNDLE is intact: every file, checksum and signature, offline."""
+    from airgap.verify import VerifySettings, verify_bundle
+
     settings = VerifySettings(bundle=bundle, trust_keys=trust_keys, jobs=jobs)
     with ui.make_reporter(quiet or as_json) as reporter:
         report = verify_bundle(settings, reporter)
@@ -126,6 +128,8 @@ def verify_command(bundle: Path, trust_keys: tuple[Path, ...], jobs: int, as_jso
 @click.option("--json", "as_json", is_flag=True, help="Print the contents as JSON.")
 def inspect_command(bundle: Path, as_json: bool) -> None:
     """Show what BUNDLE holds (from its bundle.json; run verify to check it)."""
+    from airgap.contents import describe_bundle
+
     contents = describe_bundle(bundle)
     if as_json:
         ui.print_json(contents.to_dict())
