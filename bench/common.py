@@ -66,6 +66,7 @@ class Bench:
     runs: int
     workdir: Path
     keep: bool
+    warmup: int = 1
     results: list[Measured] = field(default_factory=list)
 
 
@@ -75,6 +76,8 @@ def parse_args(title: str, description: str,
     """Common options: ``--runs``, ``--workdir`` (default: a new directory in /var/tmp)."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--runs", type=int, default=5, help="timed runs of each command")
+    parser.add_argument("--warmup", type=int, default=1,
+                        help="untimed runs of each command first (default 1)")
     parser.add_argument("--workdir", type=Path, default=None,
                         help="scratch directory (default: a new one under /var/tmp)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
@@ -84,7 +87,7 @@ def parse_args(title: str, description: str,
     compile_airgap()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="airgap-bench-", dir="/var/tmp"))
     workdir.mkdir(parents=True, exist_ok=True)
-    return Bench(title, args.runs, workdir.resolve(), args.keep), args
+    return Bench(title, args.runs, workdir.resolve(), args.keep, args.warmup), args
 
 
 def compile_airgap() -> None:
@@ -140,20 +143,26 @@ class Contender:
 
 
 def measure(bench: Bench, contenders: Sequence[Contender]) -> list[Measured]:
-    """Time every contender ``bench.runs`` times, taking turns (A, B, A, B, ...).
+    """Time every contender ``bench.runs`` times, taking turns (A, B, A, B, ...), after
+    ``bench.warmup`` untimed turns.
 
     Taking turns keeps a machine that drifts during the benchmark (page cache, the Docker
-    engine's storage, a noisy neighbour) from favouring whichever command ran first.
+    engine's storage, a noisy neighbour) from favouring whichever command ran first; the
+    warm-up turns keep the first timed run of each from paying for a cold start (a VM
+    touching memory for the first time, files not yet in the page cache), as hyperfine's
+    ``--warmup`` does.
     """
     samples: dict[str, list[Sample]] = {c.name: [] for c in contenders}
-    for number in range(bench.runs):
+    for number in range(-bench.warmup, bench.runs):
         for contender in contenders:
             if contender.before:
                 contender.before()
             sample = run_once(contender.argv, env=contender.env, cwd=contender.cwd)
-            print(f"  {contender.name:<34} run {number + 1}: {sample.seconds:7.2f} s, "
+            label = f"run {number + 1}" if number >= 0 else "warm-up"
+            print(f"  {contender.name:<34} {label:>7}: {sample.seconds:7.2f} s, "
                   f"peak RSS {sample.peak_rss / MIB:6.1f} MiB", flush=True)
-            samples[contender.name].append(sample)
+            if number >= 0:
+                samples[contender.name].append(sample)
     measured = [Measured(c.name, tuple(samples[c.name]), c.note) for c in contenders]
     bench.results.extend(measured)
     return measured
@@ -193,7 +202,8 @@ def report(bench: Bench, *, size: int, pairs: Sequence[tuple[str, str, float]]) 
     """Print the table and each (airgap, peer, target) ratio of median times."""
     by_name = {m.name: m for m in bench.results}
     print(f"\n== {bench.title} ==")
-    print(f"data: {size / MIB:,.0f} MiB; {bench.runs} runs each, median shown; {machine()}")
+    print(f"data: {size / MIB:,.0f} MiB; {bench.runs} runs each after {bench.warmup} "
+          f"warm-up, median shown; {machine()}")
     print(f"{'command':<36}{'median s':>10}{'MiB/s':>9}{'peak RSS MiB':>14}")
     for m in bench.results:
         print(f"{m.name:<36}{m.seconds:>10.2f}{size / MIB / m.seconds:>9.0f}"
@@ -201,7 +211,12 @@ def report(bench: Bench, *, size: int, pairs: Sequence[tuple[str, str, float]]) 
     for ours, theirs, target in pairs:
         ratio = by_name[ours].seconds / by_name[theirs].seconds
         verdict = "meets" if ratio <= target else "MISSES"
-        print(f"ratio {ours} / {theirs} = {ratio:.2f} (target <= {target:.2f}: {verdict})")
+        # Each turn's own ratio too: their spread says how far to trust the medians'.
+        turns = sorted(a.seconds / b.seconds for a, b in
+                       zip(by_name[ours].samples, by_name[theirs].samples, strict=True))
+        print(f"ratio {ours} / {theirs} = {ratio:.2f} (target <= {target:.2f}: {verdict}); "
+              f"turn by turn {turns[0]:.2f} to {turns[-1]:.2f}, median "
+              f"{statistics.median(turns):.2f}")
 
 
 def finish(bench: Bench) -> None:
