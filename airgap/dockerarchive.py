@@ -13,7 +13,7 @@ import hashlib
 import json
 import platform as host
 import tarfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,34 +98,52 @@ def _member(name: str, data: bytes) -> Iterator[bytes]:
         yield b"\0" * (BLOCK - len(data) % BLOCK)
 
 
-def _file_member(name: str, path: Path, descriptor: oci.Descriptor) -> Iterator[bytes]:
-    """The blob as a tar member, checked against its digest on the way out: whoever
-    reads the tar (a file, an engine) gets an error instead of a damaged last blob."""
+def _file_member(name: str, path: Path, descriptor: oci.Descriptor,
+                 before_end: Callable[[], None] | None = None) -> Iterator[bytes]:
+    """The blob as a tar member, checked against its digest on the way out.
+
+    Its last chunk is held back until the whole blob has matched (and ``before_end`` has
+    returned): whoever reads the tar (a file, an engine) then sees a damaged blob, or a
+    stream ``before_end`` stopped, as a tar that ends inside a member, which every reader
+    refuses. A tar cut between two members can look complete.
+    """
     size = descriptor.size
     yield _header(name, size)
     sent = 0
     digest = hashlib.sha256()
+    held = b""
     with path.open("rb") as handle:
         while chunk := handle.read(CHUNK):
             sent += len(chunk)
             if sent > size:
                 break
             digest.update(chunk)
-            yield chunk
+            if held:
+                yield held
+            held = chunk
     if sent != size:
         raise BundleError(f"{path}: {sent} bytes, but its descriptor says {size}: the bundle "
                           "is damaged; run airgap verify")
     if digest.hexdigest() != descriptor.hex:
         raise ChecksumMismatchError(f"{path}: its content does not match its digest "
                                     f"{descriptor.digest}", details=["run airgap verify"])
+    if before_end is not None:
+        before_end()
+    yield held
     if size % BLOCK:
         yield b"\0" * (BLOCK - size % BLOCK)
 
 
 def archive_stream(bundle: Path, selection: PlatformSelection,
-                   extra_tags: Sequence[str] = ()) -> Iterator[bytes]:
+                   extra_tags: Sequence[str] = (),
+                   gate: Callable[[], None] | None = None) -> Iterator[bytes]:
     """The tar, in pieces, for ``selection``; tagged with the image's reference and
-    ``extra_tags``."""
+    ``extra_tags``.
+
+    ``gate``, when given, is called before the last chunk of the last blob and may raise
+    to stop the stream there: a reader has by then received everything but that chunk,
+    and can load nothing from it.
+    """
     layout = oci.Layout(bundle / IMAGES)
     tags = [t for t in (selection.reference, *extra_tags) if t]
     blob = "blobs/sha256/{}".format
@@ -136,19 +154,21 @@ def archive_stream(bundle: Path, selection: PlatformSelection,
         "annotations": {k: v for k, v in annotations.items() if v}}]}
     docker_manifest = [{"Config": blob(selection.image.config.hex), "RepoTags": tags,
                         "Layers": [blob(layer.hex) for layer in selection.image.layers]}]
+    blobs = list({d.digest: d for d in (selection.manifest, *selection.image.blobs)}.values())
+    with_data = [d for d in blobs if d.size > 0]
+    gated = with_data[-1].digest if with_data else None
+    if gate is not None and gated is None:
+        gate()  # nothing to hold back a piece of: wait before sending anything
     yield from _member("oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
     yield from _member("index.json", json.dumps(index).encode())
     yield from _member("manifest.json", json.dumps(docker_manifest).encode())
-    seen = set()
-    for descriptor in (selection.manifest, *selection.image.blobs):
-        if descriptor.digest in seen:
-            continue
-        seen.add(descriptor.digest)
+    for descriptor in blobs:
         path = layout.blob(descriptor.digest)
         if not path.is_file():
             raise BundleError(f"blob {descriptor.digest} is missing from the bundle; "
                               "run airgap verify")
-        yield from _file_member(blob(descriptor.hex), path, descriptor)
+        yield from _file_member(blob(descriptor.hex), path, descriptor,
+                                gate if descriptor.digest == gated else None)
     yield b"\0" * (2 * BLOCK)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import subprocess
@@ -12,7 +13,7 @@ import httpx
 import pytest
 
 from airgap.cli import main
-from airgap.dockerarchive import export_image
+from airgap.dockerarchive import BLOCK, CHUNK, archive_stream, export_image, select_platform
 from airgap.download import Downloader
 from airgap.errors import ChecksumMismatchError, UsageError
 from airgap.image import fetch_image
@@ -138,3 +139,30 @@ def test_a_damaged_layer_fails_the_export_and_leaves_no_tar(
     config.write_text(config.read_text().replace("amd64", "arm64"))
     with pytest.raises(ChecksumMismatchError):
         export_image(bundle, "linux/amd64", tmp_path / "x.tar")
+
+
+def test_a_refusing_gate_cuts_the_tar_inside_its_last_member(image_bundle: Path) -> None:
+    selection = select_platform(image_bundle, "linux/amd64")
+    whole = b"".join(archive_stream(image_bundle, selection))
+    received = bytearray()
+    seen_at_gate: list[int] = []
+
+    def refuse() -> None:
+        seen_at_gate.append(len(received))
+        raise RuntimeError("the bundle did not pass")
+
+    with pytest.raises(RuntimeError, match="did not pass"):
+        for piece in archive_stream(image_bundle, selection, gate=refuse):
+            received += piece
+    # Everything but the last chunk went out before the gate was asked, and nothing after.
+    assert seen_at_gate == [len(received)]
+    assert whole.startswith(received)
+    assert 0 < len(whole) - len(received) <= CHUNK + 3 * BLOCK
+    # A tar cut inside a member is an error for any reader; one cut between members
+    # could pass for a complete archive.
+    with tarfile.open(fileobj=io.BytesIO(received)) as tar, \
+            pytest.raises(tarfile.ReadError, match="unexpected end of data"):
+        for member in tar:
+            handle = tar.extractfile(member)
+            if handle is not None:
+                handle.read()
