@@ -11,7 +11,7 @@ import os
 import socket
 import ssl
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -94,8 +94,14 @@ def engine_platform(client: Any) -> str:
 
 
 def load_image(client: Any, bundle: Path, extra_tags: tuple[str, ...], reporter: Reporter,
-               platform: str | None = None) -> LoadedImage:
-    """Stream the engine's platform of the bundle's image into the engine."""
+               platform: str | None = None,
+               gate: Callable[[], None] | None = None) -> LoadedImage:
+    """Stream the engine's platform of the bundle's image into the engine.
+
+    ``gate`` is called before the stream's last chunk (see
+    :func:`~airgap.dockerarchive.archive_stream`); if it raises, the engine gets a cut
+    tar, loads nothing, and the exception is raised from here.
+    """
     import docker.errors
 
     wanted = platform or engine_platform(client)
@@ -104,7 +110,7 @@ def load_image(client: Any, bundle: Path, extra_tags: tuple[str, ...], reporter:
     reporter.task_started("docker-load", f"docker load {selection.reference} ({wanted})", total)
 
     def counted() -> Iterator[bytes]:
-        for piece in archive_stream(bundle, selection, extra_tags):
+        for piece in archive_stream(bundle, selection, extra_tags, gate):
             reporter.task_advanced("docker-load", len(piece))
             yield piece
 
@@ -118,6 +124,9 @@ def load_image(client: Any, bundle: Path, extra_tags: tuple[str, ...], reporter:
     except docker.errors.DockerException as exc:
         reporter.task_finished("docker-load", "failed")
         raise AirgapError(f"the Docker engine refused the image: {exc}") from None
+    except BaseException:  # a damaged blob, or the gate stopped the stream
+        reporter.task_finished("docker-load", "failed")
+        raise
     reporter.task_finished("docker-load", "done")
     accepted = {selection.image.config.digest, selection.manifest.digest}
     if image.id not in accepted:

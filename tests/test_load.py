@@ -66,6 +66,7 @@ def test_load_docker_puts_the_engines_platform_in_the_engine(
     manifest = json.loads((golden_bundle / "images/blobs/sha256" /
                            pushed_image.manifests[f"linux/{engine_arch}"][7:]).read_text())
     assert info["Id"] == manifest["config"]["digest"]
+    assert len(stored_layers(engine)) >= len(manifest["layers"])
 
 
 def test_load_run_starts_the_registry_and_waits_for_health(golden_bundle: Path,
@@ -151,19 +152,33 @@ def test_a_registry_that_cannot_start_is_reported_not_waited_for(
     assert "the package registry container stopped" in err or "keeps restarting" in err, err
 
 
+def stored_layers(engine: Dockerd) -> set[str]:
+    """The layers the engine has stored (vfs), loaded images or not."""
+    layerdb = engine.root / "data" / "image" / "vfs" / "layerdb" / "sha256"
+    return {p.name for p in layerdb.iterdir()} if layerdb.is_dir() else set()
+
+
+# The image streams to the engine while the bundle is verified: a damaged layer is also
+# caught on its way out, a damaged binary only by the verification.
+@pytest.mark.parametrize("damaged", ["largest image blob", "agent binary"])
 def test_tampered_bundle_is_refused_before_anything_is_loaded(
-        golden_bundle: Path, engine: Dockerd, tmp_path: Path,
+        golden_bundle: Path, engine: Dockerd, tmp_path: Path, damaged: str,
         capsys: pytest.CaptureFixture[str]) -> None:
     bundle = tmp_path / "bundle"
     shutil.copytree(golden_bundle, bundle)
-    blob = max((bundle / "images/blobs/sha256").iterdir(), key=lambda p: p.stat().st_size)
-    data = bytearray(blob.read_bytes())
+    target = bundle / "downloads" / AGENT if damaged == "agent binary" else \
+        max((bundle / "images/blobs/sha256").iterdir(), key=lambda p: p.stat().st_size)
+    data = bytearray(target.read_bytes())
     data[1000] ^= 1
-    blob.write_bytes(bytes(data))
+    target.write_bytes(bytes(data))
+    layers = stored_layers(engine)
     artifacts = tmp_path / "served"
     assert main(["load", str(bundle), "--docker", "--artifacts", str(artifacts)]) == 3
-    assert "failed verification: nothing was loaded" in capsys.readouterr().err
-    assert docker(engine, "image", "ls", "-q").stdout.strip() == ""
+    err = capsys.readouterr().err
+    assert "failed verification: nothing was loaded" in err
+    assert target.name in err
+    assert docker(engine, "image", "ls", "-aq").stdout.strip() == ""
+    assert stored_layers(engine) == layers
     assert not artifacts.exists()
 
 
