@@ -150,13 +150,15 @@ def measure(bench: Bench, contenders: Sequence[Contender]) -> list[Measured]:
     engine's storage, a noisy neighbour) from favouring whichever command ran first; the
     warm-up turns keep the first timed run of each from paying for a cold start (a VM
     touching memory for the first time, files not yet in the page cache), as hyperfine's
-    ``--warmup`` does.
+    ``--warmup`` does; and a sync before each run keeps it from paying for the writes of
+    the run before.
     """
     samples: dict[str, list[Sample]] = {c.name: [] for c in contenders}
     for number in range(-bench.warmup, bench.runs):
         for contender in contenders:
             if contender.before:
                 contender.before()
+            os.sync()  # the last run's writes go to disk now, not during this one
             sample = run_once(contender.argv, env=contender.env, cwd=contender.cwd)
             label = f"run {number + 1}" if number >= 0 else "warm-up"
             print(f"  {contender.name:<34} {label:>7}: {sample.seconds:7.2f} s, "
