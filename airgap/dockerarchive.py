@@ -99,8 +99,10 @@ def _member(name: str, data: bytes) -> Iterator[bytes]:
 
 
 def _file_member(name: str, path: Path, descriptor: oci.Descriptor,
-                 before_end: Callable[[], None] | None = None) -> Iterator[bytes]:
-    """The blob as a tar member, checked against its digest on the way out.
+                 before_end: Callable[[], None] | None = None,
+                 check_digest: bool = True) -> Iterator[bytes]:
+    """The blob as a tar member, checked against its digest on the way out (unless
+    ``check_digest`` is false: something else checks it meanwhile).
 
     Its last chunk is held back until the whole blob has matched (and ``before_end`` has
     returned): whoever reads the tar (a file, an engine) then sees a damaged blob, or a
@@ -110,21 +112,22 @@ def _file_member(name: str, path: Path, descriptor: oci.Descriptor,
     size = descriptor.size
     yield _header(name, size)
     sent = 0
-    digest = hashlib.sha256()
+    digest = hashlib.sha256() if check_digest else None
     held = b""
     with path.open("rb") as handle:
         while chunk := handle.read(CHUNK):
             sent += len(chunk)
             if sent > size:
                 break
-            digest.update(chunk)
+            if digest is not None:
+                digest.update(chunk)
             if held:
                 yield held
             held = chunk
     if sent != size:
         raise BundleError(f"{path}: {sent} bytes, but its descriptor says {size}: the bundle "
                           "is damaged; run airgap verify")
-    if digest.hexdigest() != descriptor.hex:
+    if digest is not None and digest.hexdigest() != descriptor.hex:
         raise ChecksumMismatchError(f"{path}: its content does not match its digest "
                                     f"{descriptor.digest}", details=["run airgap verify"])
     if before_end is not None:
@@ -136,9 +139,11 @@ def _file_member(name: str, path: Path, descriptor: oci.Descriptor,
 
 def archive_stream(bundle: Path, selection: PlatformSelection,
                    extra_tags: Sequence[str] = (),
-                   gate: Callable[[], None] | None = None) -> Iterator[bytes]:
+                   gate: Callable[[], None] | None = None,
+                   check_digests: bool = True) -> Iterator[bytes]:
     """The tar, in pieces, for ``selection``; tagged with the image's reference and
-    ``extra_tags``.
+    ``extra_tags``; every blob checked against its digest on the way unless
+    ``check_digests`` is false.
 
     ``gate``, when given, is called before the last chunk of the last blob and may raise
     to stop the stream there: a reader has by then received everything but that chunk,
@@ -168,7 +173,7 @@ def archive_stream(bundle: Path, selection: PlatformSelection,
             raise BundleError(f"blob {descriptor.digest} is missing from the bundle; "
                               "run airgap verify")
         yield from _file_member(blob(descriptor.hex), path, descriptor,
-                                gate if descriptor.digest == gated else None)
+                                gate if descriptor.digest == gated else None, check_digests)
     yield b"\0" * (2 * BLOCK)
 
 

@@ -100,7 +100,8 @@ def load_image(client: Any, bundle: Path, extra_tags: tuple[str, ...], reporter:
 
     ``gate`` is called before the stream's last chunk (see
     :func:`~airgap.dockerarchive.archive_stream`); if it raises, the engine gets a cut
-    tar, loads nothing, and the exception is raised from here.
+    tar, loads nothing, and the exception is raised from here. A gated stream leaves the
+    blobs' digests to whatever the gate waits for.
     """
     import docker.errors
 
@@ -110,7 +111,8 @@ def load_image(client: Any, bundle: Path, extra_tags: tuple[str, ...], reporter:
     reporter.task_started("docker-load", f"docker load {selection.reference} ({wanted})", total)
 
     def counted() -> Iterator[bytes]:
-        for piece in archive_stream(bundle, selection, extra_tags, gate):
+        for piece in archive_stream(bundle, selection, extra_tags, gate,
+                                    check_digests=gate is None):
             reporter.task_advanced("docker-load", len(piece))
             yield piece
 

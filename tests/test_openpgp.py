@@ -138,3 +138,22 @@ def test_verifier_takes_the_signed_message_path_for_ordinary_signatures(
         taken = verifier._check_as_message(data, signer.sign(data))
         assert taken is not None and taken.valid and taken.returncode == 0
         assert verifier._check_as_message(data, text_mode) is None
+
+
+def test_a_file_of_many_chunks_goes_whole_and_in_order(
+        signer: SigningKey, signer_public_key: Path, tmp_path: Path) -> None:
+    # Several of the chunks the message is copied to gpg in, and a short last one.
+    data = tmp_path / "elastic-agent-9.0.0-linux-arm64.tar.gz"
+    content = os.urandom(3 * (1 << 20) + 12_345)
+    data.write_bytes(content)
+    signature = signer.sign(data)
+    with Verifier([signer_public_key]) as verifier:
+        taken = verifier._check_as_message(data, signature)
+        assert taken is not None and taken.valid
+        for where in (10, (1 << 20) + 7, len(content) - 1):
+            altered = bytearray(content)
+            altered[where] ^= 0x80
+            data.write_bytes(bytes(altered))
+            assert verifier._check_as_message(data, signature) is None  # bad: gpg's own say
+            with pytest.raises(SignatureError, match="does not match its signature"):
+                verifier.verify(data, signature)
