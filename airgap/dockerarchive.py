@@ -153,10 +153,14 @@ def archive_stream(bundle: Path, selection: PlatformSelection,
     tags = [t for t in (selection.reference, *extra_tags) if t]
     blob = "blobs/sha256/{}".format
     annotations = {oci.CONTAINERD_NAME: selection.reference, oci.REF_NAME: selection.tag}
+    # One entry per name, as Docker 25's `docker save` writes: containerd's importer
+    # (Docker's containerd image store) names images from index.json alone. The extra
+    # names carry no ref.name, which stays the one tag skopeo and podman select by.
+    named = [{k: v for k, v in annotations.items() if v},
+             *({oci.CONTAINERD_NAME: tag} for tag in extra_tags if tag != selection.reference)]
     index = {"schemaVersion": 2, "mediaType": oci.OCI_INDEX, "manifests": [{
         "mediaType": selection.manifest.media_type, "digest": selection.manifest.digest,
-        "size": selection.manifest.size,
-        "annotations": {k: v for k, v in annotations.items() if v}}]}
+        "size": selection.manifest.size, "annotations": names} for names in named]}
     docker_manifest = [{"Config": blob(selection.image.config.hex), "RepoTags": tags,
                         "Layers": [blob(layer.hex) for layer in selection.image.layers]}]
     blobs = list({d.digest: d for d in (selection.manifest, *selection.image.blobs)}.values())

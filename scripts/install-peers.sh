@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs the real programs the tests and the demo run against, from Debian's packages:
-# docker-registry (distribution 2.8), the Docker engine, skopeo, a static busybox for the
-# test image, GnuPG, curl. Installs only what is missing; needs root (or sudo) for apt.
+# docker-registry (distribution 2.8), the Docker engine, containerd and ctr, skopeo, a
+# static busybox for the test image, GnuPG, curl. Installs only what is missing; needs root (or sudo) for apt.
 set -euo pipefail
 
 need=()
 command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry)
 command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
+command -v ctr >/dev/null 2>&1 || need+=(containerd)
 command -v skopeo >/dev/null 2>&1 || need+=(skopeo)
 command -v gpg >/dev/null 2>&1 || need+=(gnupg)
 command -v curl >/dev/null 2>&1 || need+=(curl)

@@ -31,7 +31,7 @@ from tests.peers.artifacts import ArtifactServer
 from tests.peers.epr import EprServer
 from tests.peers.gpgkeys import SigningKey
 from tests.peers.images import TestImage, build_test_image, push_image
-from tests.peers.processes import Credentials, Dockerd, DockerRegistry
+from tests.peers.processes import Containerd, Credentials, Dockerd, DockerRegistry
 from tests.peers.registry_front import RegistryFront
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -216,6 +216,16 @@ def dockerd() -> Iterator[Dockerd]:
     engine = Dockerd().start()
     yield engine
     engine.stop()
+
+
+@pytest.fixture(scope="session")
+def containerd() -> Iterator[Containerd]:
+    """A real containerd of our own, on its own socket, driven with ctr."""
+    require_programs("containerd", "ctr")
+    require_root("containerd")
+    daemon = Containerd().start()
+    yield daemon
+    daemon.stop()
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,7 @@ from airgap.transport import NetworkSettings, make_client
 from tests.conftest import TEST_REPOSITORY, TEST_TAG
 from tests.peers.images import TestImage
 from tests.peers.net import free_port, wait_until
-from tests.peers.processes import Dockerd, DockerRegistry
+from tests.peers.processes import Containerd, Dockerd, DockerRegistry
 
 REFERENCE = f"docker.elastic.co/{TEST_REPOSITORY}:{TEST_TAG}"
 
@@ -98,12 +98,46 @@ def test_docker_loads_it_and_the_container_answers_health(image_bundle: Path, do
         subprocess.run(["docker", "rm", "-f", container], env=env, capture_output=True)
 
 
+def test_containerd_imports_and_unpacks_it_as_dockers_containerd_store_does(
+        image_bundle: Path, containerd: Containerd, pushed_image: TestImage,
+        tmp_path: Path) -> None:
+    # Docker 24+ with the containerd image store runs `docker load` through containerd's
+    # own importer (client.Import, then unpack): the one `ctr images import` runs too.
+    tar = tmp_path / "img.tar"
+    export_image(image_bundle, "linux/arm64", tar, ["registry.local/epr:9.0.0"])
+    imported = containerd.ctr("images", "import", "--platform", "linux/arm64",
+                              "--snapshotter", "native", "--digests",
+                              "--skip-digest-for-named", str(tar))
+    assert imported.returncode == 0, imported.stderr
+    rows = [line.split() for line in containerd.ctr("images", "ls").stdout.splitlines()[1:]]
+    digests = {row[0]: row[2] for row in rows}
+    manifest = pushed_image.manifests["linux/arm64"]
+    assert digests[REFERENCE] == manifest
+    assert digests["registry.local/epr:9.0.0"] == manifest
+    # Unpacked: every layer applied and checked against the config's diff IDs.
+    check = containerd.ctr("images", "check", f"name=={REFERENCE}")
+    assert check.returncode == 0 and "complete" in check.stdout, check.stdout + check.stderr
+    snapshots = containerd.ctr("snapshots", "--snapshotter", "native", "ls").stdout
+    assert len(snapshots.splitlines()) - 1 >= len(json.loads(
+        (image_bundle / "images/blobs/sha256" / manifest[7:]).read_text())["layers"])
+
+
 def test_extra_names_are_written_as_docker_keeps_them(image_bundle: Path,
                                                      tmp_path: Path) -> None:
     export_image(image_bundle, "linux/amd64", tmp_path / "img.tar", ["epr.local/registry"])
     with tarfile.open(tmp_path / "img.tar") as tar:
         manifest = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
+        index = json.load(tar.extractfile("index.json"))  # type: ignore[arg-type]
     assert manifest[0]["RepoTags"] == [REFERENCE, "epr.local/registry:latest"]
+    # index.json too (containerd names images from it alone), one entry per name ...
+    assert [m["annotations"]["io.containerd.image.name"] for m in index["manifests"]] == \
+        [REFERENCE, "epr.local/registry:latest"]
+    assert len({m["digest"] for m in index["manifests"]}) == 1
+    # ... and the original tag still selects exactly one image for skopeo.
+    info = json.loads(subprocess.run(
+        ["skopeo", "inspect", f"oci-archive:{tmp_path}/img.tar:{TEST_TAG}"],
+        capture_output=True, text=True, check=True).stdout)
+    assert info["Architecture"] == "amd64"
     with pytest.raises(UsageError, match="not an image name Docker accepts"):
         export_image(image_bundle, "linux/amd64", tmp_path / "bad.tar", ["Bad Name"])
     assert not (tmp_path / "bad.tar").exists()

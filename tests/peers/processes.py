@@ -1,4 +1,4 @@
-"""The real daemons the tests run: docker-registry (distribution 2.8) and dockerd.
+"""The real daemons the tests run: docker-registry (distribution 2.8), dockerd, containerd.
 
 Each runs on loopback or on its own unix socket, in its own directories, and is
 stopped by the pid this module started: never anything else on the machine.
@@ -196,6 +196,59 @@ class Dockerd(Daemon):
         table = Path("/proc/self/mounts").read_text(encoding="utf-8")
         points = [line.split()[1] for line in table.splitlines()]
         inside = [p for p in points if p.startswith(f"{self.root}/")]
+        for point in sorted(inside, key=len, reverse=True):
+            subprocess.run(["umount", "--lazy", point], check=False, capture_output=True)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+class Containerd(Daemon):
+    """containerd on its own socket and directories, without its CRI plugin: the image
+    importer Docker's containerd image store runs ``docker load`` through, driven with
+    ``ctr``."""
+
+    NAMESPACE = "airgap-test"
+
+    def __init__(self) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="ag-ctrd-", dir="/tmp"))
+        self.socket = self.root / "containerd.sock"
+        self.log_path = self.root / "containerd.log"
+
+    def start(self) -> Containerd:
+        """Start containerd and wait until ``ctr version`` reaches it."""
+        config = self.root / "config.toml"
+        config.write_text("\n".join([
+            "version = 2",
+            f'root = "{self.root / "root"}"',
+            f'state = "{self.root / "state"}"',
+            'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
+            "[grpc]",
+            f'  address = "{self.socket}"',
+            "[ttrpc]",
+            f'  address = "{self.socket}.ttrpc"',
+            "",
+        ]))
+        self._spawn(["containerd", "--config", str(config)])
+        try:
+            wait_until(lambda: not self.alive() or self.ctr("version").returncode == 0, 30,
+                       "containerd answering on its socket")
+        except TimeoutError:
+            self.stop()
+            raise
+        if not self.alive():
+            raise RuntimeError(f"containerd exited:\n{self.log_tail()}")
+        return self
+
+    def ctr(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run ``ctr`` against this containerd, in the tests' namespace."""
+        return subprocess.run(["ctr", "--address", str(self.socket), "--namespace",
+                               self.NAMESPACE, *args], capture_output=True, text=True,
+                              check=False, timeout=300)
+
+    def stop(self) -> None:
+        super().stop()
+        table = Path("/proc/self/mounts").read_text(encoding="utf-8")
+        inside = [line.split()[1] for line in table.splitlines()
+                  if line.split()[1].startswith(f"{self.root}/")]
         for point in sorted(inside, key=len, reverse=True):
             subprocess.run(["umount", "--lazy", point], check=False, capture_output=True)
         shutil.rmtree(self.root, ignore_errors=True)
