@@ -142,8 +142,10 @@ def archive_stream(bundle: Path, selection: PlatformSelection,
                    gate: Callable[[], None] | None = None,
                    check_digests: bool = True) -> Iterator[bytes]:
     """The tar, in pieces, for ``selection``; tagged with the image's reference and
-    ``extra_tags``; every blob checked against its digest on the way unless
-    ``check_digests`` is false.
+    ``extra_tags``; every blob checked against its digest on the way. With
+    ``check_digests`` false the layers are not (the caller has them checked otherwise;
+    an engine also checks each layer against the config's diff IDs), the manifest and
+    the config, which name everything else, still are.
 
     ``gate``, when given, is called before the last chunk of the last blob and may raise
     to stop the stream there: a reader has by then received everything but that chunk,
@@ -164,6 +166,7 @@ def archive_stream(bundle: Path, selection: PlatformSelection,
     docker_manifest = [{"Config": blob(selection.image.config.hex), "RepoTags": tags,
                         "Layers": [blob(layer.hex) for layer in selection.image.layers]}]
     blobs = list({d.digest: d for d in (selection.manifest, *selection.image.blobs)}.values())
+    layers = {layer.digest for layer in selection.image.layers}
     with_data = [d for d in blobs if d.size > 0]
     gated = with_data[-1].digest if with_data else None
     if gate is not None and gated is None:
@@ -177,7 +180,8 @@ def archive_stream(bundle: Path, selection: PlatformSelection,
             raise BundleError(f"blob {descriptor.digest} is missing from the bundle; "
                               "run airgap verify")
         yield from _file_member(blob(descriptor.hex), path, descriptor,
-                                gate if descriptor.digest == gated else None, check_digests)
+                                gate if descriptor.digest == gated else None,
+                                check_digests or descriptor.digest not in layers)
     yield b"\0" * (2 * BLOCK)
 
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 import socket
 import ssl
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,15 +94,51 @@ def engine_platform(client: Any) -> str:
     return f"{version.get('Os', 'linux')}/{_ARCH.get(arch, arch)}"
 
 
+class LoadStopped(AirgapError):
+    """The image stream to the engine was stopped before its end."""
+
+
+class StreamGate:
+    """Holds back the end of an image stream until :meth:`open`; :meth:`refuse` stops
+    the stream at its next chunk, or at its end, even once opened. Both may be called
+    from any thread."""
+
+    def __init__(self) -> None:
+        self._settled = threading.Event()
+        self._open = False
+        self._stopped = False
+
+    def open(self) -> None:
+        """Let the stream end."""
+        self._open = True
+        self._settled.set()
+
+    def refuse(self) -> None:
+        """Stop the stream short of its end."""
+        self._stopped = True
+        self._settled.set()
+
+    @property
+    def refused(self) -> bool:
+        """Whether :meth:`refuse` was called."""
+        return self._stopped
+
+    def wait(self) -> None:
+        """Return once opened; raise :class:`LoadStopped` once refused."""
+        self._settled.wait()
+        if self._stopped or not self._open:
+            raise LoadStopped("the image stream was stopped before its end")
+
+
 def load_image(client: Any, bundle: Path, extra_tags: tuple[str, ...], reporter: Reporter,
-               platform: str | None = None,
-               gate: Callable[[], None] | None = None) -> LoadedImage:
+               platform: str | None = None, gate: StreamGate | None = None) -> LoadedImage:
     """Stream the engine's platform of the bundle's image into the engine.
 
-    ``gate`` is called before the stream's last chunk (see
-    :func:`~airgap.dockerarchive.archive_stream`); if it raises, the engine gets a cut
-    tar, loads nothing, and the exception is raised from here. A gated stream leaves the
-    blobs' digests to whatever the gate waits for.
+    With a ``gate``, the stream's last chunk waits for it (see
+    :func:`~airgap.dockerarchive.archive_stream`); refused, the engine gets a cut tar,
+    loads nothing, and :class:`LoadStopped` is raised from here. A gated stream leaves
+    the layers' digests to whatever the gate waits for (and to the engine's own check
+    against the config's diff IDs).
     """
     import docker.errors
 
@@ -111,8 +148,11 @@ def load_image(client: Any, bundle: Path, extra_tags: tuple[str, ...], reporter:
     reporter.task_started("docker-load", f"docker load {selection.reference} ({wanted})", total)
 
     def counted() -> Iterator[bytes]:
-        for piece in archive_stream(bundle, selection, extra_tags, gate,
+        for piece in archive_stream(bundle, selection, extra_tags,
+                                    gate.wait if gate is not None else None,
                                     check_digests=gate is None):
+            if gate is not None and gate.refused:
+                raise LoadStopped("the image stream was stopped before its end")
             reporter.task_advanced("docker-load", len(piece))
             yield piece
 

@@ -5,9 +5,11 @@ private registry, run the package registry, lay out the artifact registry, write
 settings. A bundle that fails verification is refused before anything is touched.
 
 The one overlap: while the bundle is verified, the image already streams to the Docker
-engine, all but its last chunk. ``docker load`` stores nothing before it has the whole
-archive, so a refused bundle leaves the engine a cut tar and no image or layer; a
-verified one is loaded in the time the engine takes, not that plus the verification.
+engine, all but its last chunk. A tar cut inside a member is refused whole: Docker's
+classic store registers nothing before it has the whole archive, and with the
+containerd store no image is made (blobs already received stay as unreferenced content
+until containerd's garbage collection). A verified bundle is loaded in the time the
+engine takes, not that plus the verification.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import dataclasses
 import errno
 import os
 import shutil
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,7 @@ from airgap.engine import (
     LoadedImage,
     RunningRegistry,
     RunSettings,
+    StreamGate,
     connect,
     load_image,
     run_registry,
@@ -86,10 +88,6 @@ class LoadResult:
     running: RunningRegistry | None = None
     artifacts: ArtifactsResult | None = None
     config: ConfigResult | None = None
-
-
-class _NotVerified(Exception):
-    """Stops the image stream when the bundle did not pass (its caller reports why)."""
 
 
 class BundleRefused(VerificationError):
@@ -172,27 +170,20 @@ def _verify_while_loading(settings: LoadSettings, client: Any, tags: tuple[str, 
     its last chunk until the bundle has passed.
 
     The verification checks every blob the stream sends against its digest, so the
-    stream does not hash them again; it leaves the engine a core of its own.
+    stream does not hash the layers again; it leaves the engine a core of its own.
     """
-    passed = threading.Event()
-    settled = threading.Event()
-
-    def gate() -> None:
-        settled.wait()
-        if not passed.is_set():
-            raise _NotVerified
-
+    gate = StreamGate()
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="airgap-docker-load")
     loading = pool.submit(load_image, client, settings.bundle, tags, reporter,
                           settings.platform, gate)
     try:
         report = _verify(settings, reporter, jobs=max(1, (os.cpu_count() or 2) - 1))
-        passed.set()
-    finally:
-        settled.set()  # refused, interrupted or failed: the stream stops short
-        if not passed.is_set():
-            abandon(pool, [loading])
-    wait_all([loading])
+        gate.open()
+        wait_all([loading])
+    except BaseException:
+        gate.refuse()  # refused, interrupted or failed: the stream stops short
+        abandon(pool, [loading])
+        raise
     pool.shutdown()
     return report, loading.result()
 

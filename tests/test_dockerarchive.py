@@ -200,3 +200,23 @@ def test_a_refusing_gate_cuts_the_tar_inside_its_last_member(image_bundle: Path)
             handle = tar.extractfile(member)
             if handle is not None:
                 handle.read()
+
+
+def test_without_layer_digests_the_manifest_and_config_are_still_checked(
+        image_bundle: Path, pushed_image: TestImage, tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle"
+    shutil.copytree(image_bundle, bundle)
+    blobs = bundle / "images/blobs/sha256"
+    layer = blobs / pushed_image.shared_layers[0][7:]
+    data = bytearray(layer.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    layer.write_bytes(bytes(data))
+    selection = select_platform(bundle, "linux/amd64")
+    # A damaged layer goes through (the caller verifies layers, the engine diff IDs) ...
+    assert sum(len(p) for p in archive_stream(bundle, selection, check_digests=False)) > 0
+    # ... a damaged config, which names the layers, does not.
+    config = blobs / selection.image.config.hex
+    config.write_text(config.read_text().replace("amd64", "arm64"))
+    with pytest.raises(ChecksumMismatchError):
+        for _ in archive_stream(bundle, selection, check_digests=False):
+            pass

@@ -9,6 +9,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,6 +19,8 @@ import pytest
 import yaml
 
 from airgap.cli import main
+from airgap.engine import LoadStopped, StreamGate, connect, load_image
+from airgap.reporter import RecordingReporter
 from airgap.serve import BackgroundArtifactServer, ServeSettings
 from tests.conftest import REGISTRY_CREDENTIALS, TEST_REPOSITORY
 from tests.peers.gpgkeys import SigningKey
@@ -358,3 +361,34 @@ def test_artifacts_never_follow_a_symbolic_link_out_of_the_bundle(
                  "--quiet"]) == 0
     assert not (served / "beats" / "elastic-agent" / "x.tar.gz").exists()
     assert (served / AGENT).is_file()
+
+
+class _Counting(RecordingReporter):
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent = 0
+
+    def task_advanced(self, key: str, amount: int) -> None:
+        self.sent += amount
+
+
+@pytest.mark.parametrize("when", ["before", "at the end"])
+def test_a_refused_gate_stops_the_stream_and_the_engine_keeps_nothing(
+        golden_bundle: Path, engine: Dockerd, when: str) -> None:
+    gate = StreamGate()
+    if when == "before":
+        gate.refuse()
+    else:
+        threading.Timer(1.0, gate.refuse).start()  # the stream waits at its last chunk
+    reporter = _Counting()
+    layers = stored_layers(engine)
+    with pytest.raises(LoadStopped):
+        load_image(connect(), golden_bundle, (), reporter, "linux/amd64", gate)
+    total = sum(p.stat().st_size for p in (golden_bundle / "images/blobs/sha256").iterdir())
+    if when == "before":
+        assert reporter.sent < 64 << 10  # not the image: at most the first member
+    else:
+        assert 0 < reporter.sent < total
+    assert reporter.outcomes["docker-load"] == "failed"
+    assert docker(engine, "image", "ls", "-aq").stdout.strip() == ""
+    assert stored_layers(engine) == layers
