@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from airgap.dockerarchive import archive_stream, select_platform
+from airgap.dockerarchive import archive_size, archive_stream, select_platform
 from airgap.errors import AirgapError, ToolMissingError, UsageError
 from airgap.reporter import Reporter
 
@@ -130,6 +130,22 @@ class StreamGate:
             raise LoadStopped("the image stream was stopped before its end")
 
 
+class _SizedBody:
+    """A request body of known length: requests sends it with a Content-Length, so
+    urllib3 passes each piece to the socket as it is (chunked framing would copy every
+    piece into a new one, a GiB of copies for a GiB image)."""
+
+    def __init__(self, pieces: Iterator[bytes | memoryview], size: int) -> None:
+        self._pieces = pieces
+        self._size = size
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __iter__(self) -> Iterator[bytes | memoryview]:
+        return self._pieces
+
+
 def load_image(client: Any, bundle: Path, extra_tags: tuple[str, ...], reporter: Reporter,
                platform: str | None = None, gate: StreamGate | None = None) -> LoadedImage:
     """Stream the engine's platform of the bundle's image into the engine.
@@ -147,7 +163,7 @@ def load_image(client: Any, bundle: Path, extra_tags: tuple[str, ...], reporter:
     total = selection.manifest.size + sum(b.size for b in selection.image.blobs)
     reporter.task_started("docker-load", f"docker load {selection.reference} ({wanted})", total)
 
-    def counted() -> Iterator[bytes]:
+    def counted() -> Iterator[bytes | memoryview]:
         for piece in archive_stream(bundle, selection, extra_tags,
                                     gate.wait if gate is not None else None,
                                     check_digests=gate is None):
@@ -159,7 +175,8 @@ def load_image(client: Any, bundle: Path, extra_tags: tuple[str, ...], reporter:
     try:
         # quiet, as the docker CLI asks when not on a terminal: the engine then does not
         # stream per-layer progress back while it is busy storing layers.
-        for message in client.api.load_image(counted(), quiet=True):
+        body = _SizedBody(counted(), archive_size(selection, extra_tags))
+        for message in client.api.load_image(body, quiet=True):
             if isinstance(message, dict) and "errorDetail" in message:
                 raise docker.errors.ImageLoadError(message["errorDetail"].get("message"))
         image = client.images.get(selection.reference)

@@ -13,7 +13,14 @@ import httpx
 import pytest
 
 from airgap.cli import main
-from airgap.dockerarchive import BLOCK, CHUNK, archive_stream, export_image, select_platform
+from airgap.dockerarchive import (
+    BLOCK,
+    CHUNK,
+    archive_size,
+    archive_stream,
+    export_image,
+    select_platform,
+)
 from airgap.download import Downloader
 from airgap.errors import ChecksumMismatchError, UsageError
 from airgap.image import fetch_image
@@ -177,7 +184,9 @@ def test_a_damaged_layer_fails_the_export_and_leaves_no_tar(
 
 def test_a_refusing_gate_cuts_the_tar_inside_its_last_member(image_bundle: Path) -> None:
     selection = select_platform(image_bundle, "linux/amd64")
-    whole = b"".join(archive_stream(image_bundle, selection))
+    whole = bytearray()
+    for piece in archive_stream(image_bundle, selection):
+        whole += piece  # each piece is only valid until the next
     received = bytearray()
     seen_at_gate: list[int] = []
 
@@ -220,3 +229,12 @@ def test_without_layer_digests_the_manifest_and_config_are_still_checked(
     with pytest.raises(ChecksumMismatchError):
         for _ in archive_stream(bundle, selection, check_digests=False):
             pass
+
+
+@pytest.mark.parametrize("tags", [(), ("registry.local/epr:9.0.0", "epr.local/other:1")])
+def test_archive_size_is_the_length_of_the_stream(image_bundle: Path,
+                                                  tags: tuple[str, ...]) -> None:
+    for platform in ("linux/amd64", "linux/arm64"):
+        selection = select_platform(image_bundle, platform)
+        streamed = sum(len(piece) for piece in archive_stream(image_bundle, selection, tags))
+        assert archive_size(selection, tags) == streamed
