@@ -191,14 +191,8 @@ class Dockerd(Daemon):
 
     def stop(self) -> None:
         super().stop()
-        # dockerd leaves its network namespace mounted under the exec root: unmount
-        # what lies under our root, deepest first, so that the folder can go.
-        table = Path("/proc/self/mounts").read_text(encoding="utf-8")
-        points = [line.split()[1] for line in table.splitlines()]
-        inside = [p for p in points if p.startswith(f"{self.root}/")]
-        for point in sorted(inside, key=len, reverse=True):
-            subprocess.run(["umount", "--lazy", point], check=False, capture_output=True)
-        shutil.rmtree(self.root, ignore_errors=True)
+        # dockerd leaves its network namespace mounted under the exec root.
+        _remove_with_mounts(self.root)
 
 
 class Containerd(Daemon):
@@ -246,9 +240,15 @@ class Containerd(Daemon):
 
     def stop(self) -> None:
         super().stop()
-        table = Path("/proc/self/mounts").read_text(encoding="utf-8")
-        inside = [line.split()[1] for line in table.splitlines()
-                  if line.split()[1].startswith(f"{self.root}/")]
-        for point in sorted(inside, key=len, reverse=True):
-            subprocess.run(["umount", "--lazy", point], check=False, capture_output=True)
-        shutil.rmtree(self.root, ignore_errors=True)
+        _remove_with_mounts(self.root)
+
+
+def _remove_with_mounts(root: Path) -> None:
+    """Unmount whatever a daemon left mounted under ``root`` (deepest first), then
+    remove the folder."""
+    table = Path("/proc/self/mounts").read_text(encoding="utf-8")
+    inside = [p for p in (line.split()[1] for line in table.splitlines())
+              if p.startswith(f"{root}/")]
+    for point in sorted(inside, key=len, reverse=True):
+        subprocess.run(["umount", "--lazy", point], check=False, capture_output=True)
+    shutil.rmtree(root, ignore_errors=True)
