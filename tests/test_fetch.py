@@ -240,7 +240,10 @@ def test_killed_fetch_resumes_without_downloading_verified_files_again(
     # Slow enough to be killed in the middle: 64 KiB per 50 ms per file.
     artifact_server.faults.inject("*.tar.gz", Fault("slow", times=-1, delay=0.05))
     bundle = tmp_path / "bundle"
-    process = start_airgap("fetch", str(manifest), "-o", str(bundle), "--jobs", "2", "--quiet")
+    # A killed process cleans nothing up: its GnuPG home goes to our tmp_path, not /tmp.
+    (tmp_path / "tmp").mkdir()
+    process = start_airgap("fetch", str(manifest), "-o", str(bundle), "--jobs", "2", "--quiet",
+                           env={"TMPDIR": str(tmp_path / "tmp")})
     deadline = time.monotonic() + 60
     done: set[str] = set()
     while time.monotonic() < deadline and len(done) < 3:
@@ -271,8 +274,10 @@ def test_ctrl_c_stops_every_part_of_the_fetch_at_once(
                              size=3_000_000)
     artifact_server.faults.inject("*.tar.gz", Fault("slow", times=-1, delay=0.2))
     bundle = tmp_path / "bundle"
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
     process = start_airgap("fetch", str(manifest), "-o", str(bundle), "--quiet",
-                           stderr=subprocess.PIPE)
+                           stderr=subprocess.PIPE, env={"TMPDIR": str(temporary)})
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not any(bundle.glob("downloads/**/*.tar.gz.part")):
         time.sleep(0.05)
@@ -284,6 +289,7 @@ def test_ctrl_c_stops_every_part_of_the_fetch_at_once(
     assert time.monotonic() - interrupted < 5, stderr
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr
+    assert list(temporary.iterdir()) == []  # the GnuPG home went too
     assert not (bundle / "SHA512SUMS").exists()
     artifact_server.faults.clear()
     run_fetch(manifest, bundle)
@@ -300,8 +306,10 @@ def test_ctrl_c_during_a_stalled_transfer_does_not_wait_for_the_read_timeout(
     artifact_server.faults.inject("*.tar.gz", Fault("stall", times=-1, after=100_000,
                                                     delay=600))
     bundle = tmp_path / "bundle"
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
     process = start_airgap("fetch", str(manifest), "-o", str(bundle), "--quiet",
-                           stderr=subprocess.PIPE)
+                           stderr=subprocess.PIPE, env={"TMPDIR": str(temporary)})
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not any(
             p.stat().st_size for p in bundle.glob("downloads/**/*.tar.gz.part")):
@@ -315,6 +323,7 @@ def test_ctrl_c_during_a_stalled_transfer_does_not_wait_for_the_read_timeout(
         process.kill()
     assert time.monotonic() - interrupted < 8, stderr
     assert process.returncode == 130, stderr
+    assert list(temporary.iterdir()) == []  # the GnuPG home went too
     assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr
     assert not list(bundle.glob("downloads/**/*.tar.gz")), "a stalled file looks complete"
     artifact_server.faults.clear()
