@@ -1,12 +1,13 @@
 """Reading a large response body straight from its connection.
 
 httpx hands a body over in pieces that have each gone through h11 and httpcore: a few
-copies and Python calls per piece, about 0.5 CPU-second per GiB on a machine where the
-SHA-256 of the same bytes costs 0.6 (docs/benchmarks.md). The bodies that carry the
-bundle's bytes (blobs, binaries, packages) are plain HTTP/1.1 bodies of a known length,
-so :func:`iter_body` takes the first piece from httpx (whatever httpcore had already read
-past the headers, and h11 hands all of it over at once) and then reads the rest of the
-announced length from the socket into one reused buffer. The connection is closed
+copies and Python calls per piece, about 0.8 CPU-second per GiB on a machine where the
+SHA-256 of the same bytes costs 0.6, against 0.25 read this way (docs/benchmarks.md).
+The bodies that carry the bundle's bytes (blobs, binaries, packages) are plain HTTP/1.1
+bodies of a known length, so :func:`iter_body` takes the first piece from httpx
+(whatever httpcore had already read past the headers, and h11 hands all of it over at
+once) and then reads the rest of the announced length from the socket into one reused
+buffer. The connection is closed
 afterwards instead of going back to the pool, since h11 never saw the end of that body.
 
 Anything else goes through httpx unchanged: chunked or unannounced lengths, HTTP/2, a

@@ -189,10 +189,9 @@ def archive_stream(bundle: Path, selection: PlatformSelection,
                    check_digests: bool = True) -> Iterator[bytes | memoryview]:
     """The tar, in pieces (each valid until the next is asked for), for ``selection``;
     tagged with the image's reference and ``extra_tags``; every blob checked against
-    its digest on the way. With
-    ``check_digests`` false the layers are not (the caller has them checked otherwise;
-    an engine also checks each layer against the config's diff IDs), the manifest and
-    the config, which name everything else, still are.
+    its digest on the way. With ``check_digests`` false the layers are not (the caller
+    has them checked otherwise; an engine also checks each layer against the config's
+    diff IDs), the manifest and the config, which name everything else, still are.
 
     ``gate``, when given, is called before the last chunk of the last blob and may raise
     to stop the stream there: a reader has by then received everything but that chunk,

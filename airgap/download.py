@@ -37,6 +37,7 @@ from airgap.errors import (
 from airgap.reporter import Reporter
 from airgap.threads import map_in_threads
 from airgap.transport import (
+    READ_SIZE,
     Auth,
     NetworkSettings,
     RetryableError,
@@ -52,7 +53,6 @@ DEFAULT_MAX_SIZE = 1 << 40  # 1 TiB: no Elastic artifact comes near it
 # that drops now and then still completes a large blob; a server that sends a few bytes
 # and stalls does not.
 PROGRESS = 1 << 20
-READ_SIZE = 256 << 10  # bytes read from the socket at a time (see transport.py)
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)\Z")
 _UNSATISFIED_RANGE = re.compile(r"^bytes \*/(\d+)\Z")
 

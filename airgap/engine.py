@@ -105,12 +105,10 @@ class StreamGate:
 
     def __init__(self) -> None:
         self._settled = threading.Event()
-        self._open = False
         self._stopped = False
 
     def open(self) -> None:
         """Let the stream end."""
-        self._open = True
         self._settled.set()
 
     def refuse(self) -> None:
@@ -118,16 +116,15 @@ class StreamGate:
         self._stopped = True
         self._settled.set()
 
-    @property
-    def refused(self) -> bool:
-        """Whether :meth:`refuse` was called."""
-        return self._stopped
+    def check(self) -> None:
+        """Raise :class:`LoadStopped` once refused."""
+        if self._stopped:
+            raise LoadStopped("the image stream was stopped before its end")
 
     def wait(self) -> None:
         """Return once opened; raise :class:`LoadStopped` once refused."""
         self._settled.wait()
-        if self._stopped or not self._open:
-            raise LoadStopped("the image stream was stopped before its end")
+        self.check()
 
 
 class _SizedBody:
@@ -167,8 +164,8 @@ def load_image(client: Any, bundle: Path, extra_tags: tuple[str, ...], reporter:
         for piece in archive_stream(bundle, selection, extra_tags,
                                     gate.wait if gate is not None else None,
                                     check_digests=gate is None):
-            if gate is not None and gate.refused:
-                raise LoadStopped("the image stream was stopped before its end")
+            if gate is not None:
+                gate.check()
             reporter.task_advanced("docker-load", len(piece))
             yield piece
 

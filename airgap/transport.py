@@ -45,7 +45,9 @@ CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"
 # costs more memory per transfer. READ_NUM_BYTES is httpcore's own setting for this (a
 # class attribute: if a later httpcore drops it, this does nothing). Over TLS a read
 # returns about one 16 KiB record whatever the size asked, so this helps plain HTTP.
-httpcore.HTTP11Connection.READ_NUM_BYTES = 256 << 10
+# airgap.body reads large bodies from the socket itself, READ_SIZE at a time too.
+READ_SIZE = 256 << 10
+httpcore.HTTP11Connection.READ_NUM_BYTES = READ_SIZE
 
 
 @dataclass(frozen=True)
