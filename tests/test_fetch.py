@@ -8,6 +8,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -232,6 +233,15 @@ def test_a_signing_key_that_cannot_sign_is_refused_before_any_download(
         operator.close()
 
 
+def start_fetch(manifest: Path, bundle: Path, temporary: Path, *options: str,
+                **popen: Any) -> subprocess.Popen[str]:
+    """``airgap fetch --quiet`` in a process of its own, with ``temporary`` (made here)
+    as its TMPDIR: where its GnuPG home goes, and what a test can check is left empty."""
+    temporary.mkdir()
+    return start_airgap("fetch", str(manifest), "-o", str(bundle), "--quiet", *options,
+                        env={"TMPDIR": str(temporary)}, **popen)
+
+
 def test_killed_fetch_resumes_without_downloading_verified_files_again(
         make_manifest: ManifestMaker, registry_front: RegistryFront,
         artifact_server: ArtifactServer, epr_server: EprServer, tmp_path: Path) -> None:
@@ -241,9 +251,7 @@ def test_killed_fetch_resumes_without_downloading_verified_files_again(
     artifact_server.faults.inject("*.tar.gz", Fault("slow", times=-1, delay=0.05))
     bundle = tmp_path / "bundle"
     # A killed process cleans nothing up: its GnuPG home goes to our tmp_path, not /tmp.
-    (tmp_path / "tmp").mkdir()
-    process = start_airgap("fetch", str(manifest), "-o", str(bundle), "--jobs", "2", "--quiet",
-                           env={"TMPDIR": str(tmp_path / "tmp")})
+    process = start_fetch(manifest, bundle, tmp_path / "tmp", "--jobs", "2")
     deadline = time.monotonic() + 60
     done: set[str] = set()
     while time.monotonic() < deadline and len(done) < 3:
@@ -275,9 +283,7 @@ def test_ctrl_c_stops_every_part_of_the_fetch_at_once(
     artifact_server.faults.inject("*.tar.gz", Fault("slow", times=-1, delay=0.2))
     bundle = tmp_path / "bundle"
     temporary = tmp_path / "tmp"
-    temporary.mkdir()
-    process = start_airgap("fetch", str(manifest), "-o", str(bundle), "--quiet",
-                           stderr=subprocess.PIPE, env={"TMPDIR": str(temporary)})
+    process = start_fetch(manifest, bundle, temporary, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not any(bundle.glob("downloads/**/*.tar.gz.part")):
         time.sleep(0.05)
@@ -307,9 +313,7 @@ def test_ctrl_c_during_a_stalled_transfer_does_not_wait_for_the_read_timeout(
                                                     delay=600))
     bundle = tmp_path / "bundle"
     temporary = tmp_path / "tmp"
-    temporary.mkdir()
-    process = start_airgap("fetch", str(manifest), "-o", str(bundle), "--quiet",
-                           stderr=subprocess.PIPE, env={"TMPDIR": str(temporary)})
+    process = start_fetch(manifest, bundle, temporary, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not any(
             p.stat().st_size for p in bundle.glob("downloads/**/*.tar.gz.part")):
