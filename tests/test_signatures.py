@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 from airgap import elastic
 from airgap.errors import SignatureError, ToolMissingError, UsageError
-from airgap.signatures import Verifier, elastic_key_text, gpg_binary
+from airgap.signatures import Verifier, _MessageFeed, elastic_key_text, gpg_binary
 from tests.peers.gpgkeys import SigningKey
 
 
@@ -103,3 +104,72 @@ def test_missing_gpg_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ToolMissingError, match="gpg \\(GnuPG\\) is not installed") as caught:
         gpg_binary()
     assert "apt-get install gnupg" in str(caught.value)
+
+
+# The FIFO through which gpg reads a signed message (see Verifier._check_as_message).
+
+def _feed(tmp_path: Path, content: bytes, length: int) -> tuple[_MessageFeed, int]:
+    source = tmp_path / "artifact.bin"
+    source.write_bytes(content)
+    handle = os.open(source, os.O_RDONLY)
+    return _MessageFeed(tmp_path / "message", b"PREFIX", handle, length), handle
+
+
+def _read_all(path: Path) -> bytes:
+    with path.open("rb") as fifo:
+        return fifo.read()
+
+
+def test_the_feed_sends_the_prefix_then_exactly_the_file(tmp_path: Path) -> None:
+    content = os.urandom(3 * (1 << 20) + 999)  # many pipe-fulls, and a short last one
+    feed, handle = _feed(tmp_path, content, len(content))
+    try:
+        assert _read_all(feed.path) == b"PREFIX" + content
+        assert feed.finish()
+        assert not feed.path.exists()
+    finally:
+        os.close(handle)
+
+
+@pytest.mark.parametrize("length", [1000, 3000])
+def test_a_file_not_of_the_announced_length_is_not_complete(tmp_path: Path,
+                                                            length: int) -> None:
+    feed, handle = _feed(tmp_path, os.urandom(2000), length)
+    try:
+        sent = _read_all(feed.path)
+        assert len(sent) == len(b"PREFIX") + min(length, 2000)
+        assert not feed.finish()
+    finally:
+        os.close(handle)
+
+
+def test_a_reader_that_stops_early_ends_the_feed(tmp_path: Path) -> None:
+    feed, handle = _feed(tmp_path, os.urandom(4 << 20), 4 << 20)
+    try:
+        with feed.path.open("rb") as fifo:
+            assert fifo.read(100)[:6] == b"PREFIX"
+        assert not feed.finish()  # a broken pipe, not a hang
+    finally:
+        os.close(handle)
+
+
+def test_a_feed_nobody_opens_ends_and_leaves_no_fifo(tmp_path: Path) -> None:
+    # As when gpg fails before it opens its input: the writer must not wait forever.
+    feed, handle = _feed(tmp_path, os.urandom(1 << 20), 1 << 20)
+    try:
+        started = time.monotonic()
+        assert not feed.finish()
+        assert time.monotonic() - started < 5
+        assert not feed.path.exists()
+    finally:
+        os.close(handle)
+
+
+def test_checks_leave_nothing_in_the_home(data: Path, signer: SigningKey,
+                                          signer_public_key: Path) -> None:
+    with Verifier([signer_public_key]) as verifier:
+        home = verifier._home
+        before = set(home.iterdir())
+        for _ in range(3):
+            verifier.verify(data, signer.sign(data))
+        assert set(home.iterdir()) == before
