@@ -12,6 +12,12 @@ each with its ``.sha512`` and a real ``.asc`` from a throwaway key. Then times:
   stand-in registry image (about 6 MiB), because every bundle holds one; the peer does
   not, so this counts against airgap.
 
+The files are all the same size, ``--size`` MiB in all: 2 GiB by default. Elastic's
+own files for this manifest weigh several GB (an elastic-agent archive alone is hundreds
+of MB); at the issue's minimum of 500 MB, airgap's fixed start-up (a quarter of a second
+on one core: Python, its imports, a GnuPG home) is a tenth of its run, so the figure says
+more about start-up than about throughput. docs/benchmarks.md gives both.
+
 Target: airgap >= 3x faster.
 """
 
@@ -48,7 +54,10 @@ done < "$3"
 
 
 def options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--size", type=int, default=540, help="MiB of binaries in all")
+    parser.add_argument("--size", type=int, default=2048,
+                        help="MiB of binaries in all (default 2048; the issue asks for at "
+                             "least 500 MB, Elastic's own files for this manifest are several "
+                             "GB)")
     parser.add_argument("--jobs", type=int, default=8, help="airgap fetch --jobs")
 
 
