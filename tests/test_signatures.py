@@ -11,7 +11,13 @@ import pytest
 
 from airgap import elastic
 from airgap.errors import SignatureError, ToolMissingError, UsageError
-from airgap.signatures import Verifier, _MessageFeed, elastic_key_text, gpg_binary
+from airgap.signatures import (
+    Verifier,
+    _MessageFeed,
+    _send,
+    elastic_key_text,
+    gpg_binary,
+)
 from tests.peers.gpgkeys import SigningKey
 
 
@@ -129,6 +135,24 @@ def test_the_feed_sends_the_prefix_then_exactly_the_file(tmp_path: Path) -> None
         assert not feed.path.exists()
     finally:
         os.close(handle)
+
+
+@pytest.mark.parametrize("splice", [True, False], ids=["splice", "copy"])
+def test_both_ways_of_sending_move_the_bytes_asked_for(tmp_path: Path, splice: bool) -> None:
+    # The copy is what runs where splice(2) is missing or the file system refuses it.
+    content = os.urandom(50_000)
+    source = tmp_path / "artifact.bin"
+    source.write_bytes(content)
+    handle = os.open(source, os.O_RDONLY)
+    read_end, write_end = os.pipe()
+    try:
+        moved = _send(handle, write_end, 1000, 30_000, splice=splice)
+        assert 0 < moved <= 30_000
+        assert os.read(read_end, 65536) == content[1000:1000 + moved]
+        assert _send(handle, write_end, len(content), 10, splice=splice) == 0
+    finally:
+        for fd in (handle, read_end, write_end):
+            os.close(fd)
 
 
 @pytest.mark.parametrize("length", [1000, 3000])
