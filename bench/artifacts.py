@@ -14,9 +14,9 @@ each with its ``.sha512`` and a real ``.asc`` from a throwaway key. Then times:
 
 The files are all the same size, ``--size`` MiB in all: 2 GiB by default. Elastic's
 own files for this manifest weigh several GB (an elastic-agent archive alone is hundreds
-of MB); at the issue's minimum of 500 MB, airgap's fixed start-up (a quarter of a second
-on one core: Python, its imports, a GnuPG home) is a tenth of its run, so the figure says
-more about start-up than about throughput. docs/benchmarks.md gives both.
+of MB); at the issue's minimum of 500 MB, airgap's fixed costs (a quarter of a second
+of start-up on one core, a gpg process per file) are a third of its run, so the figure
+says more about them than about throughput. docs/benchmarks.md gives both.
 
 Target: airgap >= 3x faster.
 """

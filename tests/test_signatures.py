@@ -114,10 +114,14 @@ def test_missing_gpg_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
 
 # The FIFO through which gpg reads a signed message (see Verifier._check_as_message).
 
-def _feed(tmp_path: Path, content: bytes, length: int) -> tuple[_MessageFeed, int]:
+def _open_source(tmp_path: Path, content: bytes) -> int:
     source = tmp_path / "artifact.bin"
     source.write_bytes(content)
-    handle = os.open(source, os.O_RDONLY)
+    return os.open(source, os.O_RDONLY)
+
+
+def _feed(tmp_path: Path, content: bytes, length: int) -> tuple[_MessageFeed, int]:
+    handle = _open_source(tmp_path, content)
     return _MessageFeed(tmp_path / "message", b"PREFIX", handle, length), handle
 
 
@@ -141,9 +145,7 @@ def test_the_feed_sends_the_prefix_then_exactly_the_file(tmp_path: Path) -> None
 def test_both_ways_of_sending_move_the_bytes_asked_for(tmp_path: Path, splice: bool) -> None:
     # The copy is what runs where splice(2) is missing or the file system refuses it.
     content = os.urandom(50_000)
-    source = tmp_path / "artifact.bin"
-    source.write_bytes(content)
-    handle = os.open(source, os.O_RDONLY)
+    handle = _open_source(tmp_path, content)
     read_end, write_end = os.pipe()
     try:
         moved = _send(handle, write_end, 1000, 30_000, splice=splice)
