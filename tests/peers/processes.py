@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,19 @@ class Daemon:
         self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
                                         stdin=subprocess.DEVNULL, start_new_session=True)
         log.close()
+
+    def _start_and_wait(self, argv: list[str], ready: Callable[[], bool], timeout: float,
+                        what: str) -> None:
+        """Spawn ``argv`` and wait until ``ready()`` (or the process ended, which is an
+        error with its log); a daemon that never gets ready is stopped."""
+        self._spawn(argv)
+        try:
+            wait_until(lambda: not self.alive() or ready(), timeout, what)
+        except TimeoutError:
+            self.stop()
+            raise
+        if not self.alive():
+            raise RuntimeError(f"{argv[0]} exited:\n{self.log_tail()}")
 
     def log_tail(self, lines: int = 30) -> str:
         """The end of the daemon's log, for failure messages."""
@@ -114,14 +128,8 @@ class DockerRegistry(Daemon):
 
     def start(self) -> DockerRegistry:
         """Start and wait until the port answers."""
-        self._spawn(["docker-registry", "serve", str(self._config())])
-        try:
-            wait_until(lambda: not self.alive() or port_open(self.port), 30, "docker-registry")
-        except TimeoutError:
-            self.stop()
-            raise
-        if not self.alive():
-            raise RuntimeError(f"docker-registry exited:\n{self.log_tail()}")
+        self._start_and_wait(["docker-registry", "serve", str(self._config())],
+                             lambda: port_open(self.port), 30, "docker-registry")
         return self
 
 
@@ -156,16 +164,14 @@ class Dockerd(Daemon):
         """Start the engine and wait until it answers a ping."""
         import docker
 
-        self._spawn([
+        argv = [
             "dockerd", "--storage-driver", "vfs", "--iptables=false", "--ip6tables=false",
             "--bridge=none", "--data-root", str(self.root / "data"),
             "--exec-root", str(self.root / "exec"), "--pidfile", str(self.root / "docker.pid"),
             "-H", self.host,
-        ])
+        ]
 
         def answers() -> bool:
-            if not self.alive():
-                return True
             if not self.socket.exists():
                 return False
             client = docker.DockerClient(base_url=self.host, timeout=5)
@@ -176,13 +182,7 @@ class Dockerd(Daemon):
             finally:
                 client.close()
 
-        try:
-            wait_until(answers, 60, "dockerd answering on its socket")
-        except TimeoutError:
-            self.stop()
-            raise
-        if not self.alive():
-            raise RuntimeError(f"dockerd exited:\n{self.log_tail()}")
+        self._start_and_wait(argv, answers, 60, "dockerd answering on its socket")
         return self
 
     def env(self) -> dict[str, str]:
@@ -221,15 +221,9 @@ class Containerd(Daemon):
             f'  address = "{self.socket}.ttrpc"',
             "",
         ]))
-        self._spawn(["containerd", "--config", str(config)])
-        try:
-            wait_until(lambda: not self.alive() or self.ctr("version").returncode == 0, 30,
-                       "containerd answering on its socket")
-        except TimeoutError:
-            self.stop()
-            raise
-        if not self.alive():
-            raise RuntimeError(f"containerd exited:\n{self.log_tail()}")
+        self._start_and_wait(["containerd", "--config", str(config)],
+                             lambda: self.ctr("version").returncode == 0, 30,
+                             "containerd answering on its socket")
         return self
 
     def ctr(self, *args: str) -> subprocess.CompletedProcess[str]:
