@@ -2,8 +2,8 @@
 
 Products and their artifact directories, file names per OS, architecture and format,
 where each product ships, the FIPS builds, the package registry image tags, the EPR
-routes, the signing key and the integration -> product table. The sources of each fact
-are in ``../shared/elastic/FACTS.md`` (sections 1-4 and 7).
+routes, the signing key and the integration -> product table. Each section names the
+public source (Elastic's documentation or code) its facts were read from.
 """
 
 from __future__ import annotations
@@ -11,7 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
-# -- the signing key (FACTS.md §4) -------------------------------------------------------
+from airgap.platforms import ARCHITECTURES
+
+# -- the signing key ----------------------------------------------------------------------
+# Elastic's "Verify Elastic's signatures" documentation and the key in
+# elastic/package-registry cmd/distribution/GPG-KEY-elasticsearch (SHA-256 self-signatures).
 
 ELASTIC_KEY_FINGERPRINT = "46095ACC8548582C1A2699A9D27D666CD88E42B4"
 ELASTIC_KEY_FILENAME = "GPG-KEY-elasticsearch.asc"
@@ -26,14 +30,17 @@ DEFAULT_REGISTRY_IMAGE = "docker.elastic.co/package-registry/distribution"
 # -- platforms -----------------------------------------------------------------------------
 
 OS_NAMES = ("linux", "windows", "darwin")
-ARCH_NAMES = ("x86_64", "arm64")
-ARCH_ALIASES = {"amd64": "x86_64", "aarch64": "arm64"}
+ARCH_NAMES = tuple(a.elastic for a in ARCHITECTURES)
+#: Other names of those architectures (``amd64``), as the manifest accepts them.
+ARCH_ALIASES = {name: a.elastic for a in ARCHITECTURES for name in (a.oci, *a.aliases)
+                if name != a.elastic}
 FORMATS = ("archive", "deb", "rpm")
 FLAVORS = ("full", "lite")
 VARIANTS = ("ubi", "fips")
 
-#: The OCI platform of the registry image for each manifest architecture.
-IMAGE_PLATFORMS = {"x86_64": "linux/amd64", "arm64": "linux/arm64"}
+#: The OCI platform of the registry image for each manifest architecture (the image is
+#: built for linux/amd64 and linux/arm64: elastic/package-registry's Dockerfile and CI).
+IMAGE_PLATFORMS = {a.elastic: f"linux/{a.oci}" for a in ARCHITECTURES}
 
 Platform = tuple[str, str]  # (os, arch), arch canonical: x86_64 | arm64
 
@@ -126,7 +133,9 @@ def artifact_path(product: Product, filename: str) -> str:
     return f"{product.directory}/{filename}"
 
 
-# -- the package registry image (FACTS.md §1) --------------------------------------------
+# -- the package registry image ----------------------------------------------------------
+# Elastic's "Air-gapped install" page (Fleet and Elastic Agent guide) and
+# elastic/package-registry's distribution builds: tags <version>, lite-<version>, -ubi, -fips.
 
 
 def registry_tag(version: str, flavor: str, variant: str | None, tag: str | None) -> str:
@@ -137,7 +146,8 @@ def registry_tag(version: str, flavor: str, variant: str | None, tag: str | None
     return f"{base}-{variant}" if variant else base
 
 
-# -- the package registry API (FACTS.md §2) ------------------------------------------------
+# -- the package registry API ------------------------------------------------------------
+# elastic/package-registry main.go (routes) and its search handler (parameters).
 
 
 def epr_search_path(package: str, kibana_version: str) -> str:
@@ -153,7 +163,9 @@ def epr_package_path(package: str, version: str) -> str:
     return f"epr/{package}/{package}-{version}.zip"
 
 
-# -- integrations -> products (FACTS.md §7) ------------------------------------------------
+# -- integrations -> products ---------------------------------------------------------------
+# Each integration's input types (elastic/integrations) and the binaries Elastic Agent runs
+# for them (elastic-agent's specs/*.spec.yml).
 
 _LOGS = ("filebeat",)
 _LOGS_AND_METRICS = ("filebeat", "metricbeat")

@@ -1,16 +1,37 @@
 """Every error airgap reports, and the exit code each one maps to.
 
 All errors derive from :class:`AirgapError`. The CLI turns them into exit codes in one
-place (``airgap.cli.main``); nothing else decides an exit code. A message says what is
+place (``airgap.cli.main.main``); nothing else decides an exit code. A message says what is
 wrong and, where it can, how to fix it.
+
+Core code names its own settings, never a command-line flag: ``setting("trust_keys")``
+in a message reads ``trust_keys`` as it is, and ``--trust-key`` once the command line
+has put its names in (:func:`name_settings`), so another front end can use the same core.
 """
 
 from __future__ import annotations
 
 import errno
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from enum import IntEnum
 from typing import ClassVar
+
+# A character no message takes from outside (the CLI shows no control characters).
+_MARK = "\x1f"
+_SETTING = re.compile(f"{_MARK}([a-z_]+){_MARK}")
+
+
+def setting(name: str) -> str:
+    """``name``, a field of a settings object, as a message mentions it: a front end shows
+    it its own way (the command line as the option that sets it)."""
+    return f"{_MARK}{name}{_MARK}"
+
+
+def name_settings(text: str, names: Mapping[str, str] | None = None) -> str:
+    """``text`` with each :func:`setting` shown as ``names`` calls it (else by its name)."""
+    table = names or {}
+    return _SETTING.sub(lambda found: table.get(found.group(1), found.group(1)), text)
 
 
 class ExitCode(IntEnum):
@@ -20,6 +41,8 @@ class ExitCode(IntEnum):
     FAILED = 1
     USAGE = 2
     VERIFICATION = 3
+    INTERRUPTED = 130  # SIGINT (Ctrl-C): 128 + 2, as shells report it
+    TERMINATED = 143   # SIGTERM: 128 + 15
 
 
 class AirgapError(Exception):
@@ -32,10 +55,12 @@ class AirgapError(Exception):
         self.message = message
         self.details = tuple(details)
 
-    def __str__(self) -> str:
-        if not self.details:
-            return self.message
+    def text(self) -> str:
+        """The message and its details, one indented line each, settings still marked."""
         return self.message + "".join(f"\n  {line}" for line in self.details)
+
+    def __str__(self) -> str:
+        return name_settings(self.text())
 
 
 class UsageError(AirgapError):
@@ -111,6 +136,15 @@ class ManyErrors(AirgapError):
     """Several items failed; the exit code is the most serious of theirs."""
 
     def __init__(self, message: str, errors: Sequence[AirgapError]) -> None:
-        super().__init__(message, details=[str(e).replace("\n", "\n  ") for e in errors])
+        super().__init__(message, details=[e.text().replace("\n", "\n  ") for e in errors])
         self.errors = tuple(errors)
         self.exit_code = max((e.exit_code for e in errors), default=ExitCode.FAILED)
+
+
+def raise_collected(errors: Sequence[AirgapError], message: str) -> None:
+    """Return when ``errors`` is empty; raise the error itself when there is one, else a
+    :class:`ManyErrors` headed by ``message``."""
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        raise ManyErrors(message, errors)

@@ -7,7 +7,7 @@ the work is done, so it waits in short slices instead.
 After a failure or a Ctrl-C, work in progress gets :data:`GRACE` seconds to notice its
 stop and end; what still runs then (a read from a stalled server lasts until its
 timeout, and nothing interrupts it) is left behind, and the command line ends the
-process without it (:func:`airgap.cli.run`). Such work only ever writes ``.part`` files.
+process without it (:func:`airgap.cli.main.run`). Such work only ever writes ``.part`` files.
 """
 
 from __future__ import annotations
@@ -93,3 +93,47 @@ def map_in_threads(work: Callable[[_T], _R], items: Iterable[_T], jobs: int,
         raise
     pool.shutdown(wait=True)
     return [future.result() for future in futures]
+
+
+class SidePool:
+    """Work that runs on threads beside the main thread, for the length of a ``with``
+    block: ``with SidePool("airgap-x", on_failure=stop.set) as side: side.submit(...)``.
+
+    When the block ends, the side work is waited for (Ctrl-C still acts at once). When
+    the block raises, or a Ctrl-C comes while waiting, ``on_failure`` tells the side work
+    to stop, and it is abandoned (:func:`abandon`). Failures of the side work itself are
+    left in its futures, for the caller to read.
+    """
+
+    def __init__(self, name: str, *, workers: int = 1,
+                 on_failure: Callable[[], None] | None = None) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
+        self._futures: list[Future[Any]] = []
+        self._on_failure = on_failure
+
+    def submit(self, work: Callable[..., _R], *args: Any) -> Future[_R]:
+        """Start ``work(*args)`` beside the main thread."""
+        future = self._pool.submit(work, *args)
+        self._futures.append(future)
+        return future
+
+    def __enter__(self) -> SidePool:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 traceback: object) -> None:
+        try:
+            if kind is None:
+                wait_all(self._futures)
+        except BaseException:
+            self._stop()
+            raise
+        if kind is not None:
+            self._stop()
+            return
+        self._pool.shutdown()
+
+    def _stop(self) -> None:
+        if self._on_failure is not None:
+            self._on_failure()
+        abandon(self._pool, self._futures)

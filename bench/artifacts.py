@@ -1,4 +1,4 @@
-"""Agent and beats binaries: ``airgap fetch`` vs the seed's curl loop.
+"""Agent and beats binaries: ``airgap fetch`` vs the curl loop of Elastic's air-gap page.
 
 Publishes, on the loopback artifacts.elastic.co stand-in, every file a manifest of six
 products x two architectures x three formats plans (36 files, ``--size`` MiB in all),
@@ -30,7 +30,7 @@ import subprocess
 from common import AIRGAP, MIB, Contender, finish, measure, parse_args, remove, report
 
 from airgap.manifest import load_manifest
-from airgap.plan import make_plan
+from airgap.manifest.plan import make_plan
 from tests.peers.site import LoopbackElastic
 
 PRODUCTS = ("elastic-agent", "filebeat", "metricbeat", "auditbeat", "packetbeat", "heartbeat")
@@ -83,31 +83,31 @@ def main() -> None:
 
         listing = work / "files.txt"
         listing.write_text("".join(f"{p}\n" for p in paths))
-        script = work / "seed.sh"
+        script = work / "loop.sh"
         script.write_text(SEED_LOOP)
         gnupg = work / "gnupg"
         gnupg.mkdir(mode=0o700)
         subprocess.run(["gpg", "--batch", "--quiet", "--homedir", str(gnupg), "--import",
                         str(site.public_key)], check=True, capture_output=True)
-        seed_out = work / "seed"
+        loop_out = work / "loop"
 
-        def fresh_seed_dir() -> None:
-            remove(seed_out)()
-            seed_out.mkdir()
+        def fresh_loop_dir() -> None:
+            remove(loop_out)()
+            loop_out.mkdir()
 
         env = {**os.environ, "GNUPGHOME": str(gnupg)}
         bundle = work / "bundle"
         measure(bench, [
-            Contender("seed: curl loop + sha512sum + gpg",
-                      ["bash", str(script), str(seed_out), site.artifacts.url, str(listing)],
-                      before=fresh_seed_dir, env=env, note=f"{len(paths)} files, sequential"),
+            Contender("curl loop + sha512sum + gpg",
+                      ["bash", str(script), str(loop_out), site.artifacts.url, str(listing)],
+                      before=fresh_loop_dir, env=env, note=f"{len(paths)} files, sequential"),
             Contender("airgap fetch",
                       [*AIRGAP, "fetch", str(manifest), "-o", str(bundle), "--quiet",
                        "--jobs", str(args.jobs)],
                       before=remove(bundle), note=f"same files + small image, -j {args.jobs}"),
         ])
         report(bench, size=size,
-               pairs=[("airgap fetch", "seed: curl loop + sha512sum + gpg", 1 / 3)])
+               pairs=[("airgap fetch", "curl loop + sha512sum + gpg", 1 / 3)])
     finally:
         site.stop()
         finish(bench)

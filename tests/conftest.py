@@ -23,10 +23,10 @@ from typing import Any
 import pytest
 import yaml
 
-from airgap.download import Downloader
+from airgap.net.download import Downloader
+from airgap.net.transport import NetworkSettings, make_client
 from airgap.reporter import NullReporter
-from airgap.signatures import Verifier
-from airgap.transport import NetworkSettings, make_client
+from airgap.trust.gpg import Verifier
 from tests.peers.artifacts import ArtifactServer
 from tests.peers.epr import EprServer
 from tests.peers.gpgkeys import SigningKey
@@ -287,6 +287,25 @@ def docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[.
 
 
 @pytest.fixture(scope="session")
+def image_bundle(pushed_image: TestImage, registry: DockerRegistry,
+                 tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding only images/: the test image pulled for both platforms. Read it,
+    or copy it before changing anything."""
+    from airgap.fetch.image import fetch_image
+    from airgap.manifest.plan import ImageItem
+    from airgap.oci.reference import ImageReference
+
+    bundle = tmp_path_factory.mktemp("bundle")
+    settings = NetworkSettings()
+    with make_client(settings) as client:
+        fetch_image(ImageItem(ImageReference("docker.elastic.co", TEST_REPOSITORY, TEST_TAG),
+                              registry.url, ("linux/amd64", "linux/arm64"), "test"),
+                    bundle, Downloader(client, settings, NullReporter()))
+    return bundle
+
+
+
+@pytest.fixture(scope="session")
 def operator() -> Iterator[SigningKey]:
     """The site operator's key, which signs the golden bundle's SHA512SUMS."""
     key = SigningKey("site operator", "ops@example.test")
@@ -306,9 +325,9 @@ def golden_bundle(tmp_path_factory: pytest.TempPathFactory, signer: SigningKey,
                   operator: SigningKey) -> Iterator[Path]:
     """One bundle (image for both arches, agent and beats, nginx), fetched and signed by the
     operator once per session. Read it, or copy it before changing anything."""
-    from airgap.fetch import FetchSettings, fetch
+    from airgap.fetch.run import FetchSettings, fetch
     from airgap.manifest import load_manifest
-    from airgap.plan import make_plan
+    from airgap.manifest.plan import make_plan
     from airgap.reporter import NullReporter
 
     work = tmp_path_factory.mktemp("golden")

@@ -1,4 +1,4 @@
-"""A stand-in for artifacts.elastic.co (FACTS.md §3).
+"""A stand-in for artifacts.elastic.co, laid out as Elastic's release manifests list it.
 
 Serves ``ROOT`` at ``/downloads/``: ``<dir>/<name>-<version>-<suffix>`` with
 ``<file>.sha512`` (``<128 hex>  <basename>``, no trailing newline, as Elastic writes it)

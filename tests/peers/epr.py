@@ -1,4 +1,4 @@
-"""A stand-in for the Elastic Package Registry API (FACTS.md §2).
+"""A stand-in for the Elastic Package Registry API (elastic/package-registry).
 
 Routes as in elastic/package-registry ``main.go``: ``/`` and ``/index.json``, ``/health``,
 ``/search`` (``package``, ``kibana.version``, ``prerelease``, ``all``, ``type``),

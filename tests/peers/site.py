@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from airgap.manifest import load_manifest
-from airgap.plan import make_plan
+from airgap.manifest.plan import make_plan
 from tests.peers.artifacts import ArtifactServer
 from tests.peers.epr import EprServer
 from tests.peers.gpgkeys import SigningKey

@@ -1,0 +1,77 @@
+"""``airgap inspect``: what a bundle holds, read from its bundle.json (nothing re-hashed)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from airgap.bundle.description import read_description
+from airgap.bundle.layout import IMAGES, SUMS, SUMS_SIGNATURE
+
+
+@dataclass(frozen=True)
+class BundleContents:
+    """A summary of one bundle."""
+
+    path: Path
+    created: str
+    tool_version: str
+    stack_version: str
+    image: dict[str, Any]
+    artifacts: dict[str, list[dict[str, Any]]]
+    packages: list[dict[str, Any]]
+    keys: list[dict[str, Any]]
+    files: int
+    size: int
+    complete: bool
+    signed: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``--json`` form."""
+        return {"bundle": str(self.path), "created": self.created,
+                "tool_version": self.tool_version, "stack_version": self.stack_version,
+                "image": self.image, "artifacts": self.artifacts, "packages": self.packages,
+                "keys": self.keys, "files": self.files, "bytes": self.size,
+                "complete": self.complete, "signed": self.signed}
+
+
+def describe_bundle(path: Path) -> BundleContents:
+    """Summarise the bundle at ``path`` from its bundle.json.
+
+    bundle.json is read with every field checked but not compared with the files: one
+    that is damaged is a :class:`~airgap.errors.BundleError` pointing at ``airgap verify``.
+    """
+    description = read_description(path)
+    items = description.items
+    artifacts: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    packages = []
+    for item in items:
+        verification = item.verification
+        if item.kind == "artifact":
+            artifacts[str(verification.product)].append({
+                "platform": verification.platform, "format": verification.format,
+                "path": item.path, "size": item.size})
+        elif item.kind == "package":
+            packages.append({"name": verification.package, "version": verification.version,
+                             "path": item.path, "size": item.size})
+    image = description.image
+    return BundleContents(
+        path=path,
+        created=description.created,
+        tool_version=description.tool_version,
+        stack_version=description.manifest.resolved.stack_version,
+        image={"reference": image.reference, "digest": image.digest,
+               "upstream_digest": image.upstream_digest,
+               "platforms": {p: v.manifest for p, v in image.platforms.items()},
+               "size": sum(i.size for i in items if i.path.startswith(f"{IMAGES}/"))},
+        artifacts=dict(artifacts),
+        packages=packages,
+        keys=[{"fingerprint": k.fingerprint, "uids": list(k.uids), "elastic": k.elastic}
+              for k in description.keys],
+        files=len(items) + 1,
+        size=sum(i.size for i in items),
+        complete=(path / SUMS).is_file(),
+        signed=(path / SUMS_SIGNATURE).is_file(),
+    )

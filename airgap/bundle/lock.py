@@ -1,0 +1,50 @@
+"""The lock a fetch holds on the bundle it writes."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from pathlib import Path
+from types import TracebackType
+
+from airgap.bundle.layout import LOCK
+from airgap.errors import BundleError
+
+
+class BundleLock:
+    """Holds ``BUNDLE/.airgap.lock`` while a fetch writes the bundle.
+
+    An advisory ``flock``: the kernel releases it when the process ends, however it ends,
+    so a lock left by a killed run never blocks the next one. The file itself is removed
+    only when the fetch succeeds: while it is there, the folder is a bundle in the making.
+    """
+
+    def __init__(self, bundle: Path) -> None:
+        self.path = bundle / LOCK
+        self._fd: int | None = None
+
+    def __enter__(self) -> BundleLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise BundleError(f"another airgap (pid {holder}) is writing {self.path.parent}",
+                              details=["wait for it to finish, or stop it, then run again"]
+                              ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        if self._fd is not None:
+            if kind is None:
+                with contextlib.suppress(OSError):
+                    self.path.unlink()
+            os.close(self._fd)
+            self._fd = None

@@ -1,0 +1,89 @@
+"""Agent and beats binaries: each file with its ``.sha512`` and ``.asc``, all verified.
+
+They land in ``BUNDLE/downloads/<dir>/<file>``, the tree of artifacts.elastic.co's
+``downloads/``, so the folder can be served as-is as an agent binary source. A file is
+kept only when its SHA-512 matches its ``.sha512`` (Elastic's format, naming that file)
+and its ``.asc`` is a valid signature by a trusted key; otherwise none of the three
+stays in the bundle.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from airgap.errors import AirgapError, ChecksumMismatchError, SignatureError
+from airgap.manifest.plan import ArtifactItem
+from airgap.net.download import Download, Downloader, Fetched
+from airgap.trust import openpgp
+from airgap.trust.checksums import MAX_CHECKSUM_FILE, read_elastic_sha512
+from airgap.trust.digests import Digests
+from airgap.trust.gpg import TrustedKey, Verifier
+
+MAX_SIGNATURE_FILE = 64 << 10
+
+
+@dataclass(frozen=True)
+class ArtifactResult:
+    """A verified artifact and its two companions."""
+
+    item: ArtifactItem
+    file: Fetched
+    checksum: Fetched
+    signature: Fetched
+    signer: TrustedKey
+
+
+def check_armored_signature(path: Path, digests: Digests, *, name: str) -> None:
+    """Refuse a signature file that is not ASCII-armoured OpenPGP (an error page, say)."""
+    with path.open("rb") as handle:
+        head = handle.read(len(openpgp.ARMOR_BEGIN) + 64).lstrip()
+    if not head.startswith(openpgp.ARMOR_BEGIN):
+        raise SignatureError(f"{name}: not an ASCII-armoured OpenPGP signature")
+
+
+def _check_checksum_file(path: Path, digests: Digests, *, name: str) -> None:
+    read_elastic_sha512(path, name)
+
+
+def fetch_artifacts(items: Sequence[ArtifactItem], bundle: Path, downloader: Downloader,
+                    verifier: Verifier) -> list[ArtifactResult]:
+    """Fetch and verify every artifact, in parallel; raise naming each one that fails."""
+    tasks = [functools.partial(_fetch_one, item, bundle, downloader, verifier) for item in items]
+    return downloader.run_all(tasks, what="artifacts")
+
+
+def _fetch_one(item: ArtifactItem, bundle: Path, downloader: Downloader,
+               verifier: Verifier) -> ArtifactResult:
+    dest = bundle / item.bundle_path
+    checksum_dest = dest.with_name(dest.name + ".sha512")
+    signature_dest = dest.with_name(dest.name + ".asc")
+    signers: list[TrustedKey] = []
+    try:
+        checksum = downloader.fetch(Download(
+            item.url + ".sha512", checksum_dest, f"{item.filename}.sha512",
+            max_size=MAX_CHECKSUM_FILE,
+            check=functools.partial(_check_checksum_file, name=item.filename)))
+        signature = downloader.fetch(Download(
+            item.url + ".asc", signature_dest, f"{item.filename}.asc",
+            max_size=MAX_SIGNATURE_FILE,
+            check=functools.partial(check_armored_signature, name=f"{item.filename}.asc")))
+        expected = read_elastic_sha512(checksum.dest, item.filename)
+
+        def check(path: Path, digests: Digests) -> None:
+            if digests.sha512 != expected:
+                raise ChecksumMismatchError(
+                    f"{item.filename}: SHA-512 is {digests.sha512[:16]}…, but "
+                    f"{item.filename}.sha512 says {expected[:16]}…: the file was altered "
+                    "or damaged in transit")
+            signers.append(verifier.verify(path, signature.dest, name=item.filename))
+
+        file = downloader.fetch(Download(item.url, dest, item.filename, check=check))
+    except AirgapError:
+        # Nothing unverified stays: the companions go with the file they vouch for.
+        checksum_dest.unlink(missing_ok=True)
+        signature_dest.unlink(missing_ok=True)
+        raise
+    return ArtifactResult(item, file, checksum, signature, signers[-1])

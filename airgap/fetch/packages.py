@@ -1,0 +1,130 @@
+"""Integration packages from the package registry (EPR), with their ``.sig``.
+
+For each integration, ``/search`` names the newest GA version compatible with the
+stack's Kibana; its zip and signature land in ``BUNDLE/packages/<name>/``. Kibana does
+not verify packages uploaded by hand, so the bundle verifies them before transfer.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from airgap import elastic
+from airgap.bundle.layout import PACKAGES
+from airgap.errors import AirgapError, NotFoundError, ServerResponseError
+from airgap.fetch.artifacts import MAX_SIGNATURE_FILE, check_armored_signature
+from airgap.manifest.plan import PackageItem
+from airgap.net.download import Download, Downloader, Fetched
+from airgap.trust.digests import Digests
+from airgap.trust.gpg import TrustedKey, Verifier
+
+_VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z.-]+))?\Z")
+MAX_PACKAGE_SIZE = 512 << 20  # Kibana takes uploads of at most 100 MB; stay well above
+
+
+@dataclass(frozen=True)
+class ResolvedPackage:
+    """The version ``/search`` chose for an integration, and where to get it."""
+
+    name: str
+    version: str
+    search_url: str
+    url: str
+
+    @property
+    def bundle_path(self) -> str:
+        """``packages/<name>/<name>-<version>.zip``."""
+        return f"{PACKAGES}/{self.name}/{self.name}-{self.version}.zip"
+
+
+@dataclass(frozen=True)
+class PackageResult:
+    """A verified package zip and its signature."""
+
+    package: ResolvedPackage
+    reason: str
+    file: Fetched
+    signature: Fetched
+    signer: TrustedKey
+
+
+def version_key(version: str) -> tuple[int, int, int, int, str]:
+    """Semantic version order: a pre-release sorts before its release."""
+    match = _VERSION.match(version)
+    if match is None:
+        raise ValueError(version)
+    major, minor, patch, pre = match.groups()
+    return int(major), int(minor), int(patch), 0 if pre else 1, pre or ""
+
+
+def newest_version(name: str, answer: Any, source: str) -> str:
+    """The newest version of ``name`` in a ``/search`` answer (a list of packages)."""
+    if not isinstance(answer, list):
+        raise ServerResponseError(f"{source}: expected a JSON list of packages")
+    versions = []
+    for entry in answer:
+        if not isinstance(entry, dict) or entry.get("name") != name:
+            continue
+        version = entry.get("version")
+        if not isinstance(version, str) or not _VERSION.match(version):
+            raise ServerResponseError(f"{source}: {version!r} is not a package version")
+        versions.append(version)
+    if not versions:
+        raise NotFoundError("")
+    return max(versions, key=version_key)
+
+
+def fetch_packages(items: Sequence[PackageItem], stack_version: str, epr: str, bundle: Path,
+                   downloader: Downloader, verifier: Verifier) -> list[PackageResult]:
+    """Resolve, download and verify every package, in parallel."""
+    tasks = [functools.partial(_fetch_one, item, stack_version, epr, bundle, downloader,
+                               verifier) for item in items]
+    return downloader.run_all(tasks, what="packages")
+
+
+def resolve(item: PackageItem, stack_version: str, epr: str,
+            downloader: Downloader) -> ResolvedPackage:
+    """Ask the EPR which version of ``item`` to take."""
+    answer = downloader.fetch_small(item.search_url, accept="application/json")
+    try:
+        document = json.loads(answer.content)
+    except ValueError:
+        raise ServerResponseError(f"{item.search_url}: the answer is not JSON") from None
+    try:
+        version = newest_version(item.name, document, item.search_url)
+    except NotFoundError:
+        raise NotFoundError(f"integration {item.name}: no version is compatible with Kibana "
+                            f"{stack_version} on {epr}",
+                            details=["check the name, or remove it from `integrations`"]
+                            ) from None
+    return ResolvedPackage(item.name, version, item.search_url,
+                           epr + elastic.epr_package_path(item.name, version))
+
+
+def _fetch_one(item: PackageItem, stack_version: str, epr: str, bundle: Path,
+               downloader: Downloader, verifier: Verifier) -> PackageResult:
+    package = resolve(item, stack_version, epr, downloader)
+    dest = bundle / package.bundle_path
+    name = dest.name
+    signature_dest = dest.with_name(name + ".sig")
+    signers: list[TrustedKey] = []
+    try:
+        signature = downloader.fetch(Download(
+            package.url + ".sig", signature_dest, f"{name}.sig", max_size=MAX_SIGNATURE_FILE,
+            check=functools.partial(check_armored_signature, name=f"{name}.sig")))
+
+        def check(path: Path, digests: Digests) -> None:
+            signers.append(verifier.verify(path, signature.dest, name=name))
+
+        file = downloader.fetch(Download(package.url, dest, name, max_size=MAX_PACKAGE_SIZE,
+                                         check=check))
+    except AirgapError:
+        signature_dest.unlink(missing_ok=True)
+        raise
+    return PackageResult(package, item.reason, file, signature, signers[-1])

@@ -1,0 +1,83 @@
+"""The artifact registry of the isolated network: the bundle's ``downloads/`` tree laid out
+in a folder that ``airgap serve`` (or any web server) serves to the agents."""
+
+from __future__ import annotations
+
+import errno
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from airgap.bundle.description import read_description
+from airgap.bundle.layout import DOWNLOADS
+from airgap.bundle.scan import scan
+from airgap.errors import UsageError
+from airgap.files import copy_atomically, fsync_folder, temporary_name
+from airgap.reporter import Reporter
+from airgap.trust.digests import hash_file
+
+
+@dataclass(frozen=True)
+class ArtifactsResult:
+    """The artifact registry folder: files linked, copied, already there, replaced."""
+
+    directory: Path
+    linked: int
+    copied: int
+    unchanged: int
+    replaced: tuple[str, ...]
+
+
+def _link_atomically(source: Path, target: Path) -> bool:
+    """Hard-link ``source`` as ``target`` through a rename; False where the file system
+    cannot link the two."""
+    temporary = temporary_name(target)
+    try:
+        os.link(source, temporary)
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+            raise
+        return False
+    try:
+        temporary.replace(target)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    fsync_folder(target.parent)
+    return True
+
+
+def install_artifacts(root: Path, destination: Path, reporter: Reporter) -> ArtifactsResult:
+    """Put the bundle's ``downloads/`` tree into ``destination``, merging with what it holds.
+
+    Files are hard-linked when both are on one filesystem, copied otherwise; each lands
+    through a temporary name and a rename, so an agent never downloads a half-written file.
+    """
+    source = root / DOWNLOADS
+    if not source.is_dir():
+        raise UsageError(f"{root} has no downloads/ folder: the bundle holds no artifacts")
+    known = read_description(root).items_by_path
+    linked = copied = unchanged = 0
+    replaced: list[str] = []
+    found = scan(source)
+    for odd in found.odd:  # only with --skip-verify: verify refuses such a bundle
+        reporter.warning(f"{source / odd.path}: {odd.message}; not installed")
+    for name in sorted(found.regular):
+        path = source / name
+        relative = Path(name)
+        target = destination / relative
+        item = known.get(f"{DOWNLOADS}/{relative.as_posix()}")
+        if target.is_file():
+            if target.samefile(path) or (item and target.stat().st_size == item.size
+                                         and hash_file(target).sha512 == item.sha512):
+                unchanged += 1
+                continue
+            replaced.append(relative.as_posix())
+            reporter.warning(f"{target} differs from the bundle's verified copy: replacing it")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if _link_atomically(path, target):
+            linked += 1
+        else:
+            copy_atomically(path, target)
+            copied += 1
+    return ArtifactsResult(destination, linked, copied, unchanged, tuple(replaced))

@@ -1,0 +1,186 @@
+"""``airgap load``: the isolated side. Verify the bundle, then do what was asked.
+
+In order: verify (unless ``--skip-verify``), load the image into Docker, push it to a
+private registry, run the package registry, lay out the artifact registry, write the
+settings. A bundle that fails verification is refused before anything is touched.
+
+The one overlap: while the bundle is verified, the image already streams to the Docker
+engine, all but its last chunk. A tar cut inside a member is refused whole: Docker's
+classic store registers nothing before it has the whole archive, and with the
+containerd store no image is made (blobs already received stay as unreferenced content
+until containerd's garbage collection). A verified bundle is loaded in the time the
+engine takes, not that plus the verification.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from airgap.bundle.description import read_description
+from airgap.bundle.verify import VerifyReport, VerifySettings, verify_bundle
+from airgap.errors import UsageError, VerificationError, setting
+from airgap.load.artifacts import ArtifactsResult, install_artifacts
+from airgap.load.engine import (
+    LoadedImage,
+    RunningRegistry,
+    RunSettings,
+    StreamGate,
+    connect,
+    load_image,
+    run_registry,
+)
+from airgap.load.fleet_settings import ConfigResult, ConfigSettings, check_urls, write_config
+from airgap.load.push import PushResult, PushTarget, push_image
+from airgap.net.download import Downloader
+from airgap.net.transport import NetworkSettings, make_client
+from airgap.oci.reference import docker_tag, parse_reference
+from airgap.reporter import Reporter
+from airgap.threads import SidePool
+
+if TYPE_CHECKING:
+    from docker import DockerClient
+
+
+@dataclass(frozen=True)
+class LoadSettings:
+    """Everything ``airgap load`` was asked to do."""
+
+    bundle: Path
+    skip_verify: bool = False
+    trust_keys: tuple[Path, ...] = ()
+    docker: bool = False
+    platform: str | None = None
+    tags: tuple[str, ...] = ()
+    registry: str | None = None
+    insecure: bool = False
+    ca_cert: Path | None = None
+    run: bool = False
+    run_settings: RunSettings = field(default_factory=RunSettings)
+    artifacts_dir: Path | None = None
+    config_dir: Path | None = None
+    registry_url: str | None = None
+    artifacts_url: str | None = None
+    jobs: int = 8
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """What ``airgap load`` did."""
+
+    verification: VerifyReport | None
+    loaded: LoadedImage | None = None
+    pushed: PushResult | None = None
+    running: RunningRegistry | None = None
+    artifacts: ArtifactsResult | None = None
+    config: ConfigResult | None = None
+
+
+class BundleRefused(VerificationError):
+    """The bundle failed verification; ``report`` says how."""
+
+    def __init__(self, report: VerifyReport) -> None:
+        super().__init__(f"{report.bundle} failed verification: nothing was loaded",
+                         details=[f"{p.path}: {p.message}" for p in report.problems[:20]])
+        self.report = report
+
+
+def _check(settings: LoadSettings) -> tuple[str, ...]:
+    """Refuse what cannot work before verifying (minutes) and loading; return the
+    extra tags as Docker will keep them."""
+    if not (settings.docker or settings.registry or settings.run or settings.artifacts_dir
+            or settings.config_dir):
+        raise UsageError("nothing to do: give " + ", ".join(setting(s) for s in (
+            "docker", "registry", "run", "artifacts_dir")) + f" or {setting('config_dir')}")
+    if settings.config_dir:
+        if not (settings.registry_url and settings.artifacts_url):
+            raise UsageError(f"{setting('config_dir')} needs {setting('registry_url')} and "
+                             f"{setting('artifacts_url')}: the URLs Kibana and the agents "
+                             "will use")
+        check_urls(settings.registry_url, settings.artifacts_url)
+    if settings.registry:
+        PushTarget.parse(settings.registry)
+    if settings.run:
+        settings.run_settings.check()
+    return tuple(docker_tag(t) for t in settings.tags)
+
+
+def load(settings: LoadSettings, reporter: Reporter) -> LoadResult:
+    """Verify the bundle, then load, push, run, lay out and configure as asked."""
+    tags = _check(settings)
+    engine = connect() if settings.docker or settings.run else None
+    report = loaded = None
+    if settings.skip_verify:
+        reporter.warning(f"{setting('skip_verify')}: the bundle is NOT being checked; "
+                         "whatever it holds now is what gets loaded")
+        reference = parse_reference(_image_reference(settings.bundle))
+        if engine is not None and settings.docker:
+            loaded = load_image(engine, settings.bundle, tags, reporter, settings.platform)
+    else:
+        if engine is not None and settings.docker:
+            report, loaded = _verify_while_loading(settings, engine, tags, reporter)
+        else:
+            report = _verify(settings, reporter)
+        reference = parse_reference(_image_reference(settings.bundle))
+
+    pushed = running = None
+    if settings.registry:
+        pushed = _push(settings, reference.repository, reference.tag, reporter)
+    if engine is not None and settings.run:
+        running = run_registry(engine, str(reference), settings.run_settings, reporter)
+    artifacts = install_artifacts(settings.bundle, settings.artifacts_dir, reporter) \
+        if settings.artifacts_dir else None
+    config = None
+    if settings.config_dir and settings.registry_url and settings.artifacts_url:
+        config = write_config(ConfigSettings(settings.config_dir, settings.registry_url,
+                                             settings.artifacts_url, settings.ca_cert))
+    return LoadResult(report, loaded, pushed, running, artifacts, config)
+
+
+def _verify(settings: LoadSettings, reporter: Reporter, jobs: int | None = None
+            ) -> VerifyReport:
+    verify = VerifySettings(settings.bundle, settings.trust_keys)
+    if jobs is not None:
+        verify = dataclasses.replace(verify, jobs=jobs)
+    report = verify_bundle(verify, reporter)
+    if not report.ok:
+        raise BundleRefused(report)
+    for warning in report.warnings:
+        reporter.warning(warning)
+    return report
+
+
+def _verify_while_loading(settings: LoadSettings, client: DockerClient, tags: tuple[str, ...],
+                          reporter: Reporter) -> tuple[VerifyReport, LoadedImage]:
+    """Verify the bundle here while a thread streams the image to the engine, holding
+    its last chunk until the bundle has passed.
+
+    The verification checks every blob the stream sends against its digest, so the
+    stream does not hash the layers again; it leaves the engine a core of its own.
+    """
+    gate = StreamGate()
+    # Refused, interrupted or failed: the stream stops short.
+    with SidePool("airgap-docker-load", on_failure=gate.refuse) as side:
+        loading = side.submit(load_image, client, settings.bundle, tags, reporter,
+                              settings.platform, gate)
+        report = _verify(settings, reporter, jobs=max(1, (os.cpu_count() or 2) - 1))
+        gate.open()
+    return report, loading.result()
+
+
+def _image_reference(root: Path) -> str:
+    """The image's original reference, from bundle.json."""
+    return read_description(root).image.reference
+
+
+def _push(settings: LoadSettings, repository: str, tag: str, reporter: Reporter) -> PushResult:
+    assert settings.registry is not None
+    target = PushTarget.parse(settings.registry)
+    network = NetworkSettings(ca_certs=(settings.ca_cert,) if settings.ca_cert else (),
+                              jobs=settings.jobs, insecure=settings.insecure)
+    with make_client(network) as client:
+        return push_image(settings.bundle, target, repository, tag,
+                          Downloader(client, network, reporter), settings.insecure)

@@ -1,0 +1,200 @@
+"""The plan: every item a fetch will get for a manifest, and why each one is there.
+
+Planning needs no network. It expands the manifest with Elastic's layout
+(:mod:`airgap.elastic`) into an image, a list of artifact URLs and a list of packages to
+resolve, and leaves out combinations Elastic does not publish, with a note for each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from airgap import elastic
+from airgap.bundle.layout import DOWNLOADS
+from airgap.manifest.model import Manifest
+from airgap.oci.reference import ImageReference, parse_reference
+
+
+@dataclass(frozen=True)
+class ImageItem:
+    """The package registry image: what to pull, from where, for which platforms."""
+
+    reference: ImageReference
+    registry_url: str
+    platforms: tuple[str, ...]
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view."""
+        return {
+            "reference": str(self.reference),
+            "registry_url": self.registry_url,
+            "repository": self.reference.repository,
+            "tag": self.reference.tag,
+            "platforms": list(self.platforms),
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class ArtifactItem:
+    """One binary on the artifact server, with its ``.sha512`` and ``.asc`` beside it."""
+
+    product: str
+    os: str
+    arch: str
+    format: str
+    fips: bool
+    path: str  # below the downloads base: beats/elastic-agent/<file>
+    url: str
+    reasons: tuple[str, ...]
+
+    @property
+    def filename(self) -> str:
+        """Elastic's file name."""
+        return self.path.rsplit("/", 1)[-1]
+
+    @property
+    def bundle_path(self) -> str:
+        """Where the file lives in a bundle: ``downloads/<dir>/<file>``."""
+        return f"{DOWNLOADS}/{self.path}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view."""
+        return {
+            "product": self.product, "os": self.os, "arch": self.arch, "format": self.format,
+            "fips": self.fips, "path": self.bundle_path, "url": self.url,
+            "sha512_url": self.url + ".sha512", "asc_url": self.url + ".asc",
+            "reasons": list(self.reasons),
+        }
+
+
+@dataclass(frozen=True)
+class PackageItem:
+    """An integration package to resolve on the EPR source and download with its ``.sig``."""
+
+    name: str
+    search_url: str
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view."""
+        return {"name": self.name, "search_url": self.search_url, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything a fetch of ``manifest`` gets."""
+
+    manifest: Manifest
+    image: ImageItem
+    artifacts: tuple[ArtifactItem, ...]
+    packages: tuple[PackageItem, ...]
+    notes: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view, as ``airgap plan --json`` prints it."""
+        return {
+            "manifest": self.manifest.source,
+            "stack_version": self.manifest.stack_version,
+            "image": self.image.to_dict(),
+            "artifacts": [a.to_dict() for a in self.artifacts],
+            "packages": [p.to_dict() for p in self.packages],
+            "notes": list(self.notes),
+        }
+
+
+def make_plan(manifest: Manifest) -> Plan:
+    """Expand ``manifest`` into a :class:`Plan`."""
+    notes: list[str] = []
+    return Plan(
+        manifest=manifest,
+        image=_image(manifest),
+        artifacts=tuple(_artifacts(manifest, notes)),
+        packages=tuple(_packages(manifest)),
+        notes=tuple(notes),
+    )
+
+
+def _image(manifest: Manifest) -> ImageItem:
+    spec = manifest.registry
+    reference = parse_reference(spec.image, default_tag=manifest.registry_tag)
+    if spec.tag:
+        reason = "registry.tag"
+    else:
+        variant = f", variant {spec.variant}" if spec.variant else ""
+        reason = f"package registry for Kibana {manifest.stack_version} ({spec.flavor}{variant})"
+    return ImageItem(
+        reference=ImageReference(reference.host, reference.repository, manifest.registry_tag),
+        registry_url=manifest.sources.registry,
+        platforms=manifest.platforms.image_platforms,
+        reason=reason,
+    )
+
+
+def product_reasons(manifest: Manifest) -> dict[str, list[str]]:
+    """Each product to fetch, in order, with why it is wanted."""
+    wanted: dict[str, list[str]] = {}
+    if manifest.artifacts.products is not None:
+        for name in manifest.artifacts.products:
+            wanted[name] = ["artifacts.products"]
+        return wanted
+    wanted[elastic.BASE_PRODUCT] = ["every Fleet setup"]
+    for integration in manifest.integrations:
+        products, listed = elastic.products_for_integration(integration)
+        why = f"integration {integration}" if listed else \
+            f"integration {integration} (log and metrics inputs)"
+        for product in products:
+            wanted.setdefault(product, []).append(why)
+    return wanted
+
+
+def _combinations(manifest: Manifest, notes: list[str]) -> Iterator[tuple[str, str, str]]:
+    platforms = manifest.platforms
+    packaged = [f for f in platforms.formats if f != "archive"]
+    other_os = [o for o in platforms.os if o != "linux"]
+    if packaged and other_os:
+        notes.append(f"{' and '.join(packaged)} packages exist for linux only: "
+                     f"{', '.join(other_os)} get{'s' if len(other_os) == 1 else ''} "
+                     f"{'archives' if 'archive' in platforms.formats else 'nothing'}")
+    for os in platforms.os:
+        for arch in platforms.arch:
+            for fmt in platforms.formats:
+                if fmt == "archive" or os == "linux":
+                    yield os, arch, fmt
+
+
+def _artifacts(manifest: Manifest, notes: list[str]) -> Iterator[ArtifactItem]:
+    version, fips = manifest.stack_version, manifest.artifacts.fips
+    combinations = list(_combinations(manifest, notes))
+    left_out: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+    for name, reasons in product_reasons(manifest).items():
+        product = elastic.PRODUCTS[name]
+        missing: dict[str, list[str]] = {}
+        for os, arch, fmt in combinations:
+            why_not = elastic.unavailable_reason(product, os, arch, fmt, fips)
+            if why_not is not None:
+                missing.setdefault(why_not, []).append(f"{os}/{arch} {fmt}")
+                continue
+            filename = elastic.artifact_filename(product, version, os, arch, fmt, fips)
+            path = elastic.artifact_path(product, filename)
+            yield ArtifactItem(name, os, arch, fmt, fips, path,
+                               manifest.sources.artifacts + path, tuple(reasons))
+        for why_not, missed in missing.items():
+            left_out.setdefault((why_not, tuple(missed)), []).append(name)
+    for (why_not, left), names in left_out.items():
+        notes.append(f"{', '.join(names)}: {why_not}; left out {', '.join(left)}")
+
+
+def _packages(manifest: Manifest) -> Iterator[PackageItem]:
+    if not manifest.packages:
+        return
+    for name in manifest.integrations:
+        yield PackageItem(
+            name=name,
+            search_url=manifest.sources.epr
+            + elastic.epr_search_path(name, manifest.stack_version),
+            reason=f"integration {name}",
+        )

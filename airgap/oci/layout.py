@@ -1,0 +1,139 @@
+"""The OCI image layout on disk: ``oci-layout``, ``index.json``, ``blobs/sha256/<hex>``.
+
+The bundle keeps its image as one such layout, holding every platform with each blob
+stored once; :func:`select_platform` finds one platform's manifest in it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from airgap.errors import (
+    BundleError,
+    ChecksumMismatchError,
+    ServerResponseError,
+    UsageError,
+    setting,
+)
+from airgap.files import atomic_write
+from airgap.oci.media import (
+    CONTAINERD_NAME,
+    INDEX_TYPES,
+    MAX_MANIFEST_SIZE,
+    OCI_INDEX,
+    REF_NAME,
+    Descriptor,
+    ImageManifest,
+    digest_hex,
+    index_entries,
+    load_json,
+    parse_image_manifest,
+)
+from airgap.oci.platform import Platform
+from airgap.platforms import host_platform
+from airgap.trust.digests import Digests
+
+
+class Layout:
+    """An OCI image layout directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.blobs = root / "blobs" / "sha256"
+
+    def blob(self, digest: str) -> Path:
+        """Where the blob with ``digest`` lives."""
+        return self.blobs / digest_hex(digest)
+
+    def write_blob(self, data: bytes) -> tuple[Path, Digests]:
+        """Store a small blob (a manifest, an index) atomically; return its path and hashes."""
+        digests = Digests(len(data), hashlib.sha512(data).hexdigest(),
+                          hashlib.sha256(data).hexdigest())
+        path = self.blobs / str(digests.sha256)
+        self.blobs.mkdir(parents=True, exist_ok=True)
+        if not path.exists() or path.read_bytes() != data:
+            atomic_write(path, data)
+        return path, digests
+
+    def write_index(self, entries: Sequence[Mapping[str, Any]]) -> None:
+        """Write ``oci-layout`` and ``index.json`` naming ``entries`` (descriptors)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        for name, document in (("oci-layout", {"imageLayoutVersion": "1.0.0"}),
+                               ("index.json", {"schemaVersion": 2, "mediaType": OCI_INDEX,
+                                               "manifests": list(entries)})):
+            atomic_write(self.root / name, json.dumps(document, indent=2) + "\n")
+
+    def read_index(self) -> list[Descriptor]:
+        """The descriptors ``index.json`` names."""
+        path = self.root / "index.json"
+        return index_entries(load_json(path.read_bytes(), str(path)), str(path))
+
+    def read_json(self, digest: str) -> dict[str, Any]:
+        """A small JSON blob (manifest, index, config) of this layout."""
+        path = self.blob(digest)
+        try:
+            if path.stat().st_size > MAX_MANIFEST_SIZE:
+                raise ServerResponseError(f"{path}: too large for a manifest")
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise BundleError(f"blob {digest} is missing from {self.root}",
+                              details=["run airgap verify to see what else is wrong"]) from None
+        if hashlib.sha256(data).hexdigest() != digest_hex(digest):
+            raise ChecksumMismatchError(f"{path}: its content does not match its digest "
+                                        f"{digest}", details=["run airgap verify"])
+        return load_json(data, str(path))
+
+
+@dataclass(frozen=True)
+class PlatformSelection:
+    """The manifest of one platform of a layout's image, and the names it goes by."""
+
+    platform: Platform
+    manifest: Descriptor
+    image: ImageManifest
+    reference: str
+    tag: str
+
+
+def image_platforms(layout: Layout) -> tuple[Descriptor, list[Descriptor]]:
+    """The layout's top descriptor and the platform manifests under it."""
+    try:
+        entries = layout.read_index()
+    except FileNotFoundError:
+        raise BundleError(f"{layout.root} holds no image layout (no index.json)") from None
+    if len(entries) != 1:
+        raise BundleError(f"{layout.root}/index.json should name one image, it names "
+                          f"{len(entries)}")
+    top = entries[0]
+    if top.media_type in INDEX_TYPES:
+        return top, index_entries(layout.read_json(top.digest), str(layout.blob(top.digest)))
+    return top, [top]
+
+
+def select_platform(layout: Layout, wanted: str | None) -> PlatformSelection:
+    """The platform ``wanted`` (default: this machine's) of the layout's image."""
+    top, manifests = image_platforms(layout)
+    annotations = top.raw.get("annotations", {})
+    reference = str(annotations.get(CONTAINERD_NAME, ""))
+    tag = str(annotations.get(REF_NAME, ""))
+    try:
+        target = Platform.parse(wanted or host_platform())
+    except ValueError as exc:
+        raise UsageError(f"{setting('platform')}: {exc}") from None
+    available = []
+    for descriptor in manifests:
+        image = parse_image_manifest(layout.read_json(descriptor.digest),
+                                     str(layout.blob(descriptor.digest)))
+        found = Platform.from_config(layout.read_json(image.config.digest))
+        available.append(str(found))
+        if target.matches(found):
+            return PlatformSelection(found, descriptor, image, reference, tag)
+    raise UsageError(f"the bundle's image has no {target} platform; it has "
+                     f"{', '.join(available)}",
+                     details=[f"choose one with {setting('platform')}"] if wanted is None
+                     else [])

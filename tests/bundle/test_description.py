@@ -1,0 +1,74 @@
+"""bundle.json as a typed model: read with every field checked, written back the same."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airgap.bundle.description import BundleDescription, DescriptionError, read_description
+from airgap.errors import BundleError
+
+
+@pytest.fixture
+def document(golden_bundle: Path) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((golden_bundle / "bundle.json").read_text())
+    return loaded
+
+
+def test_a_fetched_description_reads_and_writes_back_byte_for_byte(
+        golden_bundle: Path, tmp_path: Path) -> None:
+    description = read_description(golden_bundle)
+    assert description.image.reference.endswith("package-registry/distribution:9.0.0")
+    assert {i.kind for i in description.items} >= {"artifact", "package", "key", "image-layer"}
+    description.write(tmp_path)
+    assert (tmp_path / "bundle.json").read_bytes() == (golden_bundle / "bundle.json").read_bytes()
+
+
+def damage(document: dict[str, Any], change: str) -> dict[str, Any]:
+    """``document`` with one thing wrong, as ``change`` says."""
+    damaged = copy.deepcopy(document)
+    if change == "item size":
+        damaged["items"][2]["size"] = "big"
+    elif change == "item sha512":
+        damaged["items"][0]["sha512"] = "0" * 127
+    elif change == "item kind":
+        damaged["items"][1]["kind"] = "trojan"
+    elif change == "unknown field":
+        damaged["image"]["pulled_by"] = "someone"
+    elif change == "missing field":
+        del damaged["keys"][0]["fingerprint"]
+    elif change == "verification value":
+        damaged["items"][3]["verification"]["signer"] = 7
+    elif change == "format":
+        damaged["format"] = 2
+    elif change == "layers":
+        next(iter(damaged["image"]["platforms"].values()))["layers"] = "sha256:x"
+    return damaged
+
+
+@pytest.mark.parametrize(("change", "where"), [
+    ("item size", "items[2].size"), ("item sha512", "items[0].sha512"),
+    ("item kind", "items[1].kind"), ("unknown field", "image.pulled_by"),
+    ("missing field", "keys[0].fingerprint"), ("verification value",
+                                               "items[3].verification.signer"),
+    ("format", "format"), ("layers", "layers"),
+])
+def test_a_damaged_field_is_named(document: dict[str, Any], change: str, where: str) -> None:
+    with pytest.raises(DescriptionError) as refused:
+        BundleDescription.from_dict(damage(document, change))
+    assert where in refused.value.field
+
+
+def test_a_damaged_file_says_so_and_points_at_verify(golden_bundle: Path, tmp_path: Path,
+                                                    document: dict[str, Any]) -> None:
+    (tmp_path / "bundle.json").write_text(json.dumps(damage(document, "item size")))
+    with pytest.raises(BundleError, match=r"bundle.json is damaged: items\[2\].size") as error:
+        read_description(tmp_path)
+    assert "airgap verify" in str(error.value)
+    (tmp_path / "bundle.json").write_text("[" * 100 + "]" * 100)
+    with pytest.raises(BundleError, match="damaged: expected an object"):
+        read_description(tmp_path)

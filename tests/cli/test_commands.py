@@ -1,0 +1,94 @@
+"""The command line: output, JSON, and exit codes, run as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from airgap.cli import main
+from tests.conftest import REPO
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m airgap`` in a fresh process, as an operator would."""
+    env = {**os.environ, "COLUMNS": "200"}
+    return subprocess.run([sys.executable, "-m", "airgap", *args], capture_output=True,
+                          text=True, cwd=REPO, timeout=60, env=env)
+
+
+def test_plan_json_lists_every_artifact_with_checksum_and_signature() -> None:
+    result = run("plan", "manifests/full-multiarch.yaml", "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["image"]["reference"] == "docker.elastic.co/package-registry/distribution:9.0.0"
+    urls = {a["url"] for a in data["artifacts"]}
+    assert ("https://artifacts.elastic.co/downloads/beats/elastic-agent/"
+            "elastic-agent-9.0.0-windows-x86_64.zip") in urls
+    assert all(a["asc_url"] == a["url"] + ".asc" for a in data["artifacts"])
+    assert [p["name"] for p in data["packages"]][:2] == ["system", "nginx"]
+
+
+def test_plan_table_shows_reasons() -> None:
+    result = run("plan", "manifests/lite-x86_64.yaml")
+    assert result.returncode == 0, result.stderr
+    assert "lite-9.0.0" in result.stdout
+    assert "← integration fleet_server" in result.stdout
+    assert "fleet-server/fleet-server-9.0.0-linux-x86_64.tar.gz" in result.stdout
+    assert "search?package=nginx&kibana.version=9.0.0&prerelease=false" in result.stdout
+
+
+def test_invalid_manifest_exits_2_naming_file_and_key(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("apiVersion: airgap/v1\nkind: Bundle\nstack:\n  version: 9.0.0\n"
+                   "platforms:\n  arch: [x86_64, sparc]\n")
+    result = run("plan", str(bad))
+    assert result.returncode == 2
+    assert f"{bad}:6: platforms.arch[1]: 'sparc' is not one of x86_64, arm64" in result.stderr
+    assert result.stdout == ""
+
+
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plan"]) == 2
+    assert "Missing argument" in capsys.readouterr().err
+    assert main(["no-such-command"]) == 2
+
+
+def test_help_and_version_exit_0(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    assert "plan" in capsys.readouterr().out
+    assert main(["--version"]) == 0
+    assert "airgap, version" in capsys.readouterr().out
+
+
+def test_a_local_file_error_is_a_message_not_a_traceback(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    result = run("fetch", "manifests/minimal.yaml", "-o", str(blocker / "bundle"))
+    assert result.returncode == 1
+    assert f"error: {blocker / 'bundle'}: Not a directory" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_verify_starts_without_the_network_and_docker_stacks() -> None:
+    # verify, inspect and export-image run on the isolated side, often: they must not pay
+    # for importing httpx, the Docker client, YAML or aiohttp.
+    probe = ("import sys, airgap.cli; "
+             "print(' '.join(m for m in ('httpx', 'docker', 'yaml', 'aiohttp') "
+             "if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip() == ""
+
+
+def test_core_messages_name_the_options_a_user_types(tmp_path: Path) -> None:
+    # Core code says sign_with and gnupg_home; the command line shows its own options.
+    result = run("fetch", "manifests/minimal.yaml", "-o", str(tmp_path / "b"),
+                 "--sign-with", "ops@example.org")
+    assert result.returncode == 2
+    assert "error: --sign-with needs --gnupg-home" in result.stderr
+    assert "\x1f" not in result.stderr and "sign_with" not in result.stderr

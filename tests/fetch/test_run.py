@@ -1,0 +1,335 @@
+"""airgap fetch end to end: image, artifacts and packages into one provable bundle."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airgap.bundle import BundleLock, parse_sums
+from airgap.errors import BundleError, ExitCode, NotFoundError, UsageError
+from airgap.fetch.run import FetchResult, FetchSettings, fetch
+from airgap.manifest import load_manifest
+from airgap.manifest.plan import make_plan
+from airgap.reporter import NullReporter
+from tests.conftest import TEST_REPOSITORY, ManifestMaker, start_airgap
+from tests.peers.artifacts import ArtifactServer
+from tests.peers.epr import EprServer
+from tests.peers.files import Fault
+from tests.peers.gpgkeys import SigningKey
+from tests.peers.images import TestImage
+from tests.peers.registry_front import RegistryFront
+
+ELASTIC = "46095ACC8548582C1A2699A9D27D666CD88E42B4"
+
+
+def site_manifest(make_manifest: ManifestMaker, front: RegistryFront,
+                  artifacts: ArtifactServer, epr: EprServer, *, size: int = 30_000,
+                  **keys: object) -> Path:
+    keys.setdefault("platforms", {"arch": ["x86_64", "arm64"]})
+    keys.setdefault("integrations", ["system", "nginx", "fleet_server"])
+    path = make_manifest(artifacts_from=artifacts, epr_from=epr, **keys,
+                         sources={"registry": front.url})
+    for item in make_plan(load_manifest(path)).artifacts:
+        if not (artifacts.root / item.path).exists():
+            artifacts.publish(item.path, size)
+    return path
+
+
+def run_fetch(manifest: Path, bundle: Path, **options: object) -> FetchResult:
+    return fetch(FetchSettings(manifest=manifest, bundle=bundle, jobs=4, **options),  # type: ignore[arg-type]
+                 NullReporter())
+
+
+def files_of(bundle: Path) -> set[str]:
+    return {p.relative_to(bundle).as_posix() for p in bundle.rglob("*") if p.is_file()}
+
+
+def test_fetch_writes_a_complete_bundle_that_coreutils_can_check(
+        make_manifest: ManifestMaker, registry_front: RegistryFront,
+        artifact_server: ArtifactServer, epr_server: EprServer, pushed_image: TestImage,
+        signer: SigningKey, tmp_path: Path) -> None:
+    manifest = site_manifest(make_manifest, registry_front, artifact_server, epr_server)
+    bundle = tmp_path / "bundle"
+    result = run_fetch(manifest, bundle)
+
+    check = subprocess.run(["sha512sum", "--check", "--strict", "SHA512SUMS"], cwd=bundle,
+                           capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    sums, problems = parse_sums((bundle / "SHA512SUMS").read_text())
+    assert problems == []
+    assert set(sums) == files_of(bundle) - {"SHA512SUMS"}
+    assert list(sums) == sorted(sums)
+    assert not any(name.endswith(".part") for name in files_of(bundle))
+    assert not (bundle / ".airgap.lock").exists()
+
+    description = json.loads((bundle / "bundle.json").read_text())
+    assert description["format"] == 1 and description["tool"]["name"] == "airgap"
+    items = {i["path"]: i for i in description["items"]}
+    assert set(items) == set(sums) - {"bundle.json"}
+    for path, item in items.items():
+        assert item["sha512"] == sums[path] and item["size"] == (bundle / path).stat().st_size
+    assert description["manifest"]["given"]["integrations"] == ["system", "nginx",
+                                                                "fleet_server"]
+    assert description["manifest"]["resolved"]["packages"] == {
+        "system": "2.1.0", "nginx": "2.0.0", "fleet_server": "1.6.0"}
+    image = description["image"]
+    assert image["upstream_digest"] == pushed_image.index_digest
+    assert {p: v["manifest"] for p, v in image["platforms"].items()} == pushed_image.manifests
+    assert image["reference"] == f"docker.elastic.co/{TEST_REPOSITORY}:9.0.0"
+    assert {k["fingerprint"] for k in description["keys"]} == {ELASTIC, signer.fingerprint}
+    assert {f"keys/{ELASTIC}.asc", f"keys/{signer.fingerprint}.asc"} <= set(sums)
+    agent = "downloads/beats/elastic-agent/elastic-agent-9.0.0-linux-arm64.tar.gz"
+    assert items[agent]["kind"] == "artifact"
+    assert items[agent]["verification"]["signer"] == signer.fingerprint
+    assert items[agent]["verification"]["signature"] == agent + ".asc"
+    assert items[agent]["source"] == artifact_server.url + agent.removeprefix("downloads/")
+    assert items["packages/nginx/nginx-2.0.0.zip"]["kind"] == "package"
+    assert {i["kind"] for i in items.values()} >= {
+        "image-index", "image-manifest", "image-config", "image-layer", "oci-layout",
+        "artifact", "artifact-checksum", "artifact-signature", "package",
+        "package-signature", "key"}
+    assert result.signed is False and result.removed == ()
+
+
+def test_a_second_fetch_into_a_locked_bundle_refuses(
+        make_manifest: ManifestMaker, registry_front: RegistryFront,
+        artifact_server: ArtifactServer, epr_server: EprServer, tmp_path: Path) -> None:
+    manifest = site_manifest(make_manifest, registry_front, artifact_server, epr_server)
+    bundle = tmp_path / "bundle"
+    with BundleLock(bundle), pytest.raises(BundleError, match=f"another airgap \\(pid "
+                                                              f"{os.getpid()}\\) is writing"):
+        run_fetch(manifest, bundle)
+
+
+def test_rerun_reuses_everything_and_a_changed_manifest_fetches_only_the_new(
+        make_manifest: ManifestMaker, registry_front: RegistryFront,
+        artifact_server: ArtifactServer, epr_server: EprServer, tmp_path: Path) -> None:
+    manifest = site_manifest(make_manifest, registry_front, artifact_server, epr_server)
+    bundle = tmp_path / "bundle"
+    run_fetch(manifest, bundle)
+    downloads = len(artifact_server.faults.log)
+    blobs = len(registry_front.faults.requests("*/blobs/*"))
+    packages = len(epr_server.faults.requests("/epr/*"))
+    again = run_fetch(manifest, bundle)
+    assert len(artifact_server.faults.log) == downloads
+    assert len(registry_front.faults.requests("*/blobs/*")) == blobs
+    assert len(epr_server.faults.requests("/epr/*")) == packages
+    assert all(a.file.reused for a in again.artifacts)
+
+    changed = site_manifest(make_manifest, registry_front, artifact_server, epr_server,
+                            platforms={"arch": ["x86_64"]},
+                            integrations=["system", "nginx", "fleet_server", "endpoint"],
+                            name="changed.yaml")
+    result = run_fetch(changed, bundle)
+    new_requests = [r.path for r in artifact_server.faults.log[downloads:]]
+    assert all("endpoint-security" in p for p in new_requests) and len(new_requests) == 3
+    assert [r.path for r in epr_server.faults.requests("/epr/*")[packages:]] == [
+        "/epr/endpoint/endpoint-9.0.0.zip.sig", "/epr/endpoint/endpoint-9.0.0.zip"]
+    assert "downloads/beats/elastic-agent/elastic-agent-9.0.0-linux-arm64.tar.gz" in \
+        result.removed
+    assert not any("arm64" in f for f in files_of(bundle) if f.startswith("downloads/"))
+    check = subprocess.run(["sha512sum", "--check", "--quiet", "SHA512SUMS"], cwd=bundle)
+    assert check.returncode == 0
+
+
+def test_a_failed_fetch_leaves_no_index_and_lists_every_failure(
+        make_manifest: ManifestMaker, registry_front: RegistryFront,
+        artifact_server: ArtifactServer, epr_server: EprServer, tmp_path: Path) -> None:
+    manifest = site_manifest(make_manifest, registry_front, artifact_server, epr_server,
+                             integrations=["legacy_only"])
+    bundle = tmp_path / "bundle"
+    with pytest.raises(NotFoundError, match="integration legacy_only"):
+        run_fetch(manifest, bundle)
+    assert not (bundle / "SHA512SUMS").exists() and not (bundle / "bundle.json").exists()
+    # The lock file stays: it marks the folder as a bundle in the making, which a rerun
+    # (here of a fixed manifest) accepts and completes.
+    assert (bundle / ".airgap.lock").is_file()
+    fixed = site_manifest(make_manifest, registry_front, artifact_server, epr_server,
+                          name="fixed.yaml")
+    run_fetch(fixed, bundle)
+    assert not (bundle / ".airgap.lock").exists() and (bundle / "SHA512SUMS").is_file()
+
+
+def test_fetch_refuses_a_folder_that_is_not_empty_and_not_a_bundle(
+        make_manifest: ManifestMaker, registry_front: RegistryFront,
+        artifact_server: ArtifactServer, epr_server: EprServer, tmp_path: Path) -> None:
+    manifest = site_manifest(make_manifest, registry_front, artifact_server, epr_server)
+    home = tmp_path / "home"
+    (home / "downloads").mkdir(parents=True)
+    (home / "downloads" / "holiday.jpg").write_bytes(b"precious")
+    with pytest.raises(BundleError, match="is not empty and is not an airgap bundle"):
+        run_fetch(manifest, home)
+    assert files_of(home) == {"downloads/holiday.jpg"}
+    assert artifact_server.faults.log == []
+
+
+def test_rerun_after_an_interrupted_run_removes_what_it_left_behind(
+        make_manifest: ManifestMaker, registry_front: RegistryFront,
+        artifact_server: ArtifactServer, epr_server: EprServer, tmp_path: Path) -> None:
+    manifest = site_manifest(make_manifest, registry_front, artifact_server, epr_server)
+    bundle = tmp_path / "bundle"
+    run_fetch(manifest, bundle)
+    # What a run of another manifest, killed before it wrote its index, leaves behind.
+    (bundle / "bundle.json").unlink()
+    (bundle / "SHA512SUMS").unlink()
+    (bundle / ".airgap.lock").write_text("12345\n")
+    leftovers = ["packages/apache/apache-1.0.0.zip", "packages/apache/apache-1.0.0.zip.sig",
+                 "downloads/beats/filebeat/filebeat-9.0.0-linux-x86_64.tar.gz.part",
+                 "images/blobs/sha256/" + "ab" * 32 + ".part", "bundle.json.part"]
+    for path in leftovers:
+        (bundle / path).parent.mkdir(parents=True, exist_ok=True)
+        (bundle / path).write_bytes(b"left over")
+    result = run_fetch(manifest, bundle)
+    assert sorted(result.removed) == sorted(leftovers)
+    assert not (bundle / "packages" / "apache").exists()
+    check = subprocess.run(["sha512sum", "--check", "--strict", "SHA512SUMS"], cwd=bundle,
+                           capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout
+    sums, _ = parse_sums((bundle / "SHA512SUMS").read_text())
+    assert set(sums) == files_of(bundle) - {"SHA512SUMS"}
+
+
+def test_operator_signature_of_sha512sums(
+        make_manifest: ManifestMaker, registry_front: RegistryFront,
+        artifact_server: ArtifactServer, epr_server: EprServer, tmp_path: Path) -> None:
+    operator = SigningKey("site operator", "ops@example.test")
+    try:
+        manifest = site_manifest(make_manifest, registry_front, artifact_server, epr_server)
+        bundle = tmp_path / "bundle"
+        result = run_fetch(manifest, bundle, sign_with=operator.fingerprint,
+                           gnupg_home=operator.home)
+        assert result.signed
+        check = subprocess.run(["gpgv", "--keyring", str(operator.home / "pubring.kbx"),
+                                str(bundle / "SHA512SUMS.asc"), str(bundle / "SHA512SUMS")],
+                               capture_output=True)
+        assert check.returncode == 0, check.stderr
+    finally:
+        operator.close()
+
+
+@pytest.mark.parametrize("problem", ["no --gnupg-home", "a key the home lacks"])
+def test_a_signing_key_that_cannot_sign_is_refused_before_any_download(
+        make_manifest: ManifestMaker, registry_front: RegistryFront,
+        artifact_server: ArtifactServer, epr_server: EprServer, tmp_path: Path,
+        problem: str) -> None:
+    operator = SigningKey("site operator", "ops@example.test")
+    try:
+        manifest = site_manifest(make_manifest, registry_front, artifact_server, epr_server)
+        bundle = tmp_path / "bundle"
+        home = None if problem == "no --gnupg-home" else operator.home
+        with pytest.raises(UsageError) as refused:
+            run_fetch(manifest, bundle, sign_with="nobody@example.test", gnupg_home=home)
+        assert refused.value.exit_code == ExitCode.USAGE
+        assert artifact_server.faults.log == [], "downloads started before the key was checked"
+        assert not (bundle / "SHA512SUMS").exists()
+    finally:
+        operator.close()
+
+
+def start_fetch(manifest: Path, bundle: Path, temporary: Path, *options: str,
+                **popen: Any) -> subprocess.Popen[str]:
+    """``airgap fetch --quiet`` in a process of its own, with ``temporary`` (made here)
+    as its TMPDIR: where its GnuPG home goes, and what a test can check is left empty."""
+    temporary.mkdir()
+    return start_airgap("fetch", str(manifest), "-o", str(bundle), "--quiet", *options,
+                        env={"TMPDIR": str(temporary)}, **popen)
+
+
+def test_killed_fetch_resumes_without_downloading_verified_files_again(
+        make_manifest: ManifestMaker, registry_front: RegistryFront,
+        artifact_server: ArtifactServer, epr_server: EprServer, tmp_path: Path) -> None:
+    manifest = site_manifest(make_manifest, registry_front, artifact_server, epr_server,
+                             size=400_000, integrations=["system", "fleet_server", "endpoint"])
+    # Slow enough to be killed in the middle: 64 KiB per 50 ms per file.
+    artifact_server.faults.inject("*.tar.gz", Fault("slow", times=-1, delay=0.05))
+    bundle = tmp_path / "bundle"
+    # A killed process cleans nothing up: its GnuPG home goes to our tmp_path, not /tmp.
+    process = start_fetch(manifest, bundle, tmp_path / "tmp", "--jobs", "2")
+    deadline = time.monotonic() + 60
+    done: set[str] = set()
+    while time.monotonic() < deadline and len(done) < 3:
+        done = {p.relative_to(bundle).as_posix() for p in bundle.glob("downloads/**/*.tar.gz")}
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert len(done) >= 3, "the fetch finished no artifact before the kill"
+    finished = {p.relative_to(bundle).as_posix() for p in bundle.glob("downloads/**/*.tar.gz")}
+    assert not (bundle / "SHA512SUMS").exists()
+    artifact_server.faults.clear()
+
+    run_fetch(manifest, bundle)
+    fetched_again = {r.path for r in artifact_server.faults.log}
+    for path in finished:
+        assert "/downloads/" + path.removeprefix("downloads/") not in fetched_again
+    assert not any(f.endswith(".part") for f in files_of(bundle))
+    sums = (bundle / "SHA512SUMS").read_text()
+    assert ".part" not in sums
+    assert subprocess.run(["sha512sum", "--check", "--quiet", "SHA512SUMS"],
+                          cwd=bundle).returncode == 0
+
+
+def test_ctrl_c_stops_every_part_of_the_fetch_at_once(
+        make_manifest: ManifestMaker, registry_front: RegistryFront,
+        artifact_server: ArtifactServer, epr_server: EprServer, tmp_path: Path) -> None:
+    manifest = site_manifest(make_manifest, registry_front, artifact_server, epr_server,
+                             size=3_000_000)
+    artifact_server.faults.inject("*.tar.gz", Fault("slow", times=-1, delay=0.2))
+    bundle = tmp_path / "bundle"
+    temporary = tmp_path / "tmp"
+    process = start_fetch(manifest, bundle, temporary, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any(bundle.glob("downloads/**/*.tar.gz.part")):
+        time.sleep(0.05)
+    assert any(bundle.glob("downloads/**/*.tar.gz.part")), "no transfer started"
+    interrupted = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+    # Every transfer stops at its next chunk, not when the slow files are complete.
+    assert time.monotonic() - interrupted < 5, stderr
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert list(temporary.iterdir()) == []  # the GnuPG home went too
+    assert not (bundle / "SHA512SUMS").exists()
+    artifact_server.faults.clear()
+    run_fetch(manifest, bundle)
+    assert (bundle / "SHA512SUMS").exists()
+
+
+def test_ctrl_c_during_a_stalled_transfer_does_not_wait_for_the_read_timeout(
+        make_manifest: ManifestMaker, registry_front: RegistryFront,
+        artifact_server: ArtifactServer, epr_server: EprServer, tmp_path: Path) -> None:
+    # A read from a server that went quiet lasts until the 60 s read timeout, and nothing
+    # interrupts it: the command must end without it (what it was writing is a .part).
+    manifest = site_manifest(make_manifest, registry_front, artifact_server, epr_server,
+                             size=3_000_000)
+    artifact_server.faults.inject("*.tar.gz", Fault("stall", times=-1, after=100_000,
+                                                    delay=600))
+    bundle = tmp_path / "bundle"
+    temporary = tmp_path / "tmp"
+    process = start_fetch(manifest, bundle, temporary, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any(
+            p.stat().st_size for p in bundle.glob("downloads/**/*.tar.gz.part")):
+        time.sleep(0.05)
+    time.sleep(0.3)  # the transfers now wait for bytes that never come
+    interrupted = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    try:
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert time.monotonic() - interrupted < 8, stderr
+    assert process.returncode == 130, stderr
+    assert list(temporary.iterdir()) == []  # the GnuPG home went too
+    assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr
+    assert not list(bundle.glob("downloads/**/*.tar.gz")), "a stalled file looks complete"
+    artifact_server.faults.clear()
+    run_fetch(manifest, bundle)  # the lock is free, and the .part files resume
+    assert (bundle / "SHA512SUMS").exists()

@@ -1,0 +1,124 @@
+"""The plan: the exact files a fetch gets, why, and what it leaves out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from airgap.manifest import parse_manifest
+from airgap.manifest.plan import Plan, make_plan
+
+HEADER = "apiVersion: airgap/v1\nkind: Bundle\nstack:\n  version: 9.0.0\n"
+
+MULTI = HEADER + """\
+platforms:
+  os: [linux, windows]
+  arch: [x86_64, arm64]
+  formats: [archive, deb, rpm]
+integrations: [system, fleet_server, endpoint, apm]
+"""
+
+
+def plan_of(body: str) -> Plan:
+    return make_plan(parse_manifest(body, source="m.yaml", base_dir=Path("/")))
+
+
+def test_multi_arch_windows_deb_rpm_plan_matches_elastic_file_names() -> None:
+    plan = plan_of(MULTI)
+    base = "https://artifacts.elastic.co/downloads/"
+    agent = [a.url.removeprefix(base) for a in plan.artifacts if a.product == "elastic-agent"]
+    assert agent == [
+        "beats/elastic-agent/elastic-agent-9.0.0-linux-x86_64.tar.gz",
+        "beats/elastic-agent/elastic-agent-9.0.0-amd64.deb",
+        "beats/elastic-agent/elastic-agent-9.0.0-x86_64.rpm",
+        "beats/elastic-agent/elastic-agent-9.0.0-linux-arm64.tar.gz",
+        "beats/elastic-agent/elastic-agent-9.0.0-arm64.deb",
+        "beats/elastic-agent/elastic-agent-9.0.0-aarch64.rpm",
+        "beats/elastic-agent/elastic-agent-9.0.0-windows-x86_64.zip",
+    ]
+    files = {a.path for a in plan.artifacts}
+    assert "fleet-server/fleet-server-9.0.0-windows-x86_64.zip" in files
+    assert "fleet-server/fleet-server-9.0.0-linux-arm64.tar.gz" in files
+    assert "endpoint-dev/endpoint-security-9.0.0-linux-x86_64.tar.gz" in files
+    assert "endpoint-dev/endpoint-security-9.0.0-windows-x86_64.zip" in files
+    assert "apm-server/apm-server-9.0.0-arm64.deb" in files
+    assert "apm-server/apm-server-9.0.0-aarch64.rpm" in files
+    assert "beats/metricbeat/metricbeat-9.0.0-x86_64.rpm" in files
+    assert "beats/filebeat/filebeat-9.0.0-windows-x86_64.zip" in files
+    # Products without deb/rpm are not requested in those formats.
+    assert not any(a.product in ("fleet-server", "endpoint-security") and a.format != "archive"
+                   for a in plan.artifacts)
+    # Windows never gets deb/rpm, and nothing is requested for windows/arm64.
+    assert not any(a.os == "windows" and (a.format != "archive" or a.arch == "arm64")
+                   for a in plan.artifacts)
+    assert len(plan.artifacts) == len(files)
+    for item in plan.artifacts:
+        assert item.url == base + item.path
+        assert item.bundle_path == f"downloads/{item.path}"
+        data = item.to_dict()
+        assert data["sha512_url"] == item.url + ".sha512"
+        assert data["asc_url"] == item.url + ".asc"
+
+
+def test_unavailable_products_are_skipped_with_a_note() -> None:
+    plan = plan_of(MULTI)
+    notes = "\n".join(plan.notes)
+    assert "deb and rpm packages exist for linux only: windows gets archives" in notes
+    assert "fleet-server, endpoint-security: published as archives only, no deb; left out " \
+           "linux/x86_64 deb, linux/arm64 deb" in notes
+    assert "not published for windows/arm64; left out windows/arm64 archive" in notes
+    cloud = plan_of(HEADER + "platforms: {os: [darwin], arch: [arm64]}\n"
+                             "integrations: [cloud_security_posture, apm]\n")
+    assert [a.product for a in cloud.artifacts] == ["elastic-agent"]
+    assert cloud.notes == ("cloudbeat, apm-server: not published for darwin/arm64; "
+                           "left out darwin/arm64 archive",)
+
+
+def test_every_item_says_why() -> None:
+    plan = plan_of(MULTI + "packages: true\n")
+    reasons = {a.product: a.reasons for a in plan.artifacts}
+    assert reasons["elastic-agent"] == ("every Fleet setup",)
+    assert reasons["endpoint-security"] == ("integration endpoint",)
+    assert reasons["fleet-server"] == ("integration fleet_server",)
+    assert reasons["filebeat"] == ("integration system",)
+    assert reasons["metricbeat"] == ("integration system",)
+    assert [(p.name, p.reason) for p in plan.packages] == [
+        ("system", "integration system"), ("fleet_server", "integration fleet_server"),
+        ("endpoint", "integration endpoint"), ("apm", "integration apm")]
+    assert plan.packages[0].search_url == \
+        "https://epr.elastic.co/search?package=system&kibana.version=9.0.0&prerelease=false"
+    unlisted = plan_of(HEADER + "integrations: [nginx]\n")
+    assert {a.product: a.reasons for a in unlisted.artifacts}["filebeat"] == \
+        ("integration nginx (log and metrics inputs)",)
+
+
+def test_image_reference_and_platforms() -> None:
+    plan = plan_of(MULTI + "registry: {flavor: lite}\n"
+                           "sources: {registry: 'http://127.0.0.1:5000'}\n")
+    assert str(plan.image.reference) == \
+        "docker.elastic.co/package-registry/distribution:lite-9.0.0"
+    assert plan.image.reference.repository == "package-registry/distribution"
+    assert plan.image.registry_url == "http://127.0.0.1:5000"
+    assert plan.image.platforms == ("linux/amd64", "linux/arm64")
+
+
+def test_explicit_products_fips_and_no_packages() -> None:
+    plan = plan_of(HEADER + "platforms: {arch: [x86_64, arm64]}\n"
+                            "artifacts: {products: [elastic-agent, fleet-server, filebeat], "
+                            "fips: true}\nintegrations: [nginx]\npackages: false\n")
+    assert [a.filename for a in plan.artifacts] == [
+        "elastic-agent-fips-9.0.0-linux-x86_64.tar.gz",
+        "elastic-agent-fips-9.0.0-linux-arm64.tar.gz",
+        "fleet-server-fips-9.0.0-linux-x86_64.tar.gz",
+        "fleet-server-fips-9.0.0-linux-arm64.tar.gz",
+    ]
+    assert {a.reasons for a in plan.artifacts} == {("artifacts.products",)}
+    assert "filebeat: no FIPS build for linux/x86_64; left out linux/x86_64 archive" in plan.notes
+    assert plan.packages == ()
+
+
+def test_plan_json_shape() -> None:
+    data = plan_of(MULTI).to_dict()
+    assert set(data) == {"manifest", "stack_version", "image", "artifacts", "packages", "notes"}
+    assert data["image"]["platforms"] == ["linux/amd64", "linux/arm64"]
+    assert set(data["artifacts"][0]) == {"product", "os", "arch", "format", "fips", "path", "url",
+                                         "sha512_url", "asc_url", "reasons"}

@@ -1,0 +1,201 @@
+"""GnuPG in an isolated home: the pinned Elastic key, trusted keys only, clear refusals."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from airgap import elastic
+from airgap.errors import SignatureError, ToolMissingError, UsageError
+from airgap.trust.gpg import (
+    Verifier,
+    _MessageFeed,
+    _send,
+    elastic_key_text,
+    gpg_binary,
+)
+from tests.peers.gpgkeys import SigningKey
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> Path:
+    path = tmp_path / "elastic-agent-9.0.0-linux-x86_64.tar.gz"
+    path.write_bytes(os.urandom(50_000))
+    return path
+
+
+def test_bundled_elastic_key_is_pinned_by_fingerprint() -> None:
+    with Verifier() as verifier:
+        (key,) = verifier.keys.values()
+    assert key.fingerprint == "46095ACC8548582C1A2699A9D27D666CD88E42B4"
+    assert key.fingerprint == elastic.ELASTIC_KEY_FINGERPRINT
+    assert key.is_elastic and key.key_id == "D27D666CD88E42B4"
+    assert key.uids == ("Elasticsearch (Elasticsearch Signing Key) <dev_ops@elasticsearch.org>",)
+    assert "BEGIN PGP PUBLIC KEY BLOCK" in key.armored
+    assert "BEGIN PGP PUBLIC KEY BLOCK" in elastic_key_text()
+
+
+def test_signature_by_a_trusted_key_is_accepted(data: Path, signer: SigningKey,
+                                                signer_public_key: Path) -> None:
+    signature = signer.sign(data)
+    with Verifier([signer_public_key]) as verifier:
+        assert verifier.verify(data, signature).fingerprint == signer.fingerprint
+
+
+def test_signature_by_an_unknown_key_is_refused(data: Path, attacker: SigningKey,
+                                                signer_public_key: Path) -> None:
+    signature = attacker.sign(data)
+    with Verifier([signer_public_key]) as verifier, \
+            pytest.raises(SignatureError, match="signed by key ID .* which is not a trusted key"):
+        verifier.verify(data, signature)
+
+
+def test_altered_file_missing_and_corrupt_signatures_are_refused(
+        data: Path, signer: SigningKey, signer_public_key: Path, tmp_path: Path) -> None:
+    signature = signer.sign(data)
+    with Verifier([signer_public_key]) as verifier:
+        altered = tmp_path / "altered"
+        content = data.read_bytes()
+        altered.write_bytes(content[:-1] + bytes([content[-1] ^ 0xFF]))
+        with pytest.raises(SignatureError, match="does not match its signature"):
+            verifier.verify(altered, signature, name=data.name)
+        with pytest.raises(SignatureError, match="the signature nothing.asc is missing"):
+            verifier.verify(data, tmp_path / "nothing.asc")
+        garbage = tmp_path / "garbage.asc"
+        lines = signature.read_text().splitlines()
+        garbage.write_text("\n".join([*lines[:2], "AAAA" + lines[2][4:], *lines[3:]]) + "\n")
+        with pytest.raises(SignatureError,
+                           match=f"{data.name}: garbage.asc is not a valid OpenPGP signature"):
+            verifier.verify(data, garbage)
+
+
+def test_a_key_file_without_a_key_is_a_usage_error(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.asc"
+    empty.write_text("not a key\n")
+    with pytest.raises(UsageError, match="no OpenPGP public key found"):
+        Verifier([empty])
+
+
+def test_users_own_gnupg_home_is_never_used(data: Path, attacker: SigningKey, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    # A user keyring that trusts the attacker, as HOME and as GNUPGHOME.
+    home = tmp_path / "home"
+    gnupg = home / ".gnupg"
+    gnupg.mkdir(parents=True, mode=0o700)
+    public = attacker.export_public(tmp_path / "attacker.asc")
+    subprocess.run(["gpg", "--homedir", str(gnupg), "--batch", "--import", str(public)],
+                   check=True, capture_output=True)
+    # That import started an agent in the user's home: stop it, then see none come back.
+    subprocess.run(["gpgconf", "--homedir", str(gnupg), "--kill", "gpg-agent"],
+                   check=True, capture_output=True)
+    before = {p: p.read_bytes() for p in gnupg.rglob("*") if p.is_file()}
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("GNUPGHOME", str(gnupg))
+    signature = attacker.sign(data)
+    with Verifier() as verifier, pytest.raises(SignatureError, match="not a trusted key"):
+        verifier.verify(data, signature)
+    after = {p: p.read_bytes() for p in gnupg.rglob("*") if p.is_file()}
+    assert after == before
+    agents = subprocess.run(["pgrep", "-f", f"gpg-agent --homedir {gnupg}"],
+                            capture_output=True, text=True).stdout
+    assert agents == "", "an agent was started in the user's GnuPG home"
+
+
+def test_missing_gpg_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(ToolMissingError, match="gpg \\(GnuPG\\) is not installed") as caught:
+        gpg_binary()
+    assert "apt-get install gnupg" in str(caught.value)
+
+
+# The FIFO through which gpg reads a signed message (see Verifier._check_as_message).
+
+def _open_source(tmp_path: Path, content: bytes) -> int:
+    source = tmp_path / "artifact.bin"
+    source.write_bytes(content)
+    return os.open(source, os.O_RDONLY)
+
+
+def _feed(tmp_path: Path, content: bytes, length: int) -> tuple[_MessageFeed, int]:
+    handle = _open_source(tmp_path, content)
+    return _MessageFeed(tmp_path / "message", b"PREFIX", handle, length), handle
+
+
+def _read_all(path: Path) -> bytes:
+    with path.open("rb") as fifo:
+        return fifo.read()
+
+
+def test_the_feed_sends_the_prefix_then_exactly_the_file(tmp_path: Path) -> None:
+    content = os.urandom(3 * (1 << 20) + 999)  # many pipe-fulls, and a short last one
+    feed, handle = _feed(tmp_path, content, len(content))
+    try:
+        assert _read_all(feed.path) == b"PREFIX" + content
+        assert feed.finish()
+        assert not feed.path.exists()
+    finally:
+        os.close(handle)
+
+
+@pytest.mark.parametrize("splice", [True, False], ids=["splice", "copy"])
+def test_both_ways_of_sending_move_the_bytes_asked_for(tmp_path: Path, splice: bool) -> None:
+    # The copy is what runs where splice(2) is missing or the file system refuses it.
+    content = os.urandom(50_000)
+    handle = _open_source(tmp_path, content)
+    read_end, write_end = os.pipe()
+    try:
+        moved = _send(handle, write_end, 1000, 30_000, splice=splice)
+        assert 0 < moved <= 30_000
+        assert os.read(read_end, 65536) == content[1000:1000 + moved]
+        assert _send(handle, write_end, len(content), 10, splice=splice) == 0
+    finally:
+        for fd in (handle, read_end, write_end):
+            os.close(fd)
+
+
+@pytest.mark.parametrize("length", [1000, 3000])
+def test_a_file_not_of_the_announced_length_is_not_complete(tmp_path: Path,
+                                                            length: int) -> None:
+    feed, handle = _feed(tmp_path, os.urandom(2000), length)
+    try:
+        sent = _read_all(feed.path)
+        assert len(sent) == len(b"PREFIX") + min(length, 2000)
+        assert not feed.finish()
+    finally:
+        os.close(handle)
+
+
+def test_a_reader_that_stops_early_ends_the_feed(tmp_path: Path) -> None:
+    feed, handle = _feed(tmp_path, os.urandom(4 << 20), 4 << 20)
+    try:
+        with feed.path.open("rb") as fifo:
+            assert fifo.read(100)[:6] == b"PREFIX"
+        assert not feed.finish()  # a broken pipe, not a hang
+    finally:
+        os.close(handle)
+
+
+def test_a_feed_nobody_opens_ends_and_leaves_no_fifo(tmp_path: Path) -> None:
+    # As when gpg fails before it opens its input: the writer must not wait forever.
+    feed, handle = _feed(tmp_path, os.urandom(1 << 20), 1 << 20)
+    try:
+        started = time.monotonic()
+        assert not feed.finish()
+        assert time.monotonic() - started < 5
+        assert not feed.path.exists()
+    finally:
+        os.close(handle)
+
+
+def test_checks_leave_nothing_in_the_home(data: Path, signer: SigningKey,
+                                          signer_public_key: Path) -> None:
+    with Verifier([signer_public_key]) as verifier:
+        home = verifier._home
+        before = set(home.iterdir())
+        for _ in range(3):
+            verifier.verify(data, signer.sign(data))
+        assert set(home.iterdir()) == before
