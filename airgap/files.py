@@ -15,6 +15,7 @@ import errno
 import os
 import secrets
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -81,3 +82,38 @@ def copy_atomically(source: Path, target: Path, chunk: int = 1 << 20) -> None:
         view = memoryview(buffer)
         while count := reader.readinto(buffer):
             writer.write(view[:count])
+
+
+@dataclass(frozen=True)
+class FileSystem:
+    """The file system a path is on: where it is mounted, from what, and its free space."""
+
+    mount_point: str
+    source: str
+    free: int
+
+    def __str__(self) -> str:
+        return f"{self.source} mounted at {self.mount_point}"
+
+
+def file_system(path: Path) -> FileSystem:
+    """The file system ``path`` (or, when it does not exist yet, its nearest existing
+    parent) is on, with the bytes an unprivileged writer may still use there."""
+    existing = path.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    info = os.statvfs(existing)
+    mount, source = str(existing), "?"
+    resolved = str(existing.resolve())
+    with contextlib.suppress(OSError):
+        best = ""
+        for line in Path("/proc/self/mountinfo").read_text().splitlines():
+            fields = line.split()
+            # ... mount-id parent major:minor root mount-point options ... - type source ...
+            point = fields[4].replace("\\040", " ")
+            inside = resolved == point or resolved.startswith(point.rstrip("/") + "/")
+            if inside and len(point) >= len(best):
+                best = point
+                after = fields.index("-")
+                mount, source = point, fields[after + 2]
+    return FileSystem(mount, source, info.f_bavail * info.f_frsize)
