@@ -7,11 +7,15 @@ it as the option a user types (``--trust-key``).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
 from airgap.errors import name_settings
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 #: Each setting core code may name, and the option that sets it.
 FLAGS = {
@@ -21,7 +25,10 @@ FLAGS = {
     "config_dir": "--config",
     "docker": "--docker",
     "gnupg_home": "--gnupg-home",
+    "insecure": "--insecure",
+    "jobs": "--jobs",
     "name": "--name",
+    "network": "--network",
     "output": "-o",
     "platform": "--platform",
     "port": "--port",
@@ -61,3 +68,14 @@ ca_cert = click.option("--ca-cert", type=FILE,
 trust_keys = click.option("--trust-key", "trust_keys", type=FILE, multiple=True,
                           help="Require a valid SHA512SUMS.asc by this public key "
                                "(repeatable).")
+
+
+def platform(help_text: str) -> Callable[[F], F]:
+    """``--platform``, taking what docker takes (``linux/arm64/v8``, ``arm64``, ``amd64``)."""
+    return click.option("--platform", metavar="[OS/]ARCH[/VARIANT]", help=help_text)
+
+
+def tags(what: str) -> Callable[[F], F]:
+    """``--tag``, repeatable."""
+    return click.option("--tag", "tags", multiple=True, metavar="NAME[:TAG]",
+                        help=f"{what} (repeatable).")
