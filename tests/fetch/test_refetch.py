@@ -11,12 +11,14 @@ from pathlib import Path
 
 import yaml
 
+from airgap.bundle.lock import writer
 from airgap.bundle.staging import Staging, recover
 from tests.conftest import REPO, ManifestMaker, site_manifest
 from tests.peers.artifacts import ArtifactServer
 from tests.peers.epr import EprServer
 from tests.peers.files import Fault
 from tests.peers.gpgkeys import SigningKey
+from tests.peers.net import wait_until
 from tests.peers.registry_front import RegistryFront
 from tests.terminal import in_pipe, signal_when
 
@@ -126,7 +128,7 @@ def test_verify_refuses_a_bundle_a_fetch_is_writing(
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
     try:
-        signal_when(process, lambda: (bundle / ".airgap-next").is_dir(), signal.SIGCONT)
+        wait_until(lambda: writer(bundle) is not None, 60, "the fetch holding the bundle")
         result = in_pipe("verify", str(bundle))
         assert result.returncode == 1
         assert f"{bundle}: a fetch (pid {process.pid}) is writing it" in result.stderr
