@@ -1,14 +1,17 @@
-"""The package registry image: pulled without a Docker daemon into ``BUNDLE/images/``.
+"""The images: pulled without a Docker daemon into ``BUNDLE/images/``.
 
-One OCI image layout holds every requested platform; a blob the platforms share (the
-packages layer) is stored once. When every platform of the registry's index is wanted,
-the index is kept byte for byte, so its digest is the one the registry publishes;
-otherwise a new index lists the wanted platforms' manifests, which keep their digests.
+One OCI image layout holds the package registry image and the others a manifest names
+(``images``), every requested platform of each; a blob that platforms or images share
+(the packages layer, a base layer) is stored once. When every platform of an image's
+index is wanted, the index is kept byte for byte, so its digest is the one the registry
+publishes; otherwise a new index lists the wanted platforms' manifests, which keep their
+digests.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,20 +54,90 @@ class ImageResult:
         return sum(f.digests.size for f in self.files)
 
 
+@dataclass(frozen=True)
+class _Resolved:
+    """An image whose manifests are stored; its blobs are still to come."""
+
+    item: ImageItem
+    client: RegistryClient
+    source: str
+    digest: str
+    media_type: str
+    stored: oci.Descriptor
+    platforms: list[PlatformImage]
+    written: list[Fetched]
+
+
 def fetch_image(item: ImageItem, bundle: Path, downloader: Downloader) -> ImageResult:
     """Pull ``item`` for its platforms into ``bundle/images`` and return what was stored."""
+    return fetch_images([item], bundle, downloader)[0]
+
+
+def fetch_images(items: Sequence[ImageItem], bundle: Path, downloader: Downloader
+                 ) -> list[ImageResult]:
+    """Pull every image into the one layout ``bundle/images``, each blob once however many
+    platforms and images share it; ``index.json`` names them all, the first (the package
+    registry) by its tag as well, the others by their full reference."""
+    layout = oci.Layout(bundle / IMAGES)
+    # The manifests are small: one image after the other. The blobs then all at once.
+    resolved = [_resolve(item, layout, downloader, registry=number == 0)
+                for number, item in enumerate(items)]
+    blobs: dict[str, tuple[oci.Descriptor, str, RegistryClient]] = {}
+    for image in resolved:
+        for platform in image.platforms:
+            for number, layer in enumerate(platform.layers, 1):
+                label = f"{platform.platform} layer {number}/{len(platform.layers)}"
+                if len(items) > 1:
+                    label = f"{image.item.reference.repository} {label}"
+                if layer.digest in blobs:
+                    label = f"layer {layer.digest[7:19]} (shared)"
+                    blobs[layer.digest] = (layer, label, blobs[layer.digest][2])
+                else:
+                    blobs[layer.digest] = (layer, label, image.client)
+            blobs.setdefault(platform.config.digest, (platform.config,
+                                                      f"{platform.platform} config",
+                                                      image.client))
+    downloads = [client.blob_download(d, layout.blob(d.digest), label)
+                 for d, label, client in blobs.values()]
+    # fetch_all returns every result, in order, or raises.
+    by_digest = dict(zip(blobs, downloader.fetch_all(downloads), strict=True))
+
+    entries = []
+    results = []
+    for number, image in enumerate(resolved):
+        reference = image.item.reference
+        name = reference.tag if number == 0 else str(reference)
+        annotations = {oci.REF_NAME: name, oci.CONTAINERD_NAME: str(reference)}
+        entries.append({**_descriptor_json(image.stored), "annotations": annotations})
+        own = {d.digest for p in image.platforms for d in (p.config, *p.layers)}
+        files = {f.dest: f for f in image.written}
+        for digest in own:
+            blob = by_digest.get(digest)
+            if blob is not None:
+                files.setdefault(blob.dest, blob)
+        results.append(ImageResult(reference, image.source, image.digest, image.media_type,
+                                   image.stored, tuple(image.platforms),
+                                   tuple(files.values())))
+    layout.write_index(entries)
+    return results
+
+
+def _resolve(item: ImageItem, layout: oci.Layout, downloader: Downloader, *,
+             registry: bool) -> _Resolved:
+    """Store ``item``'s index (or manifest) and its platforms' manifests; ``registry``
+    when it is the package registry image (which the registry settings name)."""
     reference = item.reference
     client = RegistryClient(downloader, item.registry_url, reference.repository,
                             find_credentials(host_port(item.registry_url)))
-    layout = oci.Layout(bundle / IMAGES)
     source = f"{item.registry_url}/{reference.repository}:{reference.tag}"
     client.ping()
     try:
         data, media_type, digest = client.manifest(reference.tag)
     except NotFoundError:
-        raise NotFoundError(f"{source}: no such image tag",
-                            details=["check registry.flavor, registry.variant and registry.tag "
-                                     "against the tags the registry publishes"]) from None
+        hint = ("check registry.flavor, registry.variant and registry.tag against the tags "
+                "the registry publishes") if registry else \
+            "check the image's name and tag in `images`"
+        raise NotFoundError(f"{source}: no such image tag", details=[hint]) from None
     written: list[Fetched] = []
     wanted = [oci.Platform.parse(p) for p in item.platforms]
     if media_type in oci.INDEX_TYPES:
@@ -73,25 +146,7 @@ def fetch_image(item: ImageItem, bundle: Path, downloader: Downloader) -> ImageR
     else:
         platforms, stored = _from_single(client, layout, data, media_type, digest, wanted,
                                          source, written)
-
-    # Each blob once, however many platforms share it.
-    blobs: dict[str, tuple[oci.Descriptor, str]] = {}
-    for image in platforms:
-        for number, layer in enumerate(image.layers, 1):
-            label = f"{image.platform} layer {number}/{len(image.layers)}"
-            if layer.digest in blobs:
-                label = f"layer {layer.digest[7:19]} (shared)"
-            blobs[layer.digest] = (layer, label)
-        blobs.setdefault(image.config.digest, (image.config, f"{image.platform} config"))
-    downloads = [client.blob_download(d, layout.blob(d.digest), label)
-                 for d, label in blobs.values()]
-    written.extend(downloader.fetch_all(downloads))
-
-    annotations = {oci.REF_NAME: reference.tag, oci.CONTAINERD_NAME: str(reference)}
-    layout.write_index([{**_descriptor_json(stored), "annotations": annotations}])
-    files = {f.dest: f for f in written}
-    return ImageResult(reference, source, digest, media_type, stored, tuple(platforms),
-                       tuple(files.values()))
+    return _Resolved(item, client, source, digest, media_type, stored, platforms, written)
 
 
 def _descriptor_json(descriptor: oci.Descriptor) -> dict[str, Any]:

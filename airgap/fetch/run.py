@@ -1,6 +1,7 @@
 """``airgap fetch``: the whole plan into one verified, self-describing bundle.
 
-The image, the artifacts and the packages are fetched (each phase in parallel); then
+The images, the artifacts, the packages and Elastic Defend's artifacts are fetched (each
+phase in parallel), airgap's own wheelhouse copied when asked; then
 ``keys/``, ``bundle.json`` and ``SHA512SUMS`` are written, last, so that a bundle that
 has them is complete. A re-run reuses every file that still verifies and fetches only
 what is missing or new; files an earlier run listed that the manifest no longer wants
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +22,11 @@ from airgap.bundle.lock import BundleLock
 from airgap.bundle.sums import format_sums
 from airgap.errors import AirgapError, BundleError, raise_collected
 from airgap.fetch.artifacts import ArtifactResult, fetch_artifacts
-from airgap.fetch.describe import describe_files, description
-from airgap.fetch.image import ImageResult, fetch_image
+from airgap.fetch.defend import DefendResult, commit_manifests, fetch_defend
+from airgap.fetch.describe import Extras, describe_files, description
+from airgap.fetch.image import ImageResult, fetch_images
 from airgap.fetch.packages import PackageResult, fetch_packages
+from airgap.fetch.tools import check_wheelhouse, copy_wheelhouse
 from airgap.files import atomic_write
 from airgap.manifest.model import load_manifest
 from airgap.manifest.plan import Plan, make_plan
@@ -46,6 +49,7 @@ class FetchSettings:
     ca_cert: Path | None = None
     sign_with: str | None = None
     gnupg_home: Path | None = None
+    with_tool: Path | None = None  # a wheelhouse of airgap to carry in tools/
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,7 @@ class FetchResult:
     keys: tuple[TrustedKey, ...]
     signed: bool
     removed: tuple[str, ...]
+    extras: Extras = field(default_factory=Extras)
 
     @property
     def total_size(self) -> int:
@@ -80,25 +85,34 @@ def fetch(settings: FetchSettings, reporter: Reporter) -> FetchResult:
         else None
     if operator is not None:
         operator.check()  # a missing key or passphrase, before hours of downloads
+    if settings.with_tool is not None:
+        check_wheelhouse(settings.with_tool)
     with BundleLock(root), make_client(network) as client, \
             Verifier(manifest.trust_keys) as verifier:
         for name in (layout.SUMS, layout.SUMS_SIGNATURE, layout.DESCRIPTION):
             (root / name).unlink(missing_ok=True)  # incomplete until the end says otherwise
         downloader = Downloader(client, network, reporter)
-        # The image, the binaries and the packages come from three different servers:
-        # fetch them at the same time, each with its own --jobs transfers.
-        with SidePool("airgap-phase", workers=3, on_failure=downloader.cancel) as phases:
-            image_job = phases.submit(fetch_image, plan.image, root, downloader)
+        # The images, the binaries, the packages and Defend's artifacts come from four
+        # different servers: fetch them at the same time, each with its own --jobs.
+        with SidePool("airgap-phase", workers=4, on_failure=downloader.cancel) as phases:
+            image_job = phases.submit(fetch_images, (plan.image, *plan.images), root,
+                                      downloader)
             artifacts_job = phases.submit(fetch_artifacts, plan.artifacts, root, downloader,
                                           verifier)
             packages_job = phases.submit(fetch_packages, plan.packages,
                                          manifest.stack_version, manifest.sources.epr, root,
                                          downloader, verifier)
-        image, artifacts, packages = _results(image_job, artifacts_job, packages_job)
+            defend_job = phases.submit(fetch_defend, plan.defend, root, downloader)
+        images, artifacts, packages, defend = _results(image_job, artifacts_job,
+                                                       packages_job, defend_job)
+        commit_manifests(defend)
+        image = images[0]
+        tools = copy_wheelhouse(settings.with_tool, root) if settings.with_tool else []
+        extras = Extras(images[1:], defend, tools)
         keys = tuple(verifier.keys.values())
-        items = describe_files(root, image, artifacts, packages, keys)
+        items = describe_files(root, image, artifacts, packages, keys, extras)
         removed = _tidy(root, layout.stray_files(root, (i.path for i in items)))
-        description(plan, image, artifacts, packages, keys, items).write(root)
+        description(plan, image, artifacts, packages, keys, items, extras).write(root)
         sums = [(i.path, i.sha512) for i in items]
         sums.append((layout.DESCRIPTION, hash_file(root / layout.DESCRIPTION).sha512))
         text = format_sums(sums)
@@ -107,23 +121,27 @@ def fetch(settings: FetchSettings, reporter: Reporter) -> FetchResult:
             operator.sign_to(text.encode(), root / layout.SUMS_SIGNATURE)
         atomic_write(root / layout.SUMS, text)
     return FetchResult(root, plan, image, tuple(artifacts), tuple(packages), tuple(items), keys,
-                       settings.sign_with is not None, tuple(sorted(removed)))
+                       settings.sign_with is not None, tuple(sorted(removed)), extras)
 
 
-def _results(image_job: Future[ImageResult], artifacts_job: Future[list[ArtifactResult]],
-             packages_job: Future[list[PackageResult]]
-             ) -> tuple[ImageResult, list[ArtifactResult], list[PackageResult]]:
-    """The three phases' results, or the error to report: a phase that failed unexpectedly
+def _results(image_job: Future[list[ImageResult]],
+             artifacts_job: Future[list[ArtifactResult]],
+             packages_job: Future[list[PackageResult]],
+             defend_job: Future[list[DefendResult]]
+             ) -> tuple[list[ImageResult], list[ArtifactResult], list[PackageResult],
+                        list[DefendResult]]:
+    """The phases' results, or the error to report: a phase that failed unexpectedly
     (a full disk, say) stops the others, which then end interrupted, so the cause comes
     before any interruption; the errors of the phases together otherwise."""
-    jobs: list[Future[Any]] = [image_job, artifacts_job, packages_job]
+    jobs: list[Future[Any]] = [image_job, artifacts_job, packages_job, defend_job]
     failures = [e for e in (job.exception() for job in jobs) if e is not None]
     for failure in sorted(failures, key=lambda e: isinstance(e, KeyboardInterrupt)):
         if not isinstance(failure, AirgapError):
             raise failure
     raise_collected([e for e in failures if isinstance(e, AirgapError)],
                     "the fetch did not complete")
-    return image_job.result(), artifacts_job.result(), packages_job.result()
+    return image_job.result(), artifacts_job.result(), packages_job.result(), \
+        defend_job.result()
 
 
 def _tidy(root: Path, stray: Iterable[str]) -> list[str]:
