@@ -28,7 +28,7 @@ class ArtifactsResult:
     replaced: tuple[str, ...]
 
 
-def _link_atomically(source: Path, target: Path) -> bool:
+def link_atomically(source: Path, target: Path) -> bool:
     """Hard-link ``source`` as ``target`` through a rename; False where the file system
     cannot link the two."""
     temporary = temporary_name(target)
@@ -75,7 +75,7 @@ def install_artifacts(root: Path, destination: Path, reporter: Reporter) -> Arti
             replaced.append(relative.as_posix())
             reporter.warning(f"{target} differs from the bundle's verified copy: replacing it")
         target.parent.mkdir(parents=True, exist_ok=True)
-        if _link_atomically(path, target):
+        if link_atomically(path, target):
             linked += 1
         else:
             copy_atomically(path, target)

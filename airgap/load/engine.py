@@ -153,8 +153,10 @@ class _SizedBody:
 
 
 def load_image(client: DockerClient, bundle: Path, extra_tags: tuple[str, ...], reporter: Reporter,
-               platform: str | None = None, gate: StreamGate | None = None) -> LoadedImage:
-    """Stream the engine's platform of the bundle's image into the engine.
+               platform: str | None = None, gate: StreamGate | None = None,
+               reference: str | None = None) -> LoadedImage:
+    """Stream the engine's platform of the bundle's image (the one ``reference`` names,
+    when the bundle holds several) into the engine.
 
     With a ``gate``, the stream's last chunk waits for it (see
     :func:`~airgap.oci.dockertar.archive_stream`); refused, the engine gets a cut tar,
@@ -166,7 +168,7 @@ def load_image(client: DockerClient, bundle: Path, extra_tags: tuple[str, ...], 
 
     wanted = platform or engine_platform(client)
     layout = oci.Layout(bundle / IMAGES)
-    selection = oci.select_platform(layout, wanted)
+    selection = oci.select_platform(layout, wanted, reference)
     total = selection.manifest.size + sum(b.size for b in selection.image.blobs)
     reporter.task_started("docker-load", f"docker load {selection.reference} ({wanted})", total)
 

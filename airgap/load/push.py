@@ -89,10 +89,12 @@ def registry_url(client: httpx.Client, host: str, insecure: bool) -> str:
 
 
 def push_image(bundle: Path, target: PushTarget, source_repository: str, tag: str,
-               downloader: Downloader, insecure: bool) -> PushResult:
-    """Push the bundle's image to ``target``; return the reference it can be pulled by."""
+               downloader: Downloader, insecure: bool, reference: str | None = None
+               ) -> PushResult:
+    """Push the bundle's image (the one ``reference`` names, when it holds several) to
+    ``target``; return the reference it can be pulled by."""
     layout = oci.Layout(bundle / IMAGES)
-    top, manifests = oci.image_platforms(layout)
+    top, manifests = oci.image_platforms(layout, reference)
     repository = target.repository(source_repository)
     base = registry_url(downloader.client, target.host, insecure)
     client = RegistryClient(downloader, base, repository, find_credentials(target.host),
@@ -108,8 +110,8 @@ def push_image(bundle: Path, target: PushTarget, source_repository: str, tag: st
         for manifest in manifests:
             _put_manifest(client, layout, manifest, manifest.digest)
     _put_manifest(client, layout, top, tag)
-    reference = oci.ImageReference(target.host, repository, tag)
-    return PushResult(reference, top.digest, sum(1 for s in sent if s), sum(1 for s in sent
+    pushed = oci.ImageReference(target.host, repository, tag)
+    return PushResult(pushed, top.digest, sum(1 for s in sent if s), sum(1 for s in sent
                                                                             if not s),
                       sum(blobs[d].size for d, s in zip(blobs, sent, strict=True) if s))
 

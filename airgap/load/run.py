@@ -1,15 +1,18 @@
 """``airgap load``: the isolated side. Verify the bundle, then do what was asked.
 
-In order: verify (unless ``--skip-verify``), load the image into Docker, push it to a
-private registry, run the package registry, lay out the artifact registry, write the
-settings. A bundle that fails verification is refused before anything is touched.
+In order: verify (unless ``--skip-verify``), load the images into Docker (every one the
+bundle holds, or those ``--image`` names), push them to a private registry, run the
+package registry, lay out the artifact registry (the agents' binaries and Elastic
+Defend's artifacts), write the settings. A bundle that fails verification is refused
+before anything is touched.
 
-The one overlap: while the bundle is verified, the image already streams to the Docker
-engine, all but its last chunk. A tar cut inside a member is refused whole: Docker's
-classic store registers nothing before it has the whole archive, and with the
-containerd store no image is made (blobs already received stay as unreferenced content
-until containerd's garbage collection). A verified bundle is loaded in the time the
-engine takes, not that plus the verification.
+The one overlap: while the bundle is verified, the first image already streams to the
+Docker engine, all but its last chunk (the others follow once the bundle has passed).
+A tar cut inside a member is refused whole: Docker's classic store registers nothing
+before it has the whole archive, and with the containerd store no image is made (blobs
+already received stay as unreferenced content until containerd's garbage collection).
+A verified bundle is loaded in the time the engine takes, not that plus the
+verification.
 """
 
 from __future__ import annotations
@@ -20,10 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from airgap.bundle.description import read_description
+from airgap.bundle.description import BundleDescription, read_description
 from airgap.bundle.verify import VerifyReport, VerifySettings, verify_bundle
-from airgap.errors import UsageError, VerificationError, setting
+from airgap.errors import BundleError, UsageError, VerificationError, setting
 from airgap.load.artifacts import ArtifactsResult, install_artifacts
+from airgap.load.defend import DefendInstall, install_defend
 from airgap.load.engine import (
     LoadedImage,
     RunningRegistry,
@@ -33,8 +37,16 @@ from airgap.load.engine import (
     load_image,
     run_registry,
 )
-from airgap.load.fleet_settings import ConfigResult, ConfigSettings, check_urls, write_config
-from airgap.load.push import PushResult, PushTarget, push_image
+from airgap.load.fleet_settings import (
+    ConfigResult,
+    ConfigSettings,
+    check_urls,
+    defend_base_url,
+    write_config,
+)
+from airgap.load.images import load_more, push_each
+from airgap.load.push import PushResult, PushTarget
+from airgap.load.select import select_images
 from airgap.net.download import Downloader
 from airgap.net.transport import NetworkSettings, make_client
 from airgap.oci.reference import docker_tag, parse_reference
@@ -65,6 +77,9 @@ class LoadSettings:
     registry_url: str | None = None
     artifacts_url: str | None = None
     jobs: int = 8
+    images: tuple[str, ...] = ()  # which images to load and push; none named: every one
+    pin_packages: bool | None = None  # None: when the registry is tailored
+    defend_url: str | None = None  # Defend's base_url; None: from artifacts_url
 
 
 @dataclass(frozen=True)
@@ -77,6 +92,9 @@ class LoadResult:
     running: RunningRegistry | None = None
     artifacts: ArtifactsResult | None = None
     config: ConfigResult | None = None
+    more_loaded: tuple[LoadedImage, ...] = ()  # the images loaded after the first
+    pushed_more: tuple[PushResult, ...] = ()
+    defend: DefendInstall | None = None
 
 
 class BundleRefused(VerificationError):
@@ -111,33 +129,75 @@ def _check(settings: LoadSettings) -> tuple[str, ...]:
 def load(settings: LoadSettings, reporter: Reporter) -> LoadResult:
     """Verify the bundle, then load, push, run, lay out and configure as asked."""
     tags = _check(settings)
+    description, selected = _selected(settings, reporter)
+    config_settings = _config_settings(settings, description) if settings.config_dir \
+        else None
     engine = connect() if settings.docker or settings.run else None
     report = loaded = None
+    first = selected[0]
     if settings.skip_verify:
         reporter.warning(f"{setting('skip_verify')}: the bundle is NOT being checked; "
                          "whatever it holds now is what gets loaded")
-        reference = parse_reference(_image_reference(settings.bundle))
         if engine is not None and settings.docker:
-            loaded = load_image(engine, settings.bundle, tags, reporter, settings.platform)
+            loaded = load_image(engine, settings.bundle, tags, reporter, settings.platform,
+                                reference=first)
+    elif engine is not None and settings.docker:
+        report, loaded = _verify_while_loading(settings, engine, tags, reporter, first)
     else:
-        if engine is not None and settings.docker:
-            report, loaded = _verify_while_loading(settings, engine, tags, reporter)
-        else:
-            report = _verify(settings, reporter)
-        reference = parse_reference(_image_reference(settings.bundle))
+        report = _verify(settings, reporter)
+    if report is not None:  # what was read before is now verified: read it again
+        description = read_description(settings.bundle)
+    reference = parse_reference(description.image.reference)
+    more_loaded: tuple[LoadedImage, ...] = ()
+    if engine is not None and settings.docker:
+        more_loaded = load_more(engine, settings.bundle, selected[1:], reporter,
+                                settings.platform)
 
     pushed = running = None
+    pushed_more: tuple[PushResult, ...] = ()
     if settings.registry:
-        pushed = _push(settings, reference.repository, reference.tag, reporter)
+        pushed, *rest = _push(settings, selected, reporter)
+        pushed_more = tuple(rest)
     if engine is not None and settings.run:
         running = run_registry(engine, str(reference), settings.run_settings, reporter)
-    artifacts = install_artifacts(settings.bundle, settings.artifacts_dir, reporter) \
-        if settings.artifacts_dir else None
-    config = None
-    if settings.config_dir and settings.registry_url and settings.artifacts_url:
-        config = write_config(ConfigSettings(settings.config_dir, settings.registry_url,
-                                             settings.artifacts_url, settings.ca_cert))
-    return LoadResult(report, loaded, pushed, running, artifacts, config)
+    artifacts = defend = None
+    if settings.artifacts_dir:
+        artifacts = install_artifacts(settings.bundle, settings.artifacts_dir, reporter)
+        defend = install_defend(settings.bundle, description, settings.artifacts_dir,
+                                reporter)
+    config = write_config(config_settings) if config_settings is not None else None
+    return LoadResult(report, loaded, pushed, running, artifacts, config, more_loaded,
+                      pushed_more, defend)
+
+
+def _selected(settings: LoadSettings, reporter: Reporter
+              ) -> tuple[BundleDescription, list[str]]:
+    """bundle.json, and the images to load and push (the first loads beside the
+    verification); when bundle.json cannot be read, the verification says why."""
+    try:
+        description = read_description(settings.bundle)
+    except BundleError:
+        if settings.skip_verify:
+            raise
+        _verify(settings, reporter)  # refuses the bundle: its bundle.json is damaged
+        raise
+    return description, select_images(description, settings.images)
+
+
+def _config_settings(settings: LoadSettings, description: BundleDescription
+                     ) -> ConfigSettings:
+    assert settings.config_dir and settings.registry_url and settings.artifacts_url
+    given = description.manifest.given.get("registry")
+    flavor = given.get("flavor") if isinstance(given, dict) else None
+    pin = settings.pin_packages if settings.pin_packages is not None else flavor == "tailored"
+    config = ConfigSettings(settings.config_dir, settings.registry_url, settings.artifacts_url,
+                            settings.ca_cert, description.manifest.resolved.stack_version,
+                            dict(description.manifest.resolved.packages) if pin else None,
+                            bool(description.defend), settings.defend_url)
+    if config.defend:  # before anything is loaded: the URL must work
+        defend_base_url(check_urls(config.registry_url, config.artifacts_url)[1],
+                        config.defend_url)
+    return config
 
 
 def _verify(settings: LoadSettings, reporter: Reporter, jobs: int | None = None
@@ -154,7 +214,8 @@ def _verify(settings: LoadSettings, reporter: Reporter, jobs: int | None = None
 
 
 def _verify_while_loading(settings: LoadSettings, client: DockerClient, tags: tuple[str, ...],
-                          reporter: Reporter) -> tuple[VerifyReport, LoadedImage]:
+                          reporter: Reporter, reference: str
+                          ) -> tuple[VerifyReport, LoadedImage]:
     """Verify the bundle here while a thread streams the image to the engine, holding
     its last chunk until the bundle has passed.
 
@@ -165,22 +226,18 @@ def _verify_while_loading(settings: LoadSettings, client: DockerClient, tags: tu
     # Refused, interrupted or failed: the stream stops short.
     with SidePool("airgap-docker-load", on_failure=gate.refuse) as side:
         loading = side.submit(load_image, client, settings.bundle, tags, reporter,
-                              settings.platform, gate)
+                              settings.platform, gate, reference)
         report = _verify(settings, reporter, jobs=max(1, (os.cpu_count() or 2) - 1))
         gate.open()
     return report, loading.result()
 
 
-def _image_reference(root: Path) -> str:
-    """The image's original reference, from bundle.json."""
-    return read_description(root).image.reference
-
-
-def _push(settings: LoadSettings, repository: str, tag: str, reporter: Reporter) -> PushResult:
+def _push(settings: LoadSettings, references: list[str], reporter: Reporter
+          ) -> tuple[PushResult, ...]:
     assert settings.registry is not None
     target = PushTarget.parse(settings.registry)
     network = NetworkSettings(ca_certs=(settings.ca_cert,) if settings.ca_cert else (),
                               jobs=settings.jobs, insecure=settings.insecure)
     with make_client(network) as client:
-        return push_image(settings.bundle, target, repository, tag,
-                          Downloader(client, network, reporter), settings.insecure)
+        return push_each(settings.bundle, target, references,
+                         Downloader(client, network, reporter), settings.insecure)
