@@ -49,14 +49,17 @@ def plan(manifest: Path, as_json: bool) -> None:
 @click.option("--sign-with", metavar="KEYID", help="Sign SHA512SUMS with this OpenPGP key.")
 @click.option("--gnupg-home", type=click.Path(path_type=Path, file_okay=False, exists=True),
               help="The GnuPG home holding the --sign-with key.")
+@click.option("--with-tool", type=options.DIR, metavar="WHEELHOUSE",
+              help="Carry airgap itself: the folder `make wheelhouse` wrote, into tools/.")
 @options.quiet
 def fetch_command(manifest: Path, bundle: Path, jobs: int, ca_cert: Path | None,
-                  sign_with: str | None, gnupg_home: Path | None, quiet: bool) -> None:
+                  sign_with: str | None, gnupg_home: Path | None, with_tool: Path | None,
+                  quiet: bool) -> None:
     """Download and verify everything MANIFEST plans into one bundle directory."""
     from airgap.fetch.run import FetchSettings, fetch
 
     settings = FetchSettings(manifest=manifest, bundle=bundle, jobs=jobs, ca_cert=ca_cert,
-                             sign_with=sign_with, gnupg_home=gnupg_home)
+                             sign_with=sign_with, gnupg_home=gnupg_home, with_tool=with_tool)
     with progress.make_reporter(quiet) as reporter:
         result = fetch(settings, reporter)
     render.render_fetch(result)
@@ -68,12 +71,14 @@ def fetch_command(manifest: Path, bundle: Path, jobs: int, ca_cert: Path | None,
 @click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False), required=True,
               help="The tar file to write.")
 @click.option("--tag", "tags", multiple=True, help="Another name to give the image (repeatable).")
+@click.option("--image", metavar="NAME",
+              help="Which of BUNDLE's images (default: the package registry's).")
 def export_image_command(bundle: Path, platform: str | None, output: Path,
-                         tags: tuple[str, ...]) -> None:
+                         tags: tuple[str, ...], image: str | None) -> None:
     """Write one platform of BUNDLE's image as a tar for `docker load -i`."""
     from airgap.load.export import export_image
 
-    result = export_image(bundle, platform, output, tags)
+    result = export_image(bundle, platform, output, tags, image)
     render.stdout.print(f"wrote {result.path}: {result.reference} ({result.platform}), "
                     f"{result.size} bytes; load it with: docker load -i {result.path}")
 
@@ -121,7 +126,9 @@ def inspect_command(bundle: Path, as_json: bool) -> None:
 @options.trust_keys
 @click.option("--docker", is_flag=True, help="Load the image into the engine at DOCKER_HOST.")
 @click.option("--platform", help="Image platform to load (default: the engine's).")
-@click.option("--tag", "tags", multiple=True, help="Another name for the loaded image.")
+@click.option("--image", "images", multiple=True, metavar="NAME",
+              help="Load and push only this image (repeatable; default: every image).")
+@click.option("--tag", "tags", multiple=True, help="Another name for the (first) loaded image.")
 @click.option("--registry", metavar="HOST[:PORT][/NAMESPACE]",
               help="Push every platform and the index to this registry.")
 @click.option("--insecure", is_flag=True, help="Allow plain HTTP or unverified TLS to --registry.")
@@ -145,15 +152,22 @@ def inspect_command(bundle: Path, as_json: bool) -> None:
               help="Write kibana.yml, Fleet Server and agent settings here.")
 @click.option("--registry-url", help="The package registry URL Kibana will use (--config).")
 @click.option("--artifacts-url", help="The agent binary source URL (--config).")
+@click.option("--defend-url", help="Elastic Defend's artifact mirror, the servers' root "
+              "(--config; default: --artifacts-url without downloads/).")
+@click.option("--pin-packages/--no-pin-packages", default=None,
+              help="Pin Kibana to the bundle's package versions (--config; default: for a "
+                   "tailored registry).")
 @options.jobs
 @options.quiet
 def load_command(bundle: Path, skip_verify: bool, trust_keys: tuple[Path, ...], docker: bool,
-                 platform: str | None, tags: tuple[str, ...], registry: str | None,
+                 platform: str | None, images: tuple[str, ...], tags: tuple[str, ...],
+                 registry: str | None,
                  insecure: bool, ca_cert: Path | None, run: bool, port: int, name: str,
                  network: str | None, tls_cert: Path | None, tls_key: Path | None,
                  tls_min_version: str | None, restart: str, replace: bool,
                  artifacts_dir: Path | None, config_dir: Path | None,
-                 registry_url: str | None, artifacts_url: str | None, jobs: int,
+                 registry_url: str | None, artifacts_url: str | None,
+                 defend_url: str | None, pin_packages: bool | None, jobs: int,
                  quiet: bool) -> None:
     """Verify BUNDLE, then load, push, run and lay it out on the isolated side."""
     from airgap.load.engine import RunSettings
@@ -167,7 +181,8 @@ def load_command(bundle: Path, skip_verify: bool, trust_keys: tuple[Path, ...], 
                                           tls_min_version=tls_min_version, restart=restart,
                                           replace=replace),
         artifacts_dir=artifacts_dir, config_dir=config_dir, registry_url=registry_url,
-        artifacts_url=artifacts_url, jobs=jobs)
+        artifacts_url=artifacts_url, jobs=jobs, images=images, pin_packages=pin_packages,
+        defend_url=defend_url)
     try:
         with progress.make_reporter(quiet) as reporter:
             result = load(settings, reporter)

@@ -70,6 +70,7 @@ def render_plan(plan: Plan) -> None:
         ("from", f"{image.registry_url}/v2/{image.reference.repository}"),
         ("why", f"← {image.reason}"),
     ]))
+    _render_plan_extras(plan)
 
     if plan.artifacts:
         table = Table(
@@ -101,11 +102,31 @@ def render_plan(plan: Plan) -> None:
     for note in plan.notes:
         stdout.print(Text("note: ", style="cyan") + Text(note))
     files = len(plan.artifacts) * 3
+    more = f" and {len(plan.images)} more image(s)" if plan.images else ""
+    defend = f", Elastic Defend's artifacts for {len(plan.defend)} Endpoint version(s)" \
+        if plan.defend else ""
     stdout.print(
-        f"[bold]{image.reference}[/] for {len(image.platforms)} platform(s), "
+        f"[bold]{image.reference}[/] for {len(image.platforms)} platform(s){more}, "
         f"{len(plan.artifacts)} artifact(s) ({files} files with checksums and signatures), "
-        f"{len(plan.packages)} package(s) to resolve."
+        f"{len(plan.packages)} package(s) to resolve{defend}."
     )
+
+
+def _render_plan_extras(plan: Plan) -> None:
+    """The images besides the registry's, and Elastic Defend's manifests."""
+    for item in plan.images:
+        stdout.print(Text(f"Image {item.reference}", style="italic"))
+        stdout.print(_facts([("platforms", ", ".join(item.platforms)),
+                             ("from", f"{item.registry_url}/v2/{item.reference.repository}"),
+                             ("why", f"← {item.reason}")]))
+    if plan.defend:
+        table = Table(title=f"Elastic Defend's artifacts from {plan.manifest.sources.security}"
+                            " (each manifest, then what it lists)", title_justify="left")
+        for column in ("Endpoint", "Manifest", "Why"):
+            table.add_column(column, overflow="fold")
+        for defend in plan.defend:
+            table.add_row(defend.endpoint_version, defend.path, f"← {defend.reason}")
+        stdout.print(table)
 
 
 def _facts(rows: list[tuple[str, str]]) -> Table:
@@ -148,6 +169,18 @@ def render_fetch(result: FetchResult) -> None:
         len(result.artifacts))
     row("packages", [f for p in result.packages for f in (p.file, p.signature)],
         len(result.packages))
+    extras = result.extras
+    for more in extras.images:
+        row(f"image {more.reference.repository}", list(more.files), len(more.files))
+    if extras.defend:
+        files = {f.dest: f for d in extras.defend
+                 for f in (d.manifest, *(fetched for _, fetched in d.artifacts))}
+        row("Elastic Defend (" + ", ".join(f"{d.item.endpoint_version}: "
+                                           f"{d.document.manifest_version}"
+                                           for d in extras.defend) + ")",
+            list(files.values()), len(files))
+    if extras.tools:
+        row("airgap wheelhouse (tools/)", list(extras.tools), len(extras.tools))
     stdout.print(table)
     stdout.print(f"{len(result.items)} files, {human_size(result.total_size)}, listed in "
                  f"{result.path / 'SHA512SUMS'}" + (" (signed)" if result.signed else ""))
@@ -187,6 +220,13 @@ def render_contents(contents: BundleContents) -> None:
         ("stack", contents.stack_version),
         ("image", f"{image.get('reference')} ({human_size(image.get('size'))})"),
         *[(f"  {platform}", str(digest)) for platform, digest in image["platforms"].items()],
+        *[("image", f"{more['reference']} ({', '.join(more['platforms'])})")
+          for more in contents.images],
+        *[("defend", f"Endpoint {d['endpoint_version']}: manifest_version "
+                     f"{d['manifest_version']}, {d['artifacts']} artifacts, fetched "
+                     f"{d['fetched']}") for d in contents.defend],
+        *[("tools", f"tools/{name} (install.sh installs airgap from it)")
+          for name in contents.tools],
         ("size", f"{contents.files} files, {human_size(contents.size)}"),
         ("keys", "; ".join(f"{k['fingerprint'][-16:]} {(k.get('uids') or ['?'])[0]}"
                            for k in contents.keys)),
@@ -208,6 +248,8 @@ def render_contents(contents: BundleContents) -> None:
             table.add_row(str(package["name"]), str(package["version"]),
                           human_size(package["size"]))
         stdout.print(table)
+    for warning in contents.warnings:
+        print_warning(warning)
 
 
 def render_load(result: LoadResult) -> None:
@@ -218,15 +260,15 @@ def render_load(result: LoadResult) -> None:
                                  f"{result.verification.signatures} signatures"))
     else:
         rows.append(("verified", "NO (--skip-verify)"))
-    if result.loaded:
-        rows.append(("docker", f"{result.loaded.reference} ({result.loaded.platform}) as "
-                               f"{result.loaded.image_id[:19]}"))
-    if result.pushed:
-        pushed = result.pushed
-        rows.append(("pushed", f"{pushed.reference}@{pushed.digest} ({pushed.uploaded} blobs "
-                               f"sent, {pushed.skipped} already there)"))
-        rows.append(("  use", f"{pushed.reference} (Kibana's registry image, or the "
-                              "ECK packageRegistry image)"))
+    for loaded in (result.loaded, *result.more_loaded):
+        if loaded is not None:
+            rows.append(("docker", f"{loaded.reference} ({loaded.platform}) as "
+                                   f"{loaded.image_id[:19]}"))
+    for pushed in (result.pushed, *result.pushed_more):
+        if pushed is not None:
+            rows.append(("pushed", f"{pushed.reference}@{pushed.digest} ({pushed.uploaded} "
+                                   f"blobs sent, {pushed.skipped} already there)"))
+            rows.append(("  use", f"{pushed.reference}"))
     if result.running:
         rows.append(("running", f"container {result.running.name} at {result.running.url}"))
         rows.append(("  use", f"xpack.fleet.registryUrl: {result.running.url} (from Kibana's "
@@ -236,6 +278,10 @@ def render_load(result: LoadResult) -> None:
         rows.append(("artifacts", f"{a.directory}: {a.linked} linked, {a.copied} copied, "
                                   f"{a.unchanged} already there, {len(a.replaced)} replaced"))
         rows.append(("  serve", f"airgap serve {a.directory} --bind 0.0.0.0"))
+    if result.defend:
+        d = result.defend
+        rows.append(("defend", f"{d.directory}: {d.added} files added, {d.unchanged} already "
+                               f"there; Endpoint {', '.join(d.manifests)}"))
     if result.config:
         rows.append(("settings", f"{result.config.directory}: {', '.join(result.config.files)}"
                                  " (see its README.md)"))
