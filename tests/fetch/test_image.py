@@ -220,3 +220,27 @@ def test_push_helper_round_trip(test_image: TestImage, registry: DockerRegistry)
     destination = push_image(test_image, registry.host, "peer/check")
     raw = skopeo("inspect", "--raw", "--tls-verify=false", destination).stdout
     assert "sha256:" + hashlib.sha256(raw.encode()).hexdigest() == test_image.index_digest
+
+
+def test_two_images_share_their_common_layer_and_a_missing_one_names_images(
+        agent_image: TestImage, pushed_image: TestImage, registry: DockerRegistry,
+        downloader: Downloader, tmp_path: Path) -> None:
+    from airgap.fetch.image import fetch_images
+
+    agent = ImageReference("docker.elastic.co", "elastic-agent/elastic-agent", TEST_TAG)
+    bundle = tmp_path / "bundle"
+    registry_image, agent_result = fetch_images(
+        [ImageItem(REFERENCE, registry.url, BOTH, "test"),
+         ImageItem(agent, registry.url, BOTH, "test")], bundle, downloader)
+    shared = pushed_image.shared_layers[0]
+    assert shared in {layer.digest for p in agent_result.platforms for layer in p.layers}
+    assert blob_names(bundle) == {p.name for image in (pushed_image, agent_image)
+                                  for p in (image.layout / "blobs" / "sha256").iterdir()}
+    assert agent_result.upstream_digest == agent_image.index_digest
+    assert registry_image.upstream_digest == pushed_image.index_digest
+    missing = ImageReference("docker.elastic.co", "elastic-agent/elastic-agent", "0.0.1")
+    with pytest.raises(NotFoundError, match="no such image tag") as refused:
+        fetch_images([ImageItem(REFERENCE, registry.url, BOTH, "test"),
+                      ImageItem(missing, registry.url, BOTH, "test")], tmp_path / "b",
+                     downloader)
+    assert refused.value.details == ("check the image's name and tag in `images`",)
