@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from airgap import elastic
-from airgap.bundle import layout
+from airgap.bundle import defend, layout
 from airgap.bundle.description import BundleDescription, Item, read_description
 from airgap.bundle.lock import refuse_while_written
 from airgap.bundle.scan import scan
@@ -39,6 +39,7 @@ from airgap.units import human_size
 _BLOBS = f"{layout.IMAGES}/blobs/sha256/"
 #: What makes a folder a bundle, complete or in the making.
 _MARKS = (layout.SUMS, layout.DESCRIPTION, layout.LOCK, layout.STAGING)
+_DEFEND = f"{layout.SECURITY}/"
 _TRUST = setting("trust_keys")
 _SIGN = setting("sign_with")
 _SIGNED_KINDS = ("artifact", "package")
@@ -150,6 +151,10 @@ def verify_bundle(settings: VerifySettings, reporter: Reporter) -> VerifyReport:
             signatures_done = side.submit(signed, verifier)
             size = check.hash_all(sums, settings.jobs, reporter)
         signatures = signatures_done.result()
+    if check.described is not None:  # Defend's artifacts: as their manifests say, and fresh
+        defend.check_bundle(root, check.described, found.regular, check.sizes, check.sha256,
+                            check.add)
+        check.warnings.extend(defend.stale_warnings(check.described))
     operator = check.operator_signature(settings.trust_keys)
     if not settings.trust_keys:
         check.warnings.append(_unsigned_warning(check.foreign_keys))
@@ -181,7 +186,9 @@ class _Check:
         self.problems: list[Problem] = []
         self.warnings: list[str] = []
         self.digests: dict[str, str] = {}
+        self.sha256: dict[str, str] = {}  # of image blobs and Defend's artifacts
         self.sizes: dict[str, int] = {}
+        self.described: BundleDescription | None = None
         self.foreign_keys: list[str] = []
         self.stop = threading.Event()  # set on Ctrl-C: work in progress gives up
         self._lock = threading.Lock()
@@ -251,12 +258,15 @@ class _Check:
         def one(path: str) -> None:
             blob = path.startswith(_BLOBS)
             try:
-                digests = hash_file(self.root / path, sha256=blob, progress=progress)
+                digests = hash_file(self.root / path, sha256=blob or path.startswith(_DEFEND),
+                                    progress=progress)
             except OSError as exc:
                 self.add(path, "unreadable", f"cannot be read: {exc.strerror or exc}")
                 return
             with self._lock:
                 self.digests[path] = digests.sha512
+                if digests.sha256 is not None:
+                    self.sha256[path] = digests.sha256
             if digests.sha512 != sums[path]:
                 self.add(path, "modified", "its SHA-512 differs from SHA512SUMS")
             if blob and digests.sha256 != path.removeprefix(_BLOBS):
@@ -288,6 +298,7 @@ class _Check:
                                               f"where it lies makes it {expected!r}")
         for path in set(sums) - set(items) - {layout.DESCRIPTION}:
             self.add(path, "description", "in SHA512SUMS but not in bundle.json")
+        self.described = description
         return description
 
     def signatures(self, verifier: Verifier, description: BundleDescription | None,

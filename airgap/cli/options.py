@@ -23,13 +23,16 @@ FLAGS = {
     "artifacts_url": "--artifacts-url",
     "ca_cert": "--ca-cert",
     "config_dir": "--config",
+    "defend_url": "--defend-url",
     "docker": "--docker",
     "gnupg_home": "--gnupg-home",
     "insecure": "--insecure",
     "jobs": "--jobs",
+    "images": "--image",
     "name": "--name",
     "network": "--network",
     "output": "-o",
+    "pin_packages": "--pin-packages",
     "platform": "--platform",
     "port": "--port",
     "registry": "--registry",
@@ -43,6 +46,7 @@ FLAGS = {
     "tls_key": "--tls-key",
     "tls_min_version": "--tls-min-version",
     "trust_keys": "--trust-key",
+    "with_tool": "--with-tool",
 }
 
 

@@ -30,7 +30,7 @@ class ArtifactsResult:
     replaced: tuple[str, ...]
 
 
-def _link_atomically(source: Path, target: Path) -> bool:
+def link_atomically(source: Path, target: Path) -> bool:
     """Hard-link ``source`` as ``target`` through a rename; False where the file system
     cannot link the two."""
     temporary = temporary_name(target)
@@ -85,7 +85,7 @@ def install_artifacts(root: Path, destination: Path, reporter: Reporter) -> Arti
             reporter.warning(f"{target} differs from the bundle's verified copy: replacing it")
         target.parent.mkdir(parents=True, exist_ok=True)
         reporter.task_started(str(target), str(target), size, phase=PHASE)
-        if _link_atomically(path, target):
+        if link_atomically(path, target):
             linked += 1
             reporter.task_finished(str(target), "linked")
         else:

@@ -44,7 +44,7 @@ def damage(document: dict[str, Any], change: str) -> dict[str, Any]:
     elif change == "verification value":
         damaged["items"][3]["verification"]["signer"] = 7
     elif change == "format":
-        damaged["format"] = 2
+        damaged["format"] = 3
     elif change == "layers":
         next(iter(damaged["image"]["platforms"].values()))["layers"] = "sha256:x"
     return damaged
@@ -72,3 +72,32 @@ def test_a_damaged_file_says_so_and_points_at_verify(golden_bundle: Path, tmp_pa
     (tmp_path / "bundle.json").write_text("[" * 100 + "]" * 100)
     with pytest.raises(BundleError, match="damaged: expected an object"):
         read_description(tmp_path)
+
+
+def test_format_1_bundles_still_read_and_keep_to_their_fields(document: dict[str, Any]
+                                                              ) -> None:
+    older = copy.deepcopy(document)
+    assert older["format"] == 2 and older["images"] == [] and older["defend"] == []
+    del older["images"], older["defend"]
+    older["format"] = 1
+    description = BundleDescription.from_dict(older)
+    assert description.format == 1 and description.images == () and description.defend == ()
+    assert description.to_dict() == older  # written back as it was
+    older["defend"] = []
+    with pytest.raises(DescriptionError, match="not a field of this bundle format") as refused:
+        BundleDescription.from_dict(older)
+    assert refused.value.field == "defend"
+
+
+def test_format_2_records_images_and_defend_manifests(rich_bundle: Path) -> None:
+    description = read_description(rich_bundle)
+    assert [i.reference for i in description.all_images] == [
+        "docker.elastic.co/package-registry/distribution:9.0.0",
+        "docker.elastic.co/elastic-agent/elastic-agent:9.0.0"]
+    [defend] = description.defend
+    assert defend.manifest_version == "1.0.137" and defend.fetched.endswith("Z")
+    broken = json.loads((rich_bundle / "bundle.json").read_text())
+    broken["defend"][0]["fetched"] = "yesterday"
+    with pytest.raises(DescriptionError) as refused:
+        BundleDescription.from_dict(broken)
+    assert refused.value.field == "defend[0].fetched"
