@@ -32,6 +32,7 @@ from airgap.errors import (
     VerificationError,
     raise_collected,
 )
+from airgap.files import naming, remove_if_shared
 from airgap.net.body import iter_body
 from airgap.net.transport import (
     READ_SIZE,
@@ -152,6 +153,10 @@ class Downloader:
         if self._cancel.is_set():
             raise KeyboardInterrupt
         key = str(item.dest)
+        # A link (symbolic or hard) planted in the bundle must not be read as ours, nor
+        # written through: it goes, and the file is fetched again.
+        remove_if_shared(item.dest)
+        remove_if_shared(item.part)
         if item.dest.exists():
             kept = self._reuse(item, key)
             if kept is not None:
@@ -321,6 +326,11 @@ class Downloader:
             if isinstance(error, RetryableError):
                 error.progressed = hasher.size - start >= PROGRESS
             raise error from None
+        except OSError as exc:  # a full disk, say: the message names the file
+            named = naming(exc, item.part)
+            if named is exc:
+                raise
+            raise named from None
         finally:
             transfer.furthest = max(transfer.furthest, hasher.size)
         if transfer.total is None or hasher.size >= transfer.total:
