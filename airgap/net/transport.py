@@ -16,12 +16,13 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import httpcore
 import httpx
 
 from airgap import __version__
+from airgap.documents import DocumentError, parse_json
 from airgap.errors import (
     AuthenticationError,
     NetworkError,
@@ -30,6 +31,7 @@ from airgap.errors import (
     UsageError,
     setting,
 )
+from airgap.files import check_regular
 
 T = TypeVar("T")
 
@@ -101,6 +103,7 @@ def ssl_context(settings: NetworkSettings) -> ssl.SSLContext | bool:
     context = ssl.create_default_context()
     for path in settings.ca_certs:
         try:
+            check_regular(path)  # a FIFO would block the read below for ever
             context.load_verify_locations(cafile=str(path))
         except (OSError, ssl.SSLError) as exc:
             raise UsageError(f"cannot use CA certificate {path}: {exc}; "
@@ -283,8 +286,8 @@ def _status_error(response: httpx.Response, url: str, method: str, action: str |
             f"{url}: access denied"
         return AuthenticationError(
             f"{what} ({status})",
-            details=["log in with `docker login` for that registry, or set "
-                     "AIRGAP_REGISTRY_USERNAME and AIRGAP_REGISTRY_PASSWORD"])
+            details=["log in with `docker login` for that registry, or set AIRGAP_REGISTRY "
+                     "(its host), AIRGAP_REGISTRY_USERNAME and AIRGAP_REGISTRY_PASSWORD"])
     said = _excerpt(response)
     return ServerResponseError(f"{method} {url}: server answered {status}" if action else
                                f"{url}: server answered {status}",
@@ -316,6 +319,14 @@ class SmallResponse:
     url: str
     headers: httpx.Headers
     content: bytes
+
+    def json(self) -> Any:
+        """The answer as JSON, no deeper than documents go (:mod:`airgap.documents`), or
+        a :class:`ServerResponseError` naming the URL."""
+        try:
+            return parse_json(self.content, max_size=max(len(self.content), 1))
+        except DocumentError as exc:
+            raise ServerResponseError(f"{self.url}: the answer is {exc}") from None
 
 
 def fetch_small(client: httpx.Client, url: str, settings: NetworkSettings, *,
