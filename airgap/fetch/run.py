@@ -46,6 +46,7 @@ class FetchSettings:
     ca_cert: Path | None = None
     sign_with: str | None = None
     gnupg_home: Path | None = None
+    passphrase_file: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -76,8 +77,8 @@ def fetch(settings: FetchSettings, reporter: Reporter) -> FetchResult:
     network = NetworkSettings(ca_certs=tuple(cas), jobs=settings.jobs)
     root = settings.bundle
     layout.check_output_folder(root)
-    operator = OperatorKey(settings.sign_with, settings.gnupg_home) if settings.sign_with \
-        else None
+    operator = OperatorKey(settings.sign_with, settings.gnupg_home, settings.passphrase_file) \
+        if settings.sign_with else None
     if operator is not None:
         operator.check()  # a missing key or passphrase, before hours of downloads
     with BundleLock(root), make_client(network) as client, \

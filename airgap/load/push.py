@@ -38,8 +38,8 @@ from airgap.oci.registry import RegistryClient
 
 MONOLITHIC_LIMIT = 128 << 20
 CHUNK = 64 << 20
-_LOGIN_HINT = ("log in with `docker login` for that registry, or set "
-               "AIRGAP_REGISTRY_USERNAME and AIRGAP_REGISTRY_PASSWORD")
+_LOGIN_HINT = ("log in with `docker login` for that registry, or set AIRGAP_REGISTRY (its "
+               "host), AIRGAP_REGISTRY_USERNAME and AIRGAP_REGISTRY_PASSWORD")
 
 
 @dataclass(frozen=True)

@@ -140,6 +140,7 @@ def test_upload_location_on_another_host_gets_no_credentials(
         registry_app.router.add_route("*", "/v2/{tail:.*}", registry)
         with BackgroundServer(registry_app) as server:
             host = server.url.removeprefix("http://")
+            monkeypatch.setenv("AIRGAP_REGISTRY", host)
             push_image(bundle, PushTarget.parse(host), TEST_REPOSITORY, "9.0.0", downloader,
                        insecure=True)
     assert seen and all(method == "PUT" for method, _, _ in seen)
