@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from airgap.errors import UsageError, setting
-from airgap.files import atomic_write, copy_atomically
+from airgap.files import atomic_write, copy_atomically, remove_dead_leftovers
 from airgap.net.urls import BadURL, check_url
 from airgap.trust.gpg import elastic_key_text
 
@@ -59,6 +59,7 @@ def write_config(settings: ConfigSettings) -> ConfigResult:
     registry, artifacts = check_urls(settings.registry_url, settings.artifacts_url)
     out = settings.directory
     (out / "elastic-agent-upgrade-keys").mkdir(parents=True, exist_ok=True)
+    remove_dead_leftovers(out, recursive=True)  # what a killed run was writing
     written: list[str] = []
 
     def put(name: str, text: str, mode: int = 0o644) -> None:

@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from airgap.bundle import layout
 from airgap.bundle.description import read_description
-from airgap.bundle.verify import VerifyReport, VerifySettings, verify_bundle
-from airgap.errors import UsageError, VerificationError, setting
+from airgap.bundle.verify import BundleRefused, VerifyReport, VerifySettings, verify_bundle
+from airgap.errors import UsageError, setting
 from airgap.load.artifacts import ArtifactsResult, install_artifacts
 from airgap.load.engine import (
     LoadedImage,
@@ -52,6 +53,7 @@ class LoadSettings:
     bundle: Path
     skip_verify: bool = False
     trust_keys: tuple[Path, ...] = ()
+    trust_signers: tuple[Path, ...] = ()
     docker: bool = False
     platform: str | None = None
     tags: tuple[str, ...] = ()
@@ -61,6 +63,7 @@ class LoadSettings:
     run: bool = False
     run_settings: RunSettings = field(default_factory=RunSettings)
     artifacts_dir: Path | None = None
+    hard_link: bool = False
     config_dir: Path | None = None
     registry_url: str | None = None
     artifacts_url: str | None = None
@@ -77,15 +80,6 @@ class LoadResult:
     running: RunningRegistry | None = None
     artifacts: ArtifactsResult | None = None
     config: ConfigResult | None = None
-
-
-class BundleRefused(VerificationError):
-    """The bundle failed verification; ``report`` says how."""
-
-    def __init__(self, report: VerifyReport) -> None:
-        super().__init__(f"{report.bundle} failed verification: nothing was loaded",
-                         details=[f"{p.path}: {p.message}" for p in report.problems[:20]])
-        self.report = report
 
 
 def _check(settings: LoadSettings) -> tuple[str, ...]:
@@ -131,7 +125,8 @@ def load(settings: LoadSettings, reporter: Reporter) -> LoadResult:
         pushed = _push(settings, reference.repository, reference.tag, reporter)
     if engine is not None and settings.run:
         running = run_registry(engine, str(reference), settings.run_settings, reporter)
-    artifacts = install_artifacts(settings.bundle, settings.artifacts_dir, reporter) \
+    artifacts = install_artifacts(settings.bundle, settings.artifacts_dir, reporter,
+                                  hard_link=settings.hard_link) \
         if settings.artifacts_dir else None
     config = None
     if settings.config_dir and settings.registry_url and settings.artifacts_url:
@@ -142,7 +137,8 @@ def load(settings: LoadSettings, reporter: Reporter) -> LoadResult:
 
 def _verify(settings: LoadSettings, reporter: Reporter, jobs: int | None = None
             ) -> VerifyReport:
-    verify = VerifySettings(settings.bundle, settings.trust_keys)
+    verify = VerifySettings(settings.bundle, settings.trust_keys, settings.trust_signers,
+                            scope=_leaving(settings))
     if jobs is not None:
         verify = dataclasses.replace(verify, jobs=jobs)
     report = verify_bundle(verify, reporter)
@@ -151,6 +147,17 @@ def _verify(settings: LoadSettings, reporter: Reporter, jobs: int | None = None
     for warning in report.warnings:
         reporter.warning(warning)
     return report
+
+
+def _leaving(settings: LoadSettings) -> frozenset[str]:
+    """The bundle's folders whose files this load takes out of it: what must be vouched
+    for from outside (the image for Docker and a registry, downloads/ for the agents)."""
+    leaving = set()
+    if settings.docker or settings.registry or settings.run:
+        leaving.add(layout.IMAGES)
+    if settings.artifacts_dir:
+        leaving.add(layout.DOWNLOADS)
+    return frozenset(leaving)
 
 
 def _verify_while_loading(settings: LoadSettings, client: DockerClient, tags: tuple[str, ...],

@@ -92,3 +92,19 @@ def test_core_messages_name_the_options_a_user_types(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "error: --sign-with needs --gnupg-home" in result.stderr
     assert "\x1f" not in result.stderr and "sign_with" not in result.stderr
+
+
+@pytest.mark.parametrize("option", [["verify", "{dir}", "--trust-key"],
+                                    ["verify", "{dir}", "--trust-signer"],
+                                    ["export-image", "{dir}", "-o", "{dir}/x.tar", "--trust-key"],
+                                    ["serve", "{dir}", "--tls-key", "{dir}/k", "--tls-cert"],
+                                    ["fetch", "manifests/minimal.yaml", "-o", "{dir}/b",
+                                     "--ca-cert"]])
+def test_a_fifo_where_a_file_is_expected_is_refused_at_once(option: list[str],
+                                                            tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)  # nobody writes to it: reading it would wait for ever
+    (tmp_path / "k").write_text("key")
+    result = run(*[o.format(dir=tmp_path) for o in option], str(fifo))
+    assert result.returncode == 2, result.stderr
+    assert "is not a regular file" in result.stderr and str(fifo) in result.stderr
