@@ -47,6 +47,17 @@ def kill_after(process: subprocess.Popen[str], delay: float) -> None:
     process.wait()
 
 
+def orphans(pid: int) -> list[str]:
+    """Processes (gpg) still working for the killed airgap ``pid``, by their command line."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            if proc.name.isdigit() and (line := (proc / "cmdline").read_bytes()) and \
+                    f"airgap-gnupg-{pid}-".encode() in line:
+                found.append(line.replace(b"\0", b" ").decode(errors="replace"))
+    return found
+
+
 @pytest.fixture
 def site(make_manifest: ManifestMaker, registry_front: RegistryFront,
          artifact_server: ArtifactServer, epr_server: EprServer) -> Path:
@@ -188,6 +199,7 @@ def test_push_killed_at_a_random_point_finishes_when_run_again(
         again = start_airgap(*command, stderr=subprocess.PIPE)
         _, err = again.communicate(timeout=300)
         assert again.returncode == 0, err
+        assert orphans(process.pid) == [], "the killed run's gpg still waits"
         assert snapshot(golden_bundle) == before, "the push wrote into the bundle"
         raw = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false",
                               f"docker://{target}/{TEST_REPOSITORY}:9.0.0"],
@@ -207,11 +219,13 @@ def test_docker_load_killed_at_a_random_point_loads_when_run_again(
     command = ("load", str(golden_bundle), "--docker", "--trust-key", str(operator_key),
                "--tag", f"killed.local/epr:{seed}", "--quiet")
     env = {"DOCKER_HOST": dockerd.host}
-    kill_after(start_airgap(*command, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL), delay)
+    killed = start_airgap(*command, env=env, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+    kill_after(killed, delay)
     again = start_airgap(*command, env=env, stderr=subprocess.PIPE)
     _, err = again.communicate(timeout=300)
     assert again.returncode == 0, err
+    assert orphans(killed.pid) == [], "the killed run's gpg still waits"
     assert snapshot(golden_bundle) == before
     listed = subprocess.run(["docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}"],
                             env=dockerd.env(), capture_output=True, text=True).stdout

@@ -97,9 +97,20 @@ def remove_dead_homes(folder: Path | None = None) -> list[Path]:
             with contextlib.suppress(OSError):
                 if home.is_symlink() or not home.is_dir() or home.stat().st_uid != os.getuid():
                     continue
+            _release_readers(home)
             shutil.rmtree(home, ignore_errors=True)
             removed.append(home)
     return removed
+
+
+def _release_readers(home: Path) -> None:
+    """End the wait of a gpg the dead process left opening one of its message FIFOs (see
+    :class:`_MessageFeed`): it would wait for a writer for ever; opened and closed here,
+    the FIFO gives it an end of file, and it exits."""
+    for fifo in home.glob("message-*"):
+        with contextlib.suppress(OSError):  # ENXIO: nobody is waiting on this one
+            if stat.S_ISFIFO(fifo.lstat().st_mode):
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
 
 
 def read_key_file(path: Path) -> bytes:

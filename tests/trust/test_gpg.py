@@ -255,3 +255,29 @@ def test_a_key_file_that_is_a_fifo_is_refused_at_once(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="not a regular file"), Verifier([fifo]):
         pass
     assert time.monotonic() - started < 10
+
+
+def test_a_gpg_left_waiting_on_a_dead_process_s_feed_is_released(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # kill -9 during a signature check leaves gpg opening the message FIFO, for ever.
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    home = tmp_path / f"airgap-gnupg-{gone.pid}-abcd1234"
+    home.mkdir(mode=0o700)
+    os.mkfifo(home / "message-3")
+    waiting = subprocess.Popen([gpg_binary(), "--homedir", str(home), "--batch",
+                                "--no-autostart", "--verify", "--", str(home / "message-3")],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)
+        assert waiting.poll() is None, "gpg should be waiting for a writer"
+        with Verifier():
+            pass
+        assert waiting.wait(timeout=10) != 0  # it got an end of file and gave up
+        assert not home.exists()
+    finally:
+        waiting.kill()
+        waiting.wait()
