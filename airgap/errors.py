@@ -93,6 +93,13 @@ class BundleError(AirgapError):
     """The bundle directory cannot be used as asked (locked, not a bundle, ...)."""
 
 
+class DamagedBundleError(BundleError):
+    """A file of the bundle is not what its format says (bundle.json, an image document):
+    the bundle was damaged or altered, and nothing in it may be used."""
+
+    exit_code = ExitCode.VERIFICATION
+
+
 class FileSystemError(AirgapError):
     """Reading or writing a local file failed: disk full, permission denied, ..."""
 

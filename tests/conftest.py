@@ -313,6 +313,7 @@ def docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[.
     folder = tmp_path / "docker-config"
     folder.mkdir()
     monkeypatch.setenv("DOCKER_CONFIG", str(folder))
+    monkeypatch.delenv("AIRGAP_REGISTRY", raising=False)
     monkeypatch.delenv("AIRGAP_REGISTRY_USERNAME", raising=False)
     monkeypatch.delenv("AIRGAP_REGISTRY_PASSWORD", raising=False)
 

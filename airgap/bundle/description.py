@@ -23,8 +23,9 @@ from airgap.bundle.reading import DescriptionError
 from airgap.bundle.reading import Reader as _Reader
 from airgap.bundle.reading import names as _names
 from airgap.bundle.reading import string as _string
-from airgap.errors import BundleError
-from airgap.files import atomic_write
+from airgap.documents import DocumentError, parse_json
+from airgap.errors import BundleError, DamagedBundleError
+from airgap.files import atomic_write, read_regular
 
 FORMAT = 2
 #: The formats this airgap reads.
@@ -36,6 +37,9 @@ KINDS = ("image-index", "image-manifest", "image-config", "image-layer", "image-
 _TOP_KEYS = ("format", "tool", "created", "manifest", "image", "keys", "notes", "items")
 _TOP_KEYS_2 = (*_TOP_KEYS, "images", "defend")
 _SHA512 = re.compile(r"[0-9a-f]{128}\Z")
+#: bundle.json of the full registry's few thousand packages is a few MB.
+MAX_SIZE = 64 << 20
+
 __all__ = ["BundleDescription", "DefendManifest", "DescriptionError", "Image", "Item", "Key",
            "ManifestRecord", "PlatformImage", "Resolved", "Verification", "read_description"]
 
@@ -339,19 +343,24 @@ class BundleDescription:
 
 
 def read_description(bundle: Path) -> BundleDescription:
-    """``bundle``'s bundle.json, or a :class:`BundleError` saying why it cannot be used."""
+    """``bundle``'s bundle.json, or a :class:`BundleError` saying why it cannot be used
+    (:class:`DamagedBundleError`, exit 3, when it is there but not what it must be: too
+    large, too deep, not JSON, not of this format)."""
     path = bundle / DESCRIPTION
+    damaged = [f"run `airgap verify {bundle}` to see what else is wrong"]
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        document = parse_json(read_regular(path, MAX_SIZE), max_size=MAX_SIZE)
     except FileNotFoundError:
         raise BundleError(f"{bundle} is not a complete airgap bundle: it has no {DESCRIPTION}",
                           details=["an interrupted `airgap fetch` leaves none: run it again"]
                           ) from None
-    except (OSError, ValueError, RecursionError) as exc:
-        raise BundleError(f"{path}: cannot be read: {exc}") from exc
+    except DocumentError as exc:
+        raise DamagedBundleError(f"{path} is damaged: {exc}", details=damaged) from None
+    except OSError as exc:
+        raise DamagedBundleError(f"{path} is damaged: {exc.strerror or exc}",
+                                 details=damaged) from None
     try:
         return BundleDescription.from_dict(document)
     except DescriptionError as exc:
-        raise BundleError(f"{path} is damaged: {exc.message}",
-                          details=[f"run `airgap verify {bundle}` to see what else is wrong"]
-                          ) from None
+        raise DamagedBundleError(f"{path} is damaged: {exc.message}", details=damaged
+                                 ) from None

@@ -132,11 +132,15 @@ def plan(manifest: Path, check: bool, ca_cert: Path | None, jobs: int,
               help="The GnuPG home holding the --sign-with key.")
 @click.option("--with-tool", type=options.DIR, metavar="WHEELHOUSE",
               help="Carry airgap itself: the folder `make wheelhouse` wrote, into tools/.")
+@click.option("--passphrase-file", type=options.FILE,
+              help="A file whose first line is the --sign-with key's passphrase, for "
+                   "scripts (at a terminal, gpg-agent asks; CI may set "
+                   "AIRGAP_SIGN_PASSPHRASE).")
 @options.quiet
 @json_option
 def fetch_command(manifest: Path, bundle: Path, jobs: int, ca_cert: Path | None,
                   sign_with: str | None, gnupg_home: Path | None, with_tool: Path | None,
-                  quiet: bool, as_json: bool) -> None:
+                  passphrase_file: Path | None, quiet: bool, as_json: bool) -> None:
     """Download and verify everything MANIFEST plans into one bundle folder. Every source
     is asked first; an interrupted fetch resumes when run again."""
     from airgap.fetch.run import FetchSettings, fetch
@@ -145,7 +149,8 @@ def fetch_command(manifest: Path, bundle: Path, jobs: int, ca_cert: Path | None,
                      f"{bundle} is as it was; what was fetched waits in {bundle}/.airgap-next/: "
                      "run the same command again to go on from there")
     settings = FetchSettings(manifest=manifest, bundle=bundle, jobs=jobs, ca_cert=ca_cert,
-                             sign_with=sign_with, gnupg_home=gnupg_home, with_tool=with_tool)
+                             sign_with=sign_with, gnupg_home=gnupg_home, with_tool=with_tool,
+                             passphrase_file=passphrase_file)
     with _reporting(session, quiet) as reporter:
         result = fetch(settings, reporter)
     if session.json:
@@ -164,16 +169,30 @@ def fetch_command(manifest: Path, bundle: Path, jobs: int, ca_cert: Path | None,
 @options.tags("Another name to give the image in the tar")
 @click.option("--image", metavar="NAME",
               help="Which of BUNDLE's images (default: the package registry's).")
+@click.option("--skip-verify", is_flag=True,
+              help="Do not verify the bundle first (unsafe: whatever it holds is written).")
+@options.trust_keys
+@options.trust_signers
 @options.quiet
 def export_image_command(bundle: Path, platform: str | None, output: Path,
-                         tags: tuple[str, ...], image: str | None, quiet: bool) -> None:
-    """Write one platform of BUNDLE's image as a tar for `docker load -i`, for a machine
-    without airgap."""
-    from airgap.load.export import export_image
+                         tags: tuple[str, ...], image: str | None, skip_verify: bool,
+                         trust_keys: tuple[Path, ...], trust_signers: tuple[Path, ...],
+                         quiet: bool) -> None:
+    """Verify BUNDLE, then write one platform of one of its images as a tar for
+    `docker load -i`, for a machine without airgap."""
+    from airgap.bundle.verify import BundleRefused
+    from airgap.load.export import ExportSettings, export
 
     session = _begin("export-image", on_interrupt=f"no tar was written to {output}")
-    with _reporting(session, quiet) as reporter:
-        result = export_image(bundle, platform, output, tags, image, reporter)
+    settings = ExportSettings(bundle=bundle, output=output, platform=platform, tags=tags,
+                              image=image, skip_verify=skip_verify, trust_keys=trust_keys,
+                              trust_signers=trust_signers)
+    try:
+        with _reporting(session, quiet) as reporter:
+            result = export(settings, reporter)
+    except BundleRefused as refused:
+        render.render_verify(refused.report)
+        raise
     render.line(f"wrote {result.path}: {result.reference} ({result.platform}), "
                 f"{result.size} bytes; load it with: docker load -i {result.path}")
 
@@ -181,16 +200,19 @@ def export_image_command(bundle: Path, platform: str | None, output: Path,
 @cli.command("verify", short_help="Prove that BUNDLE is intact, offline.")
 @click.argument("bundle", type=options.BUNDLE)
 @options.trust_keys
+@options.trust_signers
 @options.jobs_verify
 @json_option
 @options.quiet
-def verify_command(bundle: Path, trust_keys: tuple[Path, ...], jobs: int, as_json: bool,
-                   quiet: bool) -> None:
-    """Prove that BUNDLE is intact: every file, checksum and signature, offline."""
+def verify_command(bundle: Path, trust_keys: tuple[Path, ...], trust_signers: tuple[Path, ...],
+                   jobs: int, as_json: bool, quiet: bool) -> None:
+    """Prove that BUNDLE is intact (every file, checksum and signature, offline) and that
+    a key from outside it vouches for every file."""
     from airgap.bundle.verify import VerifySettings, verify_bundle
 
     session = _begin("verify", as_json)
-    settings = VerifySettings(bundle=bundle, trust_keys=trust_keys, jobs=jobs)
+    settings = VerifySettings(bundle=bundle, trust_keys=trust_keys,
+                              trust_signers=trust_signers, jobs=jobs)
     with _reporting(session, quiet) as reporter:
         report = verify_bundle(settings, reporter)
     failed = VerificationError(f"{bundle} failed verification: {len(report.problems)} "
@@ -225,6 +247,7 @@ def inspect_command(bundle: Path, as_json: bool) -> None:
 @click.option("--skip-verify", is_flag=True,
               help="Do not verify the bundle first (unsafe: whatever it holds is loaded).")
 @options.trust_keys
+@options.trust_signers
 @click.option("--docker", is_flag=True, help="Load the image into the engine at DOCKER_HOST.")
 @options.platform("The platform to load: linux/amd64, arm64, linux/arm64/v8 ... "
                   "(default: the engine's).")
@@ -254,7 +277,12 @@ def inspect_command(bundle: Path, as_json: bool) -> None:
               default="unless-stopped", show_default=True, help="Container restart policy.")
 @click.option("--replace", is_flag=True, help="Replace a container of the same name.")
 @click.option("--artifacts", "artifacts_dir", type=options.DIR,
-              help="Put the downloads/ tree here, ready to serve as the agent binary source.")
+              help="Put a copy of the downloads/ tree here (reflinks where the file system "
+                   "has them), ready to serve as the agent binary source.")
+@click.option("--hard-link", is_flag=True,
+              help="With --artifacts: hard-link the files to the bundle's instead of "
+                   "copying them. No extra space, but the served files and the bundle's are "
+                   "then the same files: a change on either side changes both.")
 @click.option("--config", "config_dir", type=options.DIR,
               help="Write kibana.yml, Fleet Server and agent settings here.")
 @click.option("--registry-url",
@@ -268,33 +296,36 @@ def inspect_command(bundle: Path, as_json: bool) -> None:
 @options.jobs
 @options.quiet
 @json_option
-def load_command(bundle: Path, skip_verify: bool, trust_keys: tuple[Path, ...], docker: bool,
+def load_command(bundle: Path, skip_verify: bool, trust_keys: tuple[Path, ...],
+                 trust_signers: tuple[Path, ...], docker: bool,
                  platform: str | None, images: tuple[str, ...], tags: tuple[str, ...],
                  registry: str | None,
                  insecure: bool, ca_cert: Path | None, run: bool, port: int, name: str,
                  network: str | None, tls_cert: Path | None, tls_key: Path | None,
                  tls_min_version: str | None, restart: str, replace: bool,
-                 artifacts_dir: Path | None, config_dir: Path | None,
+                 artifacts_dir: Path | None, hard_link: bool, config_dir: Path | None,
                  registry_url: str | None, artifacts_url: str | None,
                  defend_url: str | None, pin_packages: bool | None, jobs: int,
                  quiet: bool, as_json: bool) -> None:
     """Verify BUNDLE, then load, push, run and lay it out on the isolated side. Every
     option is checked before the bundle is verified."""
+    from airgap.bundle.verify import BundleRefused
     from airgap.load.container import RunSettings
-    from airgap.load.run import BundleRefused, LoadSettings, load
+    from airgap.load.run import LoadSettings, load
 
     session = _begin("load", as_json, "run the same command again: what is already "
                      "loaded, pushed or laid out is kept")
     settings = LoadSettings(
-        bundle=bundle, skip_verify=skip_verify, trust_keys=trust_keys, docker=docker,
+        bundle=bundle, skip_verify=skip_verify, trust_keys=trust_keys,
+        trust_signers=trust_signers, docker=docker,
         platform=platform, tags=tags, registry=registry, insecure=insecure, ca_cert=ca_cert,
         run=run, run_settings=RunSettings(port=port, name=name, network=network,
                                           tls_cert=tls_cert, tls_key=tls_key,
                                           tls_min_version=tls_min_version, restart=restart,
                                           replace=replace),
-        artifacts_dir=artifacts_dir, config_dir=config_dir, registry_url=registry_url,
-        artifacts_url=artifacts_url, jobs=jobs, images=images, pin_packages=pin_packages,
-        defend_url=defend_url)
+        artifacts_dir=artifacts_dir, hard_link=hard_link, config_dir=config_dir,
+        registry_url=registry_url, artifacts_url=artifacts_url, jobs=jobs, images=images,
+        pin_packages=pin_packages, defend_url=defend_url)
     try:
         with _reporting(session, quiet) as reporter:
             result = load(settings, reporter)
@@ -320,15 +351,29 @@ def load_command(bundle: Path, skip_verify: bool, trust_keys: tuple[Path, ...], 
               help="Port to listen on (0 picks a free one).")
 @click.option("--tls-cert", type=options.FILE, help="PEM certificate (chain) to serve HTTPS with.")
 @click.option("--tls-key", type=options.FILE, help="PEM private key of --tls-cert.")
+@click.option("--tls-min-version", type=click.Choice(["1.0", "1.1", "1.2", "1.3"]),
+              default="1.2", show_default=True, help="The oldest TLS version accepted.")
+@click.option("--max-connections", type=click.IntRange(1), metavar="N",
+              help="Connections open at once (default: as many as the open-file limit "
+                   "allows, at most 4096); at the cap, one waiting for its request makes room.")
+@click.option("--header-timeout", type=click.FloatRange(0.1), default=10.0, show_default=True,
+              metavar="SECONDS", help="Time a client has to send its request headers (and "
+                                      "a TLS handshake).")
+@click.option("--keepalive-timeout", type=click.FloatRange(0.1), default=15.0,
+              show_default=True, metavar="SECONDS",
+              help="Time an idle connection is kept open between requests.")
 @options.quiet
 def serve_command(root: Path, bind: str, port: int, tls_cert: Path | None,
-                  tls_key: Path | None, quiet: bool) -> None:
+                  tls_key: Path | None, tls_min_version: str, max_connections: int | None,
+                  header_timeout: float, keepalive_timeout: float, quiet: bool) -> None:
     """Serve a bundle's downloads/ tree (or such a tree) as the agents' binary source,
     until Ctrl-C or SIGTERM."""
+    from airgap.load.connections import Limits
     from airgap.load.serve import ServeSettings, run_server
 
     _begin("serve")
     settings = ServeSettings(root=root, bind=bind, port=port, tls_cert=tls_cert,
-                             tls_key=tls_key)
+                             tls_key=tls_key, tls_min_version=tls_min_version,
+                             limits=Limits(max_connections, header_timeout, keepalive_timeout))
     run_server(settings, progress.service_reporter(quiet),
                access_log=None if quiet else progress.access_logger())

@@ -34,8 +34,8 @@ from airgap.units import human_size
 #: How often a log gets a progress line for a phase that is moving bytes.
 LOG_EVERY = 30.0
 _OUTCOME_MARKS = {"fetched": "✓", "verified": "✓", "done": "✓", "sent": "✓", "copied": "✓",
-                  "kept": "=", "rejected": "✗", "failed": "✗"}
-_OUTCOME_STYLES = {"rejected": "red", "failed": "red", "kept": "dim"}
+                  "kept": "=", "rejected": "✗", "failed": "✗", "unvouched": "?"}
+_OUTCOME_STYLES = {"rejected": "red", "failed": "red", "unvouched": "yellow", "kept": "dim"}
 
 
 @dataclass

@@ -308,7 +308,9 @@ def render_load(result: LoadResult) -> None:
                               "host, use this host's name)"))
     if result.artifacts:
         a = result.artifacts
-        rows.append(("artifacts", f"{a.directory}: {a.linked} linked, {a.copied} copied, "
+        copies = f"{a.copied} copied" + (f" ({a.cloned} as reflinks)" if a.cloned else "")
+        links = f", {a.linked} hard-linked" if a.linked else ""
+        rows.append(("artifacts", f"{a.directory}: {copies}{links}, "
                                   f"{a.unchanged} already there, {len(a.replaced)} replaced"))
         rows.append(("  serve", f"airgap serve {a.directory} --bind 0.0.0.0"))
     if result.defend:

@@ -8,7 +8,6 @@ not verify packages uploaded by hand, so the bundle verifies them before transfe
 from __future__ import annotations
 
 import functools
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -86,10 +85,7 @@ def resolve(item: PackageItem, stack_version: str, epr: str,
             downloader: Downloader) -> ResolvedPackage:
     """Ask the EPR which version of ``item`` to take."""
     answer = downloader.fetch_small(item.search_url, accept="application/json")
-    try:
-        document = json.loads(answer.content)
-    except (ValueError, RecursionError):
-        raise ServerResponseError(f"{item.search_url}: the answer is not JSON") from None
+    document = answer.json()
     try:
         version = newest_version(item.name, document, item.search_url)
     except NotFoundError:

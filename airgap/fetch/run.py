@@ -62,6 +62,7 @@ class FetchSettings:
     sign_with: str | None = None
     gnupg_home: Path | None = None
     with_tool: Path | None = None  # a wheelhouse of airgap to carry in tools/
+    passphrase_file: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -126,8 +127,8 @@ def fetch(settings: FetchSettings, reporter: Reporter) -> FetchResult:
     network = NetworkSettings(ca_certs=tuple(cas), jobs=settings.jobs)
     root = settings.bundle
     layout.check_output_folder(root)
-    operator = OperatorKey(settings.sign_with, settings.gnupg_home) if settings.sign_with \
-        else None
+    operator = OperatorKey(settings.sign_with, settings.gnupg_home, settings.passphrase_file) \
+        if settings.sign_with else None
     if operator is not None:
         operator.check()  # a missing key or passphrase, before hours of downloads
     if settings.with_tool is not None:

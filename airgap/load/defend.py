@@ -17,7 +17,7 @@ from pathlib import Path
 from airgap.bundle.description import BundleDescription
 from airgap.bundle.layout import DOWNLOADS, SECURITY
 from airgap.errors import UsageError
-from airgap.files import copy_atomically
+from airgap.files import clone_or_copy
 from airgap.load.artifacts import link_atomically
 from airgap.reporter import Reporter
 from airgap.trust.digests import hash_file
@@ -34,9 +34,10 @@ class DefendInstall:
 
 
 def install_defend(root: Path, description: BundleDescription, destination: Path,
-                   reporter: Reporter) -> DefendInstall | None:
-    """Put the bundle's Defend artifacts, then its manifests, into ``destination``; None
-    when the bundle holds none."""
+                   reporter: Reporter, *, hard_link: bool = False) -> DefendInstall | None:
+    """Put the bundle's Defend artifacts, then its manifests, into ``destination``
+    (copies, or hard links with ``hard_link``, as the agents' binaries); None when the
+    bundle holds none."""
     if not description.defend:
         return None
     known = description.items_by_path
@@ -51,13 +52,14 @@ def install_defend(root: Path, description: BundleDescription, destination: Path
         source = root / path
         target = destination / path.removeprefix(below)
         item = known[path]
-        if target.is_file() and (target.samefile(source) or (
-                target.stat().st_size == item.size and hash_file(target).sha512 == item.sha512)):
+        same = target.is_file() and target.samefile(source)
+        if target.is_file() and ((same and hard_link) or (not same and (
+                target.stat().st_size == item.size and hash_file(target).sha512 == item.sha512))):
             unchanged += 1
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
-        if not link_atomically(source, target):
-            copy_atomically(source, target)
+        if not (hard_link and link_atomically(source, target)):
+            clone_or_copy(source, target)
         added += 1
     for record in description.defend:
         reporter.info(f"Elastic Defend {record.endpoint_version}: manifest_version "

@@ -20,7 +20,7 @@ import yaml
 
 from airgap import elastic
 from airgap.errors import UsageError, setting
-from airgap.files import atomic_write, copy_atomically
+from airgap.files import atomic_write, copy_atomically, remove_dead_leftovers
 from airgap.load.fleet_readme import readme
 from airgap.net.urls import BadURL, check_url
 from airgap.trust.gpg import elastic_key_text
@@ -108,6 +108,7 @@ def write_config(settings: ConfigSettings) -> ConfigResult:
     defend = defend_base_url(artifacts, settings.defend_url) if settings.defend else None
     out = settings.directory
     (out / "elastic-agent-upgrade-keys").mkdir(parents=True, exist_ok=True)
+    remove_dead_leftovers(out, recursive=True)  # what a killed run was writing
     written: list[str] = []
 
     def put(name: str, text: str, mode: int = 0o644) -> None:

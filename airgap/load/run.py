@@ -27,10 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from airgap.bundle import layout
 from airgap.bundle.description import BundleDescription, read_description
 from airgap.bundle.lock import refuse_while_written
-from airgap.bundle.verify import VerifyReport, VerifySettings, verify_bundle
-from airgap.errors import BundleError, UsageError, VerificationError, setting
+from airgap.bundle.verify import BundleRefused, VerifyReport, VerifySettings, verify_bundle
+from airgap.errors import BundleError, UsageError, setting
 from airgap.load.artifacts import ArtifactsResult, install_artifacts
 from airgap.load.container import RunningRegistry, RunSettings, check_run, run_registry
 from airgap.load.defend import DefendInstall, install_defend
@@ -62,6 +63,7 @@ class LoadSettings:
     bundle: Path
     skip_verify: bool = False
     trust_keys: tuple[Path, ...] = ()
+    trust_signers: tuple[Path, ...] = ()
     docker: bool = False
     platform: str | None = None
     tags: tuple[str, ...] = ()
@@ -71,6 +73,7 @@ class LoadSettings:
     run: bool = False
     run_settings: RunSettings = field(default_factory=RunSettings)
     artifacts_dir: Path | None = None
+    hard_link: bool = False
     config_dir: Path | None = None
     registry_url: str | None = None
     artifacts_url: str | None = None
@@ -120,21 +123,13 @@ class LoadResult:
         if self.artifacts is not None:
             a = self.artifacts
             done["artifacts"] = {"directory": str(a.directory), "linked": a.linked,
-                                 "copied": a.copied, "unchanged": a.unchanged,
+                                 "copied": a.copied, "cloned": a.cloned,
+                                 "unchanged": a.unchanged,
                                  "replaced": list(a.replaced)}
         if self.config is not None:
             done["settings"] = {"directory": str(self.config.directory),
                                 "files": list(self.config.files)}
         return done
-
-
-class BundleRefused(VerificationError):
-    """The bundle failed verification; ``report`` says how."""
-
-    def __init__(self, report: VerifyReport) -> None:
-        super().__init__(f"{report.bundle} failed verification: nothing was loaded",
-                         details=[f"{p.path}: {p.message}" for p in report.problems[:20]])
-        self.report = report
 
 
 def _check(settings: LoadSettings) -> tuple[str, ...]:
@@ -201,9 +196,10 @@ def load(settings: LoadSettings, reporter: Reporter) -> LoadResult:
         if engine is not None and settings.run else None
     artifacts = defend = None
     if settings.artifacts_dir:
-        artifacts = install_artifacts(settings.bundle, settings.artifacts_dir, reporter)
+        artifacts = install_artifacts(settings.bundle, settings.artifacts_dir, reporter,
+                                      hard_link=settings.hard_link)
         defend = install_defend(settings.bundle, description, settings.artifacts_dir,
-                                reporter)
+                                reporter, hard_link=settings.hard_link)
     config = write_config(config_settings) if config_settings is not None else None
     return LoadResult(report, loaded, pushed, running, artifacts, config, more_loaded,
                       tuple(pushed_more), defend)
@@ -241,7 +237,8 @@ def _config_settings(settings: LoadSettings, description: BundleDescription
 
 def _verify(settings: LoadSettings, reporter: Reporter, jobs: int | None = None
             ) -> VerifyReport:
-    verify = VerifySettings(settings.bundle, settings.trust_keys)
+    verify = VerifySettings(settings.bundle, settings.trust_keys, settings.trust_signers,
+                            scope=_leaving(settings))
     if jobs is not None:
         verify = dataclasses.replace(verify, jobs=jobs)
     report = verify_bundle(verify, reporter)
@@ -250,6 +247,18 @@ def _verify(settings: LoadSettings, reporter: Reporter, jobs: int | None = None
     for warning in report.warnings:
         reporter.warning(warning)
     return report
+
+
+def _leaving(settings: LoadSettings) -> frozenset[str]:
+    """The bundle's folders whose files this load takes out of it: what must be vouched
+    for from outside (the image for Docker and a registry, downloads/ and Defend's
+    security/ for the agents)."""
+    leaving = set()
+    if settings.docker or settings.registry or settings.run:
+        leaving.add(layout.IMAGES)
+    if settings.artifacts_dir:
+        leaving.update((layout.DOWNLOADS, layout.SECURITY))  # Defend's beside the binaries
+    return frozenset(leaving)
 
 
 def _verify_while_loading(settings: LoadSettings, client: DockerClient, tags: tuple[str, ...],

@@ -18,7 +18,8 @@ import yaml
 
 from airgap import elastic
 from airgap.errors import ManifestError
-from airgap.manifest.strict import Checker, describe, key_lines
+from airgap.files import FileTooLargeError, read_regular
+from airgap.manifest.strict import LOADER, Checker, TooComplex, check_bounds, describe, key_lines
 from airgap.oci.reference import is_image_name, is_tag
 
 API_VERSION = "airgap/v1"
@@ -27,6 +28,9 @@ KIND = "Bundle"
 _VERSION_RE = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)\Z")
 _INTEGRATION_RE = re.compile(r"^[a-z0-9][a-z0-9_]*\Z")
 _PLATFORM_RE = re.compile(r"^[a-z0-9]+/[a-z0-9_]+(?:/[a-z0-9]+)?\Z")
+
+#: A manifest is a few hundred bytes; a full one with comments a few KB.
+MAX_SIZE = 1 << 20
 
 _TOP_KEYS = ("apiVersion", "kind", "stack", "platforms", "registry", "integrations",
              "artifacts", "packages", "images", "security", "sources", "trust")
@@ -141,19 +145,31 @@ def load_manifest(path: Path) -> Manifest:
     """Read and validate the manifest at ``path``; relative paths in it resolve against
     its folder. Raises :class:`ManifestError` listing every problem found."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular(path, MAX_SIZE).decode("utf-8")
     except FileNotFoundError:
         raise ManifestError(f"{path}: no such manifest file") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except FileTooLargeError:
+        raise ManifestError(f"{path}: larger than the {MAX_SIZE // 1024} KiB a manifest may "
+                            "have: is it the right file?") from None
+    except OSError as exc:
+        raise ManifestError(f"{path}: cannot read the manifest: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
         raise ManifestError(f"{path}: cannot read the manifest: {exc}") from None
     return parse_manifest(text, source=str(path), base_dir=path.resolve().parent)
 
 
 def parse_manifest(text: str, *, source: str, base_dir: Path) -> Manifest:
     """Validate manifest ``text``; ``source`` names it in messages."""
+    if len(text) > MAX_SIZE:
+        raise ManifestError(f"{source}: larger than the {MAX_SIZE // 1024} KiB a manifest "
+                            "may have")
     try:
+        check_bounds(text)
         lines, duplicates = key_lines(text)
-        document = yaml.safe_load(text)
+        document = yaml.load(text, Loader=LOADER)  # noqa: S506 - a safe loader
+    except TooComplex as exc:
+        raise ManifestError(f"{source}:{exc.line}: refused: the document {exc}; a "
+                            "manifest needs nothing like it") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark is not None else source

@@ -32,6 +32,7 @@ from airgap.errors import (
     VerificationError,
     raise_collected,
 )
+from airgap.files import naming, remove_if_shared
 from airgap.net.body import iter_body
 from airgap.net.transport import (
     READ_SIZE,
@@ -166,8 +167,13 @@ class Downloader:
         if self._cancel.is_set():
             raise KeyboardInterrupt
         key = str(item.dest)
+        # A link (symbolic or hard) planted where the download goes must not be read as
+        # ours, nor written through: it goes, and the file is fetched again. The bundle's
+        # own copy (``existing``) is only read, and never through a link.
+        remove_if_shared(item.dest)
+        remove_if_shared(item.part)
         for earlier in (item.existing, item.dest):
-            if earlier is not None and earlier.exists():
+            if earlier is not None and earlier.is_file() and not earlier.is_symlink():
                 kept = self._reuse(item, earlier, key)
                 if kept is not None:
                     return kept
@@ -347,6 +353,11 @@ class Downloader:
             if isinstance(error, RetryableError):
                 error.progressed = hasher.size - start >= PROGRESS
             raise error from None
+        except OSError as exc:  # a full disk, say: the message names the file
+            named = naming(exc, item.part)
+            if named is exc:
+                raise
+            raise named from None
         finally:
             transfer.furthest = max(transfer.furthest, hasher.size)
         if transfer.total is None or hasher.size >= transfer.total:

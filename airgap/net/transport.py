@@ -17,12 +17,13 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import httpcore
 import httpx
 
 from airgap import __version__
+from airgap.documents import DocumentError, parse_json
 from airgap.errors import (
     AuthenticationError,
     NetworkError,
@@ -31,6 +32,7 @@ from airgap.errors import (
     UsageError,
     setting,
 )
+from airgap.files import check_regular
 from airgap.net.urls import host_port
 
 T = TypeVar("T")
@@ -103,6 +105,7 @@ def ssl_context(settings: NetworkSettings) -> ssl.SSLContext | bool:
     context = ssl.create_default_context()
     for path in settings.ca_certs:
         try:
+            check_regular(path)  # a FIFO would block the read below for ever
             context.load_verify_locations(cafile=str(path))
         except (OSError, ssl.SSLError) as exc:
             raise UsageError(f"cannot use CA certificate {path}: {exc}; "
@@ -259,8 +262,9 @@ def open_stream(client: httpx.Client, url: str, *, auth: Auth | None = None,
 
 def login_hint(url: str) -> str:
     """How to give credentials for the registry at ``url``."""
-    return (f"log in with `docker login {host_port(url)}`, or set AIRGAP_REGISTRY_USERNAME "
-            "and AIRGAP_REGISTRY_PASSWORD")
+    host = host_port(url)
+    return (f"log in with `docker login {host}`, or set AIRGAP_REGISTRY={host}, "
+            "AIRGAP_REGISTRY_USERNAME and AIRGAP_REGISTRY_PASSWORD")
 
 
 def _excerpt(response: httpx.Response, limit: int = 300) -> str:
@@ -344,6 +348,14 @@ class SmallResponse:
     url: str
     headers: httpx.Headers
     content: bytes
+
+    def json(self) -> Any:
+        """The answer as JSON, no deeper than documents go (:mod:`airgap.documents`), or
+        a :class:`ServerResponseError` naming the URL."""
+        try:
+            return parse_json(self.content, max_size=max(len(self.content), 1))
+        except DocumentError as exc:
+            raise ServerResponseError(f"{self.url}: the answer is {exc}") from None
 
 
 def fetch_small(client: httpx.Client, url: str, settings: NetworkSettings, *,

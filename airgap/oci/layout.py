@@ -8,9 +8,10 @@ manifest of it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,11 +19,12 @@ from typing import Any
 from airgap.errors import (
     BundleError,
     ChecksumMismatchError,
+    DamagedBundleError,
     ServerResponseError,
     UsageError,
     setting,
 )
-from airgap.files import atomic_write
+from airgap.files import atomic_write, read_regular
 from airgap.oci.media import (
     CONTAINERD_NAME,
     INDEX_TYPES,
@@ -71,24 +73,44 @@ class Layout:
             atomic_write(self.root / name, json.dumps(document, indent=2) + "\n")
 
     def read_index(self) -> list[Descriptor]:
-        """The descriptors ``index.json`` names."""
+        """The descriptors ``index.json`` names (:class:`FileNotFoundError` without one)."""
         path = self.root / "index.json"
-        return index_entries(load_json(path.read_bytes(), str(path)), str(path))
+        data = _read_small(path)
+        with _damaged():
+            return index_entries(load_json(data, str(path), DamagedBundleError), str(path))
 
     def read_json(self, digest: str) -> dict[str, Any]:
         """A small JSON blob (manifest, index, config) of this layout."""
         path = self.blob(digest)
         try:
-            if path.stat().st_size > MAX_MANIFEST_SIZE:
-                raise ServerResponseError(f"{path}: too large for a manifest")
-            data = path.read_bytes()
+            data = _read_small(path)
         except FileNotFoundError:
             raise BundleError(f"blob {digest} is missing from {self.root}",
                               details=["run airgap verify to see what else is wrong"]) from None
         if hashlib.sha256(data).hexdigest() != digest_hex(digest):
             raise ChecksumMismatchError(f"{path}: its content does not match its digest "
                                         f"{digest}", details=["run airgap verify"])
-        return load_json(data, str(path))
+        return load_json(data, str(path), DamagedBundleError)
+
+
+def _read_small(path: Path) -> bytes:
+    """A layout document: a regular file of at most :data:`MAX_MANIFEST_SIZE` bytes."""
+    try:
+        return read_regular(path, MAX_MANIFEST_SIZE)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise DamagedBundleError(f"{path}: {exc.strerror or exc}",
+                                 details=["run airgap verify"]) from None
+
+
+@contextlib.contextmanager
+def _damaged() -> Iterator[None]:
+    """A layout document without the shape its type gives it: the bundle is damaged."""
+    try:
+        yield
+    except ServerResponseError as exc:
+        raise DamagedBundleError(exc.message, details=["run airgap verify"]) from None
 
 
 @dataclass(frozen=True)
@@ -134,7 +156,9 @@ def image_platforms(layout: Layout, reference: str | None = None
         raise UsageError(f"the bundle holds {len(named)} images ({', '.join(named)}): name "
                          f"one with {setting('images')}")
     if top.media_type in INDEX_TYPES:
-        return top, index_entries(layout.read_json(top.digest), str(layout.blob(top.digest)))
+        with _damaged():
+            return top, index_entries(layout.read_json(top.digest),
+                                      str(layout.blob(top.digest)))
     return top, [top]
 
 
@@ -152,8 +176,9 @@ def select_platform(layout: Layout, wanted: str | None, reference: str | None = 
         raise UsageError(f"{setting('platform')}: {exc}") from None
     available = []
     for descriptor in manifests:
-        image = parse_image_manifest(layout.read_json(descriptor.digest),
-                                     str(layout.blob(descriptor.digest)))
+        with _damaged():
+            image = parse_image_manifest(layout.read_json(descriptor.digest),
+                                         str(layout.blob(descriptor.digest)))
         found = Platform.from_config(layout.read_json(image.config.digest))
         available.append(str(found))
         if target.matches(found):

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from airgap.bundle.description import BundleDescription, DescriptionError, read_description
-from airgap.errors import BundleError
+from airgap.errors import BundleError, DamagedBundleError, ExitCode
 
 
 @pytest.fixture
@@ -69,7 +69,7 @@ def test_a_damaged_file_says_so_and_points_at_verify(golden_bundle: Path, tmp_pa
     with pytest.raises(BundleError, match=r"bundle.json is damaged: items\[2\].size") as error:
         read_description(tmp_path)
     assert "airgap verify" in str(error.value)
-    (tmp_path / "bundle.json").write_text("[" * 100 + "]" * 100)
+    (tmp_path / "bundle.json").write_text("[" * 50 + "]" * 50)
     with pytest.raises(BundleError, match="damaged: expected an object"):
         read_description(tmp_path)
 
@@ -101,3 +101,14 @@ def test_format_2_records_images_and_defend_manifests(rich_bundle: Path) -> None
     with pytest.raises(DescriptionError) as refused:
         BundleDescription.from_dict(broken)
     assert refused.value.field == "defend[0].fetched"
+@pytest.mark.parametrize(("content", "said"), [
+    ("[" * 100_000 + "]" * 100_000, "nested deeper than the 64 levels"),
+    ("{\"format\": 1," + " " * (64 << 20), "larger than the"),
+    ("\x00garbage", "not valid JSON"),
+])
+def test_a_hostile_description_is_a_damaged_bundle(tmp_path: Path, content: str,
+                                                   said: str) -> None:
+    (tmp_path / "bundle.json").write_text(content)
+    with pytest.raises(DamagedBundleError, match=said) as error:
+        read_description(tmp_path)
+    assert error.value.exit_code == ExitCode.VERIFICATION

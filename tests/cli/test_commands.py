@@ -149,3 +149,17 @@ def test_plan_through_a_pipe_shows_defend_and_more_images(tmp_path: Path) -> Non
     assert "defend 9.0.0 downloads/endpoint/manifest/artifacts-9.0.0.zip ← integration " \
         "endpoint (Elastic Defend's protection updates)" in result.stdout
     assert "and 1 more image(s)" in result.stdout
+@pytest.mark.parametrize("option", [["verify", "{dir}", "--trust-key"],
+                                    ["verify", "{dir}", "--trust-signer"],
+                                    ["export-image", "{dir}", "-o", "{dir}/x.tar", "--trust-key"],
+                                    ["serve", "{dir}", "--tls-key", "{dir}/k", "--tls-cert"],
+                                    ["fetch", "manifests/minimal.yaml", "-o", "{dir}/b",
+                                     "--ca-cert"]])
+def test_a_fifo_where_a_file_is_expected_is_refused_at_once(option: list[str],
+                                                            tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)  # nobody writes to it: reading it would wait for ever
+    (tmp_path / "k").write_text("key")
+    result = run(*[o.format(dir=tmp_path) for o in option], str(fifo))
+    assert result.returncode == 2, result.stderr
+    assert "is not a regular file" in result.stderr and str(fifo) in result.stderr

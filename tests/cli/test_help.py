@@ -47,9 +47,9 @@ def test_every_option_has_help_and_a_repeatable_one_says_so(command: str,
 
 @pytest.mark.parametrize("given", ["arm64", "linux/arm64/v8", "aarch64", "linux/arm64"])
 def test_platform_is_taken_as_docker_takes_it(given: str, golden_bundle: object,
-                                              tmp_path: object) -> None:
+                                              operator_key: object, tmp_path: object) -> None:
     result = in_pipe("export-image", str(golden_bundle), "--platform", given, "-o",
-                     f"{tmp_path}/image.tar")
+                     f"{tmp_path}/image.tar", "--trust-key", str(operator_key))
     assert result.returncode == 0, result.stderr
     assert "(linux/arm64" in result.stdout
 

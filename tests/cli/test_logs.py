@@ -15,6 +15,7 @@ from tests.conftest import REPO, ManifestMaker, site_manifest
 from tests.peers.artifacts import ArtifactServer
 from tests.peers.epr import EprServer
 from tests.peers.files import Fault
+from tests.peers.gpgkeys import SigningKey
 from tests.peers.registry_front import RegistryFront
 from tests.terminal import in_pipe, signal_when
 
@@ -100,16 +101,21 @@ def envelope(text: str) -> dict[str, object]:
 def test_json_is_one_envelope_for_every_command(
         make_manifest: ManifestMaker, registry_front: RegistryFront,
         artifact_server: ArtifactServer, epr_server: EprServer, golden_bundle: Path,
-        tmp_path: Path) -> None:
+        operator: SigningKey, operator_key: Path, tmp_path: Path) -> None:
     manifest = site_manifest(make_manifest, registry_front, artifact_server, epr_server)
     bundle = tmp_path / "bundle"
-    fetched = envelope(in_pipe("fetch", str(manifest), "-o", str(bundle), "--json").stdout)
+    signing = ("--sign-with", operator.fingerprint, "--gnupg-home", str(operator.home))
+    fetched = envelope(in_pipe("fetch", str(manifest), "-o", str(bundle), *signing,
+                               "--json").stdout)
     assert fetched["command"] == "fetch" and fetched["status"] == "ok"
     assert fetched["result"]["fetched_bytes"] > 0  # type: ignore[index]
-    again = envelope(in_pipe("fetch", str(manifest), "-o", str(bundle), "--json").stdout)
+    again = envelope(in_pipe("fetch", str(manifest), "-o", str(bundle), *signing,
+                             "--json").stdout)
     assert again["result"]["unchanged"] and again["result"]["fetched_bytes"] == 0  # type: ignore[index]
-    for command in (["plan", str(manifest)], ["verify", str(bundle)], ["inspect", str(bundle)],
-                    ["load", str(bundle), "--artifacts", str(tmp_path / "served")]):
+    trust = ("--trust-key", str(operator_key))
+    for command in (["plan", str(manifest)], ["verify", str(bundle), *trust],
+                    ["inspect", str(bundle)],
+                    ["load", str(bundle), "--artifacts", str(tmp_path / "served"), *trust]):
         result = in_pipe(*command, "--json")
         document = envelope(result.stdout)
         assert (document["command"], document["status"]) == (command[0], "ok"), result.stderr
@@ -122,7 +128,7 @@ def test_json_is_one_envelope_for_every_command(
     assert any((p["path"], p["kind"]) == (AGENT, "modified")  # type: ignore[index]
                for p in document["problems"])  # type: ignore[union-attr]
     refused = envelope(in_pipe("load", str(damaged), "--artifacts", str(tmp_path / "x"),
-                               "--json").stdout)
+                               *trust, "--json").stdout)
     assert refused["status"] == "verification-failed" and refused["problems"]
     failed = in_pipe("fetch", "no-such.yaml", "-o", str(tmp_path / "b"), "--json")
     document = envelope(failed.stdout)

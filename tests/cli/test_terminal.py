@@ -71,11 +71,23 @@ def test_ctrl_c_at_a_terminal_says_what_was_kept(
     assert "run the same command again" in last
 
 
-def test_verify_at_a_terminal(golden_bundle: Path) -> None:
-    seen = at_terminal("verify", str(golden_bundle))
+def test_verify_at_a_terminal(golden_bundle: Path, operator_key: Path) -> None:
+    seen = at_terminal("verify", str(golden_bundle), "--trust-key", str(operator_key))
     seen.assert_no_traceback()
     assert seen.code == 0
     assert seen.lines[-1].startswith(f"intact: {golden_bundle}")
+
+
+def test_verify_at_a_terminal_without_the_operators_key_says_what_would_vouch(
+        golden_bundle: Path) -> None:
+    seen = at_terminal("verify", str(golden_bundle))
+    seen.assert_no_traceback()
+    assert seen.code == 3
+    assert "unvouched" in seen.text and "images/index.json" in seen.text
+    # The table wraps its cells at the terminal's width: the fix, in its pieces.
+    assert "give --trust-key with the" in seen.text and "--trust-signer with your own" \
+        in seen.text
+    assert seen.lines[-1].startswith("error: ") and "failed verification" in seen.lines[-1]
 
 
 def test_verify_at_a_terminal_lists_the_damaged_file(golden_bundle: Path,
@@ -90,9 +102,10 @@ def test_verify_at_a_terminal_lists_the_damaged_file(golden_bundle: Path,
     assert seen.lines[-1].startswith("error: ") and "failed verification" in seen.lines[-1]
 
 
-def test_export_image_at_a_terminal(golden_bundle: Path, tmp_path: Path) -> None:
+def test_export_image_at_a_terminal(golden_bundle: Path, operator_key: Path,
+                                    tmp_path: Path) -> None:
     seen = at_terminal("export-image", str(golden_bundle), "--platform", "arm64", "-o",
-                       str(tmp_path / "registry.tar"))
+                       str(tmp_path / "registry.tar"), "--trust-key", str(operator_key))
     seen.assert_no_traceback()
     assert seen.code == 0, seen.text
     assert seen.lines[-1].startswith(f"wrote {tmp_path / 'registry.tar'}")

@@ -19,6 +19,7 @@ from tests.conftest import IN_CI, REPO, ManifestMaker, site_manifest
 from tests.peers.artifacts import ArtifactServer
 from tests.peers.epr import EprServer
 from tests.peers.files import Fault
+from tests.peers.gpgkeys import SigningKey
 from tests.peers.net import BackgroundServer, wait_until
 from tests.peers.registry_front import RegistryFront
 from tests.peers.tls import make_certificate
@@ -141,7 +142,8 @@ def test_a_disk_too_small_is_refused_with_the_numbers_before_downloading(
 
 def test_a_disk_that_fills_up_meanwhile_says_where_and_how_much_and_resumes(
         make_manifest: ManifestMaker, registry_front: RegistryFront,
-        artifact_server: ArtifactServer, epr_server: EprServer, small_disk: Path) -> None:
+        artifact_server: ArtifactServer, epr_server: EprServer, small_disk: Path,
+        operator: SigningKey, operator_key: Path) -> None:
     # Room for the fetch when it starts; then another program fills the disk.
     manifest = site_manifest(make_manifest, registry_front, artifact_server, epr_server,
                              size=1 << 20, platforms={"arch": ["x86_64"]},
@@ -167,6 +169,7 @@ def test_a_disk_that_fills_up_meanwhile_says_where_and_how_much_and_resumes(
     assert "Traceback" not in stderr
     filler.unlink()
     artifact_server.faults.clear()
-    again = in_pipe("fetch", str(manifest), "-o", str(bundle))
+    again = in_pipe("fetch", str(manifest), "-o", str(bundle), "--sign-with",
+                    operator.fingerprint, "--gnupg-home", str(operator.home))
     assert again.returncode == 0, again.stderr
-    assert in_pipe("verify", str(bundle)).returncode == 0
+    assert in_pipe("verify", str(bundle), "--trust-key", str(operator_key)).returncode == 0

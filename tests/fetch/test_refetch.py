@@ -28,9 +28,13 @@ def coreutils_agrees(bundle: Path) -> bool:
                           cwd=bundle, capture_output=True).returncode == 0
 
 
+def signing(operator: SigningKey) -> tuple[str, ...]:
+    """The options that sign SHA512SUMS with the operator's key."""
+    return ("--sign-with", operator.fingerprint, "--gnupg-home", str(operator.home))
+
+
 def signed_fetch(manifest: Path, bundle: Path, operator: SigningKey) -> None:
-    result = in_pipe("fetch", str(manifest), "-o", str(bundle), "--sign-with",
-                     operator.fingerprint, "--gnupg-home", str(operator.home))
+    result = in_pipe("fetch", str(manifest), "-o", str(bundle), *signing(operator))
     assert result.returncode == 0, result.stderr
 
 
@@ -64,17 +68,19 @@ def test_a_failed_refetch_leaves_the_signed_bundle_as_it_was(
 
 def test_a_killed_refetch_keeps_the_bundle_and_the_next_run_goes_on(
         make_manifest: ManifestMaker, registry_front: RegistryFront,
-        artifact_server: ArtifactServer, epr_server: EprServer, tmp_path: Path) -> None:
+        artifact_server: ArtifactServer, epr_server: EprServer, operator: SigningKey,
+        operator_key: Path, tmp_path: Path) -> None:
     manifest = site_manifest(make_manifest, registry_front, artifact_server, epr_server,
                              integrations=["system"])
     bundle = tmp_path / "bundle"
-    assert in_pipe("fetch", str(manifest), "-o", str(bundle)).returncode == 0
+    signed_fetch(manifest, bundle, operator)
     # The next month: one more integration, whose package comes slowly.
     epr_server.add("apache", "1.2.0", payload=4 << 20)
     epr_server.faults.inject("*apache*.zip", Fault("slow", times=-1, delay=0.05))
     edited(manifest, integrations=["system", "apache"])
     process = subprocess.Popen([sys.executable, "-m", "airgap", "fetch", str(manifest), "-o",
-                                str(bundle)], cwd=REPO, stdout=subprocess.PIPE,
+                                str(bundle), *signing(operator)], cwd=REPO,
+                               stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True,
                                env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
     staged = Staging(bundle).path("packages/apache/apache-1.2.0.zip.part")
@@ -82,37 +88,38 @@ def test_a_killed_refetch_keeps_the_bundle_and_the_next_run_goes_on(
                 signal.SIGKILL)
     process.communicate(timeout=60)
     # Killed mid-download: the bundle still verifies, and says what waits beside it.
-    verified = in_pipe("verify", str(bundle))
+    verified = in_pipe("verify", str(bundle), "--trust-key", str(operator_key))
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert "an unfinished fetch left" in verified.stderr
     assert coreutils_agrees(bundle)
     assert not (bundle / "packages" / "apache").exists()
     # The next run resumes the partial download and commits.
     epr_server.faults.clear()
-    again = in_pipe("fetch", str(manifest), "-o", str(bundle))
+    again = in_pipe("fetch", str(manifest), "-o", str(bundle), *signing(operator))
     assert again.returncode == 0, again.stderr
     assert "resumed" in again.stderr
     assert (bundle / "packages/apache/apache-1.2.0.zip").is_file()
     assert not (bundle / ".airgap-next").exists()
-    assert in_pipe("verify", str(bundle)).returncode == 0
+    assert in_pipe("verify", str(bundle), "--trust-key", str(operator_key)).returncode == 0
     assert coreutils_agrees(bundle)
 
 
 def test_a_smaller_plan_removes_what_it_drops_only_at_its_commit(
         make_manifest: ManifestMaker, registry_front: RegistryFront,
-        artifact_server: ArtifactServer, epr_server: EprServer, tmp_path: Path) -> None:
+        artifact_server: ArtifactServer, epr_server: EprServer, operator: SigningKey,
+        operator_key: Path, tmp_path: Path) -> None:
     manifest = site_manifest(make_manifest, registry_front, artifact_server, epr_server,
                              integrations=["system", "nginx"])
     bundle = tmp_path / "bundle"
-    assert in_pipe("fetch", str(manifest), "-o", str(bundle)).returncode == 0
+    signed_fetch(manifest, bundle, operator)
     assert (bundle / "packages/nginx").is_dir()
     edited(manifest, integrations=["system"])
-    result = in_pipe("fetch", str(manifest), "-o", str(bundle))
+    result = in_pipe("fetch", str(manifest), "-o", str(bundle), *signing(operator))
     assert result.returncode == 0, result.stderr
     assert "removed packages/nginx/nginx-2.0.0.zip (no longer in the manifest)" in result.stdout
     assert not (bundle / "packages/nginx").exists()
-    assert in_pipe("verify", str(bundle)).returncode == 0
-    same = in_pipe("fetch", str(manifest), "-o", str(bundle))
+    assert in_pipe("verify", str(bundle), "--trust-key", str(operator_key)).returncode == 0
+    same = in_pipe("fetch", str(manifest), "-o", str(bundle), *signing(operator))
     assert "unchanged: it already held exactly this" in same.stdout
 
 
@@ -147,7 +154,7 @@ def test_verify_says_a_folder_is_not_a_bundle(tmp_path: Path) -> None:
 
 
 def test_a_commit_cut_short_is_reported_then_finished_by_the_next_run(
-        golden_bundle: Path, tmp_path: Path) -> None:
+        golden_bundle: Path, operator_key: Path, tmp_path: Path) -> None:
     bundle = tmp_path / "bundle"
     shutil.copytree(golden_bundle, bundle)
     staging = Staging(bundle)
@@ -162,4 +169,4 @@ def test_a_commit_cut_short_is_reported_then_finished_by_the_next_run(
     assert "a fetch was stopped while it put its new files in place" in result.stdout
     assert recover(bundle)
     assert not staging.folder.exists()
-    assert in_pipe("verify", str(bundle)).returncode == 0
+    assert in_pipe("verify", str(bundle), "--trust-key", str(operator_key)).returncode == 0

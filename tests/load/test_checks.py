@@ -43,9 +43,10 @@ def test_a_port_in_use_is_refused_before_the_bundle_is_verified(damaged: Path,
 
 
 def test_a_name_taken_and_a_missing_platform_are_refused_first(
-        golden_bundle: Path, damaged: Path, engine: Dockerd) -> None:
+        golden_bundle: Path, damaged: Path, engine: Dockerd, operator_key: Path) -> None:
     env = {"DOCKER_HOST": engine.host}
-    assert in_pipe("load", str(golden_bundle), "--docker", env=env).returncode == 0
+    assert in_pipe("load", str(golden_bundle), "--docker", "--trust-key", str(operator_key),
+                   env=env).returncode == 0
     docker(engine, "create", "--name", "package-registry", "--pull", "never", REFERENCE)
     taken = in_pipe("load", str(damaged), "--run", env=env)
     assert taken.returncode == 2, taken.stderr
@@ -71,7 +72,8 @@ def test_refused_registry_credentials_name_the_host_before_verifying(
         damaged: Path, auth_registry: DockerRegistry, tmp_path: Path) -> None:
     wrong = Credentials(REGISTRY_CREDENTIALS.username, "not the password")
     result = in_pipe("load", str(damaged), "--registry", f"{auth_registry.host}/epr",
-                     "--insecure", env={"AIRGAP_REGISTRY_USERNAME": wrong.username,
+                     "--insecure", env={"AIRGAP_REGISTRY": auth_registry.host,
+                                        "AIRGAP_REGISTRY_USERNAME": wrong.username,
                                         "AIRGAP_REGISTRY_PASSWORD": wrong.password,
                                         "DOCKER_CONFIG": str(tmp_path)})
     assert result.returncode == 1, result.stderr
@@ -102,7 +104,7 @@ def test_permanent_network_errors_are_not_retried(golden_bundle: Path,
 
 
 def test_a_registry_that_does_not_start_is_removed_and_said_so(
-        golden_bundle: Path, engine: Dockerd, tmp_path: Path) -> None:
+        golden_bundle: Path, engine: Dockerd, operator_key: Path, tmp_path: Path) -> None:
     # A certificate and key that do not belong together: the server in the image exits.
     cert, _ = make_certificate(tmp_path / "one", name="a")
     _, key = make_certificate(tmp_path / "two", name="b")
@@ -111,18 +113,20 @@ def test_a_registry_that_does_not_start_is_removed_and_said_so(
     port = free_port()
     result = in_pipe("load", str(golden_bundle), "--docker", "--run", "--network", "host",
                      "--port", str(port), "--tls-cert", str(cert), "--tls-key", str(key),
-                     "--name", "doomed", env={"DOCKER_HOST": engine.host})
+                     "--name", "doomed", "--trust-key", str(operator_key),
+                     env={"DOCKER_HOST": engine.host})
     assert result.returncode == 1, result.stdout + result.stderr
     assert "the container doomed it created was removed" in result.stderr
     assert docker(engine, "ps", "-aq", "--filter", "name=doomed").stdout.strip() == ""
 
 
 def test_run_says_when_the_registry_is_reachable_only_inside_the_engine(
-        golden_bundle: Path, engine: Dockerd) -> None:
+        golden_bundle: Path, engine: Dockerd, operator_key: Path) -> None:
     # No bridge on this engine: a container on the "none" network is healthy inside and
     # reachable from nowhere else.
     port = free_port()
     result = in_pipe("load", str(golden_bundle), "--docker", "--run", "--network", "none",
-                     "--port", str(port), env={"DOCKER_HOST": engine.host})
+                     "--port", str(port), "--trust-key", str(operator_key),
+                     env={"DOCKER_HOST": engine.host})
     assert result.returncode == 0, result.stderr
     assert "reachable only inside the engine's network" in result.stdout + result.stderr

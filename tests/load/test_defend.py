@@ -10,6 +10,7 @@ import zipfile
 from pathlib import Path
 
 import httpx
+import pytest
 import yaml
 
 from airgap.cli import main
@@ -44,9 +45,10 @@ def endpoint_update(base_url: str, known_tag: str | None = None
 
 
 def test_load_lays_defend_out_beside_the_binaries_and_serve_answers_endpoints(
-        rich_bundle: Path, tmp_path: Path) -> None:
+        rich_bundle: Path, operator_key: Path, tmp_path: Path) -> None:
     served = tmp_path / "artifact-registry"
-    assert main(["load", str(rich_bundle), "--artifacts", str(served), "--quiet"]) == 0
+    trust = ("--trust-key", str(operator_key))
+    assert main(["load", str(rich_bundle), "--artifacts", str(served), *trust, "--quiet"]) == 0
     assert (served / MANIFEST).is_file()
     assert (served / "beats/elastic-agent/elastic-agent-9.0.0-linux-x86_64.tar.gz").is_file()
     with BackgroundArtifactServer(ServeSettings(root=served, port=0)) as server:
@@ -55,7 +57,18 @@ def test_load_lays_defend_out_beside_the_binaries_and_serve_answers_endpoints(
         # The next poll: nothing new, nothing downloaded.
         assert endpoint_update(server.url, tag)[0] == 304
     # A second load changes nothing.
-    assert main(["load", str(rich_bundle), "--artifacts", str(served), "--quiet"]) == 0
+    assert main(["load", str(rich_bundle), "--artifacts", str(served), *trust, "--quiet"]) == 0
+
+
+def test_defend_is_laid_out_only_when_the_operator_vouches_for_it(
+        rich_bundle: Path, signer_public_key: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    served = tmp_path / "artifact-registry"
+    assert main(["load", str(rich_bundle), "--artifacts", str(served), "--trust-signer",
+                 str(signer_public_key), "--quiet"]) == 3
+    shown = capsys.readouterr()
+    assert "security/" in shown.out and "Endpoint refuses a changed one" in shown.out
+    assert not served.exists()
 
 
 def test_config_writes_the_three_base_url_settings(rich_bundle: Path, tmp_path: Path) -> None:

@@ -58,26 +58,30 @@ def test_a_name_the_bundle_does_not_hold_is_a_usage_error(rich_bundle: Path) -> 
     assert main(["load", str(rich_bundle), "--docker", "--image", "nginx"]) == 2
 
 
-def test_load_docker_loads_every_image(rich_bundle: Path, engine: Dockerd) -> None:
-    assert main(["load", str(rich_bundle), "--docker", "--quiet"]) == 0
+def test_load_docker_loads_every_image(rich_bundle: Path, engine: Dockerd,
+                                      operator_key: Path) -> None:
+    assert main(["load", str(rich_bundle), "--docker", "--trust-key", str(operator_key),
+                 "--quiet"]) == 0
     assert {REGISTRY_IMAGE, AGENT_IMAGE} <= images_in(engine)
 
 
-def test_load_docker_loads_only_the_images_named(rich_bundle: Path, engine: Dockerd) -> None:
+def test_load_docker_loads_only_the_images_named(rich_bundle: Path, engine: Dockerd,
+                                                 operator_key: Path) -> None:
     assert main(["load", str(rich_bundle), "--docker", "--image", "elastic-agent",
-                 "--tag", "agents.corp/elastic-agent:9.0.0", "--quiet"]) == 0
+                 "--tag", "agents.corp/elastic-agent:9.0.0", "--trust-key", str(operator_key),
+                 "--quiet"]) == 0
     loaded = images_in(engine)
     assert {AGENT_IMAGE, "agents.corp/elastic-agent:9.0.0"} <= loaded
     assert REGISTRY_IMAGE not in loaded
 
 
-def test_load_registry_pushes_each_image(rich_bundle: Path,
+def test_load_registry_pushes_each_image(rich_bundle: Path, operator_key: Path,
                                          tmp_path_factory: pytest.TempPathFactory) -> None:
     registry = DockerRegistry(tmp_path_factory.mktemp("images-registry")).start()
     try:
         target = f"{registry.host}/mirror"
         assert main(["load", str(rich_bundle), "--registry", target, "--insecure",
-                     "--quiet"]) == 0
+                     "--trust-key", str(operator_key), "--quiet"]) == 0
         description = json.loads((rich_bundle / "bundle.json").read_text())
         for repository, digest in ((TEST_REPOSITORY, description["image"]["digest"]),
                                    (AGENT_REPOSITORY, description["images"][0]["digest"])):
@@ -90,14 +94,16 @@ def test_load_registry_pushes_each_image(rich_bundle: Path,
         registry.stop()
 
 
-def test_export_image_writes_the_image_named(rich_bundle: Path, tmp_path: Path) -> None:
+def test_export_image_writes_the_image_named(rich_bundle: Path, operator_key: Path,
+                                            tmp_path: Path) -> None:
+    trust = ("--trust-key", str(operator_key))
     assert main(["export-image", str(rich_bundle), "--image", "elastic-agent", "--platform",
-                 "linux/arm64", "-o", str(tmp_path / "agent.tar")]) == 0
+                 "linux/arm64", "-o", str(tmp_path / "agent.tar"), *trust]) == 0
     with tarfile.open(tmp_path / "agent.tar") as tar:
         manifest = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
     assert manifest[0]["RepoTags"] == [AGENT_IMAGE]
     assert main(["export-image", str(rich_bundle), "--platform", "linux/amd64", "-o",
-                 str(tmp_path / "registry.tar")]) == 0
+                 str(tmp_path / "registry.tar"), *trust]) == 0
     with tarfile.open(tmp_path / "registry.tar") as tar:
         manifest = json.load(tar.extractfile("manifest.json"))  # type: ignore[arg-type]
     assert manifest[0]["RepoTags"] == [REGISTRY_IMAGE]

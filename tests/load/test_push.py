@@ -138,6 +138,7 @@ def test_upload_location_on_another_host_gets_no_credentials(
         registry_app.router.add_route("*", "/v2/{tail:.*}", registry)
         with BackgroundServer(registry_app) as server:
             host = server.url.removeprefix("http://")
+            monkeypatch.setenv("AIRGAP_REGISTRY", host)
             client = connect_registry(PushTarget.parse(host), TEST_REPOSITORY, downloader,
                                       insecure=True)
             push_image(bundle, client, "9.0.0")

@@ -147,7 +147,8 @@ BAD_VALUES = [
      "m.yaml:6: sources.epr: 'https://epr.example/?x=1' must not have a query or fragment"),
     ("sources:\n  artifacts: https://bob:hunter2@mirror.example/downloads/\n",
      "m.yaml:6: sources.artifacts: must not hold a user name or password; give registry "
-     "credentials with AIRGAP_REGISTRY_USERNAME and AIRGAP_REGISTRY_PASSWORD or docker login"),
+     "credentials with AIRGAP_REGISTRY, AIRGAP_REGISTRY_USERNAME and AIRGAP_REGISTRY_PASSWORD "
+     "or docker login"),
     ("sources:\n  registry: 'http://[::1'\n",
      "m.yaml:6: sources.registry: 'http://[::1' is not a valid URL (check its host and port)"),
     ("sources:\n  registry: 'http://127.0.0.1:abc'\n",
