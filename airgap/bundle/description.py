@@ -3,7 +3,9 @@
 A frozen model, read with every field checked (:meth:`BundleDescription.from_dict`
 raises :class:`DescriptionError` naming the field, never a ``KeyError``) and written in
 one place. ``format`` versions the whole document: a reader refuses a format it does not
-know, and a field this format does not have. See docs/bundle.md.
+know, and a field this format does not have. Format 2 is a delta (:mod:`airgap.bundle.delta`):
+format 1 plus ``delta`` and each item's ``origin``, so that an airgap that knows only
+format 1 refuses a delta instead of taking it for a bundle. See docs/bundle.md.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from airgap.errors import BundleError
 from airgap.files import atomic_write
 
 FORMAT = 1
+DELTA_FORMAT = 2
+#: Where a delta's file comes from: carried in the delta, or taken from its base.
+ORIGINS = ("carried", "base")
 #: What a file of the bundle can be.
 KINDS = ("image-index", "image-manifest", "image-config", "image-layer", "image-blob",
          "oci-layout", "artifact", "artifact-checksum", "artifact-signature", "package",
@@ -169,11 +174,16 @@ class Item:
     sha512: str
     source: str | None = None
     verification: Verification = field(default_factory=Verification)
+    origin: str | None = None  # a delta's items only: one of ORIGINS
 
     def to_dict(self) -> dict[str, Any]:
         """The bundle.json form."""
-        return {"path": self.path, "kind": self.kind, "size": self.size, "sha512": self.sha512,
-                "source": self.source, "verification": self.verification.to_dict()}
+        document = {"path": self.path, "kind": self.kind, "size": self.size,
+                    "sha512": self.sha512, "source": self.source,
+                    "verification": self.verification.to_dict()}
+        if self.origin is not None:
+            document["origin"] = self.origin
+        return document
 
     @classmethod
     def read(cls, reader: _Reader) -> Item:
@@ -188,8 +198,12 @@ class Item:
         if "verification" in reader.value:
             verification = Verification.read(reader.object("verification",
                                                            _names(Verification)))
+        origin = reader.optional_string("origin")
+        if origin is not None and origin not in ORIGINS:
+            raise DescriptionError(reader.at("origin"), f"{origin[:40]!r} is not one of "
+                                                        f"{', '.join(ORIGINS)}")
         return cls(reader.string("path"), kind, reader.size("size"), sha512,
-                   reader.optional_string("source"), verification)
+                   reader.optional_string("source"), verification, origin)
 
 
 @dataclass(frozen=True)
@@ -315,6 +329,33 @@ class ManifestRecord:
 
 
 @dataclass(frozen=True)
+class Delta:
+    """What makes a description a delta's: the bundle it completes and the one it makes.
+
+    ``base`` and ``target`` are the SHA-512 of those bundles' SHA512SUMS, which name every
+    file and its hash; ``target_signature`` is the operator's signature of the target's
+    SHA512SUMS, which ``airgap merge`` writes as the new bundle's SHA512SUMS.asc.
+    """
+
+    base: str
+    target: str
+    target_signature: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The bundle.json form."""
+        return {"base": self.base, "target": self.target,
+                "target_signature": self.target_signature}
+
+    @classmethod
+    def read(cls, reader: _Reader) -> Delta:
+        for key in ("base", "target"):
+            if not _SHA512.match(reader.string(key)):
+                raise DescriptionError(reader.at(key), "not a SHA-512 in hex")
+        return cls(reader.string("base"), reader.string("target"),
+                   reader.optional_string("target_signature"))
+
+
+@dataclass(frozen=True)
 class BundleDescription:
     """The whole of bundle.json."""
 
@@ -326,24 +367,43 @@ class BundleDescription:
     notes: tuple[str, ...]
     items: tuple[Item, ...]
     format: int = FORMAT
+    delta: Delta | None = None  # format 2 only
 
     def to_dict(self) -> dict[str, Any]:
         """The document, as written."""
-        return {"format": self.format, "tool": {"name": "airgap", "version": self.tool_version},
-                "created": self.created, "manifest": self.manifest.to_dict(),
-                "image": self.image.to_dict(), "keys": [k.to_dict() for k in self.keys],
-                "notes": list(self.notes), "items": [i.to_dict() for i in self.items]}
+        document = {"format": self.format,
+                    "tool": {"name": "airgap", "version": self.tool_version},
+                    "created": self.created, "manifest": self.manifest.to_dict(),
+                    "image": self.image.to_dict(), "keys": [k.to_dict() for k in self.keys],
+                    "notes": list(self.notes), "items": [i.to_dict() for i in self.items]}
+        if self.delta is not None:
+            document["delta"] = self.delta.to_dict()
+        return document
 
     @classmethod
     def from_dict(cls, document: Any) -> BundleDescription:
         """The description ``document`` holds, every field checked; raises
         :class:`DescriptionError` naming the first field that is wrong."""
-        top = _Reader(document, "", ("format", "tool", "created", "manifest", "image", "keys",
-                                     "notes", "items"))
-        if top.raw("format", None) != FORMAT:
+        version = _Reader(document, "").raw("format", None)
+        if version not in (FORMAT, DELTA_FORMAT) or isinstance(version, bool):
             raise DescriptionError("format", f"not an airgap bundle description of format "
-                                             f"{FORMAT}")
+                                             f"{FORMAT} or {DELTA_FORMAT}")
+        keys = ("format", "tool", "created", "manifest", "image", "keys", "notes", "items")
+        if version == DELTA_FORMAT:
+            keys += ("delta",)
+        top = _Reader(document, "", keys)
         tool = top.object("tool", ("name", "version"))
+        items = top.objects("items", Item.read, _names(Item))
+        delta = None
+        if version == DELTA_FORMAT:
+            delta = Delta.read(top.object("delta", _names(Delta)))
+        for number, item in enumerate(items):
+            if delta is not None and item.origin is None:
+                raise DescriptionError(f"items[{number}].origin", "missing: each file of a "
+                                                                  "delta says where it is")
+            if delta is None and item.origin is not None:
+                raise DescriptionError(f"items[{number}].origin", "not a field of format "
+                                                                  f"{FORMAT}")
         return cls(
             tool_version=tool.string("version"),
             created=top.string("created"),
@@ -351,7 +411,9 @@ class BundleDescription:
             image=Image.read(top.object("image", _names(Image))),
             keys=top.objects("keys", Key.read, _names(Key)),
             notes=top.strings("notes"),
-            items=top.objects("items", Item.read, _names(Item)),
+            items=items,
+            format=version,
+            delta=delta,
         )
 
     @property
@@ -359,11 +421,14 @@ class BundleDescription:
         """Every item, by its path."""
         return {item.path: item for item in self.items}
 
+    def text(self) -> str:
+        """bundle.json's text, exactly as :meth:`write` writes it."""
+        # default=str: YAML reads an unquoted date in the manifest as a date.
+        return json.dumps(self.to_dict(), indent=2, default=str) + "\n"
+
     def write(self, bundle: Path) -> None:
         """Write ``bundle/bundle.json`` atomically."""
-        # default=str: YAML reads an unquoted date in the manifest as a date.
-        atomic_write(bundle / DESCRIPTION,
-                     json.dumps(self.to_dict(), indent=2, default=str) + "\n")
+        atomic_write(bundle / DESCRIPTION, self.text())
 
 
 def read_description(bundle: Path) -> BundleDescription:
