@@ -9,7 +9,9 @@ downloads/ needs its ``.asc``, every package zip its ``.sig``) as well as from b
 which nobody signs; each signature is checked again, with the Elastic key pinned in airgap
 (never the bundle's copy of it) and the other recorded keys. With ``--trust-key``, the
 operator's signature of SHA512SUMS must be valid; without it, a warning says what that
-leaves unproven. Every problem is listed.
+leaves unproven. Every problem is listed. A delta is checked for what it carries: the
+files it leaves to its base, and the signatures and checksums that pair one of those
+with a carried file, are checked when it is merged (``airgap merge``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 
 from airgap import elastic
 from airgap.bundle import layout
+from airgap.bundle.delta import identity, target_files
 from airgap.bundle.description import BundleDescription, Item, read_description
 from airgap.bundle.scan import scan
 from airgap.bundle.sums import parse_sums
@@ -71,6 +74,7 @@ class VerifyReport:
     problems: tuple[Problem, ...]
     warnings: tuple[str, ...]
     operator_signature: str
+    delta_of: str | None = None  # a delta: the identity of its base
 
     @property
     def ok(self) -> bool:
@@ -82,7 +86,7 @@ class VerifyReport:
                 "bytes": self.size, "signatures": self.signatures,
                 "operator_signature": self.operator_signature,
                 "problems": [p.to_dict() for p in self.problems],
-                "warnings": list(self.warnings)}
+                "warnings": list(self.warnings), "delta_of": self.delta_of}
 
 
 @dataclass(frozen=True)
@@ -137,7 +141,7 @@ def verify_bundle(settings: VerifySettings, reporter: Reporter) -> VerifyReport:
         check.warnings.append(_unsigned_warning(check.foreign_keys))
     return VerifyReport(root, len(listed), size, signatures,
                         tuple(sorted(check.problems, key=lambda p: (p.path, p.kind))),
-                        tuple(check.warnings), operator)
+                        tuple(check.warnings), operator, check.delta_of)
 
 
 def _unsigned_warning(foreign_keys: Iterable[str]) -> str:
@@ -165,6 +169,8 @@ class _Check:
         self.digests: dict[str, str] = {}
         self.sizes: dict[str, int] = {}
         self.foreign_keys: list[str] = []
+        self.from_base: set[str] = set()  # a delta's files that its base holds
+        self.delta_of: str | None = None
         self.stop = threading.Event()  # set on Ctrl-C: work in progress gives up
         self._lock = threading.Lock()
 
@@ -239,8 +245,14 @@ class _Check:
             self.add(layout.DESCRIPTION, "description", exc.message)
             return None
         items = description.items_by_path
+        if description.delta is not None:
+            self._delta(description)
         for path, item in items.items():
-            if path not in sums:
+            if path in self.from_base:
+                if path in sums:
+                    self.add(path, "description", "bundle.json leaves it to the base, but "
+                                                  "SHA512SUMS lists it")
+            elif path not in sums:
                 self.add(path, "description", "in bundle.json but not in SHA512SUMS")
             elif item.sha512 != sums[path]:
                 self.add(path, "description", "bundle.json and SHA512SUMS disagree on its SHA-512")
@@ -253,6 +265,17 @@ class _Check:
         for path in set(sums) - set(items) - {layout.DESCRIPTION}:
             self.add(path, "description", "in SHA512SUMS but not in bundle.json")
         return description
+
+    def _delta(self, description: BundleDescription) -> None:
+        """A delta: which files its base holds, and whether its description makes the
+        bundle it names."""
+        assert description.delta is not None
+        self.delta_of = description.delta.base
+        self.from_base = {i.path for i in description.items if i.origin == "base"}
+        _text, sums = target_files(description)
+        if identity(sums.encode()) != description.delta.target:
+            self.add(layout.DESCRIPTION, "description", "this delta's description does not "
+                     "make the bundle it names as its target")
 
     def signatures(self, verifier: Verifier, description: BundleDescription | None,
                    jobs: int) -> int:
@@ -323,6 +346,8 @@ class _Check:
             raise KeyboardInterrupt
         path, signature, item = signed.path, signed.signature, signed.item
         self._elastic_checksum(path, item)
+        if signature not in self.regular and signature in self.from_base:
+            return False  # a delta's: checked with its base, by airgap merge
         if signature not in self.regular:
             self.add(signature, "signature", f"the signature of {Path(path).name} is missing: "
                                              "it cannot be shown to come from its publisher")
@@ -350,7 +375,7 @@ class _Check:
         checksum = layout.checksum_for(path)
         if checksum is None and item is not None and item.kind == "artifact":
             checksum = item.verification.checksum or None
-        if checksum is None:
+        if checksum is None or (checksum not in self.regular and checksum in self.from_base):
             return
         if checksum not in self.regular:
             self.add(checksum, "missing", f"the Elastic checksum of {Path(path).name} is "

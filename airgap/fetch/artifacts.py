@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from airgap.errors import AirgapError, ChecksumMismatchError, SignatureError
+from airgap.fetch.since import Since
 from airgap.manifest.plan import ArtifactItem
 from airgap.net.download import Download, Downloader, Fetched
 from airgap.trust import openpgp
@@ -49,14 +50,16 @@ def _check_checksum_file(path: Path, digests: Digests, *, name: str) -> None:
 
 
 def fetch_artifacts(items: Sequence[ArtifactItem], bundle: Path, downloader: Downloader,
-                    verifier: Verifier) -> list[ArtifactResult]:
-    """Fetch and verify every artifact, in parallel; raise naming each one that fails."""
-    tasks = [functools.partial(_fetch_one, item, bundle, downloader, verifier) for item in items]
+                    verifier: Verifier, since: Since | None = None) -> list[ArtifactResult]:
+    """Fetch and verify every artifact, in parallel; raise naming each one that fails.
+    With ``since``, a file the base of a delta holds is not downloaded."""
+    tasks = [functools.partial(_fetch_one, item, bundle, downloader, verifier, since)
+             for item in items]
     return downloader.run_all(tasks, what="artifacts")
 
 
 def _fetch_one(item: ArtifactItem, bundle: Path, downloader: Downloader,
-               verifier: Verifier) -> ArtifactResult:
+               verifier: Verifier, since: Since | None) -> ArtifactResult:
     dest = bundle / item.bundle_path
     checksum_dest = dest.with_name(dest.name + ".sha512")
     signature_dest = dest.with_name(dest.name + ".asc")
@@ -71,6 +74,9 @@ def _fetch_one(item: ArtifactItem, bundle: Path, downloader: Downloader,
             max_size=MAX_SIGNATURE_FILE,
             check=functools.partial(check_armored_signature, name=f"{item.filename}.asc")))
         expected = read_elastic_sha512(checksum.dest, item.filename)
+        held = since.signed(dest, item.url, signature, expected) if since else None
+        if held is not None:
+            return ArtifactResult(item, held.fetched, checksum, signature, held.signer)
 
         def check(path: Path, digests: Digests) -> None:
             if digests.sha512 != expected:

@@ -16,6 +16,7 @@ from typing import Any
 from airgap import oci
 from airgap.bundle.layout import IMAGES
 from airgap.errors import NotFoundError, ServerResponseError, UsageError
+from airgap.fetch.since import Since
 from airgap.manifest.plan import ImageItem
 from airgap.net.credentials import find_credentials
 from airgap.net.download import Downloader, Fetched
@@ -51,8 +52,10 @@ class ImageResult:
         return sum(f.digests.size for f in self.files)
 
 
-def fetch_image(item: ImageItem, bundle: Path, downloader: Downloader) -> ImageResult:
-    """Pull ``item`` for its platforms into ``bundle/images`` and return what was stored."""
+def fetch_image(item: ImageItem, bundle: Path, downloader: Downloader,
+                since: Since | None = None) -> ImageResult:
+    """Pull ``item`` for its platforms into ``bundle/images`` and return what was stored;
+    with ``since``, blobs the base of a delta holds are not downloaded."""
     reference = item.reference
     client = RegistryClient(downloader, item.registry_url, reference.repository,
                             find_credentials(host_port(item.registry_url)))
@@ -85,6 +88,10 @@ def fetch_image(item: ImageItem, bundle: Path, downloader: Downloader) -> ImageR
         blobs.setdefault(image.config.digest, (image.config, f"{image.platform} config"))
     downloads = [client.blob_download(d, layout.blob(d.digest), label)
                  for d, label in blobs.values()]
+    if since is not None:  # what the base of a delta holds is not downloaded
+        held = {d.dest: since.blob(d) for d in downloads}
+        written.extend(f for f in held.values() if f is not None)
+        downloads = [d for d in downloads if held[d.dest] is None]
     written.extend(downloader.fetch_all(downloads))
 
     annotations = {oci.REF_NAME: reference.tag, oci.CONTAINERD_NAME: str(reference)}

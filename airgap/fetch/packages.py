@@ -19,6 +19,7 @@ from airgap import elastic
 from airgap.bundle.layout import PACKAGES
 from airgap.errors import AirgapError, NotFoundError, ServerResponseError
 from airgap.fetch.artifacts import MAX_SIGNATURE_FILE, check_armored_signature
+from airgap.fetch.since import Since
 from airgap.manifest.plan import PackageItem
 from airgap.net.download import Download, Downloader, Fetched
 from airgap.trust.digests import Digests
@@ -81,10 +82,12 @@ def newest_version(name: str, answer: Any, source: str) -> str:
 
 
 def fetch_packages(items: Sequence[PackageItem], stack_version: str, epr: str, bundle: Path,
-                   downloader: Downloader, verifier: Verifier) -> list[PackageResult]:
-    """Resolve, download and verify every package, in parallel."""
+                   downloader: Downloader, verifier: Verifier, since: Since | None = None
+                   ) -> list[PackageResult]:
+    """Resolve, download and verify every package, in parallel; with ``since``, a zip the
+    base of a delta holds is not downloaded."""
     tasks = [functools.partial(_fetch_one, item, stack_version, epr, bundle, downloader,
-                               verifier) for item in items]
+                               verifier, since) for item in items]
     return downloader.run_all(tasks, what="packages")
 
 
@@ -108,7 +111,8 @@ def resolve(item: PackageItem, stack_version: str, epr: str,
 
 
 def _fetch_one(item: PackageItem, stack_version: str, epr: str, bundle: Path,
-               downloader: Downloader, verifier: Verifier) -> PackageResult:
+               downloader: Downloader, verifier: Verifier, since: Since | None
+               ) -> PackageResult:
     package = resolve(item, stack_version, epr, downloader)
     dest = bundle / package.bundle_path
     name = dest.name
@@ -118,6 +122,9 @@ def _fetch_one(item: PackageItem, stack_version: str, epr: str, bundle: Path,
         signature = downloader.fetch(Download(
             package.url + ".sig", signature_dest, f"{name}.sig", max_size=MAX_SIGNATURE_FILE,
             check=functools.partial(check_armored_signature, name=f"{name}.sig")))
+        held = since.signed(dest, package.url, signature) if since else None
+        if held is not None:
+            return PackageResult(package, item.reason, held.fetched, signature, held.signer)
 
         def check(path: Path, digests: Digests) -> None:
             signers.append(verifier.verify(path, signature.dest, name=name))

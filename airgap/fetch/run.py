@@ -4,7 +4,8 @@ The image, the artifacts and the packages are fetched (each phase in parallel); 
 ``keys/``, ``bundle.json`` and ``SHA512SUMS`` are written, last, so that a bundle that
 has them is complete. A re-run reuses every file that still verifies and fetches only
 what is missing or new; files an earlier run listed that the manifest no longer wants
-are removed.
+are removed. With ``since``, the bundle is a delta of that earlier bundle
+(:mod:`airgap.fetch.since`, :mod:`airgap.bundle.delta`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from airgap.bundle import layout
+from airgap.bundle.delta import DeltaSummary, write_delta
 from airgap.bundle.description import Item
 from airgap.bundle.lock import BundleLock
 from airgap.bundle.sums import format_sums
@@ -24,6 +26,7 @@ from airgap.fetch.artifacts import ArtifactResult, fetch_artifacts
 from airgap.fetch.describe import describe_files, description
 from airgap.fetch.image import ImageResult, fetch_image
 from airgap.fetch.packages import PackageResult, fetch_packages
+from airgap.fetch.since import Since, open_base
 from airgap.files import atomic_write
 from airgap.manifest.model import load_manifest
 from airgap.manifest.plan import Plan, make_plan
@@ -46,6 +49,7 @@ class FetchSettings:
     ca_cert: Path | None = None
     sign_with: str | None = None
     gnupg_home: Path | None = None
+    since: Path | None = None  # write a delta of this earlier bundle
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,7 @@ class FetchResult:
     keys: tuple[TrustedKey, ...]
     signed: bool
     removed: tuple[str, ...]
+    delta: DeltaSummary | None = None
 
     @property
     def total_size(self) -> int:
@@ -76,38 +81,45 @@ def fetch(settings: FetchSettings, reporter: Reporter) -> FetchResult:
     network = NetworkSettings(ca_certs=tuple(cas), jobs=settings.jobs)
     root = settings.bundle
     layout.check_output_folder(root)
+    base = open_base(settings.since, root) if settings.since else None
     operator = OperatorKey(settings.sign_with, settings.gnupg_home) if settings.sign_with \
         else None
     if operator is not None:
         operator.check()  # a missing key or passphrase, before hours of downloads
     with BundleLock(root), make_client(network) as client, \
             Verifier(manifest.trust_keys) as verifier:
+        since = Since(base, verifier.keys) if base is not None else None
         for name in (layout.SUMS, layout.SUMS_SIGNATURE, layout.DESCRIPTION):
             (root / name).unlink(missing_ok=True)  # incomplete until the end says otherwise
         downloader = Downloader(client, network, reporter)
         # The image, the binaries and the packages come from three different servers:
         # fetch them at the same time, each with its own --jobs transfers.
         with SidePool("airgap-phase", workers=3, on_failure=downloader.cancel) as phases:
-            image_job = phases.submit(fetch_image, plan.image, root, downloader)
+            image_job = phases.submit(fetch_image, plan.image, root, downloader, since)
             artifacts_job = phases.submit(fetch_artifacts, plan.artifacts, root, downloader,
-                                          verifier)
+                                          verifier, since)
             packages_job = phases.submit(fetch_packages, plan.packages,
                                          manifest.stack_version, manifest.sources.epr, root,
-                                         downloader, verifier)
+                                         downloader, verifier, since)
         image, artifacts, packages = _results(image_job, artifacts_job, packages_job)
         keys = tuple(verifier.keys.values())
         items = describe_files(root, image, artifacts, packages, keys)
         removed = _tidy(root, layout.stray_files(root, (i.path for i in items)))
-        description(plan, image, artifacts, packages, keys, items).write(root)
-        sums = [(i.path, i.sha512) for i in items]
-        sums.append((layout.DESCRIPTION, hash_file(root / layout.DESCRIPTION).sha512))
-        text = format_sums(sums)
-        if operator is not None:
-            # Before SHA512SUMS exists: a bundle that has it is complete, signature included.
-            operator.sign_to(text.encode(), root / layout.SUMS_SIGNATURE)
-        atomic_write(root / layout.SUMS, text)
+        target = description(plan, image, artifacts, packages, keys, items)
+        delta = None
+        if since is not None:
+            delta = write_delta(root, target, since.base, operator.sign if operator else None)
+        else:
+            target.write(root)
+            sums = [(i.path, i.sha512) for i in items]
+            sums.append((layout.DESCRIPTION, hash_file(root / layout.DESCRIPTION).sha512))
+            text = format_sums(sums)
+            if operator is not None:
+                # Before SHA512SUMS exists: a bundle that has it is complete, signed.
+                operator.sign_to(text.encode(), root / layout.SUMS_SIGNATURE)
+            atomic_write(root / layout.SUMS, text)
     return FetchResult(root, plan, image, tuple(artifacts), tuple(packages), tuple(items), keys,
-                       settings.sign_with is not None, tuple(sorted(removed)))
+                       settings.sign_with is not None, tuple(sorted(removed)), delta)
 
 
 def _results(image_job: Future[ImageResult], artifacts_job: Future[list[ArtifactResult]],

@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from airgap.bundle.delta import shown
 from airgap.bundle.description import read_description
 from airgap.bundle.verify import VerifyReport, VerifySettings, verify_bundle
-from airgap.errors import UsageError, VerificationError, setting
+from airgap.errors import BundleError, UsageError, VerificationError, setting
 from airgap.load.artifacts import ArtifactsResult, install_artifacts
 from airgap.load.engine import (
     LoadedImage,
@@ -111,6 +112,7 @@ def _check(settings: LoadSettings) -> tuple[str, ...]:
 def load(settings: LoadSettings, reporter: Reporter) -> LoadResult:
     """Verify the bundle, then load, push, run, lay out and configure as asked."""
     tags = _check(settings)
+    _refuse_delta(settings.bundle)
     engine = connect() if settings.docker or settings.run else None
     report = loaded = None
     if settings.skip_verify:
@@ -138,6 +140,19 @@ def load(settings: LoadSettings, reporter: Reporter) -> LoadResult:
         config = write_config(ConfigSettings(settings.config_dir, settings.registry_url,
                                              settings.artifacts_url, settings.ca_cert))
     return LoadResult(report, loaded, pushed, running, artifacts, config)
+
+
+def _refuse_delta(bundle: Path) -> None:
+    """A delta lacks what its base holds: it is merged into a bundle, never loaded."""
+    try:
+        delta = read_description(bundle).delta
+    except BundleError:
+        return  # verification says what is wrong with it
+    if delta is not None:
+        raise UsageError(f"{bundle} is a delta of the bundle {shown(delta.base)}: it holds "
+                         "only what that bundle does not",
+                         details=[f"merge it first: airgap merge BASE {bundle} -o NEW, "
+                                  "then load NEW"])
 
 
 def _verify(settings: LoadSettings, reporter: Reporter, jobs: int | None = None
