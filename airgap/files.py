@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
 import secrets
 from collections.abc import Iterator
@@ -19,6 +20,10 @@ from pathlib import Path
 from typing import BinaryIO
 
 PART = ".part"
+_FICLONE = 0x40049409  # linux/fs.h: share the source's extents (btrfs, XFS, ...)
+#: What a file system says when it cannot link or clone across these two files.
+_CANNOT_SHARE = frozenset({errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP,
+                           errno.EOPNOTSUPP, errno.ENOTTY, errno.EINVAL, errno.ENOSYS})
 
 
 def temporary_name(target: Path) -> Path:
@@ -81,3 +86,53 @@ def copy_atomically(source: Path, target: Path, chunk: int = 1 << 20) -> None:
         view = memoryview(buffer)
         while count := reader.readinto(buffer):
             writer.write(view[:count])
+
+
+def link_atomically(source: Path, target: Path) -> bool:
+    """Hard-link ``source`` as ``target`` through a rename; False where the file system
+    cannot link the two."""
+    temporary = temporary_name(target)
+    try:
+        os.link(source, temporary)
+    except OSError as exc:
+        if exc.errno not in _CANNOT_SHARE:
+            raise
+        return False
+    try:
+        temporary.replace(target)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    fsync_folder(target.parent)
+    return True
+
+
+def reflink_atomically(source: Path, target: Path) -> bool:
+    """Make ``target`` a clone of ``source`` (a new file sharing its blocks until either
+    changes), through a rename; False where the file system cannot clone."""
+    try:
+        with source.open("rb") as reader, atomic_output(target) as writer:
+            try:
+                fcntl.ioctl(writer.fileno(), _FICLONE, reader.fileno())
+            except OSError as exc:
+                if exc.errno not in _CANNOT_SHARE:
+                    raise
+                raise _NoClone from None
+    except _NoClone:
+        return False
+    return True
+
+
+class _NoClone(Exception):
+    """The file system cannot clone: the temporary file goes, a link or copy follows."""
+
+
+def share_or_copy(source: Path, target: Path) -> str:
+    """Put ``source``'s bytes at ``target`` the cheapest way the file system allows, never
+    changing ``source``: a clone, else a hard link, else a copy. Returns which it was."""
+    if reflink_atomically(source, target):
+        return "reflink"
+    if link_atomically(source, target):
+        return "link"
+    copy_atomically(source, target)
+    return "copy"

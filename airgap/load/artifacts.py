@@ -3,8 +3,6 @@ in a folder that ``airgap serve`` (or any web server) serves to the agents."""
 
 from __future__ import annotations
 
-import errno
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +10,7 @@ from airgap.bundle.description import read_description
 from airgap.bundle.layout import DOWNLOADS
 from airgap.bundle.scan import scan
 from airgap.errors import UsageError
-from airgap.files import copy_atomically, fsync_folder, temporary_name
+from airgap.files import copy_atomically, link_atomically
 from airgap.reporter import Reporter
 from airgap.trust.digests import hash_file
 
@@ -26,25 +24,6 @@ class ArtifactsResult:
     copied: int
     unchanged: int
     replaced: tuple[str, ...]
-
-
-def _link_atomically(source: Path, target: Path) -> bool:
-    """Hard-link ``source`` as ``target`` through a rename; False where the file system
-    cannot link the two."""
-    temporary = temporary_name(target)
-    try:
-        os.link(source, temporary)
-    except OSError as exc:
-        if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
-            raise
-        return False
-    try:
-        temporary.replace(target)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    fsync_folder(target.parent)
-    return True
 
 
 def install_artifacts(root: Path, destination: Path, reporter: Reporter) -> ArtifactsResult:
@@ -75,7 +54,7 @@ def install_artifacts(root: Path, destination: Path, reporter: Reporter) -> Arti
             replaced.append(relative.as_posix())
             reporter.warning(f"{target} differs from the bundle's verified copy: replacing it")
         target.parent.mkdir(parents=True, exist_ok=True)
-        if _link_atomically(path, target):
+        if link_atomically(path, target):
             linked += 1
         else:
             copy_atomically(path, target)
