@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from airgap.bundle.delta import identity
 from airgap.bundle.description import read_description
 from airgap.bundle.layout import IMAGES, SUMS, SUMS_SIGNATURE
 
@@ -27,6 +28,13 @@ class BundleContents:
     size: int
     complete: bool
     signed: bool
+    identity: str | None = None  # the SHA-512 of SHA512SUMS
+    delta_of: str | None = None  # a delta: its base's identity
+    carried: tuple[int, int] | None = None  # a delta: files and bytes it carries
+
+    @property
+    def is_delta(self) -> bool:
+        return self.delta_of is not None
 
     def to_dict(self) -> dict[str, Any]:
         """The ``--json`` form."""
@@ -34,7 +42,10 @@ class BundleContents:
                 "tool_version": self.tool_version, "stack_version": self.stack_version,
                 "image": self.image, "artifacts": self.artifacts, "packages": self.packages,
                 "keys": self.keys, "files": self.files, "bytes": self.size,
-                "complete": self.complete, "signed": self.signed}
+                "complete": self.complete, "signed": self.signed,
+                "identity": self.identity, "delta_of": self.delta_of,
+                "carried": None if self.carried is None else {
+                    "files": self.carried[0], "bytes": self.carried[1]}}
 
 
 def describe_bundle(path: Path) -> BundleContents:
@@ -57,6 +68,8 @@ def describe_bundle(path: Path) -> BundleContents:
             packages.append({"name": verification.package, "version": verification.version,
                              "path": item.path, "size": item.size})
     image = description.image
+    sums = path / SUMS
+    carried = [i for i in items if i.origin == "carried"]
     return BundleContents(
         path=path,
         created=description.created,
@@ -72,6 +85,10 @@ def describe_bundle(path: Path) -> BundleContents:
               for k in description.keys],
         files=len(items) + 1,
         size=sum(i.size for i in items),
-        complete=(path / SUMS).is_file(),
+        complete=sums.is_file(),
         signed=(path / SUMS_SIGNATURE).is_file(),
+        identity=identity(sums.read_bytes()) if sums.is_file() else None,
+        delta_of=description.delta.base if description.delta is not None else None,
+        carried=(len(carried), sum(i.size for i in carried))
+        if description.delta is not None else None,
     )

@@ -49,14 +49,18 @@ def plan(manifest: Path, as_json: bool) -> None:
 @click.option("--sign-with", metavar="KEYID", help="Sign SHA512SUMS with this OpenPGP key.")
 @click.option("--gnupg-home", type=click.Path(path_type=Path, file_okay=False, exists=True),
               help="The GnuPG home holding the --sign-with key.")
+@click.option("--since", type=options.BUNDLE, metavar="BASE",
+              help="Write a delta: only what the bundle BASE (or its bundle.json and "
+                   "SHA512SUMS) does not hold.")
 @options.quiet
 def fetch_command(manifest: Path, bundle: Path, jobs: int, ca_cert: Path | None,
-                  sign_with: str | None, gnupg_home: Path | None, quiet: bool) -> None:
+                  sign_with: str | None, gnupg_home: Path | None, since: Path | None,
+                  quiet: bool) -> None:
     """Download and verify everything MANIFEST plans into one bundle directory."""
     from airgap.fetch.run import FetchSettings, fetch
 
     settings = FetchSettings(manifest=manifest, bundle=bundle, jobs=jobs, ca_cert=ca_cert,
-                             sign_with=sign_with, gnupg_home=gnupg_home)
+                             sign_with=sign_with, gnupg_home=gnupg_home, since=since)
     with progress.make_reporter(quiet) as reporter:
         result = fetch(settings, reporter)
     render.render_fetch(result)
@@ -86,9 +90,14 @@ def export_image_command(bundle: Path, platform: str | None, output: Path,
 @options.quiet
 def verify_command(bundle: Path, trust_keys: tuple[Path, ...], jobs: int, as_json: bool,
                    quiet: bool) -> None:
-    """Prove that BUNDLE is intact: every file, checksum and signature, offline."""
+    """Prove that BUNDLE is intact: every file, checksum and signature, offline. BUNDLE
+    may be a delta, or one volume of a split bundle."""
     from airgap.bundle.verify import VerifySettings, verify_bundle
+    from airgap.carry.index import INDEX
 
+    if (bundle / INDEX).exists():
+        _verify_volume(bundle, trust_keys, jobs, as_json, quiet)
+        return
     settings = VerifySettings(bundle=bundle, trust_keys=trust_keys, jobs=jobs)
     with progress.make_reporter(quiet or as_json) as reporter:
         report = verify_bundle(settings, reporter)
@@ -194,3 +203,97 @@ def serve_command(root: Path, bind: str, port: int, tls_cert: Path | None,
                              tls_key=tls_key)
     run_server(settings, NullReporter() if quiet else progress.LineReporter(),
                access_log=None if quiet else progress.access_logger())
+
+
+def _verify_volume(volume: Path, trust_keys: tuple[Path, ...], jobs: int, as_json: bool,
+                   quiet: bool) -> None:
+    from airgap.carry.check import VolumeSettings, verify_volume
+
+    with progress.make_reporter(quiet or as_json) as reporter:
+        report = verify_volume(VolumeSettings(volume, trust_keys, jobs), reporter)
+    if as_json:
+        render.print_json(report.to_dict())
+    else:
+        render.render_volume(report)
+    if not report.ok:
+        raise VerificationError(f"{volume} (volume {report.number} of {report.volumes}) is "
+                                f"damaged: {len(report.problems)} problem(s); send it again")
+
+
+@cli.command("merge")
+@click.argument("base", type=options.BUNDLE)
+@click.argument("delta", type=options.BUNDLE)
+@click.option("--output", "-o", type=options.DIR, required=True,
+              help="The new bundle's directory (new or empty).")
+@options.trust_keys
+@options.jobs_verify
+@options.quiet
+def merge_command(base: Path, delta: Path, output: Path, trust_keys: tuple[Path, ...],
+                  jobs: int, quiet: bool) -> None:
+    """Merge DELTA into BASE, the bundle it was made from, as a new complete bundle."""
+    from airgap.carry.merge import MergeRefused, MergeSettings, merge
+
+    settings = MergeSettings(base=base, delta=delta, output=output, trust_keys=trust_keys,
+                             jobs=jobs)
+    try:
+        with progress.make_reporter(quiet) as reporter:
+            result = merge(settings, reporter)
+    except MergeRefused as refused:
+        render.render_verify(refused.report)
+        raise
+    render.render_merge(result)
+
+
+@cli.command("split")
+@click.argument("bundle", type=options.BUNDLE)
+@click.option("--output", "-o", type=options.DIR, required=True,
+              help="Where the volumes go: OUTPUT/001, OUTPUT/002, ... (new or empty).")
+@click.option("--size", type=options.SIZE, required=True,
+              help="What one volume holds, everything included: 4.7GB, 700MB, 25GB, ...")
+@click.option("--max-file", type=options.SIZE,
+              help="The largest file the medium takes (FAT32: 4GiB-1).")
+@click.option("--block", type=options.SIZE, default="4KiB", show_default=True,
+              help="The medium's allocation unit: every file counts in whole blocks.")
+@click.option("--sign-with", metavar="KEYID", help="Sign the volumes' index with this key.")
+@click.option("--gnupg-home", type=click.Path(path_type=Path, file_okay=False, exists=True),
+              help="The GnuPG home holding the --sign-with key.")
+@options.jobs_verify
+@options.quiet
+def split_command(bundle: Path, output: Path, size: int, max_file: int | None, block: int,
+                  sign_with: str | None, gnupg_home: Path | None, jobs: int,
+                  quiet: bool) -> None:
+    """Write BUNDLE (a bundle or a delta) as volumes that fit the medium."""
+    from airgap.carry.split import SplitSettings, split
+    from airgap.carry.volumes import Limits
+
+    settings = SplitSettings(bundle=bundle, output=output,
+                             limits=Limits(size=size, block=block, max_file=max_file),
+                             sign_with=sign_with, gnupg_home=gnupg_home, jobs=jobs)
+    with progress.make_reporter(quiet) as reporter:
+        result = split(settings, reporter)
+    render.render_split(result)
+
+
+@cli.command("join")
+@click.argument("volumes", type=options.BUNDLE, nargs=-1, required=True)
+@click.option("--output", "-o", "bundle", type=options.DIR, required=True,
+              help="The bundle's directory (new, or one a join began).")
+@click.option("--partial", is_flag=True,
+              help="More volumes will come: add these, and wait for the others.")
+@options.trust_keys
+@options.jobs_verify
+@options.quiet
+def join_command(volumes: tuple[Path, ...], bundle: Path, partial: bool,
+                 trust_keys: tuple[Path, ...], jobs: int, quiet: bool) -> None:
+    """Join VOLUME... (in any order, all at once or as they arrive) back into a bundle."""
+    from airgap.carry.join import JoinRefused, JoinSettings, join
+
+    settings = JoinSettings(volumes=volumes, bundle=bundle, trust_keys=trust_keys,
+                            partial=partial, jobs=jobs)
+    try:
+        with progress.make_reporter(quiet) as reporter:
+            result = join(settings, reporter)
+    except JoinRefused as refused:
+        render.render_verify(refused.report)
+        raise
+    render.render_join(result)

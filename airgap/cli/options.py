@@ -7,7 +7,10 @@ it as the option a user types (``--trust-key``).
 from __future__ import annotations
 
 import os
+import re
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -17,12 +20,15 @@ from airgap.errors import name_settings
 FLAGS = {
     "artifacts_dir": "--artifacts",
     "artifacts_url": "--artifacts-url",
+    "block": "--block",
     "ca_cert": "--ca-cert",
     "config_dir": "--config",
     "docker": "--docker",
     "gnupg_home": "--gnupg-home",
+    "max_file": "--max-file",
     "name": "--name",
     "output": "-o",
+    "partial": "--partial",
     "platform": "--platform",
     "port": "--port",
     "registry": "--registry",
@@ -30,6 +36,8 @@ FLAGS = {
     "replace": "--replace",
     "run": "--run",
     "sign_with": "--sign-with",
+    "since": "--since",
+    "size": "--size",
     "skip_verify": "--skip-verify",
     "tags": "--tag",
     "tls_cert": "--tls-cert",
@@ -61,3 +69,30 @@ ca_cert = click.option("--ca-cert", type=FILE,
 trust_keys = click.option("--trust-key", "trust_keys", type=FILE, multiple=True,
                           help="Require a valid SHA512SUMS.asc by this public key "
                                "(repeatable).")
+
+
+class ByteSize(click.ParamType):
+    """A size as people write one: ``4GiB``, ``4.7GB``, ``700MB``, ``4GiB-1``, ``2048``."""
+
+    name = "SIZE"
+    _UNITS = {"": 1, "B": 1, "K": 1000, "KB": 1000, "M": 1000**2, "MB": 1000**2,
+              "G": 1000**3, "GB": 1000**3, "T": 1000**4, "TB": 1000**4,
+              "KIB": 1 << 10, "MIB": 1 << 20, "GIB": 1 << 30, "TIB": 1 << 40}
+    _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([a-zA-Z]*)(?:\s*-\s*(\d+))?\Z")
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        found = self._SIZE.match(str(value).strip())
+        unit = found.group(2).upper() if found else ""
+        if found is None or unit not in self._UNITS:
+            self.fail(f"{value!r} is not a size (say 4GiB, 4.7GB, 700MB or 4GiB-1)", param,
+                      ctx)
+        size = int(Decimal(found.group(1)) * self._UNITS[unit]) - int(found.group(3) or 0)
+        if size < 1:
+            self.fail(f"{value!r} is not a size of at least one byte", param, ctx)
+        return size
+
+
+SIZE = ByteSize()

@@ -22,6 +22,10 @@ if TYPE_CHECKING:
     # client into every command, tripling `airgap verify`'s start-up.
     from airgap.bundle.inspect import BundleContents
     from airgap.bundle.verify import VerifyReport
+    from airgap.carry.check import VolumeReport
+    from airgap.carry.join import JoinResult
+    from airgap.carry.merge import MergeResult
+    from airgap.carry.split import SplitResult
     from airgap.fetch.run import FetchResult
     from airgap.load.run import LoadResult
     from airgap.manifest.plan import Plan
@@ -153,6 +157,11 @@ def render_fetch(result: FetchResult) -> None:
                  f"{result.path / 'SHA512SUMS'}" + (" (signed)" if result.signed else ""))
     for path in result.removed:
         stdout.print(Text(f"removed {path} (no longer in the manifest)", style="dim"))
+    if result.delta is not None:
+        d = result.delta
+        stdout.print(f"a delta of the bundle {_identity(d.base)}: it carries {d.carried_files} "
+                     f"of {d.files} files, {human_size(d.carried_size)} of "
+                     f"{human_size(d.size)}; merged, it makes the bundle {_identity(d.target)}")
 
 
 def render_verify(report: VerifyReport) -> None:
@@ -162,6 +171,9 @@ def render_verify(report: VerifyReport) -> None:
     summary = (f"{report.files} files ({human_size(report.size)}) re-hashed, "
                f"{report.signatures} signatures re-checked, operator signature: "
                f"{flags(report.operator_signature)}")
+    if report.delta_of is not None:
+        summary += (f"; a delta of the bundle {_identity(report.delta_of)}: merge it with "
+                    f"airgap merge BASE {report.bundle} -o NEW")
     if report.ok:
         stdout.print(Text("intact: ", style="bold green") + Text(f"{report.bundle}: {summary}"))
         return
@@ -181,8 +193,15 @@ def render_contents(contents: BundleContents) -> None:
     state = "complete" if contents.complete else "INCOMPLETE (no SHA512SUMS)"
     signed = "signed by its operator (SHA512SUMS.asc)" if contents.signed else "no operator " \
         "signature"
+    rows = [("bundle", f"{contents.path} ({state}, {signed})")]
+    if contents.identity is not None:
+        rows.append(("identity", _identity(contents.identity)))
+    if contents.delta_of is not None and contents.carried is not None:
+        files, size = contents.carried
+        rows.append(("delta", f"of the bundle {_identity(contents.delta_of)}: carries {files} "
+                              f"files ({human_size(size)}) of those below"))
     stdout.print(_facts([
-        ("bundle", f"{contents.path} ({state}, {signed})"),
+        *rows,
         ("made", f"{contents.created} by airgap {contents.tool_version}"),
         ("stack", contents.stack_version),
         ("image", f"{image.get('reference')} ({human_size(image.get('size'))})"),
@@ -240,3 +259,68 @@ def render_load(result: LoadResult) -> None:
         rows.append(("settings", f"{result.config.directory}: {', '.join(result.config.files)}"
                                  " (see its README.md)"))
     stdout.print(_facts(rows))
+
+
+def _identity(identity: str) -> str:
+    """A bundle's identity as people compare it."""
+    return f"sha512:{identity[:32]}"
+
+
+def render_volume(report: VolumeReport) -> None:
+    """One volume: intact, or each damaged piece."""
+    what = (f"volume {report.number} of {report.volumes} of the "
+            f"{'delta' if report.delta_of else 'bundle'} {_identity(report.bundle)}")
+    summary = (f"{what}: {report.pieces} pieces ({human_size(report.size)}) re-hashed, index "
+               f"signature: {flags(report.signature)}")
+    if report.ok:
+        stdout.print(Text("intact: ", style="bold green") + Text(f"{report.volume}: {summary}"))
+        return
+    table = Table(title=f"{len(report.problems)} problem(s) in {report.volume}",
+                  title_justify="left")
+    for column in ("Piece", "Problem", "Detail"):
+        table.add_column(column, overflow="fold")
+    for problem in report.problems:
+        table.add_row(problem.path, problem.kind, flags(problem.message))
+    stdout.print(table)
+    stdout.print(summary)
+
+
+def render_merge(result: MergeResult) -> None:
+    """What ``airgap merge`` made, and how."""
+    words = {"reflink": "cloned", "link": "hard-linked", "copy": "copied"}
+    how = ", ".join(f"{count} {words.get(way, way)}" for way, count in
+                    sorted(result.placed.items()))
+    stdout.print(_facts([
+        ("merged", f"{result.path}: the bundle {_identity(result.target)}"),
+        ("from", f"the base {_identity(result.base)} and {result.carried} files of the delta"),
+        ("files", how),
+    ]))
+    render_verify(result.report)
+
+
+def render_split(result: SplitResult) -> None:
+    """The volumes written, one line each."""
+    table = Table(title=f"{len(result.volumes)} volume(s) of the bundle "
+                        f"{_identity(result.bundle)}", title_justify="left")
+    for column in ("Volume", "Holds"):
+        table.add_column(column, justify="right" if column == "Holds" else "left")
+    for folder, size in zip(result.volumes, result.sizes, strict=True):
+        table.add_row(str(folder), human_size(size))
+    stdout.print(table)
+    stdout.print(f"{result.files} files ({human_size(result.size)}) in {result.pieces} pieces"
+                 + ("; the index is signed" if result.signed else "; the index is NOT signed"
+                    " (give --sign-with)"))
+    stdout.print("check each volume where it arrives: airgap verify VOLUME --trust-key KEY")
+
+
+def render_join(result: JoinResult) -> None:
+    """Where a join stands."""
+    added = ", ".join(map(str, result.added))
+    if result.report is None:
+        missing = ", ".join(map(str, result.missing))
+        stdout.print(f"joined volume(s) {added} of {result.volumes} into {result.bundle}; "
+                     f"waiting for volume(s) {missing}")
+        return
+    stdout.print(f"joined volume(s) {added}: all {result.volumes} are in; {result.bundle} is "
+                 f"the bundle {_identity(result.identity)}")
+    render_verify(result.report)
