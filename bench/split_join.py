@@ -20,8 +20,18 @@ from __future__ import annotations
 import argparse
 import shlex
 
-from common import AIRGAP, MIB, Contender, finish, measure, parse_args, remove, report, \
-    run_once, tree_size
+from common import (
+    AIRGAP,
+    MIB,
+    Contender,
+    finish,
+    measure,
+    parse_args,
+    remove,
+    report,
+    run_once,
+    tree_size,
+)
 
 from tests.peers.site import LoopbackElastic
 

@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from airgap.files import atomic_output, atomic_write, copy_atomically, temporary_name
+from airgap.files import (
+    atomic_output,
+    atomic_write,
+    copy_atomically,
+    share_or_copy,
+    temporary_name,
+)
 
 
 def leftovers(folder: Path) -> list[str]:
@@ -74,3 +80,28 @@ def test_a_copy_is_byte_for_byte(tmp_path: Path) -> None:
     copy_atomically(source, tmp_path / "copy", chunk=1 << 20)
     assert (tmp_path / "copy").read_bytes() == source.read_bytes()
     assert leftovers(tmp_path) == []
+
+
+def test_share_or_copy_links_on_one_file_system_and_copies_across(tmp_path: Path) -> None:
+    source = tmp_path / "layer"
+    source.write_bytes(os.urandom(100_000))
+    before = source.stat()
+    linked = tmp_path / "new" / "layer"
+    linked.parent.mkdir()
+    way = share_or_copy(source, linked)
+    assert way in ("reflink", "link")  # ext4 here cannot clone: a hard link
+    assert linked.read_bytes() == source.read_bytes()
+    if way == "link":
+        assert linked.stat().st_ino == source.stat().st_ino
+    other = Path("/dev/shm")  # a tmpfs: another file system, and no clones
+    if not other.is_dir():
+        pytest.skip("no /dev/shm")
+    copied = other / f"airgap-test-{os.getpid()}-layer"
+    try:
+        assert share_or_copy(source, copied) == "copy"
+        assert copied.read_bytes() == source.read_bytes()
+        assert copied.stat().st_nlink == 1
+    finally:
+        copied.unlink(missing_ok=True)
+    assert source.stat().st_mtime_ns == before.st_mtime_ns
+    assert leftovers(tmp_path) == leftovers(linked.parent) == []

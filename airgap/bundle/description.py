@@ -388,7 +388,8 @@ class BundleDescription:
         if version not in (FORMAT, DELTA_FORMAT) or isinstance(version, bool):
             raise DescriptionError("format", f"not an airgap bundle description of format "
                                              f"{FORMAT} or {DELTA_FORMAT}")
-        keys = ("format", "tool", "created", "manifest", "image", "keys", "notes", "items")
+        keys: tuple[str, ...] = ("format", "tool", "created", "manifest", "image", "keys",
+                                 "notes", "items")
         if version == DELTA_FORMAT:
             keys += ("delta",)
         top = _Reader(document, "", keys)

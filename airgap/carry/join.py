@@ -218,7 +218,7 @@ class _State:
     def done(self) -> set[str]:
         """The pieces joined and on disk."""
         try:
-            return set(self._done.read_text(encoding="ascii").split())
+            return set(self._done.read_text(encoding="ascii", errors="replace").split())
         except FileNotFoundError:
             return set()
 

@@ -248,11 +248,12 @@ def merge_command(base: Path, delta: Path, output: Path, trust_keys: tuple[Path,
 @click.argument("bundle", type=options.BUNDLE)
 @click.option("--output", "-o", type=options.DIR, required=True,
               help="Where the volumes go: OUTPUT/001, OUTPUT/002, ... (new or empty).")
-@click.option("--size", type=options.SIZE, required=True,
+@click.option("--size", metavar="SIZE", required=True, callback=options.size_option,
               help="What one volume holds, everything included: 4.7GB, 700MB, 25GB, ...")
-@click.option("--max-file", type=options.SIZE,
+@click.option("--max-file", metavar="SIZE", callback=options.size_option,
               help="The largest file the medium takes (FAT32: 4GiB-1).")
-@click.option("--block", type=options.SIZE, default="4KiB", show_default=True,
+@click.option("--block", metavar="SIZE", default="4KiB", show_default=True,
+              callback=options.size_option,
               help="The medium's allocation unit: every file counts in whole blocks.")
 @click.option("--sign-with", metavar="KEYID", help="Sign the volumes' index with this key.")
 @click.option("--gnupg-home", type=click.Path(path_type=Path, file_okay=False, exists=True),

@@ -10,7 +10,6 @@ import os
 import re
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -71,28 +70,25 @@ trust_keys = click.option("--trust-key", "trust_keys", type=FILE, multiple=True,
                                "(repeatable).")
 
 
-class ByteSize(click.ParamType):
-    """A size as people write one: ``4GiB``, ``4.7GB``, ``700MB``, ``4GiB-1``, ``2048``."""
-
-    name = "SIZE"
-    _UNITS = {"": 1, "B": 1, "K": 1000, "KB": 1000, "M": 1000**2, "MB": 1000**2,
-              "G": 1000**3, "GB": 1000**3, "T": 1000**4, "TB": 1000**4,
-              "KIB": 1 << 10, "MIB": 1 << 20, "GIB": 1 << 30, "TIB": 1 << 40}
-    _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([a-zA-Z]*)(?:\s*-\s*(\d+))?\Z")
-
-    def convert(self, value: Any, param: click.Parameter | None,
-                ctx: click.Context | None) -> int:
-        if isinstance(value, int):
-            return value
-        found = self._SIZE.match(str(value).strip())
-        unit = found.group(2).upper() if found else ""
-        if found is None or unit not in self._UNITS:
-            self.fail(f"{value!r} is not a size (say 4GiB, 4.7GB, 700MB or 4GiB-1)", param,
-                      ctx)
-        size = int(Decimal(found.group(1)) * self._UNITS[unit]) - int(found.group(3) or 0)
-        if size < 1:
-            self.fail(f"{value!r} is not a size of at least one byte", param, ctx)
-        return size
+_UNITS = {"": 1, "B": 1, "K": 1000, "KB": 1000, "M": 1000**2, "MB": 1000**2,
+          "G": 1000**3, "GB": 1000**3, "T": 1000**4, "TB": 1000**4,
+          "KIB": 1 << 10, "MIB": 1 << 20, "GIB": 1 << 30, "TIB": 1 << 40}
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([a-zA-Z]*)(?:\s*-\s*(\d+))?\Z")
 
 
-SIZE = ByteSize()
+def parse_size(text: str) -> int:
+    """A size as people write one: ``4GiB``, ``4.7GB``, ``700MB``, ``4GiB-1``, ``2048``;
+    raises :class:`click.BadParameter` for anything else."""
+    found = _SIZE.match(text.strip())
+    unit = found.group(2).upper() if found else ""
+    if found is None or unit not in _UNITS:
+        raise click.BadParameter(f"{text!r} is not a size (say 4GiB, 4.7GB, 700MB or 4GiB-1)")
+    size = int(Decimal(found.group(1)) * _UNITS[unit]) - int(found.group(3) or 0)
+    if size < 1:
+        raise click.BadParameter(f"{text!r} is not a size of at least one byte")
+    return size
+
+
+def size_option(_ctx: click.Context, _param: click.Parameter, value: str | None) -> int | None:
+    """The click callback that reads a SIZE option."""
+    return None if value is None else parse_size(value)

@@ -64,8 +64,7 @@ def pair(tmp_path_factory: pytest.TempPathFactory, signer: SigningKey,
         sign = {"sign_with": operator.fingerprint, "gnupg_home": operator.home}
         base, delta, refetched = work / "base", work / "delta", work / "refetched"
         fetch(FetchSettings(before, base, **sign), NullReporter())
-        fetch(FetchSettings(after, delta, since=base, **sign),
-              NullReporter())
+        fetch(FetchSettings(after, delta, since=base, **sign), NullReporter())
         # Upstream changed a binary since: the same manifest fetched again differs.
         artifacts.publish(make_plan(load_manifest(before)).artifacts[0].path, 30_000)
         fetch(FetchSettings(before, refetched, **sign), NullReporter())
@@ -73,7 +72,6 @@ def pair(tmp_path_factory: pytest.TempPathFactory, signer: SigningKey,
     finally:
         artifacts.stop()
         epr.stop()
-
 
 
 @pytest.fixture(scope="session")

@@ -196,7 +196,7 @@ def test_a_delta_split_and_joined_merges_into_its_base(pair: Pair, operator: Sig
                                                        operator_key: Path,
                                                        tmp_path: Path) -> None:
     parts = tmp_path / "parts"
-    assert main(["split", str(pair.delta), "-o", str(parts), "--size", "512KiB",
+    assert main(["split", str(pair.delta), "-o", str(parts), "--size", "40KiB",
                  "--sign-with", operator.fingerprint, "--gnupg-home", str(operator.home),
                  "--quiet"]) == 0
     folders = volume_folders(parts)

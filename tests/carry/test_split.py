@@ -60,7 +60,7 @@ def split_with_file_limit(bundle: Path, parts: Path, limit: int, *options: str
     return subprocess.run([sys.executable, "-m", "airgap", "split", str(bundle), "-o",
                            str(parts), "--quiet", *options], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=300,
-                          preexec_fn=limited)  # noqa: PLW1509 - a limit, nothing else
+                          preexec_fn=limited)
 
 
 def test_max_file_holds_under_a_per_file_limit_the_kernel_enforces(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 import pytest
 
-from airgap.cli.options import SIZE
+from airgap.cli.options import parse_size
 
 
 @pytest.mark.parametrize(("text", "size"), [
@@ -14,10 +14,10 @@ from airgap.cli.options import SIZE
     ("2048", 2048), ("4 kb", 4000), ("1.5MiB", 3 << 19), ("0.1GB", 100_000_000),
 ])
 def test_sizes(text: str, size: int) -> None:
-    assert SIZE.convert(text, None, None) == size
+    assert parse_size(text) == size
 
 
 @pytest.mark.parametrize("text", ["4XB", "GB", "-1", "1B-1", "4,7GB", ""])
 def test_what_is_not_a_size(text: str) -> None:
     with pytest.raises(click.BadParameter):
-        SIZE.convert(text, None, None)
+        parse_size(text)

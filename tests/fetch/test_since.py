@@ -26,6 +26,7 @@ from tests.peers.epr import EprServer
 from tests.peers.gpgkeys import SigningKey
 from tests.peers.images import TestImage, build_test_image, push_image
 from tests.peers.processes import DockerRegistry
+from tests.peers.registry_front import RegistryFront
 
 PATCH_TAG = "9.0.1"
 
@@ -41,13 +42,14 @@ def patch_image(pushed_image: TestImage, registry: DockerRegistry,
     return image
 
 
-def site(make_manifest: ManifestMaker, registry: DockerRegistry, artifacts: ArtifactServer,
+def site(make_manifest: ManifestMaker, front: RegistryFront, artifacts: ArtifactServer,
          epr: EprServer, name: str, **keys: Any) -> Path:
-    """A manifest for the stand-ins, its artifacts published."""
+    """A manifest for the stand-ins (the registry behind docker.elastic.co's front, which
+    logs every request), its artifacts published."""
     keys.setdefault("platforms", {"arch": ["x86_64"]})
     keys.setdefault("integrations", ["system", "nginx"])
-    path = make_manifest(artifacts_from=artifacts, epr_from=epr, registry_from=registry,
-                         name=name, **keys)
+    path = make_manifest(artifacts_from=artifacts, epr_from=epr, name=name,
+                         sources={"registry": front.url}, **keys)
     for item in make_plan(load_manifest(path)).artifacts:
         if not (artifacts.root / item.path).exists():
             artifacts.publish(item.path, 20_000)
@@ -102,16 +104,16 @@ def sha512sum_check(bundle: Path) -> None:
 
 
 def test_a_new_integration_carries_only_its_files_and_downloads_nothing_the_base_holds(
-        make_manifest: ManifestMaker, registry: DockerRegistry, pushed_image: TestImage,
+        make_manifest: ManifestMaker, registry_front: RegistryFront, pushed_image: TestImage,
         artifact_server: ArtifactServer, epr_server: EprServer, operator: SigningKey,
         operator_key: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    before = site(make_manifest, registry, artifact_server, epr_server, "before.yaml")
-    after = site(make_manifest, registry, artifact_server, epr_server, "after.yaml",
+    before = site(make_manifest, registry_front, artifact_server, epr_server, "before.yaml")
+    after = site(make_manifest, registry_front, artifact_server, epr_server, "after.yaml",
                  integrations=["system", "nginx", "endpoint"])
     base = tmp_path / "base"
     run_fetch(before, base, operator)
     artifacts_seen, epr_seen = len(artifact_server.faults.log), len(epr_server.faults.log)
-    registry_seen = len(registry.requests())
+    registry_seen = len(registry_front.faults.log)
 
     delta = tmp_path / "delta"
     result = run_fetch(after, delta, operator, since=base)
@@ -123,7 +125,7 @@ def test_a_new_integration_carries_only_its_files_and_downloads_nothing_the_base
     package_gets = [r.path for r in epr_server.faults.log[epr_seen:]
                     if r.path.endswith(".zip")]
     assert package_gets == ["/epr/endpoint/endpoint-9.0.0.zip"]
-    blob_gets = [p for _m, p, _s in registry.requests()[registry_seen:] if "/blobs/" in p]
+    blob_gets = [r.path for r in registry_front.faults.log[registry_seen:] if "/blobs/" in r.path]
     assert blob_gets == [], "the image is the base's: no blob is downloaded"
 
     # The delta: what it carries is what the base lacks (and the keys), sha512sum -c works.
@@ -159,21 +161,21 @@ def test_a_new_integration_carries_only_its_files_and_downloads_nothing_the_base
 
 
 def test_a_stack_patch_bump_carries_the_new_layer_and_binaries_not_the_old_layers(
-        make_manifest: ManifestMaker, registry: DockerRegistry, pushed_image: TestImage,
+        make_manifest: ManifestMaker, registry_front: RegistryFront, pushed_image: TestImage,
         patch_image: TestImage, artifact_server: ArtifactServer, epr_server: EprServer,
         tmp_path: Path) -> None:
-    before = site(make_manifest, registry, artifact_server, epr_server, "before.yaml",
+    before = site(make_manifest, registry_front, artifact_server, epr_server, "before.yaml",
                   platforms={"arch": ["x86_64", "arm64"]})
-    after = site(make_manifest, registry, artifact_server, epr_server, "after.yaml",
+    after = site(make_manifest, registry_front, artifact_server, epr_server, "after.yaml",
                  platforms={"arch": ["x86_64", "arm64"]}, version=PATCH_TAG)
     base = tmp_path / "base"
     run_fetch(before, base)
-    registry_seen = len(registry.requests())
+    registry_seen = len(registry_front.faults.log)
     delta = tmp_path / "delta"
     run_fetch(after, delta, since=base)
 
-    blob_gets = {p.rsplit("/", 1)[-1] for _m, p, _s in registry.requests()[registry_seen:]
-                 if "/blobs/" in p}
+    blob_gets = {r.path.rsplit("/", 1)[-1] for r in registry_front.faults.log[registry_seen:]
+                 if "/blobs/" in r.path}
     platform_layers = set(patch_image.platform_layers.values())
     assert platform_layers == set(pushed_image.platform_layers.values())
     assert not blob_gets & platform_layers, "the platform layers the base holds"
@@ -194,9 +196,9 @@ def test_a_stack_patch_bump_carries_the_new_layer_and_binaries_not_the_old_layer
 
 
 def test_nothing_changed_carries_only_the_description_and_the_keys(
-        make_manifest: ManifestMaker, registry: DockerRegistry, pushed_image: TestImage,
+        make_manifest: ManifestMaker, registry_front: RegistryFront, pushed_image: TestImage,
         artifact_server: ArtifactServer, epr_server: EprServer, tmp_path: Path) -> None:
-    manifest = site(make_manifest, registry, artifact_server, epr_server, "site.yaml")
+    manifest = site(make_manifest, registry_front, artifact_server, epr_server, "site.yaml")
     base = tmp_path / "base"
     run_fetch(manifest, base)
     # The connected side keeps only bundle.json and SHA512SUMS of what it sent.
@@ -219,12 +221,12 @@ def test_nothing_changed_carries_only_the_description_and_the_keys(
 
 
 def test_a_delta_of_a_delta_takes_the_merged_bundle_as_its_base(
-        make_manifest: ManifestMaker, registry: DockerRegistry, pushed_image: TestImage,
+        make_manifest: ManifestMaker, registry_front: RegistryFront, pushed_image: TestImage,
         artifact_server: ArtifactServer, epr_server: EprServer, tmp_path: Path) -> None:
-    one = site(make_manifest, registry, artifact_server, epr_server, "one.yaml")
-    two = site(make_manifest, registry, artifact_server, epr_server, "two.yaml",
+    one = site(make_manifest, registry_front, artifact_server, epr_server, "one.yaml")
+    two = site(make_manifest, registry_front, artifact_server, epr_server, "two.yaml",
                integrations=["system", "nginx", "fleet_server"])
-    three = site(make_manifest, registry, artifact_server, epr_server, "three.yaml",
+    three = site(make_manifest, registry_front, artifact_server, epr_server, "three.yaml",
                  integrations=["system", "nginx", "fleet_server", "endpoint"])
     base = tmp_path / "base"
     run_fetch(one, base)
@@ -244,9 +246,9 @@ def test_a_delta_of_a_delta_takes_the_merged_bundle_as_its_base(
 
 
 def test_the_delta_goes_into_a_folder_of_its_own(
-        make_manifest: ManifestMaker, registry: DockerRegistry, pushed_image: TestImage,
+        make_manifest: ManifestMaker, registry_front: RegistryFront, pushed_image: TestImage,
         artifact_server: ArtifactServer, epr_server: EprServer, tmp_path: Path) -> None:
-    manifest = site(make_manifest, registry, artifact_server, epr_server, "site.yaml")
+    manifest = site(make_manifest, registry_front, artifact_server, epr_server, "site.yaml")
     base = tmp_path / "base"
     run_fetch(manifest, base)
     before = {p: (base / p).read_bytes() for p in files_of(base)}
