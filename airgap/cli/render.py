@@ -270,7 +270,7 @@ def render_volume(report: VolumeReport) -> None:
     """One volume: intact, or each damaged piece."""
     what = (f"volume {report.number} of {report.volumes} of the "
             f"{'delta' if report.delta_of else 'bundle'} {_identity(report.bundle)}")
-    summary = (f"{what}: {report.pieces} pieces ({human_size(report.size)}) re-hashed, index "
+    summary = (f"{what}: {report.pieces} piece(s) ({human_size(report.size)}) re-hashed, index "
                f"signature: {flags(report.signature)}")
     if report.ok:
         stdout.print(Text("intact: ", style="bold green") + Text(f"{report.volume}: {summary}"))
@@ -300,8 +300,8 @@ def render_merge(result: MergeResult) -> None:
 
 def render_split(result: SplitResult) -> None:
     """The volumes written, one line each."""
-    table = Table(title=f"{len(result.volumes)} volume(s) of the bundle "
-                        f"{_identity(result.bundle)}", title_justify="left")
+    stdout.print(f"{len(result.volumes)} volume(s) of the bundle {_identity(result.bundle)}")
+    table = Table()
     for column in ("Volume", "Holds"):
         table.add_column(column, justify="right" if column == "Holds" else "left")
     for folder, size in zip(result.volumes, result.sizes, strict=True):
