@@ -87,12 +87,8 @@ def join(settings: JoinSettings, reporter: Reporter) -> JoinResult:
         done = state.done()
         _refuse_twice(found, index, done, root)
         state.start(data)
-        problems: list[str] = []
-        for volume in sorted(found, key=lambda v: v.number):
-            added, wrong = _add(volume, index, state, done, settings.jobs, reporter)
-            done |= added
-            state.record(done)
-            problems += wrong
+        added, problems = _add(found, index, state, done, settings.jobs, reporter)
+        done |= added
         if problems:
             raise VerificationError(f"{len(problems)} damaged piece(s): send those volumes "
                                     "again; every intact piece is kept", details=problems)
@@ -162,28 +158,29 @@ def _refuse_twice(found: list[FoundVolume], index: VolumeIndex, done: set[str],
                              f"{root}", details=["give only the volumes still missing"])
 
 
-def _add(volume: FoundVolume, index: VolumeIndex, state: _State, done: set[str], jobs: int,
-         reporter: Reporter) -> tuple[set[str], list[str]]:
-    """Copy the pieces of ``volume`` not yet joined; return those that were intact, and
-    a line for each damaged one."""
-    todo = [p for p in volume.expected if p.name not in done]
+def _add(found: list[FoundVolume], index: VolumeIndex, state: _State, done: set[str],
+         jobs: int, reporter: Reporter) -> tuple[set[str], list[str]]:
+    """Copy the pieces of the volumes ``found`` not yet joined, all volumes at once (one
+    large piece per volume would otherwise leave a core idle); return the pieces that were
+    intact, and a line for each damaged one."""
     numbers = {path: k for k, path in enumerate(index.files())}
-    key = f"join {volume.number}"
-    reporter.task_started(key, f"{volume.shown}: {len(todo)} pieces",
-                          sum(p.size for p in todo))
+    todo = [(volume, p) for volume in found for p in volume.expected if p.name not in done]
+    reporter.task_started("join", f"joining {_numbers(sorted(v.number for v in found))} of "
+                                  f"{index.volumes} volumes", sum(p.size for _, p in todo))
     added: set[str] = set()
     wrong: list[str] = []
     lock = threading.Lock()
     stop = threading.Event()
 
-    def one(piece: Piece) -> None:
+    def one(work: tuple[FoundVolume, Piece]) -> None:
+        volume, piece = work
         fd = os.open(state.part(numbers[piece.file]), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC,
                      0o644)
         try:
             problem = copy_piece(volume.folder, piece, fd, stop,
-                                 lambda n: reporter.task_advanced(key, n))
+                                 lambda n: reporter.task_advanced("join", n))
             if problem is None:
-                os.fsync(fd)
+                os.fsync(fd)  # on the disk before it is recorded as joined
         finally:
             os.close(fd)
         with lock:
@@ -193,8 +190,11 @@ def _add(volume: FoundVolume, index: VolumeIndex, state: _State, done: set[str],
                 wrong.append(f"{volume.shown}, piece {piece.name} ({piece.describe()}): "
                              f"{problem}")
 
-    map_in_threads(one, sorted(todo, key=lambda p: -p.size), jobs, stop)
-    reporter.task_finished(key, "done" if not wrong else "damaged")
+    try:
+        map_in_threads(one, sorted(todo, key=lambda w: -w[1].size), jobs, stop)
+    finally:  # interrupted too: what is on the disk is not copied again
+        state.record(done | added)
+    reporter.task_finished("join", "done" if not wrong else "damaged")
     return added, sorted(wrong)
 
 
