@@ -72,6 +72,7 @@ def merge(settings: MergeSettings, reporter: Reporter) -> MergeResult:
     description = _delta_description(delta_root)
     assert description.delta is not None
     base_identity = _identity(base)
+    _refuse_a_delta_as_base(base)
     if base_identity != description.delta.base:
         raise BaseMismatchError(
             f"{delta_root} is a delta of the bundle {shown(description.delta.base)}, but "
@@ -136,6 +137,17 @@ def _delta_description(delta: Path) -> BundleDescription:
         raise UsageError(f"{delta} is a complete bundle, not a delta: there is nothing to "
                          "merge", details=[f"use it as it is: airgap verify {delta}"])
     return description
+
+
+def _refuse_a_delta_as_base(base: Path) -> None:
+    try:
+        delta = read_description(base).delta
+    except BundleError:
+        return  # its verification says what is wrong with it
+    if delta is not None:
+        raise UsageError(f"{base} is a delta itself, not a complete bundle",
+                         details=[f"merge it into its own base ({shown(delta.base)}) first, "
+                                  "and give the bundle that makes"])
 
 
 def _identity(base: Path) -> str:

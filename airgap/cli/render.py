@@ -153,15 +153,18 @@ def render_fetch(result: FetchResult) -> None:
     row("packages", [f for p in result.packages for f in (p.file, p.signature)],
         len(result.packages))
     stdout.print(table)
-    stdout.print(f"{len(result.items)} files, {human_size(result.total_size)}, listed in "
-                 f"{result.path / 'SHA512SUMS'}" + (" (signed)" if result.signed else ""))
-    for path in result.removed:
-        stdout.print(Text(f"removed {path} (no longer in the manifest)", style="dim"))
-    if result.delta is not None:
+    signed = " (signed)" if result.signed else ""
+    if result.delta is None:
+        stdout.print(f"{len(result.items)} files, {human_size(result.total_size)}, listed in "
+                     f"{result.path / 'SHA512SUMS'}{signed}")
+    else:
         d = result.delta
         stdout.print(f"a delta of the bundle {_identity(d.base)}: it carries {d.carried_files} "
                      f"of {d.files} files, {human_size(d.carried_size)} of "
-                     f"{human_size(d.size)}; merged, it makes the bundle {_identity(d.target)}")
+                     f"{human_size(d.size)}, listed in {result.path / 'SHA512SUMS'}{signed}; "
+                     f"merged, it makes the bundle {_identity(d.target)}")
+    for path in result.removed:
+        stdout.print(Text(f"removed {path} (no longer in the manifest)", style="dim"))
 
 
 def render_verify(report: VerifyReport) -> None:

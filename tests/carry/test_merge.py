@@ -219,3 +219,11 @@ def test_inspect_says_what_a_delta_carries_and_which_bundle_it_completes(
     assert main(["inspect", str(pair.base)]) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert f"identity sha512:{identity((pair.base / 'SHA512SUMS').read_bytes())[:32]}" in out
+
+
+def test_a_delta_is_not_a_base(pair: Pair, tmp_path: Path,
+                               capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["merge", str(pair.delta), str(pair.delta), "-o", str(tmp_path / "n")]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "is a delta itself, not a complete bundle" in err and "merge it into its own" in err
+    assert not (tmp_path / "n").exists()
