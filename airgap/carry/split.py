@@ -23,10 +23,10 @@ from airgap.bundle.delta import identity
 from airgap.bundle.description import read_description
 from airgap.bundle.scan import scan
 from airgap.bundle.sums import parse_sums
-from airgap.carry.index import INDEX, INDEX_SIGNATURE, Piece, VolumeIndex
+from airgap.carry.index import INDEX, INDEX_SIGNATURE, PIECE_NAME, Piece, VolumeIndex
 from airgap.carry.volumes import Limits, blocks, pack
 from airgap.errors import BundleError, ChecksumMismatchError, UsageError, setting
-from airgap.files import atomic_output, atomic_write
+from airgap.files import PART, atomic_output, atomic_write
 from airgap.reporter import Reporter
 from airgap.threads import map_in_threads
 from airgap.trust.digests import CHUNK, Hasher
@@ -66,7 +66,7 @@ def split(settings: SplitSettings, reporter: Reporter) -> SplitResult:
     root, output, limits = settings.bundle, settings.output, settings.limits
     files, sums, bundle_identity = _bundle_files(root)
     delta = read_description(root).delta
-    _check_output(output, root)
+    earlier = _check_output(output, root)
     operator = OperatorKey(settings.sign_with, settings.gnupg_home) if settings.sign_with \
         else None
     created = datetime.datetime.now(datetime.UTC).replace(microsecond=0).isoformat()
@@ -98,6 +98,8 @@ def split(settings: SplitSettings, reporter: Reporter) -> SplitResult:
                          f"index of {len(pieces)} pieces")
 
     folders = _volume_folders(output, index.volumes)
+    for folder in earlier:
+        shutil.rmtree(folder)
     output.mkdir(parents=True, exist_ok=True)
     try:
         for folder in folders:
@@ -153,14 +155,30 @@ def _bundle_files(root: Path) -> tuple[list[tuple[str, int]], dict[str, str], st
     return [(p, (root / p).lstat().st_size) for p in paths], sums, identity(sums_bytes)
 
 
-def _check_output(output: Path, bundle: Path) -> None:
-    if output.exists() and (not output.is_dir() or any(output.iterdir())):
-        raise UsageError(f"{output} is not a new or empty folder",
-                         details=[f"give {setting('output')} a folder of its own for the "
-                                  "volumes"])
+def _check_output(output: Path, bundle: Path) -> list[Path]:
+    """Refuse an output folder that holds anything but an earlier split's volumes; return
+    those, which this split replaces (an interrupted split is simply run again)."""
     resolved = output.resolve()
     if resolved == bundle.resolve() or bundle.resolve() in resolved.parents:
         raise UsageError(f"{setting('output')} {output} is inside the bundle it splits")
+    if not output.exists():
+        return []
+    entries = list(output.iterdir()) if output.is_dir() else [output]
+    if not all(_is_volume(entry) for entry in entries):
+        raise UsageError(f"{output} is not a new or empty folder, nor one holding volumes",
+                         details=[f"give {setting('output')} a folder of its own for the "
+                                  "volumes"])
+    return entries
+
+
+def _is_volume(folder: Path) -> bool:
+    """A folder an earlier split wrote: a number, holding only pieces and the index (or
+    the temporary files of an interrupted write)."""
+    if not (folder.is_dir() and not folder.is_symlink() and folder.name.isdigit()):
+        return False
+    return all(f.is_file() and not f.is_symlink() and (
+        PIECE_NAME.match(f.name) or f.name in (INDEX, INDEX_SIGNATURE)
+        or (f.name.startswith(".") and f.name.endswith(PART))) for f in folder.iterdir())
 
 
 def _volume_folders(output: Path, count: int) -> list[Path]:

@@ -110,3 +110,25 @@ def test_sizes_too_small_or_folders_in_use_are_refused(
     assert main(["split", str(golden_bundle), "-o", str(tmp_path / "p"), "--size",
                  "4XB"]) == 2
     assert "is not a size (say 4GiB, 4.7GB, 700MB or 4GiB-1)" in capsys.readouterr().err
+
+
+def test_a_split_again_replaces_what_an_earlier_or_interrupted_one_left(
+        golden_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    parts = tmp_path / "parts"
+    assert main(["split", str(golden_bundle), "-o", str(parts), "--size", "1MiB",
+                 "--quiet"]) == 0
+    many = volume_folders(parts)
+    # What a split killed while writing leaves: a temporary piece, and no index.
+    (many[-1] / "airgap-volume.json").unlink()
+    (many[-1] / ".000099.4242.deadbeef.part").write_bytes(b"half")
+    assert main(["split", str(golden_bundle), "-o", str(parts), "--size", "4MiB",
+                 "--quiet"]) == 0
+    few = volume_folders(parts)
+    assert len(few) < len(many)
+    assert all((folder / INDEX).is_file() for folder in few)
+    assert not any(p.name.endswith(".part") for p in parts.rglob("*"))
+
+    (few[0] / "notes.txt").write_text("mine")
+    assert main(["split", str(golden_bundle), "-o", str(parts), "--size", "4MiB"]) == 2
+    assert "nor one holding volumes" in capsys.readouterr().err
+    assert (few[0] / "notes.txt").read_text() == "mine"
