@@ -106,12 +106,18 @@ class FileSystemError(AirgapError):
         errno.ENOENT: "a folder on the way does not exist",
     }
 
+    def __init__(self, message: str, *, details: Sequence[str] = (),
+                 errno: int | None = None) -> None:
+        super().__init__(message, details=details)
+        self.errno = errno
+
     @classmethod
     def from_os_error(cls, exc: OSError) -> FileSystemError:
         """An error naming the file and the cause, with a hint for the usual causes."""
         where = exc.filename if exc.filename is not None else "a file"
         hint = cls._HINTS.get(exc.errno or 0)
-        return cls(f"{where}: {exc.strerror or exc}", details=[hint] if hint else [])
+        return cls(f"{where}: {exc.strerror or exc}", details=[hint] if hint else [],
+                   errno=exc.errno)
 
 
 class ToolMissingError(AirgapError):

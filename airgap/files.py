@@ -16,6 +16,7 @@ import fcntl
 import os
 import secrets
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -136,3 +137,38 @@ def share_or_copy(source: Path, target: Path) -> str:
         return "link"
     copy_atomically(source, target)
     return "copy"
+
+
+@dataclass(frozen=True)
+class FileSystem:
+    """The file system a path is on: where it is mounted, from what, and its free space."""
+
+    mount_point: str
+    source: str
+    free: int
+
+    def __str__(self) -> str:
+        return f"{self.source} mounted at {self.mount_point}"
+
+
+def file_system(path: Path) -> FileSystem:
+    """The file system ``path`` (or, when it does not exist yet, its nearest existing
+    parent) is on, with the bytes an unprivileged writer may still use there."""
+    existing = path.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    info = os.statvfs(existing)
+    mount, source = str(existing), "?"
+    resolved = str(existing.resolve())
+    with contextlib.suppress(OSError):
+        best = ""
+        for line in Path("/proc/self/mountinfo").read_text().splitlines():
+            fields = line.split()
+            # ... mount-id parent major:minor root mount-point options ... - type source ...
+            point = fields[4].replace("\\040", " ")
+            inside = resolved == point or resolved.startswith(point.rstrip("/") + "/")
+            if inside and len(point) >= len(best):
+                best = point
+                after = fields.index("-")
+                mount, source = point, fields[after + 2]
+    return FileSystem(mount, source, info.f_bavail * info.f_frsize)

@@ -23,6 +23,10 @@ from typing import Any
 import pytest
 import yaml
 
+from airgap.bundle.staging import Staging
+from airgap.fetch.image import ImageResult, fetch_image, resolve_image
+from airgap.manifest import load_manifest, make_plan
+from airgap.manifest.plan import ImageItem
 from airgap.net.download import Downloader
 from airgap.net.transport import NetworkSettings, make_client
 from airgap.reporter import NullReporter
@@ -147,6 +151,24 @@ def make_manifest(tmp_path: Path, signer_public_key: Path) -> ManifestMaker:
 # -- stand-ins -------------------------------------------------------------------------------
 
 
+def site_manifest(make_manifest: ManifestMaker, front: RegistryFront,
+                  artifacts: ArtifactServer, epr: EprServer, *, size: int = 30_000,
+                  **keys: object) -> Path:
+    """A manifest reading from the given stand-ins, with every artifact it plans
+    published there (``size`` bytes each)."""
+    keys.setdefault("platforms", {"arch": ["x86_64", "arm64"]})
+    keys.setdefault("integrations", ["system", "nginx", "fleet_server"])
+    path = make_manifest(artifacts_from=artifacts, epr_from=epr, **keys,
+                         sources={"registry": front.url})
+    for item in make_plan(load_manifest(path)).artifacts:
+        if not (artifacts.root / item.path).exists():
+            artifacts.publish(item.path, size)
+    return path
+
+
+
+
+
 @pytest.fixture
 def artifact_server(signer: SigningKey, tmp_path_factory: pytest.TempPathFactory
                     ) -> Iterator[ArtifactServer]:
@@ -218,6 +240,23 @@ def dockerd() -> Iterator[Dockerd]:
     engine.stop()
 
 
+@pytest.fixture
+def engine(dockerd: Dockerd, monkeypatch: pytest.MonkeyPatch) -> Iterator[Dockerd]:
+    """Our dockerd as DOCKER_HOST, emptied of images and containers after each test."""
+    monkeypatch.setenv("DOCKER_HOST", dockerd.host)
+    yield dockerd
+    env = dockerd.env()
+    for kind in ("container", "image"):
+        ids = subprocess.run(["docker", kind, "ls", "-aq"], env=env, capture_output=True,
+                             text=True).stdout.split()
+        if ids:
+            subprocess.run(["docker", kind, "rm", "-f", *ids], env=env, capture_output=True)
+
+
+def docker(engine: Dockerd, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["docker", *args], env=engine.env(), capture_output=True, text=True)
+
+
 @pytest.fixture(scope="session")
 def containerd() -> Iterator[Containerd]:
     """A real containerd of our own, on its own socket, driven with ctr."""
@@ -286,21 +325,33 @@ def docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[.
 # -- a fetched bundle ------------------------------------------------------------------------
 
 
+def pull_image(item: ImageItem, folder: Path, downloader: Downloader) -> ImageResult:
+    """The image phase of a fetch on its own: ``item`` resolved and fetched into
+    ``folder``'s staging folder, then moved into ``folder`` (as a commit would)."""
+    staging = Staging(folder)
+    result = fetch_image(resolve_image(item, downloader), staging, downloader)
+    for relative in staging.files():
+        target = folder / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging.path(relative).replace(target)
+    shutil.rmtree(staging.folder, ignore_errors=True)
+    return result
+
+
 @pytest.fixture(scope="session")
 def image_bundle(pushed_image: TestImage, registry: DockerRegistry,
                  tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder holding only images/: the test image pulled for both platforms. Read it,
     or copy it before changing anything."""
-    from airgap.fetch.image import fetch_image
     from airgap.manifest.plan import ImageItem
     from airgap.oci.reference import ImageReference
 
     bundle = tmp_path_factory.mktemp("bundle")
     settings = NetworkSettings()
     with make_client(settings) as client:
-        fetch_image(ImageItem(ImageReference("docker.elastic.co", TEST_REPOSITORY, TEST_TAG),
-                              registry.url, ("linux/amd64", "linux/arm64"), "test"),
-                    bundle, Downloader(client, settings, NullReporter()))
+        pull_image(ImageItem(ImageReference("docker.elastic.co", TEST_REPOSITORY, TEST_TAG),
+                             registry.url, ("linux/amd64", "linux/arm64"), "test"),
+                   bundle, Downloader(client, settings, NullReporter()))
     return bundle
 
 
@@ -326,8 +377,6 @@ def golden_bundle(tmp_path_factory: pytest.TempPathFactory, signer: SigningKey,
     """One bundle (image for both arches, agent and beats, nginx), fetched and signed by the
     operator once per session. Read it, or copy it before changing anything."""
     from airgap.fetch.run import FetchSettings, fetch
-    from airgap.manifest import load_manifest
-    from airgap.manifest.plan import make_plan
     from airgap.reporter import NullReporter
 
     work = tmp_path_factory.mktemp("golden")

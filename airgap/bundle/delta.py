@@ -131,31 +131,32 @@ def mark(target: BundleDescription, base: Base, signature: str | None,
                                delta=Delta(base.identity, target_identity, signature))
 
 
-def write_delta(root: Path, target: BundleDescription, base: Base, sign: Sign | None
-                ) -> DeltaSummary:
-    """Write ``root``'s bundle.json and SHA512SUMS (and SHA512SUMS.asc, when ``sign`` is
-    given) as a delta of ``base`` making ``target``; remove the files it does not carry."""
+def write_delta(folder: Path, target: BundleDescription, base: Base, sign: Sign | None
+                ) -> tuple[DeltaSummary, list[str]]:
+    """Write into ``folder`` (where a fetch staged the new bundle) bundle.json and
+    SHA512SUMS, and SHA512SUMS.asc when ``sign`` is given, as a delta of ``base`` making
+    ``target``; remove from it the files the delta leaves to the base (a fetch writes the
+    small ones: manifests, checksums, signatures). Returns what it carries, by path."""
     _text, target_sums = target_files(target)
     target_identity = identity(target_sums.encode())
     signature = sign(target_sums.encode()).decode("ascii") if sign is not None else None
     delta = mark(target, base, signature, target_identity)
     carried = [i for i in delta.items if i.origin == "carried"]
-    _remove(root, (i.path for i in delta.items if i.origin == "base"))
-    delta.write(root)
+    _remove(folder, (i.path for i in delta.items if i.origin == "base"))
+    delta.write(folder)
     sums = [(i.path, i.sha512) for i in carried]
     sums.append((layout.DESCRIPTION, hashlib.sha512(delta.text().encode()).hexdigest()))
     text = format_sums(sums)
     if sign is not None:
-        atomic_write(root / layout.SUMS_SIGNATURE, sign(text.encode()))
-    atomic_write(root / layout.SUMS, text)
+        atomic_write(folder / layout.SUMS_SIGNATURE, sign(text.encode()))
+    atomic_write(folder / layout.SUMS, text)
     return DeltaSummary(base.identity, target_identity, len(carried),
                         sum(i.size for i in carried), len(delta.items),
-                        sum(i.size for i in delta.items))
+                        sum(i.size for i in delta.items)), [i.path for i in carried]
 
 
 def _remove(root: Path, paths: Iterable[str]) -> None:
-    """Remove the files a delta leaves to its base (a fetch had written the small ones:
-    manifests, checksums, signatures), and the folders they leave empty."""
+    """Remove the files a delta leaves to its base, and the folders they leave empty."""
     for path in paths:
         target = layout.inside(root, path)
         try:

@@ -441,8 +441,8 @@ def read_description(bundle: Path) -> BundleDescription:
         raise BundleError(f"{bundle} is not a complete airgap bundle: it has no {DESCRIPTION}",
                           details=["an interrupted `airgap fetch` leaves none: run it again"]
                           ) from None
-    except (OSError, ValueError) as exc:
-        raise BundleError(f"{path}: cannot be read: {exc}") from None
+    except (OSError, ValueError, RecursionError) as exc:
+        raise BundleError(f"{path}: cannot be read: {exc}") from exc
     try:
         return BundleDescription.from_dict(document)
     except DescriptionError as exc:

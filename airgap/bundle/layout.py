@@ -19,12 +19,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from airgap.errors import BundleError, ServerResponseError, setting
+from airgap.errors import BundleError, ServerResponseError, UsageError, setting
 
 SUMS = "SHA512SUMS"
 SUMS_SIGNATURE = "SHA512SUMS.asc"
 DESCRIPTION = "bundle.json"
 LOCK = ".airgap.lock"
+#: Where a fetch writes until its commit: not part of the bundle (airgap.bundle.staging).
+STAGING = ".airgap-next"
 KEYS = "keys"
 IMAGES = "images"        # one OCI image layout
 DOWNLOADS = "downloads"  # artifacts.elastic.co's downloads/ tree
@@ -69,17 +71,17 @@ def check_output_folder(root: Path) -> None:
     if not root.exists():
         return
     if not root.is_dir():
-        raise BundleError(f"{root} exists and is not a directory",
+        raise UsageError(f"{root} exists and is not a directory",
                           details=[f"give {setting('output')} a new or empty folder, or an "
                                    "existing bundle"])
-    if (root / DESCRIPTION).is_file() or (root / LOCK).is_file():
+    if (root / DESCRIPTION).is_file() or (root / LOCK).is_file() or (root / STAGING).is_dir():
         return
     try:
         empty = next(root.iterdir(), None) is None
     except OSError as exc:
         raise BundleError(f"{root}: cannot read the folder: {exc.strerror}") from None
     if not empty:
-        raise BundleError(f"{root} is not empty and is not an airgap bundle",
+        raise UsageError(f"{root} is not empty and is not an airgap bundle",
                           details=[f"give {setting('output')} a new or empty folder, or an "
                                    "existing bundle"])
 

@@ -27,19 +27,28 @@ from airgap import elastic
 from airgap.bundle import layout
 from airgap.bundle.delta import identity, target_files
 from airgap.bundle.description import BundleDescription, Item, read_description
+from airgap.bundle.lock import refuse_while_written
 from airgap.bundle.scan import scan
+from airgap.bundle.staging import interrupted_commit, pending
 from airgap.bundle.sums import parse_sums
-from airgap.errors import AirgapError, BundleError, setting
+from airgap.errors import AirgapError, BundleError, UsageError, setting
 from airgap.reporter import Reporter
 from airgap.threads import SidePool, map_in_threads
 from airgap.trust.checksums import read_elastic_sha512
 from airgap.trust.digests import hash_file
 from airgap.trust.gpg import Verifier
+from airgap.units import human_size
 
 _BLOBS = f"{layout.IMAGES}/blobs/sha256/"
+#: What makes a folder a bundle, complete or in the making.
+_MARKS = (layout.SUMS, layout.DESCRIPTION, layout.LOCK, layout.STAGING)
 _TRUST = setting("trust_keys")
 _SIGN = setting("sign_with")
 _SIGNED_KINDS = ("artifact", "package")
+
+
+class NotABundle(UsageError):
+    """The folder given is no bundle at all."""
 
 
 @dataclass(frozen=True)
@@ -80,13 +89,16 @@ class VerifyReport:
     def ok(self) -> bool:
         return not self.problems
 
-    def to_dict(self) -> dict[str, Any]:
-        """The ``--json`` form."""
+    def summary(self) -> dict[str, Any]:
+        """What was checked, without the problems and warnings (the ``--json`` result)."""
         return {"bundle": str(self.bundle), "ok": self.ok, "files": self.files,
                 "bytes": self.size, "signatures": self.signatures,
-                "operator_signature": self.operator_signature,
-                "problems": [p.to_dict() for p in self.problems],
-                "warnings": list(self.warnings), "delta_of": self.delta_of}
+                "operator_signature": self.operator_signature, "delta_of": self.delta_of}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything, problems and warnings included."""
+        return {**self.summary(), "problems": [p.to_dict() for p in self.problems],
+                "warnings": list(self.warnings)}
 
 
 @dataclass(frozen=True)
@@ -104,10 +116,16 @@ def verify_bundle(settings: VerifySettings, reporter: Reporter) -> VerifyReport:
     root = settings.bundle
     if not root.is_dir():
         raise BundleError(f"{root}: no such bundle directory")
-    found = scan(root)
+    refuse_while_written(root)
+    if not any((root / name).exists() for name in _MARKS):
+        raise NotABundle(f"{root} is not an airgap bundle: it has none of "
+                         f"{', '.join(_MARKS)}",
+                         details=["give the folder `airgap fetch -o` wrote"])
+    found = scan(root, skip=frozenset({layout.STAGING}))
     check = _Check(root, found.regular)
     for odd in found.odd:
         check.add(odd.path, odd.kind, odd.message)
+    check.staging()
     sums = check.sums()
     for path in sorted(found.regular - set(sums) - layout.NOT_SUMMED):
         check.add(path, "unlisted", "not in SHA512SUMS: added after the fetch")
@@ -125,7 +143,7 @@ def verify_bundle(settings: VerifySettings, reporter: Reporter) -> VerifyReport:
         elif layout.DESCRIPTION not in sums:
             check.add(layout.DESCRIPTION, "description", "the bundle has no bundle.json, and "
                       "SHA512SUMS does not list one: it was removed after the fetch")
-        return check.signatures(verifier, description, settings.jobs)
+        return check.signatures(verifier, description, settings.jobs, reporter)
 
     # GnuPG re-reads the signed files in processes of its own: let it run while the
     # files are hashed, so neither phase waits for the other's last, largest file. The
@@ -178,6 +196,24 @@ class _Check:
         with self._lock:
             self.problems.append(Problem(path, kind, message))
 
+    def staging(self) -> None:
+        """What an unfinished fetch left in the staging folder, which is not the bundle's."""
+        folder = self.root / layout.STAGING
+        if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+            self.add(layout.STAGING, "unreadable", "not a folder: a fetch never writes this")
+            return
+        if interrupted_commit(self.root):
+            self.add(layout.STAGING, "interrupted", "a fetch was stopped while it put its "
+                     "new files in place: run the same airgap fetch again to finish it")
+            return
+        files, size = pending(self.root)
+        if files:
+            self.warnings.append(f"an unfinished fetch left {files} files "
+                                 f"({human_size(size)}) in {layout.STAGING}/: they are not "
+                                 "part of this bundle; the same fetch run again goes on "
+                                 f"with them, or delete {layout.STAGING}/ before carrying "
+                                 "the bundle")
+
     def sums(self) -> dict[str, str]:
         path = self.root / layout.SUMS
         if layout.SUMS not in self.regular:
@@ -211,12 +247,12 @@ class _Check:
     def hash_all(self, sums: Mapping[str, str], jobs: int, reporter: Reporter) -> int:
         """Hash every measured file in parallel, biggest first; return the bytes read."""
         total = sum(self.sizes.values())
-        reporter.task_started("verify", f"hashing {len(self.sizes)} files", total)
+        reporter.task_started("hash", f"hashing {len(self.sizes)} files", total)
 
         def progress(count: int) -> None:
             if self.stop.is_set():
                 raise KeyboardInterrupt
-            reporter.task_advanced("verify", count)
+            reporter.task_advanced("hash", count)
 
         def one(path: str) -> None:
             blob = path.startswith(_BLOBS)
@@ -234,7 +270,7 @@ class _Check:
 
         map_in_threads(one, sorted(self.sizes, key=self.sizes.__getitem__, reverse=True), jobs,
                        self.stop)
-        reporter.task_finished("verify", "done")
+        reporter.task_finished("hash", "done")
         return total
 
     def description(self, sums: Mapping[str, str]) -> BundleDescription | None:
@@ -278,16 +314,25 @@ class _Check:
                      "make the bundle it names as its target")
 
     def signatures(self, verifier: Verifier, description: BundleDescription | None,
-                   jobs: int) -> int:
+                   jobs: int, reporter: Reporter) -> int:
         """Re-check keys/ and every signature offline; return how many verified."""
         recorded = {k.fingerprint for k in description.keys} if description else set()
         items = description.items_by_path if description else {}
         trusted = self._keys(verifier, recorded)
+        wanted = self._must_be_signed(items)
+        reporter.phase_started("signatures", f"checking {len(wanted)} signatures",
+                               items=len(wanted))
 
         def one(signed: _Signed) -> bool:
-            return self._signed_item(verifier, trusted, signed)
+            reporter.task_started(signed.signature, signed.signature, None,
+                                  phase="signatures")
+            good = self._signed_item(verifier, trusted, signed)
+            reporter.task_finished(signed.signature, "verified" if good else "failed")
+            return good
 
-        return sum(map_in_threads(one, self._must_be_signed(items), jobs, self.stop))
+        count = sum(map_in_threads(one, wanted, jobs, self.stop))
+        reporter.phase_finished("signatures", f"{count} of {len(wanted)} good")
+        return count
 
     def _must_be_signed(self, items: Mapping[str, Item]) -> list[_Signed]:
         """Every file the layout or bundle.json says is signed, with its signature's path."""

@@ -47,12 +47,15 @@ class VolumeReport:
     def ok(self) -> bool:
         return not self.problems
 
-    def to_dict(self) -> dict[str, Any]:
-        """The ``--json`` form."""
+    def summary(self) -> dict[str, Any]:
+        """What was checked, without the problems (the ``--json`` result)."""
         return {"volume": str(self.volume), "ok": self.ok, "number": self.number,
                 "volumes": self.volumes, "bundle": self.bundle, "delta_of": self.delta_of,
-                "pieces": self.pieces, "bytes": self.size, "index_signature": self.signature,
-                "problems": [p.to_dict() for p in self.problems]}
+                "pieces": self.pieces, "bytes": self.size, "index_signature": self.signature}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything, problems included."""
+        return {**self.summary(), "problems": [p.to_dict() for p in self.problems]}
 
 
 def verify_volume(settings: VolumeSettings, reporter: Reporter) -> VolumeReport:

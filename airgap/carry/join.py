@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from airgap.bundle import layout
 from airgap.bundle.delta import identity, shown
@@ -56,6 +57,13 @@ class JoinResult:
     added: tuple[int, ...]
     missing: tuple[int, ...]
     report: VerifyReport | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Where the join stands, for ``--json``."""
+        return {"bundle": str(self.bundle), "identity": self.identity,
+                "volumes": self.volumes, "added": list(self.added),
+                "missing": list(self.missing), "complete": self.report is not None,
+                "verification": self.report.summary() if self.report is not None else None}
 
 
 class IncompleteError(AirgapError):

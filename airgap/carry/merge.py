@@ -18,6 +18,7 @@ import shutil
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from airgap.bundle import layout
 from airgap.bundle.delta import identity, shown, target_files
@@ -51,6 +52,12 @@ class MergeResult:
     carried: int
     placed: dict[str, int]  # "reflink", "link", "copy": how many files each way
     report: VerifyReport
+
+    def to_dict(self) -> dict[str, Any]:
+        """What the merge did, for ``--json``."""
+        return {"bundle": str(self.path), "identity": self.target, "base": self.base,
+                "carried": self.carried, "placed": dict(self.placed),
+                "verification": self.report.summary()}
 
 
 class MergeRefused(VerificationError):

@@ -17,6 +17,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from airgap.bundle import layout
 from airgap.bundle.delta import identity
@@ -59,6 +60,14 @@ class SplitResult:
     files: int
     size: int
     signed: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """What the split wrote, for ``--json``."""
+        return {"bundle": self.bundle, "output": str(self.output),
+                "volumes": [{"folder": str(f), "bytes": size}
+                            for f, size in zip(self.volumes, self.sizes, strict=True)],
+                "pieces": self.pieces, "files": self.files, "bytes": self.size,
+                "signed": self.signed}
 
 
 def split(settings: SplitSettings, reporter: Reporter) -> SplitResult:

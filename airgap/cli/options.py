@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
 from airgap.errors import name_settings
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 #: Each setting core code may name, and the option that sets it.
 FLAGS = {
@@ -24,8 +28,11 @@ FLAGS = {
     "config_dir": "--config",
     "docker": "--docker",
     "gnupg_home": "--gnupg-home",
+    "insecure": "--insecure",
+    "jobs": "--jobs",
     "max_file": "--max-file",
     "name": "--name",
+    "network": "--network",
     "output": "-o",
     "partial": "--partial",
     "platform": "--platform",
@@ -68,6 +75,17 @@ ca_cert = click.option("--ca-cert", type=FILE,
 trust_keys = click.option("--trust-key", "trust_keys", type=FILE, multiple=True,
                           help="Require a valid SHA512SUMS.asc by this public key "
                                "(repeatable).")
+
+
+def platform(help_text: str) -> Callable[[F], F]:
+    """``--platform``, taking what docker takes (``linux/arm64/v8``, ``arm64``, ``amd64``)."""
+    return click.option("--platform", metavar="[OS/]ARCH[/VARIANT]", help=help_text)
+
+
+def tags(what: str) -> Callable[[F], F]:
+    """``--tag``, repeatable."""
+    return click.option("--tag", "tags", multiple=True, metavar="NAME[:TAG]",
+                        help=f"{what} (repeatable).")
 
 
 _UNITS = {"": 1, "B": 1, "K": 1000, "KB": 1000, "M": 1000**2, "MB": 1000**2,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 
 from airgap import __version__
 from airgap.bundle import layout
@@ -19,6 +18,7 @@ from airgap.bundle.description import (
     Resolved,
     Verification,
 )
+from airgap.bundle.staging import Staging
 from airgap.fetch.artifacts import ArtifactResult
 from airgap.fetch.image import ImageResult
 from airgap.fetch.packages import PackageResult
@@ -30,13 +30,13 @@ from airgap.trust.digests import hash_file
 from airgap.trust.gpg import TrustedKey
 
 
-def _item(root: Path, fetched: Fetched, kind: str, source: str | None,
+def _item(staging: Staging, fetched: Fetched, kind: str, source: str | None,
           verification: Verification) -> Item:
-    return Item(layout.relative(root, fetched.dest), kind, fetched.digests.size,
+    return Item(staging.relative(fetched.dest), kind, fetched.digests.size,
                 fetched.digests.sha512, source, verification)
 
 
-def _image_items(root: Path, image: ImageResult) -> list[Item]:
+def _image_items(staging: Staging, image: ImageResult) -> list[Item]:
     kinds = {image.stored.digest: "image-index" if image.stored.media_type in INDEX_TYPES
              else "image-manifest"}
     for platform in image.platforms:
@@ -46,39 +46,40 @@ def _image_items(root: Path, image: ImageResult) -> list[Item]:
     items = []
     for fetched in image.files:
         digest = f"sha256:{fetched.digests.sha256}"
-        items.append(_item(root, fetched, kinds.get(digest, "image-blob"), fetched.url,
+        items.append(_item(staging, fetched, kinds.get(digest, "image-blob"), fetched.url,
                            Verification(sha256="matches the blob's digest")))
     for name in ("oci-layout", "index.json"):
-        digests = hash_file(root / layout.IMAGES / name)
+        digests = hash_file(staging.path(f"{layout.IMAGES}/{name}"))
         items.append(Item(f"{layout.IMAGES}/{name}", "oci-layout", digests.size,
                           digests.sha512))
     return items
 
 
-def describe_files(root: Path, image: ImageResult, artifacts: Sequence[ArtifactResult],
-                   packages: Sequence[PackageResult], keys: Iterable[TrustedKey]
-                   ) -> list[Item]:
-    """Every file of the bundle as bundle.json lists it, sorted by path; writes ``keys/``."""
-    items = _image_items(root, image)
+def describe_files(staging: Staging, image: ImageResult,
+                   artifacts: Sequence[ArtifactResult], packages: Sequence[PackageResult],
+                   keys: Iterable[TrustedKey]) -> list[Item]:
+    """Every file of the new bundle as bundle.json lists it, sorted by path; writes
+    ``keys/`` into staging."""
+    items = _image_items(staging, image)
     for a in artifacts:
-        file_path = layout.relative(root, a.file.dest)
-        items.append(_item(root, a.file, "artifact", a.file.url, Verification(
+        file_path = staging.relative(a.file.dest)
+        items.append(_item(staging, a.file, "artifact", a.file.url, Verification(
             product=a.item.product, platform=f"{a.item.os}/{a.item.arch}",
-            format=a.item.format, checksum=layout.relative(root, a.checksum.dest),
-            signature=layout.relative(root, a.signature.dest), signer=a.signer.fingerprint)))
-        items.append(_item(root, a.checksum, "artifact-checksum", a.checksum.url,
+            format=a.item.format, checksum=staging.relative(a.checksum.dest),
+            signature=staging.relative(a.signature.dest), signer=a.signer.fingerprint)))
+        items.append(_item(staging, a.checksum, "artifact-checksum", a.checksum.url,
                            Verification(checksum_of=file_path)))
-        items.append(_item(root, a.signature, "artifact-signature", a.signature.url,
+        items.append(_item(staging, a.signature, "artifact-signature", a.signature.url,
                            Verification(signature_of=file_path, signer=a.signer.fingerprint)))
     for p in packages:
-        file_path = layout.relative(root, p.file.dest)
-        items.append(_item(root, p.file, "package", p.file.url, Verification(
+        file_path = staging.relative(p.file.dest)
+        items.append(_item(staging, p.file, "package", p.file.url, Verification(
             package=p.package.name, version=p.package.version,
-            signature=layout.relative(root, p.signature.dest), signer=p.signer.fingerprint)))
-        items.append(_item(root, p.signature, "package-signature", p.signature.url,
+            signature=staging.relative(p.signature.dest), signer=p.signer.fingerprint)))
+        items.append(_item(staging, p.signature, "package-signature", p.signature.url,
                            Verification(signature_of=file_path, signer=p.signer.fingerprint)))
-    keys_dir = root / layout.KEYS
-    keys_dir.mkdir(exist_ok=True)
+    keys_dir = staging.path(layout.KEYS)
+    keys_dir.mkdir(parents=True, exist_ok=True)
     for key in keys:
         path = keys_dir / f"{key.fingerprint}.asc"
         atomic_write(path, key.armored)

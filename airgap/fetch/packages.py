@@ -17,6 +17,7 @@ from typing import Any
 
 from airgap import elastic
 from airgap.bundle.layout import PACKAGES
+from airgap.bundle.staging import Staging
 from airgap.errors import AirgapError, NotFoundError, ServerResponseError
 from airgap.fetch.artifacts import MAX_SIGNATURE_FILE, check_armored_signature
 from airgap.fetch.since import Since
@@ -27,6 +28,7 @@ from airgap.trust.gpg import TrustedKey, Verifier
 
 _VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z.-]+))?\Z")
 MAX_PACKAGE_SIZE = 512 << 20  # Kibana takes uploads of at most 100 MB; stay well above
+PHASE = "packages"
 
 
 @dataclass(frozen=True)
@@ -81,23 +83,13 @@ def newest_version(name: str, answer: Any, source: str) -> str:
     return max(versions, key=version_key)
 
 
-def fetch_packages(items: Sequence[PackageItem], stack_version: str, epr: str, bundle: Path,
-                   downloader: Downloader, verifier: Verifier, since: Since | None = None
-                   ) -> list[PackageResult]:
-    """Resolve, download and verify every package, in parallel; with ``since``, a zip the
-    base of a delta holds is not downloaded."""
-    tasks = [functools.partial(_fetch_one, item, stack_version, epr, bundle, downloader,
-                               verifier, since) for item in items]
-    return downloader.run_all(tasks, what="packages")
-
-
 def resolve(item: PackageItem, stack_version: str, epr: str,
             downloader: Downloader) -> ResolvedPackage:
     """Ask the EPR which version of ``item`` to take."""
     answer = downloader.fetch_small(item.search_url, accept="application/json")
     try:
         document = json.loads(answer.content)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise ServerResponseError(f"{item.search_url}: the answer is not JSON") from None
     try:
         version = newest_version(item.name, document, item.search_url)
@@ -110,28 +102,44 @@ def resolve(item: PackageItem, stack_version: str, epr: str,
                            epr + elastic.epr_package_path(item.name, version))
 
 
-def _fetch_one(item: PackageItem, stack_version: str, epr: str, bundle: Path,
-               downloader: Downloader, verifier: Verifier, since: Since | None
-               ) -> PackageResult:
-    package = resolve(item, stack_version, epr, downloader)
-    dest = bundle / package.bundle_path
-    name = dest.name
-    signature_dest = dest.with_name(name + ".sig")
+def fetch_packages(packages: Sequence[tuple[ResolvedPackage, str]], staging: Staging,
+                   downloader: Downloader, verifier: Verifier, since: Since | None = None
+                   ) -> list[PackageResult]:
+    """Download and verify every resolved package (with why it is there), in parallel;
+    with ``since``, a zip the base of a delta holds is not downloaded."""
+    tasks = [functools.partial(fetch_package, package, reason, staging, downloader, verifier,
+                               since) for package, reason in packages]
+    return downloader.run_all(tasks, what="packages")
+
+
+def fetch_package(package: ResolvedPackage, reason: str, staging: Staging,
+                  downloader: Downloader, verifier: Verifier, since: Since | None = None
+                  ) -> PackageResult:
+    """Download one package and its ``.sig`` into staging, or keep the bundle's copies
+    when they still verify; the zip must be signed by a trusted key."""
+    path = package.bundle_path
+    dest = staging.path(path)
+    signature_path = path + ".sig"
     signers: list[TrustedKey] = []
     try:
         signature = downloader.fetch(Download(
-            package.url + ".sig", signature_dest, f"{name}.sig", max_size=MAX_SIGNATURE_FILE,
-            check=functools.partial(check_armored_signature, name=f"{name}.sig")))
-        held = since.signed(dest, package.url, signature) if since else None
+            package.url + ".sig", staging.path(signature_path), signature_path,
+            max_size=MAX_SIGNATURE_FILE, existing=staging.live(signature_path), phase=PHASE,
+            check=functools.partial(check_armored_signature, name=signature_path)))
+        held = since.signed(dest, package.url, signature, None, PHASE) \
+            if since is not None else None
         if held is not None:
-            return PackageResult(package, item.reason, held.fetched, signature, held.signer)
+            return PackageResult(package, reason, held.fetched, signature, held.signer)
 
-        def check(path: Path, digests: Digests) -> None:
-            signers.append(verifier.verify(path, signature.dest, name=name))
+        def check(candidate: Path, digests: Digests) -> str:
+            key = verifier.verify(candidate, signature.dest, name=path)
+            signers.append(key)
+            return f"signature ok ({key.key_id})"
 
-        file = downloader.fetch(Download(package.url, dest, name, max_size=MAX_PACKAGE_SIZE,
+        file = downloader.fetch(Download(package.url, dest, path, max_size=MAX_PACKAGE_SIZE,
+                                         existing=staging.live(path), phase=PHASE,
                                          check=check))
     except AirgapError:
-        signature_dest.unlink(missing_ok=True)
+        staging.path(signature_path).unlink(missing_ok=True)
         raise
-    return PackageResult(package, item.reason, file, signature, signers[-1])
+    return PackageResult(package, reason, file, signature, signers[-1])

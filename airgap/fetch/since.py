@@ -26,6 +26,7 @@ from airgap.bundle.delta import Base, read_base, shown
 from airgap.bundle.description import FORMAT, read_description
 from airgap.errors import BundleError, UsageError, setting
 from airgap.net.download import Download, Fetched
+from airgap.reporter import Reporter
 from airgap.trust.digests import Digests
 from airgap.trust.gpg import TrustedKey
 
@@ -62,9 +63,11 @@ def open_base(base: Path, output: Path) -> Base:
 class Since:
     """The base of a delta, as the three phases consult it before each download."""
 
-    def __init__(self, base: Base, trusted: Mapping[str, TrustedKey]) -> None:
+    def __init__(self, base: Base, trusted: Mapping[str, TrustedKey],
+                 reporter: Reporter) -> None:
         self.base = base
         self._trusted = trusted
+        self._reporter = reporter
         self._by_sha512 = base.by_sha512()
         self._by_path = {i.path: i for i in base.items}
         self._blobs = {i.path.removeprefix(_BLOBS): i for i in base.items
@@ -75,6 +78,14 @@ class Since:
         """The base's identity, as messages show it."""
         return shown(self.base.identity)
 
+    def likely_held(self, sizes: Mapping[str, int | None]) -> int:
+        """Of the files to fetch (path, size), the bytes the base probably holds: a blob
+        it has, a file of the same size where it has one. For the space check only: what
+        is really left out is decided file by file, by content."""
+        return sum(size for path, size in sizes.items() if size is not None and (
+            path.removeprefix(_BLOBS) in self._blobs if path.startswith(_BLOBS)
+            else path in self._by_path and self._by_path[path].size == size))
+
     def blob(self, download: Download) -> Fetched | None:
         """The image blob ``download`` would fetch, when the base holds it."""
         if download.sha256 is None:
@@ -82,11 +93,12 @@ class Since:
         item = self._blobs.get(download.sha256)
         if item is None or (download.size is not None and item.size != download.size):
             return None
+        self._held(download.dest, download.label, item.size, download.phase)
         return Fetched(download.dest, download.url,
                        Digests(item.size, item.sha512, download.sha256), reused=True)
 
-    def signed(self, dest: Path, url: str, signature: Fetched, sha512: str | None = None
-               ) -> Held | None:
+    def signed(self, dest: Path, url: str, signature: Fetched, sha512: str | None,
+               phase: str) -> Held | None:
         """The file at ``url`` whose detached ``signature`` was just fetched, when the base
         holds that very signature of a file (of SHA-512 ``sha512``, when it is known) and
         its signer is still trusted."""
@@ -99,4 +111,9 @@ class Since:
         signer = self._trusted.get(file.verification.signer or "")
         if signer is None or held_signature.verification.signer != signer.fingerprint:
             return None
+        self._held(dest, file.path, file.size, phase)
         return Held(Fetched(dest, url, Digests(file.size, file.sha512), reused=True), signer)
+
+    def _held(self, dest: Path, label: str, size: int, phase: str) -> None:
+        self._reporter.task_kept(str(dest), label, size, phase=phase,
+                                 detail=f"in the base {self.shown}: not carried")

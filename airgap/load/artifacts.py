@@ -14,6 +14,8 @@ from airgap.files import copy_atomically, link_atomically
 from airgap.reporter import Reporter
 from airgap.trust.digests import hash_file
 
+PHASE = "artifacts"
+
 
 @dataclass(frozen=True)
 class ArtifactsResult:
@@ -41,22 +43,35 @@ def install_artifacts(root: Path, destination: Path, reporter: Reporter) -> Arti
     found = scan(source)
     for odd in found.odd:  # only with --skip-verify: verify refuses such a bundle
         reporter.warning(f"{source / odd.path}: {odd.message}; not installed")
-    for name in sorted(found.regular):
+    names = sorted(found.regular)
+    reporter.phase_started(PHASE, f"laying out {len(names)} files in {destination}",
+                           total=sum((source / name).stat().st_size for name in names),
+                           items=len(names))
+    for name in names:
         path = source / name
         relative = Path(name)
         target = destination / relative
         item = known.get(f"{DOWNLOADS}/{relative.as_posix()}")
+        size = path.stat().st_size
         if target.is_file():
             if target.samefile(path) or (item and target.stat().st_size == item.size
                                          and hash_file(target).sha512 == item.sha512):
                 unchanged += 1
+                reporter.task_kept(str(target), str(target), size, phase=PHASE,
+                                   detail="already there")
                 continue
             replaced.append(relative.as_posix())
             reporter.warning(f"{target} differs from the bundle's verified copy: replacing it")
         target.parent.mkdir(parents=True, exist_ok=True)
+        reporter.task_started(str(target), str(target), size, phase=PHASE)
         if link_atomically(path, target):
             linked += 1
+            reporter.task_finished(str(target), "linked")
         else:
             copy_atomically(path, target)
             copied += 1
+            reporter.task_advanced(str(target), size)
+            reporter.task_finished(str(target), "copied")
+    reporter.phase_finished(PHASE, f"{linked} linked, {copied} copied, {unchanged} already "
+                                   "there")
     return ArtifactsResult(destination, linked, copied, unchanged, tuple(replaced))

@@ -9,8 +9,10 @@ from pathlib import Path
 
 from airgap import oci
 from airgap.bundle.layout import IMAGES
+from airgap.bundle.lock import refuse_while_written
 from airgap.files import atomic_output
-from airgap.oci.dockertar import archive_stream
+from airgap.oci.dockertar import archive_size, archive_stream
+from airgap.reporter import NullReporter, Reporter
 
 
 @dataclass(frozen=True)
@@ -24,14 +26,27 @@ class ExportResult:
 
 
 def export_image(bundle: Path, platform: str | None, output: Path,
-                 extra_tags: Sequence[str] = ()) -> ExportResult:
+                 extra_tags: Sequence[str] = (), reporter: Reporter | None = None
+                 ) -> ExportResult:
     """Write ``output`` (atomically) for one platform of the bundle's image."""
+    reporter = reporter or NullReporter()
     extra_tags = [oci.docker_tag(t) for t in extra_tags]
+    refuse_while_written(bundle)
     layout = oci.Layout(bundle / IMAGES)
     selection = oci.select_platform(layout, platform)
+    total = archive_size(selection, extra_tags)
+    key = str(output)
+    reporter.task_started(key, f"{output} ({selection.reference}, {selection.platform})",
+                          total)
     size = 0
-    with atomic_output(output) as out:
-        for piece in archive_stream(layout, selection, extra_tags):
-            out.write(piece)
-            size += len(piece)
+    try:
+        with atomic_output(output) as out:
+            for piece in archive_stream(layout, selection, extra_tags):
+                out.write(piece)
+                size += len(piece)
+                reporter.task_advanced(key, len(piece))
+    except BaseException:
+        reporter.task_finished(key, "failed")
+        raise
+    reporter.task_finished(key, "done", "every blob matched its digest")
     return ExportResult(output, str(selection.platform), selection.reference, size)

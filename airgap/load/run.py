@@ -1,8 +1,11 @@
 """``airgap load``: the isolated side. Verify the bundle, then do what was asked.
 
-In order: verify (unless ``--skip-verify``), load the image into Docker, push it to a
-private registry, run the package registry, lay out the artifact registry, write the
-settings. A bundle that fails verification is refused before anything is touched.
+First everything that can be checked is: the options, the platform in the bundle, the
+port and the container name, the certificate's key, the registry and its credentials,
+so that a mistake is found in seconds, not after the verification. Then in order:
+verify (unless ``--skip-verify``), load the image into Docker, push it to a private
+registry, run the package registry, lay out the artifact registry, write the settings.
+A bundle that fails verification is refused before anything is touched.
 
 The one overlap: while the bundle is verified, the image already streams to the Docker
 engine, all but its last chunk. A tar cut inside a member is refused whole: Docker's
@@ -14,28 +17,23 @@ engine takes, not that plus the verification.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from airgap.bundle.delta import shown
 from airgap.bundle.description import read_description
+from airgap.bundle.lock import refuse_while_written
 from airgap.bundle.verify import VerifyReport, VerifySettings, verify_bundle
 from airgap.errors import BundleError, UsageError, VerificationError, setting
 from airgap.load.artifacts import ArtifactsResult, install_artifacts
-from airgap.load.engine import (
-    LoadedImage,
-    RunningRegistry,
-    RunSettings,
-    StreamGate,
-    connect,
-    load_image,
-    run_registry,
-)
+from airgap.load.container import RunningRegistry, RunSettings, check_run, run_registry
+from airgap.load.engine import LoadedImage, StreamGate, connect, load_image, select
 from airgap.load.fleet_settings import ConfigResult, ConfigSettings, check_urls, write_config
-from airgap.load.push import PushResult, PushTarget, push_image
+from airgap.load.push import PushResult, PushTarget, connect_registry, push_image
 from airgap.net.download import Downloader
 from airgap.net.transport import NetworkSettings, make_client
 from airgap.oci.reference import docker_tag, parse_reference
@@ -79,6 +77,39 @@ class LoadResult:
     artifacts: ArtifactsResult | None = None
     config: ConfigResult | None = None
 
+    def warnings(self) -> list[str]:
+        """What the operator should know: the verification's warnings, and more."""
+        found = list(self.verification.warnings) if self.verification is not None else \
+            [f"{setting('skip_verify')}: the bundle was not verified"]
+        if self.running is not None and not self.running.reachable:
+            found.append(f"{self.running.url} is reachable only inside the engine's network")
+        return found
+
+    def to_dict(self) -> dict[str, Any]:
+        """What was done, for ``--json``."""
+        done: dict[str, Any] = {"verified": self.verification is not None}
+        if self.verification is not None:
+            done["verification"] = self.verification.summary()
+        if self.loaded is not None:
+            done["docker"] = {"reference": self.loaded.reference, "image_id": self.loaded.image_id,
+                              "platform": self.loaded.platform, "tags": list(self.loaded.tags)}
+        if self.pushed is not None:
+            done["pushed"] = {"reference": str(self.pushed.reference),
+                              "digest": self.pushed.digest, "uploaded": self.pushed.uploaded,
+                              "skipped": self.pushed.skipped}
+        if self.running is not None:
+            done["running"] = {"container": self.running.name, "url": self.running.url,
+                               "reachable": self.running.reachable}
+        if self.artifacts is not None:
+            a = self.artifacts
+            done["artifacts"] = {"directory": str(a.directory), "linked": a.linked,
+                                 "copied": a.copied, "unchanged": a.unchanged,
+                                 "replaced": list(a.replaced)}
+        if self.config is not None:
+            done["settings"] = {"directory": str(self.config.directory),
+                                "files": list(self.config.files)}
+        return done
+
 
 class BundleRefused(VerificationError):
     """The bundle failed verification; ``report`` says how."""
@@ -90,8 +121,7 @@ class BundleRefused(VerificationError):
 
 
 def _check(settings: LoadSettings) -> tuple[str, ...]:
-    """Refuse what cannot work before verifying (minutes) and loading; return the
-    extra tags as Docker will keep them."""
+    """Refuse options that do not go together; return the extra tags as Docker keeps them."""
     if not (settings.docker or settings.registry or settings.run or settings.artifacts_dir
             or settings.config_dir):
         raise UsageError("nothing to do: give " + ", ".join(setting(s) for s in (
@@ -102,37 +132,45 @@ def _check(settings: LoadSettings) -> tuple[str, ...]:
                              f"{setting('artifacts_url')}: the URLs Kibana and the agents "
                              "will use")
         check_urls(settings.registry_url, settings.artifacts_url)
-    if settings.registry:
-        PushTarget.parse(settings.registry)
     if settings.run:
         settings.run_settings.check()
     return tuple(docker_tag(t) for t in settings.tags)
 
 
 def load(settings: LoadSettings, reporter: Reporter) -> LoadResult:
-    """Verify the bundle, then load, push, run, lay out and configure as asked."""
+    """Check everything, verify the bundle, then load, push, run, lay out and configure
+    as asked."""
     tags = _check(settings)
+    target = PushTarget.parse(settings.registry) if settings.registry else None
+    refuse_while_written(settings.bundle)
     _refuse_delta(settings.bundle)
+    reference = parse_reference(_image_reference(settings.bundle))
     engine = connect() if settings.docker or settings.run else None
-    report = loaded = None
-    if settings.skip_verify:
-        reporter.warning(f"{setting('skip_verify')}: the bundle is NOT being checked; "
-                         "whatever it holds now is what gets loaded")
-        reference = parse_reference(_image_reference(settings.bundle))
-        if engine is not None and settings.docker:
-            loaded = load_image(engine, settings.bundle, tags, reporter, settings.platform)
-    else:
-        if engine is not None and settings.docker:
+    if engine is not None and settings.docker:
+        select(engine, settings.bundle, settings.platform)
+    if engine is not None and settings.run:
+        check_run(engine, str(reference), settings.run_settings, image_comes=settings.docker)
+    network = NetworkSettings(ca_certs=(settings.ca_cert,) if settings.ca_cert else (),
+                              jobs=settings.jobs, insecure=settings.insecure)
+    with make_client(network) if target is not None else contextlib.nullcontext() as http:
+        registry = connect_registry(target, reference.repository,
+                                    Downloader(http, network, reporter), settings.insecure) \
+            if target is not None and http is not None else None
+        report = loaded = None
+        if settings.skip_verify:
+            reporter.warning(f"{setting('skip_verify')}: the bundle is NOT being checked; "
+                             "whatever it holds now is what gets loaded")
+            if engine is not None and settings.docker:
+                loaded = load_image(engine, settings.bundle, tags, reporter, settings.platform)
+        elif engine is not None and settings.docker:
             report, loaded = _verify_while_loading(settings, engine, tags, reporter)
         else:
             report = _verify(settings, reporter)
         reference = parse_reference(_image_reference(settings.bundle))
-
-    pushed = running = None
-    if settings.registry:
-        pushed = _push(settings, reference.repository, reference.tag, reporter)
-    if engine is not None and settings.run:
-        running = run_registry(engine, str(reference), settings.run_settings, reporter)
+        pushed = push_image(settings.bundle, registry, reference.tag) \
+            if registry is not None else None
+    running = run_registry(engine, str(reference), settings.run_settings, reporter) \
+        if engine is not None and settings.run else None
     artifacts = install_artifacts(settings.bundle, settings.artifacts_dir, reporter) \
         if settings.artifacts_dir else None
     config = None
@@ -189,13 +227,3 @@ def _verify_while_loading(settings: LoadSettings, client: DockerClient, tags: tu
 def _image_reference(root: Path) -> str:
     """The image's original reference, from bundle.json."""
     return read_description(root).image.reference
-
-
-def _push(settings: LoadSettings, repository: str, tag: str, reporter: Reporter) -> PushResult:
-    assert settings.registry is not None
-    target = PushTarget.parse(settings.registry)
-    network = NetworkSettings(ca_certs=(settings.ca_cert,) if settings.ca_cert else (),
-                              jobs=settings.jobs, insecure=settings.insecure)
-    with make_client(network) as client:
-        return push_image(settings.bundle, target, repository, tag,
-                          Downloader(client, network, reporter), settings.insecure)

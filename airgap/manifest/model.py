@@ -87,6 +87,13 @@ class Manifest:
     trust_keys: tuple[Path, ...] = ()
     source: str = "<manifest>"
     document: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    #: The line of each key path (``integrations[1]``), for messages about the manifest.
+    lines: Mapping[str, int] = field(default_factory=dict, compare=False, repr=False)
+
+    def where(self, path: str) -> str:
+        """``site.yaml:9: integrations[1]``: where a key path is, for a message."""
+        line = self.lines.get(path)
+        return f"{self.source}:{line}: {path}" if line else f"{self.source}: {path}"
 
     @property
     def registry_tag(self) -> str:
@@ -160,6 +167,7 @@ class _Checker(Checker):
             trust_keys=self.trust(top.get("trust")),
             source=self.source,
             document=top,
+            lines=dict(self.lines),
         )
 
     def stack_version(self, top: dict[str, Any]) -> str | None:

@@ -94,6 +94,12 @@ class Plan:
     packages: tuple[PackageItem, ...]
     notes: tuple[str, ...]
 
+    def summary(self) -> str:
+        """What a fetch of this plan gets, in one line."""
+        return (f"{self.image.reference} for {', '.join(self.image.platforms)}, "
+                f"{len(self.artifacts)} binaries with their .sha512 and .asc, "
+                f"{len(self.packages)} packages with their .sig")
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view, as ``airgap plan --json`` prints it."""
         return {

@@ -65,7 +65,7 @@ def find_credentials(host: str, environ: Mapping[str, str] | None = None
         return None
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise UsageError(f"cannot read docker's {path}: {exc}") from None
     if not isinstance(config, dict):
         raise UsageError(f"{path}: not a docker client configuration")
@@ -111,8 +111,14 @@ def _from_helper(helper: str, server: str, host: str, env: Mapping[str, str], *,
         raise UsageError(f"docker's config names the credential helper {helper!r} for {host}, "
                          f"but docker-credential-{helper} is not installed",
                          details=[f"or set {ENV_USERNAME} and {ENV_PASSWORD}"])
-    answer = subprocess.run([program, "get"], input=server, capture_output=True, text=True,
-                            timeout=60, check=False)
+    try:
+        answer = subprocess.run([program, "get"], input=server, capture_output=True,
+                                text=True, timeout=60, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise AuthenticationError(f"credential helper {helper} did not answer within 60 s "
+                                  f"for {host}") from exc
+    except OSError as exc:
+        raise AuthenticationError(f"credential helper {helper} cannot be run: {exc}") from exc
     if answer.returncode != 0:
         if missing_ok:
             return None
@@ -122,6 +128,6 @@ def _from_helper(helper: str, server: str, host: str, env: Mapping[str, str], *,
         data = json.loads(answer.stdout)
         return Credentials(str(data["Username"]), str(data["Secret"]),
                            f"docker-credential-{helper}")
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         raise AuthenticationError(f"credential helper {helper} gave an answer airgap "
                                   "cannot read") from None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import email.utils
 import random
+import socket
 import ssl
 import threading
 import time
@@ -30,6 +31,7 @@ from airgap.errors import (
     UsageError,
     setting,
 )
+from airgap.net.urls import host_port
 
 T = TypeVar("T")
 
@@ -255,6 +257,12 @@ def open_stream(client: httpx.Client, url: str, *, auth: Auth | None = None,
     raise ServerResponseError(f"{url}: more than {MAX_REDIRECTS} redirects")
 
 
+def login_hint(url: str) -> str:
+    """How to give credentials for the registry at ``url``."""
+    return (f"log in with `docker login {host_port(url)}`, or set AIRGAP_REGISTRY_USERNAME "
+            "and AIRGAP_REGISTRY_PASSWORD")
+
+
 def _excerpt(response: httpx.Response, limit: int = 300) -> str:
     """The start of an error answer, printable, for a message (registries explain there)."""
     try:
@@ -281,24 +289,44 @@ def _status_error(response: httpx.Response, url: str, method: str, action: str |
         response.close()
         what = f"{method} {url}: the server refused the {action}" if action else \
             f"{url}: access denied"
-        return AuthenticationError(
-            f"{what} ({status})",
-            details=["log in with `docker login` for that registry, or set "
-                     "AIRGAP_REGISTRY_USERNAME and AIRGAP_REGISTRY_PASSWORD"])
+        return AuthenticationError(f"{what} ({status})", details=[login_hint(url)])
     said = _excerpt(response)
     return ServerResponseError(f"{method} {url}: server answered {status}" if action else
                                f"{url}: server answered {status}",
                                details=[f"it said: {said}"] if said else [])
 
 
+def _causes(exc: BaseException) -> list[BaseException]:
+    found: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and len(found) < 10:
+        found.append(current)
+        current = current.__cause__ or current.__context__
+    return found
+
+
 def transport_error(exc: httpx.TransportError, url: httpx.URL | str) -> Exception:
-    """The error to raise for a failed connection or transfer: retryable unless TLS
-    verification failed, which no retry can mend."""
-    if isinstance(exc, httpx.ConnectError) and "CERTIFICATE_VERIFY_FAILED" in str(exc):
-        host = httpx.URL(str(url)).host
-        return NetworkError(f"the TLS certificate of {host} is not trusted",
+    """The error to raise for a failed connection or transfer: retryable, unless it is
+    one no retry can mend (an untrusted certificate, a name that does not resolve, TLS
+    to a server that speaks plain HTTP)."""
+    target = httpx.URL(str(url))
+    text = str(exc)
+    if isinstance(exc, httpx.ConnectError) and "CERTIFICATE_VERIFY_FAILED" in text:
+        return NetworkError(f"the TLS certificate of {target.host} is not trusted",
                             details=[f"give the CA that signed it with {setting('ca_cert')} "
                                      "or sources.ca_cert in the manifest"])
+    if isinstance(exc, httpx.ConnectError) and \
+            any(isinstance(cause, socket.gaierror) for cause in _causes(exc)):
+        return NetworkError(f"cannot find {target.host}: the name does not resolve ({exc})",
+                            details=["check the host name, and the DNS or /etc/hosts of "
+                                     "this machine"])
+    if isinstance(exc, httpx.ConnectError) and target.scheme == "https" and \
+            any(mark in text for mark in ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE",
+                                          "HTTP_REQUEST", "record layer failure")):
+        where = f"{target.host}:{target.port or 443}"
+        return NetworkError(f"{where} does not speak TLS: it looks like a plain-HTTP server",
+                            details=[f"give its address as http://{where}, if plain HTTP "
+                                     "is what you want there"])
     if isinstance(exc, httpx.TimeoutException):
         return RetryableError(f"timed out ({type(exc).__name__})")
     if isinstance(exc, httpx.RemoteProtocolError) and "location header" in str(exc).lower():

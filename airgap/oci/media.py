@@ -73,7 +73,7 @@ def load_json(data: bytes, where: str) -> dict[str, Any]:
     """A JSON object from a registry or layout, or a clear error."""
     try:
         document = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise ServerResponseError(f"{where}: not valid JSON") from None
     if not isinstance(document, dict):
         raise ServerResponseError(f"{where}: expected a JSON object")

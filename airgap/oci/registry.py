@@ -118,7 +118,7 @@ class RegistryAuth:
             document = json.loads(answer.content)
             token = document.get("token") or document.get("access_token")
             lifetime = float(document.get("expires_in") or 60)
-        except (ValueError, AttributeError, TypeError):
+        except (ValueError, AttributeError, TypeError, RecursionError):
             raise ServerResponseError(f"{realm}: the token answer is not JSON") from None
         if not isinstance(token, str) or not token:
             raise ServerResponseError(f"{realm}: the token answer holds no token")
@@ -181,7 +181,10 @@ class RegistryClient:
                                       f"{media_type!r}")
         return answer.content, media_type, digest
 
-    def blob_download(self, descriptor: media.Descriptor, dest: Path, label: str) -> Download:
-        """A download of ``descriptor``'s blob to ``dest``, held to its size and digest."""
+    def blob_download(self, descriptor: media.Descriptor, dest: Path, label: str, *,
+                      existing: Path | None = None, phase: str = "") -> Download:
+        """A download of ``descriptor``'s blob to ``dest``, held to its size and digest
+        (a copy at ``existing`` that matches is used instead)."""
         return Download(self.url("blobs", descriptor.digest), dest, label,
-                        size=descriptor.size, sha256=descriptor.hex, auth=self.auth)
+                        size=descriptor.size, sha256=descriptor.hex, auth=self.auth,
+                        existing=existing, phase=phase)

@@ -41,7 +41,9 @@ def bundle(golden_bundle: Path, tmp_path: Path) -> Path:
 def verify(bundle: Path, *extra: str, capsys: pytest.CaptureFixture[str]
            ) -> tuple[int, dict[str, Any]]:
     code = main(["verify", str(bundle), "--json", *extra])
-    return code, json.loads(capsys.readouterr().out)
+    document = json.loads(capsys.readouterr().out)  # the envelope: result, problems, warnings
+    return code, {**document["result"], "problems": document["problems"],
+                  "warnings": document["warnings"]}
 
 
 def problems(report: dict[str, Any]) -> set[tuple[str, str]]:
@@ -435,7 +437,7 @@ def test_damaged_description_is_an_error_not_a_traceback(
 def test_inspect_summarises_without_hashing(bundle: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["inspect", str(bundle), "--json"]) == 0
-    contents = json.loads(capsys.readouterr().out)
+    contents = json.loads(capsys.readouterr().out)["result"]
     assert contents["stack_version"] == "9.0.0" and contents["complete"] and contents["signed"]
     assert set(contents["image"]["platforms"]) == {"linux/amd64", "linux/arm64"}
     assert {a["platform"] for a in contents["artifacts"]["elastic-agent"]} == {

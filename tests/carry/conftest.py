@@ -3,9 +3,11 @@ split into volumes (signed), each made once per session. Copy before changing.""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -20,6 +22,14 @@ from tests.peers.epr import EprServer
 from tests.peers.gpgkeys import SigningKey
 from tests.peers.images import TestImage
 from tests.peers.processes import DockerRegistry
+
+
+def read_report(text: str) -> dict[str, Any]:
+    """A command's ``--json`` envelope as one report: its result, problems and warnings."""
+    document = json.loads(text)
+    return {**document["result"], "problems": document["problems"],
+            "warnings": document["warnings"]}
+
 
 #: The golden bundle's volumes: 1 MiB each, no file over 256 KiB.
 VOLUME_SIZE = 1 << 20

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import pty
 import re
@@ -21,6 +20,7 @@ import pytest
 
 from airgap.carry.index import INDEX, VolumeIndex
 from airgap.cli import main
+from tests.carry.conftest import read_report
 from tests.conftest import REPO
 
 _ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
@@ -93,7 +93,7 @@ def test_every_kind_of_damage_is_named_by_piece(golden_volumes: Path, operator_k
     (volume / "notes.txt").write_text("added on the way")
 
     assert main(["verify", str(volume), "--trust-key", str(operator_key), "--json"]) == 3
-    report = json.loads(capsys.readouterr().out)
+    report = read_report(capsys.readouterr().out)
     found = {(p["path"], p["kind"]): p["message"] for p in report["problems"]}
     assert "the piece is damaged" in found[(flipped.name, "piece")]
     assert "missing from the volume" in found[(removed.name, "piece")]
@@ -109,7 +109,7 @@ def test_every_kind_of_damage_is_named_by_piece(golden_volumes: Path, operator_k
 def test_without_trust_key_the_index_signature_is_only_noted(
         golden_volumes: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["verify", str(volume_folders(golden_volumes)[0]), "--json"]) == 0
-    report = json.loads(capsys.readouterr().out)
+    report = read_report(capsys.readouterr().out)
     assert report["ok"] and report["index_signature"] == "present, not checked (give " \
                                                          "--trust-key)"
 

@@ -5,7 +5,6 @@ the original, SHA512SUMS byte for byte."""
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import random
 import re
@@ -18,7 +17,7 @@ import pytest
 
 from airgap.carry.index import INDEX, VolumeIndex
 from airgap.cli import main
-from tests.carry.conftest import VOLUME_SIZE, Pair
+from tests.carry.conftest import VOLUME_SIZE, Pair, read_report
 from tests.carry.media import tmpfs, used
 from tests.conftest import REPO
 from tests.peers.gpgkeys import SigningKey
@@ -123,7 +122,7 @@ def test_a_flipped_piece_is_named_and_that_volume_alone_is_sent_again(
     piece.write_bytes(bytes(data))
 
     assert main(["verify", str(damaged), "--trust-key", str(operator_key), "--json"]) == 3
-    report = json.loads(capsys.readouterr().out)
+    report = read_report(capsys.readouterr().out)
     assert [(p["path"], p["kind"]) for p in report["problems"]] == [(piece.name, "piece")]
     assert "the piece is damaged" in report["problems"][0]["message"]
     assert report["number"] == 2 and report["index_signature"] == "valid"

@@ -17,7 +17,7 @@ from airgap.bundle.sums import format_sums
 from airgap.carry.merge import MergeSettings, merge
 from airgap.cli import main
 from airgap.reporter import NullReporter
-from tests.carry.conftest import Pair
+from tests.carry.conftest import Pair, read_report
 from tests.carry.media import tmpfs
 from tests.peers.gpgkeys import SigningKey
 
@@ -56,7 +56,7 @@ def test_merge_links_from_the_base_verifies_and_never_changes_either(
         assert (new / path).stat().st_ino == (base / path).stat().st_ino, path
     assert "copied" not in out
     assert main(["verify", str(new), "--trust-key", str(operator_key), "--json"]) == 0
-    report = json.loads(capsys.readouterr().out)
+    report = read_report(capsys.readouterr().out)
     assert report["ok"] and report["delta_of"] is None
     assert read_description(new).format == 1
 
@@ -192,7 +192,7 @@ def test_verify_checks_what_a_delta_carries_and_the_target_it_names(
         f"{digest}  bundle.json\n" if line.endswith("  bundle.json") else f"{line}\n"
         for line in sums))
     assert main(["verify", str(delta), "--json"]) == 3
-    report = json.loads(capsys.readouterr().out)
+    report = read_report(capsys.readouterr().out)
     assert [(p["path"], p["kind"]) for p in report["problems"]] == [
         ("bundle.json", "description")]
     assert "does not make the bundle it names" in report["problems"][0]["message"]
@@ -209,7 +209,7 @@ def test_a_delta_is_merged_never_loaded(pair: Pair, tmp_path: Path,
 def test_inspect_says_what_a_delta_carries_and_which_bundle_it_completes(
         pair: Pair, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["inspect", str(pair.delta), "--json"]) == 0
-    contents = json.loads(capsys.readouterr().out)
+    contents = read_report(capsys.readouterr().out)
     assert contents["delta_of"] == identity((pair.base / "SHA512SUMS").read_bytes())
     assert contents["identity"] == identity((pair.delta / "SHA512SUMS").read_bytes())
     carried = [i for i in read_description(pair.delta).items if i.origin == "carried"]
@@ -218,7 +218,7 @@ def test_inspect_says_what_a_delta_carries_and_which_bundle_it_completes(
     assert 0 < contents["carried"]["bytes"] < contents["bytes"]
     assert main(["inspect", str(pair.base)]) == 0
     out = " ".join(capsys.readouterr().out.split())
-    assert f"identity sha512:{identity((pair.base / 'SHA512SUMS').read_bytes())[:32]}" in out
+    assert f"identity: sha512:{identity((pair.base / 'SHA512SUMS').read_bytes())[:32]}" in out
 
 
 def test_a_delta_is_not_a_base(pair: Pair, tmp_path: Path,

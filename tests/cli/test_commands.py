@@ -24,7 +24,7 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 def test_plan_json_lists_every_artifact_with_checksum_and_signature() -> None:
     result = run("plan", "manifests/full-multiarch.yaml", "--json")
     assert result.returncode == 0, result.stderr
-    data = json.loads(result.stdout)
+    data = json.loads(result.stdout)["result"]
     assert data["image"]["reference"] == "docker.elastic.co/package-registry/distribution:9.0.0"
     urls = {a["url"] for a in data["artifacts"]}
     assert ("https://artifacts.elastic.co/downloads/beats/elastic-agent/"

@@ -15,10 +15,8 @@ import pytest
 from airgap.bundle import BundleLock, parse_sums
 from airgap.errors import BundleError, ExitCode, NotFoundError, UsageError
 from airgap.fetch.run import FetchResult, FetchSettings, fetch
-from airgap.manifest import load_manifest
-from airgap.manifest.plan import make_plan
 from airgap.reporter import NullReporter
-from tests.conftest import TEST_REPOSITORY, ManifestMaker, start_airgap
+from tests.conftest import TEST_REPOSITORY, ManifestMaker, site_manifest, start_airgap
 from tests.peers.artifacts import ArtifactServer
 from tests.peers.epr import EprServer
 from tests.peers.files import Fault
@@ -27,19 +25,6 @@ from tests.peers.images import TestImage
 from tests.peers.registry_front import RegistryFront
 
 ELASTIC = "46095ACC8548582C1A2699A9D27D666CD88E42B4"
-
-
-def site_manifest(make_manifest: ManifestMaker, front: RegistryFront,
-                  artifacts: ArtifactServer, epr: EprServer, *, size: int = 30_000,
-                  **keys: object) -> Path:
-    keys.setdefault("platforms", {"arch": ["x86_64", "arm64"]})
-    keys.setdefault("integrations", ["system", "nginx", "fleet_server"])
-    path = make_manifest(artifacts_from=artifacts, epr_from=epr, **keys,
-                         sources={"registry": front.url})
-    for item in make_plan(load_manifest(path)).artifacts:
-        if not (artifacts.root / item.path).exists():
-            artifacts.publish(item.path, size)
-    return path
 
 
 def run_fetch(manifest: Path, bundle: Path, **options: object) -> FetchResult:
@@ -114,13 +99,14 @@ def test_rerun_reuses_everything_and_a_changed_manifest_fetches_only_the_new(
     manifest = site_manifest(make_manifest, registry_front, artifact_server, epr_server)
     bundle = tmp_path / "bundle"
     run_fetch(manifest, bundle)
-    downloads = len(artifact_server.faults.log)
-    blobs = len(registry_front.faults.requests("*/blobs/*"))
-    packages = len(epr_server.faults.requests("/epr/*"))
+    # Each run asks every source first (HEAD, manifests); only GETs of files download.
+    downloads = len(artifact_server.faults.requests(method="GET"))
+    blobs = len(registry_front.faults.requests("*/blobs/*", method="GET"))
+    packages = len(epr_server.faults.requests("/epr/*", method="GET"))
     again = run_fetch(manifest, bundle)
-    assert len(artifact_server.faults.log) == downloads
-    assert len(registry_front.faults.requests("*/blobs/*")) == blobs
-    assert len(epr_server.faults.requests("/epr/*")) == packages
+    assert len(artifact_server.faults.requests(method="GET")) == downloads
+    assert len(registry_front.faults.requests("*/blobs/*", method="GET")) == blobs
+    assert len(epr_server.faults.requests("/epr/*", method="GET")) == packages
     assert all(a.file.reused for a in again.artifacts)
 
     changed = site_manifest(make_manifest, registry_front, artifact_server, epr_server,
@@ -128,9 +114,9 @@ def test_rerun_reuses_everything_and_a_changed_manifest_fetches_only_the_new(
                             integrations=["system", "nginx", "fleet_server", "endpoint"],
                             name="changed.yaml")
     result = run_fetch(changed, bundle)
-    new_requests = [r.path for r in artifact_server.faults.log[downloads:]]
+    new_requests = [r.path for r in artifact_server.faults.requests(method="GET")[downloads:]]
     assert all("endpoint-security" in p for p in new_requests) and len(new_requests) == 3
-    assert [r.path for r in epr_server.faults.requests("/epr/*")[packages:]] == [
+    assert [r.path for r in epr_server.faults.requests("/epr/*", method="GET")[packages:]] == [
         "/epr/endpoint/endpoint-9.0.0.zip.sig", "/epr/endpoint/endpoint-9.0.0.zip"]
     assert "downloads/beats/elastic-agent/elastic-agent-9.0.0-linux-arm64.tar.gz" in \
         result.removed
@@ -164,7 +150,7 @@ def test_fetch_refuses_a_folder_that_is_not_empty_and_not_a_bundle(
     home = tmp_path / "home"
     (home / "downloads").mkdir(parents=True)
     (home / "downloads" / "holiday.jpg").write_bytes(b"precious")
-    with pytest.raises(BundleError, match="is not empty and is not an airgap bundle"):
+    with pytest.raises(UsageError, match="is not empty and is not an airgap bundle"):
         run_fetch(manifest, home)
     assert files_of(home) == {"downloads/holiday.jpg"}
     assert artifact_server.faults.log == []
@@ -254,18 +240,19 @@ def test_killed_fetch_resumes_without_downloading_verified_files_again(
     process = start_fetch(manifest, bundle, tmp_path / "tmp", "--jobs", "2")
     deadline = time.monotonic() + 60
     done: set[str] = set()
+    staged = bundle / ".airgap-next"  # where a fetch writes until it commits
     while time.monotonic() < deadline and len(done) < 3:
-        done = {p.relative_to(bundle).as_posix() for p in bundle.glob("downloads/**/*.tar.gz")}
+        done = {p.relative_to(staged).as_posix() for p in staged.glob("downloads/**/*.tar.gz")}
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert len(done) >= 3, "the fetch finished no artifact before the kill"
-    finished = {p.relative_to(bundle).as_posix() for p in bundle.glob("downloads/**/*.tar.gz")}
+    finished = {p.relative_to(staged).as_posix() for p in staged.glob("downloads/**/*.tar.gz")}
     assert not (bundle / "SHA512SUMS").exists()
     artifact_server.faults.clear()
 
     run_fetch(manifest, bundle)
-    fetched_again = {r.path for r in artifact_server.faults.log}
+    fetched_again = {r.path for r in artifact_server.faults.requests(method="GET")}
     for path in finished:
         assert "/downloads/" + path.removeprefix("downloads/") not in fetched_again
     assert not any(f.endswith(".part") for f in files_of(bundle))
@@ -285,9 +272,10 @@ def test_ctrl_c_stops_every_part_of_the_fetch_at_once(
     temporary = tmp_path / "tmp"
     process = start_fetch(manifest, bundle, temporary, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not any(bundle.glob("downloads/**/*.tar.gz.part")):
+    staged = bundle / ".airgap-next"
+    while time.monotonic() < deadline and not any(staged.glob("downloads/**/*.tar.gz.part")):
         time.sleep(0.05)
-    assert any(bundle.glob("downloads/**/*.tar.gz.part")), "no transfer started"
+    assert any(staged.glob("downloads/**/*.tar.gz.part")), "no transfer started"
     interrupted = time.monotonic()
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=30)

@@ -137,7 +137,7 @@ def test_unknown_platform_is_a_usage_error(image_bundle: Path, tmp_path: Path) -
 
 
 def test_a_malformed_platform_is_a_usage_error(image_bundle: Path, tmp_path: Path) -> None:
-    assert main(["export-image", str(image_bundle), "--platform", "amd64", "-o",
+    assert main(["export-image", str(image_bundle), "--platform", "linux/amd64/v1/x", "-o",
                  str(tmp_path / "x.tar")]) == 2
     assert not (tmp_path / "x.tar").exists()
 

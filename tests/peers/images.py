@@ -2,7 +2,7 @@
 
 It has one layer shared by every platform (package zips under /packages, as in the real
 image, where they are most of the size) and one layer per platform (busybox-static, an
-entrypoint, a ``/health`` file). Its entrypoint serves ``/health`` on ``EPR_ADDRESS``
+entrypoint, ``/health`` and ``/search`` files). Its entrypoint serves them on ``EPR_ADDRESS``
 with busybox httpd, or over TLS with ``openssl s_server`` when ``EPR_TLS_CERT`` and
 ``EPR_TLS_KEY`` are set, as the real registry reads them. Like the real image, it
 declares a health check running ``curl`` against ``localhost:8080/health``; its ``curl``
@@ -188,6 +188,7 @@ def _platform_layer(platform: str) -> list[tuple[str, bytes | Path | None, int]]
         ("usr", None, 0o755), ("usr/bin", None, 0o755), ("tmp", None, 0o1777),
         ("bin/busybox", Path("/bin/busybox"), 0o755),
         ("www/health", b"", 0o644),
+        ("www/search", b"[]\n", 0o644),  # the registry's /search: no packages here
         ("entrypoint.sh", ENTRYPOINT.encode(), 0o755),
         ("usr/bin/curl", CURL.encode(), 0o755),
         ("etc/airgap-test-platform", platform.encode() + b"\n", 0o644),
