@@ -32,9 +32,10 @@ from airgap.net.transport import NetworkSettings, make_client
 from airgap.reporter import NullReporter
 from airgap.trust.gpg import Verifier
 from tests.peers.artifacts import ArtifactServer
+from tests.peers.defend import DefendServer
 from tests.peers.epr import EprServer
 from tests.peers.gpgkeys import SigningKey
-from tests.peers.images import TestImage, build_test_image, push_image
+from tests.peers.images import TestImage, build_agent_image, build_test_image, push_image
 from tests.peers.processes import Containerd, Credentials, Dockerd, DockerRegistry
 from tests.peers.registry_front import RegistryFront
 
@@ -158,6 +159,9 @@ def site_manifest(make_manifest: ManifestMaker, front: RegistryFront,
     published there (``size`` bytes each)."""
     keys.setdefault("platforms", {"arch": ["x86_64", "arm64"]})
     keys.setdefault("integrations", ["system", "nginx", "fleet_server"])
+    # Elastic Defend's artifacts have tests of their own (with the endpoint integration,
+    # a fetch would otherwise ask artifacts.security.elastic.co for them).
+    keys.setdefault("security", {"endpoint_artifacts": False})
     path = make_manifest(artifacts_from=artifacts, epr_from=epr, **keys,
                          sources={"registry": front.url})
     for item in make_plan(load_manifest(path)).artifacts:
@@ -330,12 +334,19 @@ def pull_image(item: ImageItem, folder: Path, downloader: Downloader) -> ImageRe
     ``folder``'s staging folder, then moved into ``folder`` (as a commit would)."""
     staging = Staging(folder)
     result = fetch_image(resolve_image(item, downloader), staging, downloader)
+    move_staged(folder)
+    return result
+
+
+def move_staged(folder: Path) -> None:
+    """What a phase staged in ``folder``'s staging folder, moved into ``folder`` (the
+    commit of a fetch without its index): for tests of one phase."""
+    staging = Staging(folder)
     for relative in staging.files():
         target = folder / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         staging.path(relative).replace(target)
     shutil.rmtree(staging.folder, ignore_errors=True)
-    return result
 
 
 @pytest.fixture(scope="session")
@@ -398,5 +409,85 @@ def golden_bundle(tmp_path_factory: pytest.TempPathFactory, signer: SigningKey,
                             gnupg_home=operator.home), NullReporter())
         yield bundle
     finally:
+        artifacts.stop()
+        epr.stop()
+
+
+# -- Elastic Defend, more images, a bundle with everything ------------------------------------
+
+AGENT_REPOSITORY = "elastic-agent/elastic-agent"
+#: What the Defend stand-in publishes for Endpoint 9.0.0 in ``rich_bundle``.
+DEFEND_ARTIFACTS = {"production-rules-linux-v1": b"rule linux\n" * 3000,
+                    "production-rules-windows-v1": b"rule windows\n" * 3000,
+                    "diagnostic-configuration-v1": b'{"diagnostics": true}\n'}
+
+
+@pytest.fixture
+def defend_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DefendServer]:
+    """A fresh artifacts.security.elastic.co stand-in (nothing published) for one test."""
+    server = DefendServer(tmp_path_factory.mktemp("defend")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def agent_image(pushed_image: TestImage, registry: DockerRegistry,
+                tmp_path_factory: pytest.TempPathFactory) -> TestImage:
+    """A second image sharing the test image's large layer, pushed to ``registry`` as
+    elastic-agent/elastic-agent:9.0.0 (what the known name ``elastic-agent`` means)."""
+    image = build_agent_image(tmp_path_factory.mktemp("agent-image") / "layout", pushed_image,
+                              tag=TEST_TAG)
+    push_image(image, registry.host, AGENT_REPOSITORY)
+    return image
+
+
+def make_wheelhouse(folder: Path, version: str = "0.1.0") -> Path:
+    """A stand-in for ``make wheelhouse``'s folder: the files a fetch carries (the real one
+    is built and installed from by .ci/run, which needs PyPI)."""
+    folder.mkdir(parents=True)
+    (folder / f"airgap-{version}-py3-none-any.whl").write_bytes(os.urandom(5000))
+    (folder / "PyYAML-6.0.2-cp311-cp311-manylinux_2_17_x86_64.whl").write_bytes(os.urandom(900))
+    script = folder / "install.sh"
+    script.write_text("#!/bin/sh\necho install\n")
+    script.chmod(0o755)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def rich_bundle(tmp_path_factory: pytest.TempPathFactory, signer: SigningKey,
+                signer_public_key: Path, agent_image: TestImage, registry: DockerRegistry,
+                operator: SigningKey) -> Iterator[Path]:
+    """A bundle with everything this airgap carries: the registry and the agent image
+    (sharing a layer), agent binaries, endpoint's package, Elastic Defend's artifacts for
+    Endpoint 9.0.0 and a wheelhouse, signed by the operator. Read it, or copy it."""
+    from airgap.fetch.run import FetchSettings, fetch
+    from airgap.manifest import load_manifest
+    from airgap.manifest.plan import make_plan
+
+    work = tmp_path_factory.mktemp("rich")
+    artifacts = ArtifactServer(work / "artifacts", signer).start()
+    epr = EprServer(work / "epr", signer).start()
+    defend = DefendServer(work / "defend").start()
+    try:
+        epr.add("endpoint", "9.0.0")
+        defend.publish("9.0.0", "1.0.137", DEFEND_ARTIFACTS)
+        manifest = work / "airgap.yaml"
+        manifest.write_text(yaml.safe_dump({
+            "apiVersion": "airgap/v1", "kind": "Bundle", "stack": {"version": TEST_TAG},
+            "platforms": {"arch": ["x86_64", "arm64"]}, "integrations": ["endpoint"],
+            "artifacts": {"products": ["elastic-agent"]}, "images": ["elastic-agent"],
+            "sources": {"registry": registry.url, "artifacts": artifacts.url,
+                        "epr": epr.url, "security": defend.url},
+            "trust": {"keys": [str(signer_public_key)]}}))
+        for item in make_plan(load_manifest(manifest)).artifacts:
+            artifacts.publish(item.path, 20_000)
+        bundle = work / "bundle"
+        fetch(FetchSettings(manifest, bundle, sign_with=operator.fingerprint,
+                            gnupg_home=operator.home,
+                            with_tool=make_wheelhouse(work / "airgap-0.1.0-wheelhouse")),
+              NullReporter())
+        yield bundle
+    finally:
+        defend.stop()
         artifacts.stop()
         epr.stop()

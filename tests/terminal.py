@@ -21,13 +21,33 @@ from tests.conftest import REPO
 COLUMNS, ROWS = 120, 40
 
 
+class _Screen(pyte.Screen):  # type: ignore[misc]
+    """A screen that remembers which of its rows the terminal wrapped into the next."""
+
+    def __init__(self, columns: int, lines: int) -> None:
+        super().__init__(columns, lines)
+        self.wrapped: set[int] = set()
+
+    def draw(self, data: str) -> None:
+        for char in data:
+            if self.cursor.x == self.columns and pyte.modes.DECAWM in self.mode:
+                self.wrapped.add(self.cursor.y)
+            super().draw(char)
+
+    def erase_in_line(self, how: int = 0, private: bool = False) -> None:
+        self.wrapped.discard(self.cursor.y)
+        super().erase_in_line(how, private)
+
+
 @dataclass(frozen=True)
 class Seen:
-    """What a run left: its exit code, every byte it wrote, and the screen at the end."""
+    """What a run left: its exit code, every byte it wrote, and the screen at the end
+    (``wrapped``: the rows the terminal continued on the next)."""
 
     code: int
     raw: str
     screen: list[str]
+    wrapped: frozenset[int] = frozenset()
 
     @property
     def text(self) -> str:
@@ -39,13 +59,13 @@ class Seen:
         """The lines of the final screen, each as it was printed: a line the terminal
         wrapped at its width is whole again."""
         joined: list[str] = []
-        wrapped = False
-        for row in self.screen:
-            if wrapped and joined:
+        continued = False
+        for number, row in enumerate(self.screen):
+            if continued and joined:
                 joined[-1] += row
             else:
                 joined.append(row)
-            wrapped = len(row) >= COLUMNS
+            continued = number in self.wrapped
         return joined
 
     @property
@@ -78,13 +98,15 @@ def at_terminal(*args: str, env: dict[str, str] | None = None, timeout: float = 
     finally:
         child.close(force=True)
     data = log.getvalue()
-    screen = pyte.Screen(COLUMNS, 500)
+    screen = _Screen(COLUMNS, 500)
     pyte.ByteStream(screen).feed(data)
-    lines = [line.rstrip() for line in screen.display]
+    # A wrapped row keeps its trailing spaces: they are part of the line it continues.
+    lines = [line if number in screen.wrapped else line.rstrip()
+             for number, line in enumerate(screen.display)]
     while lines and not lines[-1]:
         lines.pop()
     code = child.exitstatus if child.exitstatus is not None else 128 + (child.signalstatus or 0)
-    return Seen(code, data.decode(errors="replace"), lines)
+    return Seen(code, data.decode(errors="replace"), lines, frozenset(screen.wrapped))
 
 
 def in_pipe(*args: str, env: dict[str, str] | None = None, timeout: float = 180,

@@ -50,9 +50,11 @@ def shown(bundle_identity: str) -> str:
 def target_files(description: BundleDescription) -> tuple[str, str]:
     """The bundle.json and SHA512SUMS texts of the bundle ``description`` describes (for a
     delta: the complete bundle it makes, as a full fetch writes them)."""
-    full = dataclasses.replace(
-        description, format=FORMAT, delta=None,
-        items=tuple(dataclasses.replace(i, origin=None) for i in description.items))
+    full = description
+    if description.delta is not None:  # a delta of DELTA_FORMAT makes a bundle of FORMAT
+        full = dataclasses.replace(
+            description, format=FORMAT, delta=None,
+            items=tuple(dataclasses.replace(i, origin=None) for i in description.items))
     text = full.text()
     sums = [(i.path, i.sha512) for i in full.items]
     sums.append((layout.DESCRIPTION, hashlib.sha512(text.encode()).hexdigest()))

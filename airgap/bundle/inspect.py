@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from airgap.bundle.defend import stale_warnings
 from airgap.bundle.delta import identity
 from airgap.bundle.description import read_description
 from airgap.bundle.layout import IMAGES, SUMS, SUMS_SIGNATURE
@@ -28,6 +29,10 @@ class BundleContents:
     size: int
     complete: bool
     signed: bool
+    images: list[dict[str, Any]] = field(default_factory=list)  # besides the registry's
+    defend: list[dict[str, Any]] = field(default_factory=list)
+    tools: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     identity: str | None = None  # the SHA-512 of SHA512SUMS
     delta_of: str | None = None  # a delta: its base's identity
     carried: tuple[int, int] | None = None  # a delta: files and bytes it carries
@@ -40,9 +45,10 @@ class BundleContents:
         """The ``--json`` form."""
         return {"bundle": str(self.path), "created": self.created,
                 "tool_version": self.tool_version, "stack_version": self.stack_version,
-                "image": self.image, "artifacts": self.artifacts, "packages": self.packages,
+                "image": self.image, "images": self.images, "artifacts": self.artifacts,
+                "packages": self.packages, "defend": self.defend, "tools": self.tools,
                 "keys": self.keys, "files": self.files, "bytes": self.size,
-                "complete": self.complete, "signed": self.signed,
+                "complete": self.complete, "signed": self.signed, "warnings": self.warnings,
                 "identity": self.identity, "delta_of": self.delta_of,
                 "carried": None if self.carried is None else {
                     "files": self.carried[0], "bytes": self.carried[1]}}
@@ -68,6 +74,7 @@ def describe_bundle(path: Path) -> BundleContents:
             packages.append({"name": verification.package, "version": verification.version,
                              "path": item.path, "size": item.size})
     image = description.image
+    tools = sorted({item.path.split("/")[1] for item in items if item.kind == "tool"})
     sums = path / SUMS
     carried = [i for i in items if i.origin == "carried"]
     return BundleContents(
@@ -87,6 +94,14 @@ def describe_bundle(path: Path) -> BundleContents:
         size=sum(i.size for i in items),
         complete=sums.is_file(),
         signed=(path / SUMS_SIGNATURE).is_file(),
+        images=[{"reference": i.reference, "digest": i.digest,
+                 "platforms": {p: v.manifest for p, v in i.platforms.items()}}
+                for i in description.images],
+        defend=[{"endpoint_version": d.endpoint_version, "manifest_version": d.manifest_version,
+                 "fetched": d.fetched, "artifacts": d.artifacts, "path": d.path}
+                for d in description.defend],
+        tools=tools,
+        warnings=stale_warnings(description),
         identity=identity(sums.read_bytes()) if sums.is_file() else None,
         delta_of=description.delta.base if description.delta is not None else None,
         carried=(len(carried), sum(i.size for i in carried))

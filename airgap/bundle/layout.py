@@ -10,6 +10,9 @@
       images/              one OCI image layout, every platform, each blob once
       downloads/           artifacts.elastic.co's downloads/ tree, ready to serve
       packages/            integration package zips with their .sig
+      security/            artifacts.security.elastic.co's tree: Elastic Defend's manifests
+                           and the protection artifacts they list
+      tools/               optional: airgap's own wheelhouse, to install it on the other side
 
 See docs/bundle.md for the format.
 """
@@ -19,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from airgap import elastic
 from airgap.errors import BundleError, ServerResponseError, UsageError, setting
 
 SUMS = "SHA512SUMS"
@@ -31,8 +35,10 @@ KEYS = "keys"
 IMAGES = "images"        # one OCI image layout
 DOWNLOADS = "downloads"  # artifacts.elastic.co's downloads/ tree
 PACKAGES = "packages"    # packages/<name>/<name>-<version>.zip and .sig
+SECURITY = "security"    # artifacts.security.elastic.co's tree, from its root
+TOOLS = "tools"          # tools/<wheelhouse>/: airgap itself, for the isolated side
 #: The folders only airgap writes: a fetch may remove what it does not list there.
-OWN_FOLDERS = (IMAGES, DOWNLOADS, PACKAGES, KEYS)
+OWN_FOLDERS = (IMAGES, DOWNLOADS, PACKAGES, KEYS, SECURITY, TOOLS)
 #: Files of a bundle that SHA512SUMS does not list (it cannot list itself or its signature).
 NOT_SUMMED = frozenset({SUMS, SUMS_SIGNATURE, LOCK})
 ARTIFACT_SIGNATURE = ".asc"
@@ -129,4 +135,10 @@ def kind_of(path: str) -> str | None:
             return "package"
         if path.endswith(PACKAGE_SIGNATURE):
             return "package-signature"
+    if path.startswith(f"{SECURITY}/"):
+        below = path.removeprefix(f"{SECURITY}/")
+        return "defend-manifest" if elastic.is_defend_manifest_path(below) else \
+            "defend-artifact"
+    if path.startswith(f"{TOOLS}/"):
+        return "tool"
     return None

@@ -16,6 +16,7 @@ with a carried file, are checked when it is merged (``airgap merge``).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 from collections.abc import Iterable, Mapping
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from airgap import elastic
-from airgap.bundle import layout
+from airgap.bundle import defend, layout
 from airgap.bundle.delta import identity, target_files
 from airgap.bundle.description import BundleDescription, Item, read_description
 from airgap.bundle.lock import refuse_while_written
@@ -42,6 +43,7 @@ from airgap.units import human_size
 _BLOBS = f"{layout.IMAGES}/blobs/sha256/"
 #: What makes a folder a bundle, complete or in the making.
 _MARKS = (layout.SUMS, layout.DESCRIPTION, layout.LOCK, layout.STAGING)
+_DEFEND = f"{layout.SECURITY}/"
 _TRUST = setting("trust_keys")
 _SIGN = setting("sign_with")
 _SIGNED_KINDS = ("artifact", "package")
@@ -154,6 +156,14 @@ def verify_bundle(settings: VerifySettings, reporter: Reporter) -> VerifyReport:
             signatures_done = side.submit(signed, verifier)
             size = check.hash_all(sums, settings.jobs, reporter)
         signatures = signatures_done.result()
+    if check.described is not None:  # Defend's artifacts: as their manifests say, and fresh
+        # A delta's manifests left to the base are checked by merge; its artifacts left
+        # to the base are there for the manifests it carries.
+        carried = dataclasses.replace(check.described, defend=tuple(
+            r for r in check.described.defend if r.path not in check.from_base))
+        defend.check_bundle(root, carried, found.regular | check.from_base, check.sizes,
+                            check.sha256, check.add)
+        check.warnings.extend(defend.stale_warnings(check.described))
     operator = check.operator_signature(settings.trust_keys)
     if not settings.trust_keys:
         check.warnings.append(_unsigned_warning(check.foreign_keys))
@@ -185,7 +195,9 @@ class _Check:
         self.problems: list[Problem] = []
         self.warnings: list[str] = []
         self.digests: dict[str, str] = {}
+        self.sha256: dict[str, str] = {}  # of image blobs and Defend's artifacts
         self.sizes: dict[str, int] = {}
+        self.described: BundleDescription | None = None
         self.foreign_keys: list[str] = []
         self.from_base: set[str] = set()  # a delta's files that its base holds
         self.delta_of: str | None = None
@@ -257,12 +269,15 @@ class _Check:
         def one(path: str) -> None:
             blob = path.startswith(_BLOBS)
             try:
-                digests = hash_file(self.root / path, sha256=blob, progress=progress)
+                digests = hash_file(self.root / path, sha256=blob or path.startswith(_DEFEND),
+                                    progress=progress)
             except OSError as exc:
                 self.add(path, "unreadable", f"cannot be read: {exc.strerror or exc}")
                 return
             with self._lock:
                 self.digests[path] = digests.sha512
+                if digests.sha256 is not None:
+                    self.sha256[path] = digests.sha256
             if digests.sha512 != sums[path]:
                 self.add(path, "modified", "its SHA-512 differs from SHA512SUMS")
             if blob and digests.sha256 != path.removeprefix(_BLOBS):
@@ -300,6 +315,7 @@ class _Check:
                                               f"where it lies makes it {expected!r}")
         for path in set(sums) - set(items) - {layout.DESCRIPTION}:
             self.add(path, "description", "in SHA512SUMS but not in bundle.json")
+        self.described = description
         return description
 
     def _delta(self, description: BundleDescription) -> None:

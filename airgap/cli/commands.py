@@ -130,14 +130,16 @@ def plan(manifest: Path, check: bool, ca_cert: Path | None, jobs: int,
               help="Sign SHA512SUMS with this OpenPGP key (from --gnupg-home).")
 @click.option("--gnupg-home", type=click.Path(path_type=Path, file_okay=False, exists=True),
               help="The GnuPG home holding the --sign-with key.")
+@click.option("--with-tool", type=options.DIR, metavar="WHEELHOUSE",
+              help="Carry airgap itself: the folder `make wheelhouse` wrote, into tools/.")
 @click.option("--since", type=options.BUNDLE, metavar="BASE",
               help="Write a delta: only what the bundle BASE (or its bundle.json and "
                    "SHA512SUMS) does not hold.")
 @options.quiet
 @json_option
 def fetch_command(manifest: Path, bundle: Path, jobs: int, ca_cert: Path | None,
-                  sign_with: str | None, gnupg_home: Path | None, since: Path | None,
-                  quiet: bool, as_json: bool) -> None:
+                  sign_with: str | None, gnupg_home: Path | None, with_tool: Path | None,
+                  since: Path | None, quiet: bool, as_json: bool) -> None:
     """Download and verify everything MANIFEST plans into one bundle folder. Every source
     is asked first; an interrupted fetch resumes when run again."""
     from airgap.fetch.run import FetchSettings, fetch
@@ -146,7 +148,8 @@ def fetch_command(manifest: Path, bundle: Path, jobs: int, ca_cert: Path | None,
                      f"{bundle} is as it was; what was fetched waits in {bundle}/.airgap-next/: "
                      "run the same command again to go on from there")
     settings = FetchSettings(manifest=manifest, bundle=bundle, jobs=jobs, ca_cert=ca_cert,
-                             sign_with=sign_with, gnupg_home=gnupg_home, since=since)
+                             sign_with=sign_with, gnupg_home=gnupg_home, with_tool=with_tool,
+                             since=since)
     with _reporting(session, quiet) as reporter:
         result = fetch(settings, reporter)
     if session.json:
@@ -163,16 +166,18 @@ def fetch_command(manifest: Path, bundle: Path, jobs: int, ca_cert: Path | None,
 @click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False), required=True,
               help="The tar file to write (replaced whole, or not at all).")
 @options.tags("Another name to give the image in the tar")
+@click.option("--image", metavar="NAME",
+              help="Which of BUNDLE's images (default: the package registry's).")
 @options.quiet
 def export_image_command(bundle: Path, platform: str | None, output: Path,
-                         tags: tuple[str, ...], quiet: bool) -> None:
+                         tags: tuple[str, ...], image: str | None, quiet: bool) -> None:
     """Write one platform of BUNDLE's image as a tar for `docker load -i`, for a machine
     without airgap."""
     from airgap.load.export import export_image
 
     session = _begin("export-image", on_interrupt=f"no tar was written to {output}")
     with _reporting(session, quiet) as reporter:
-        result = export_image(bundle, platform, output, tags, reporter)
+        result = export_image(bundle, platform, output, tags, image, reporter)
     render.line(f"wrote {result.path}: {result.reference} ({result.platform}), "
                 f"{result.size} bytes; load it with: docker load -i {result.path}")
 
@@ -232,7 +237,9 @@ def inspect_command(bundle: Path, as_json: bool) -> None:
 @click.option("--docker", is_flag=True, help="Load the image into the engine at DOCKER_HOST.")
 @options.platform("The platform to load: linux/amd64, arm64, linux/arm64/v8 ... "
                   "(default: the engine's).")
-@options.tags("Another name to give the loaded image")
+@click.option("--image", "images", multiple=True, metavar="NAME",
+              help="Load and push only this image (repeatable; default: every image).")
+@options.tags("Another name to give the (first) loaded image")
 @click.option("--registry", metavar="[http://|https://]HOST[:PORT][/NAMESPACE]",
               help="Push every platform and the index to this registry (https://, or "
                    "http:// with --insecure).")
@@ -262,16 +269,23 @@ def inspect_command(bundle: Path, as_json: bool) -> None:
 @click.option("--registry-url",
               help="The package registry URL Kibana will use (for --config).")
 @click.option("--artifacts-url", help="The agent binary source URL (for --config).")
+@click.option("--defend-url", help="Elastic Defend's artifact mirror, the server's root "
+              "(for --config; default: --artifacts-url without downloads/).")
+@click.option("--pin-packages/--no-pin-packages", default=None,
+              help="Pin Kibana to the bundle's package versions (for --config; default: "
+                   "for a tailored registry).")
 @options.jobs
 @options.quiet
 @json_option
 def load_command(bundle: Path, skip_verify: bool, trust_keys: tuple[Path, ...], docker: bool,
-                 platform: str | None, tags: tuple[str, ...], registry: str | None,
+                 platform: str | None, images: tuple[str, ...], tags: tuple[str, ...],
+                 registry: str | None,
                  insecure: bool, ca_cert: Path | None, run: bool, port: int, name: str,
                  network: str | None, tls_cert: Path | None, tls_key: Path | None,
                  tls_min_version: str | None, restart: str, replace: bool,
                  artifacts_dir: Path | None, config_dir: Path | None,
-                 registry_url: str | None, artifacts_url: str | None, jobs: int,
+                 registry_url: str | None, artifacts_url: str | None,
+                 defend_url: str | None, pin_packages: bool | None, jobs: int,
                  quiet: bool, as_json: bool) -> None:
     """Verify BUNDLE, then load, push, run and lay it out on the isolated side. Every
     option is checked before the bundle is verified."""
@@ -288,7 +302,8 @@ def load_command(bundle: Path, skip_verify: bool, trust_keys: tuple[Path, ...], 
                                           tls_min_version=tls_min_version, restart=restart,
                                           replace=replace),
         artifacts_dir=artifacts_dir, config_dir=config_dir, registry_url=registry_url,
-        artifacts_url=artifacts_url, jobs=jobs)
+        artifacts_url=artifacts_url, jobs=jobs, images=images, pin_packages=pin_packages,
+        defend_url=defend_url)
     try:
         with _reporting(session, quiet) as reporter:
             result = load(settings, reporter)

@@ -40,7 +40,12 @@ def main(argv: list[str] | None = None) -> int:
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _terminate)
     try:
-        return _run(argv, session)
+        try:
+            return _run(argv, session)
+        except Terminated:  # came while the outcome was being shown: end, quietly
+            return ExitCode.TERMINATED
+        except KeyboardInterrupt:
+            return ExitCode.INTERRUPTED
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

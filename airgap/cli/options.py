@@ -26,15 +26,18 @@ FLAGS = {
     "block": "--block",
     "ca_cert": "--ca-cert",
     "config_dir": "--config",
+    "defend_url": "--defend-url",
     "docker": "--docker",
     "gnupg_home": "--gnupg-home",
     "insecure": "--insecure",
     "jobs": "--jobs",
+    "images": "--image",
     "max_file": "--max-file",
     "name": "--name",
     "network": "--network",
     "output": "-o",
     "partial": "--partial",
+    "pin_packages": "--pin-packages",
     "platform": "--platform",
     "port": "--port",
     "registry": "--registry",
@@ -50,6 +53,7 @@ FLAGS = {
     "tls_key": "--tls-key",
     "tls_min_version": "--tls-min-version",
     "trust_keys": "--trust-key",
+    "with_tool": "--with-tool",
 }
 
 

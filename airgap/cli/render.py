@@ -141,6 +141,7 @@ def render_plan(plan: Plan, check: SourceCheck | None = None) -> None:
             ("from", f"{image.registry_url}/v2/{image.reference.repository}"),
             ("why", f"← {image.reason}"),
             *([("size", human_size(check.image.size))] if check is not None else [])])
+    _render_plan_extras(plan)
     if plan.artifacts:
         previous = None
         rows = []
@@ -169,9 +170,24 @@ def render_plan(plan: Plan, check: SourceCheck | None = None) -> None:
         line(f"note: {note}")
     total = f"; {human_size(check.total)} in all" + (
         f" ({check.unknown} of unknown size)" if check.unknown else "") if check else ""
-    line(f"{image.reference} for {len(image.platforms)} platform(s), {len(plan.artifacts)} "
-         f"artifact(s) ({len(plan.artifacts) * 3} files with checksums and signatures), "
-         f"{len(plan.packages)} package(s) to resolve{total}.")
+    more = f" and {len(plan.images)} more image(s)" if plan.images else ""
+    defend = f", Elastic Defend's artifacts for {len(plan.defend)} Endpoint version(s)" \
+        if plan.defend else ""
+    line(f"{image.reference} for {len(image.platforms)} platform(s){more}, "
+         f"{len(plan.artifacts)} artifact(s) ({len(plan.artifacts) * 3} files with checksums "
+         f"and signatures), {len(plan.packages)} package(s) to resolve{defend}{total}.")
+
+
+def _render_plan_extras(plan: Plan) -> None:
+    """The images besides the registry's, and Elastic Defend's manifests."""
+    for item in plan.images:
+        _facts([("image", str(item.reference)), ("platforms", ", ".join(item.platforms)),
+                ("from", f"{item.registry_url}/v2/{item.reference.repository}"),
+                ("why", f"← {item.reason}")])
+    if plan.defend:
+        _table(f"Elastic Defend's artifacts from {plan.manifest.sources.security} (each "
+               "manifest, then what it lists)", ["Endpoint", "Manifest", "Why"],
+               [[d.endpoint_version, d.path, f"← {d.reason}"] for d in plan.defend], "defend")
 
 
 def render_fetch(result: FetchResult) -> None:
@@ -192,6 +208,18 @@ def render_fetch(result: FetchResult) -> None:
         [f for a in result.artifacts for f in (a.file, a.checksum, a.signature)])
     row("packages", len(result.packages), [f for p in result.packages for f in (p.file,
                                                                                p.signature)])
+    extras = result.extras
+    for more in extras.images:
+        row(f"image {more.reference.repository}", len(more.files), more.files)
+    if extras.defend:
+        files = {f.dest: f for d in extras.defend
+                 for f in (d.manifest, *(fetched for _, fetched in d.artifacts))}
+        row("Elastic Defend (" + ", ".join(f"{d.item.endpoint_version}: "
+                                           f"{d.document.manifest_version}"
+                                           for d in extras.defend) + ")",
+            len(files), list(files.values()))
+    if extras.tools:
+        row("airgap wheelhouse (tools/)", len(extras.tools), extras.tools)
     _table(f"Bundle {result.path}", ["Part", "Items", "Size", "Fetched now", "Resumed", "Kept"],
            rows, "part", right=["Items", "Size", "Fetched now", "Resumed", "Kept"])
     state = "unchanged: it already held exactly this" if result.unchanged else \
@@ -245,6 +273,13 @@ def render_contents(contents: BundleContents) -> None:
         ("stack", contents.stack_version),
         ("image", f"{image.get('reference')} ({human_size(image.get('size'))})"),
         *[(f"  {platform}", str(digest)) for platform, digest in image["platforms"].items()],
+        *[("image", f"{more['reference']} ({', '.join(more['platforms'])})")
+          for more in contents.images],
+        *[("defend", f"Endpoint {d['endpoint_version']}: manifest_version "
+                     f"{d['manifest_version']}, {d['artifacts']} artifacts, fetched "
+                     f"{d['fetched']}") for d in contents.defend],
+        *[("tools", f"tools/{name} (install.sh installs airgap from it)")
+          for name in contents.tools],
         ("size", f"{contents.files} files, {human_size(contents.size)}"),
         ("keys", "; ".join(f"{k['fingerprint'][-16:]} {(k.get('uids') or ['?'])[0]}"
                            for k in contents.keys)),
@@ -261,6 +296,8 @@ def render_contents(contents: BundleContents) -> None:
                  str(p["path"]) if not _terminal() else ""] for p in contents.packages]
         _table("Integration packages", ["Package", "Version", "Size", ""], rows, "package",
                right=["Size"])
+    for warning in contents.warnings:
+        print_warning(warning)
 
 
 def render_load(result: LoadResult) -> None:
@@ -271,15 +308,17 @@ def render_load(result: LoadResult) -> None:
                                  f"{result.verification.signatures} signatures"))
     else:
         rows.append(("verified", "NO (--skip-verify)"))
-    if result.loaded:
-        rows.append(("docker", f"{result.loaded.reference} ({result.loaded.platform}) as "
-                               f"{result.loaded.image_id[:19]}"))
-    if result.pushed:
-        pushed = result.pushed
-        rows.append(("pushed", f"{pushed.reference}@{pushed.digest} ({pushed.uploaded} blobs "
-                               f"sent, {pushed.skipped} already there)"))
-        rows.append(("  use", f"{pushed.reference} (Kibana's registry image, or the "
-                              "ECK packageRegistry image)"))
+    for loaded in (result.loaded, *result.more_loaded):
+        if loaded is not None:
+            rows.append(("docker", f"{loaded.reference} ({loaded.platform}) as "
+                                   f"{loaded.image_id[:19]}"))
+    for number, pushed in enumerate((result.pushed, *result.pushed_more)):
+        if pushed is not None:
+            rows.append(("pushed", f"{pushed.reference}@{pushed.digest} ({pushed.uploaded} "
+                                   f"blobs sent, {pushed.skipped} already there)"))
+            rows.append(("  use", f"{pushed.reference}" + (
+                " (Kibana's registry image, or the ECK packageRegistry image)"
+                if number == 0 else "")))
     if result.running:
         running = result.running
         where = "" if running.reachable else \
@@ -292,6 +331,10 @@ def render_load(result: LoadResult) -> None:
         rows.append(("artifacts", f"{a.directory}: {a.linked} linked, {a.copied} copied, "
                                   f"{a.unchanged} already there, {len(a.replaced)} replaced"))
         rows.append(("  serve", f"airgap serve {a.directory} --bind 0.0.0.0"))
+    if result.defend:
+        d = result.defend
+        rows.append(("defend", f"{d.directory}: {d.added} files added, {d.unchanged} already "
+                               f"there; Endpoint {', '.join(d.manifests)}"))
     if result.config:
         rows.append(("settings", f"{result.config.directory}: {', '.join(result.config.files)}"
                                  " (see its README.md)"))

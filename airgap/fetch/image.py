@@ -1,9 +1,11 @@
-"""The package registry image: pulled without a Docker daemon into ``BUNDLE/images/``.
+"""The images: pulled without a Docker daemon into ``BUNDLE/images/``.
 
-One OCI image layout holds every requested platform; a blob the platforms share (the
-packages layer) is stored once. When every platform of the registry's index is wanted,
-the index is kept byte for byte, so its digest is the one the registry publishes;
-otherwise a new index lists the wanted platforms' manifests, which keep their digests.
+One OCI image layout holds the package registry image and the others a manifest names
+(``images``), every requested platform of each; a blob that platforms or images share
+(the packages layer, a base layer) is stored once. When every platform of an image's
+index is wanted, the index is kept byte for byte, so its digest is the one the registry
+publishes; otherwise a new index lists the wanted platforms' manifests, which keep their
+digests.
 
 :func:`resolve_image` asks only for the small documents (the index, each platform's
 manifest, a config when the tag names one platform), before anything large is
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from airgap import oci
@@ -91,8 +94,11 @@ class ImageResult:
         return sum(f.digests.size for f in self.files)
 
 
-def resolve_image(item: ImageItem, downloader: Downloader) -> ResolvedImage:
-    """Find ``item``'s manifests for its platforms, and so every blob it needs."""
+def resolve_image(item: ImageItem, downloader: Downloader, *,
+                  registry: bool = True) -> ResolvedImage:
+    """Find ``item``'s manifests for its platforms, and so every blob it needs;
+    ``registry`` when it is the package registry image (which the registry settings
+    name)."""
     reference = item.reference
     client = RegistryClient(downloader, item.registry_url, reference.repository,
                             find_credentials(host_port(item.registry_url)))
@@ -101,9 +107,10 @@ def resolve_image(item: ImageItem, downloader: Downloader) -> ResolvedImage:
     try:
         data, media_type, digest = client.manifest(reference.tag)
     except NotFoundError:
-        raise NotFoundError(f"{source}: no such image tag",
-                            details=["check registry.flavor, registry.variant and registry.tag "
-                                     "against the tags the registry publishes"]) from None
+        hint = ("check registry.flavor, registry.variant and registry.tag against the tags "
+                "the registry publishes") if registry else \
+            "check the image's name and tag in `images`"
+        raise NotFoundError(f"{source}: no such image tag", details=[hint]) from None
     wanted = [oci.Platform.parse(p) for p in item.platforms]
     documents: list[tuple[str, bytes]] = []
     if media_type in oci.INDEX_TYPES:
@@ -116,40 +123,65 @@ def resolve_image(item: ImageItem, downloader: Downloader) -> ResolvedImage:
                          tuple(platforms))
 
 
-def fetch_image(resolved: ResolvedImage, staging: Staging, downloader: Downloader,
-                since: Since | None = None) -> ImageResult:
-    """Store ``resolved``'s documents and download its blobs, each kept from the bundle
-    when its copy there still matches its digest; with ``since``, the blobs the base of a
-    delta holds are not downloaded."""
+def fetch_image(resolved: ResolvedImage, staging: Staging,
+                downloader: Downloader) -> ImageResult:
+    """:func:`fetch_images` of one image."""
+    return fetch_images([resolved], staging, downloader)[0]
+
+
+def fetch_images(images: Sequence[ResolvedImage], staging: Staging,
+                 downloader: Downloader, since: Since | None = None) -> list[ImageResult]:
+    """Store the images' documents and download their blobs, each once however many
+    platforms and images share it, each kept from the bundle when its copy there still
+    matches its digest (with ``since``, not downloaded when the base of a delta holds
+    it); ``index.json`` names them all, the first (the package registry) by its tag as
+    well, the others by their full reference."""
     layout = oci.Layout(staging.path(IMAGES))
     live = oci.Layout(staging.live(IMAGES))
-    written: list[Fetched] = []
-    for url, data in resolved.documents:
-        digests = _digests(data)
-        kept = live.blob(f"sha256:{digests.sha256}")
-        if kept.is_file() and kept.read_bytes() == data:
-            written.append(Fetched(kept, url, digests, reused=True))
-            continue
-        path, digests = layout.write_blob(data)
-        written.append(Fetched(path, url, digests, reused=False))
-    downloads = [resolved.client.blob_download(
+    documents: list[list[Fetched]] = []
+    blobs: dict[str, tuple[oci.Descriptor, str, RegistryClient]] = {}
+    for image in images:
+        written: list[Fetched] = []
+        documents.append(written)
+        for url, data in image.documents:
+            digests = _digests(data)
+            kept = live.blob(f"sha256:{digests.sha256}")
+            if kept.is_file() and kept.read_bytes() == data:
+                written.append(Fetched(kept, url, digests, reused=True))
+                continue
+            path, digests = layout.write_blob(data)
+            written.append(Fetched(path, url, digests, reused=False))
+        for descriptor, what in image.blobs():
+            if len(images) > 1:
+                what = f"{image.item.reference.repository} {what}"
+            blobs.setdefault(descriptor.digest, (descriptor, what, image.client))
+    downloads = [client.blob_download(
         descriptor, layout.blob(descriptor.digest),
         f"{IMAGES}/blobs/sha256/{descriptor.hex} ({what})", existing=live.blob(descriptor.digest),
-        phase=PHASE) for descriptor, what in resolved.blobs()]
-    if since is not None:
-        held = {d.dest: since.blob(d) for d in downloads}
-        written.extend(f for f in held.values() if f is not None)
-        downloads = [d for d in downloads if held[d.dest] is None]
-    written.extend(downloader.fetch_all(downloads))
-    reference = resolved.item.reference
-    annotations = {oci.REF_NAME: reference.tag, oci.CONTAINERD_NAME: str(reference)}
-    stored = resolved.stored
-    layout.write_index([{"mediaType": stored.media_type, "digest": stored.digest,
-                         "size": stored.size, "annotations": annotations}])
-    files = {f.dest: f for f in written}
-    return ImageResult(reference, resolved.source, resolved.upstream_digest,
-                       resolved.upstream_media_type, stored, resolved.platforms,
-                       tuple(files.values()))
+        phase=PHASE) for descriptor, what, client in blobs.values()]
+    held = [since.blob(d) if since is not None else None for d in downloads]
+    fetched = iter(downloader.fetch_all([d for d, h in zip(downloads, held, strict=True)
+                                         if h is None]))
+    by_digest = {digest: h if h is not None else next(fetched)
+                 for digest, h in zip(blobs, held, strict=True)}
+    entries = []
+    results = []
+    for number, image in enumerate(images):
+        reference = image.item.reference
+        annotations = {oci.REF_NAME: reference.tag if number == 0 else str(reference),
+                       oci.CONTAINERD_NAME: str(reference)}
+        stored = image.stored
+        entries.append({"mediaType": stored.media_type, "digest": stored.digest,
+                        "size": stored.size, "annotations": annotations})
+        files = {f.dest: f for f in documents[number]}
+        for descriptor, _ in image.blobs():
+            blob = by_digest[descriptor.digest]
+            files.setdefault(blob.dest, blob)
+        results.append(ImageResult(reference, image.source, image.upstream_digest,
+                                   image.upstream_media_type, stored, image.platforms,
+                                   tuple(files.values())))
+    layout.write_index(entries)
+    return results
 
 
 def _digests(data: bytes) -> Digests:

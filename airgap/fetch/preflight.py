@@ -50,12 +50,14 @@ class SourceCheck:
     artifacts: Mapping[str, int | None]
     packages: tuple[tuple[ResolvedPackage, str], ...]
     package_sizes: Mapping[str, int | None]
+    images: tuple[ResolvedImage, ...] = ()  # those besides the package registry's
 
     def sizes(self) -> dict[str, int | None]:
         """Every file to fetch by its path in the bundle, with its size when known."""
         layout = "images/blobs/sha256/"
         found: dict[str, int | None] = {f"{layout}{d.hex}": d.size
-                                        for d, _ in self.image.blobs()}
+                                        for image in (self.image, *self.images)
+                                        for d, _ in image.blobs()}
         found.update(self.artifacts)
         found.update(self.package_sizes)
         return found
@@ -95,13 +97,20 @@ def check_sources(plan: Plan, downloader: Downloader) -> SourceCheck:
     """Ask every source about everything ``plan`` needs, the three at once; raise the
     errors found, all of them, before anything large is downloaded."""
     with SidePool("airgap-check", workers=3, on_failure=downloader.cancel) as side:
-        image = side.submit(resolve_image, plan.image, downloader)
+        images = side.submit(_resolve_images, plan, downloader)
         artifacts = side.submit(_artifact_sizes, plan.artifacts, downloader)
         packages = side.submit(_resolve_packages, plan, downloader)
-    raise_failures([image, artifacts, packages],
+    raise_failures([images, artifacts, packages],
                    "the sources cannot give everything the manifest asks for")
     resolved, sizes = packages.result()
-    return SourceCheck(image.result(), artifacts.result(), resolved, sizes)
+    first, *others = images.result()
+    return SourceCheck(first, artifacts.result(), resolved, sizes, tuple(others))
+
+
+def _resolve_images(plan: Plan, downloader: Downloader) -> list[ResolvedImage]:
+    """The package registry image, then the others, each resolved (small documents)."""
+    return [resolve_image(plan.image, downloader),
+            *(resolve_image(item, downloader, registry=False) for item in plan.images)]
 
 
 def probe_size(downloader: Downloader, url: str, label: str) -> int | None:

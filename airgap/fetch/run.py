@@ -2,13 +2,14 @@
 
 First every source is asked (:mod:`airgap.fetch.preflight`): a typo, a missing file, an
 untrusted certificate or a full disk is reported in seconds, before anything large is
-downloaded. Then the image, the artifacts and the packages are fetched (each phase in
-parallel) into the bundle's staging folder, each file kept from the bundle when its copy
-there still verifies; then ``keys/``, ``bundle.json`` and ``SHA512SUMS`` are written, and
-one commit puts it all in place (:mod:`airgap.bundle.staging`). A bundle that was
+downloaded. Then the images, the artifacts, the packages and Elastic Defend's artifacts
+are fetched (each phase in parallel) into the bundle's staging folder, each file kept
+from the bundle when its copy there still verifies, and airgap's own wheelhouse copied
+when asked; then ``keys/``, ``bundle.json`` and ``SHA512SUMS`` are written, and one
+commit puts it all in place (:mod:`airgap.bundle.staging`). A bundle that was
 complete stays complete whatever a run does; files the manifest no longer wants are
-removed only by that commit. With ``since``, the bundle is a delta of that earlier
-bundle (:mod:`airgap.fetch.since`, :mod:`airgap.bundle.delta`).
+removed only by that commit. With ``since``, the bundle is a delta of that
+earlier bundle (:mod:`airgap.fetch.since`, :mod:`airgap.bundle.delta`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import errno
 import functools
 import shutil
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +30,17 @@ from airgap.bundle.staging import Staging, commit, recover
 from airgap.bundle.sums import format_sums
 from airgap.errors import AirgapError, FileSystemError, setting
 from airgap.fetch import artifacts as artifacts_phase
+from airgap.fetch import defend as defend_phase
 from airgap.fetch import image as image_phase
 from airgap.fetch import packages as packages_phase
 from airgap.fetch.artifacts import ArtifactResult, fetch_artifacts
-from airgap.fetch.describe import describe_files, description
-from airgap.fetch.image import ImageResult, fetch_image
+from airgap.fetch.defend import DefendResult, fetch_defend
+from airgap.fetch.describe import Extras, describe_files, description
+from airgap.fetch.image import ImageResult, fetch_images
 from airgap.fetch.packages import PackageResult, fetch_packages
 from airgap.fetch.preflight import SourceCheck, check_sources, check_space, remaining_bytes
 from airgap.fetch.since import Since, open_base
+from airgap.fetch.tools import check_wheelhouse, copy_wheelhouse
 from airgap.files import atomic_write, file_system
 from airgap.manifest.model import load_manifest
 from airgap.manifest.plan import Plan, make_plan
@@ -60,6 +64,7 @@ class FetchSettings:
     ca_cert: Path | None = None
     sign_with: str | None = None
     gnupg_home: Path | None = None
+    with_tool: Path | None = None  # a wheelhouse of airgap to carry in tools/
     since: Path | None = None  # write a delta of this earlier bundle
 
 
@@ -77,6 +82,7 @@ class FetchResult:
     signed: bool
     removed: tuple[str, ...]
     unchanged: bool = False
+    extras: Extras = field(default_factory=Extras)
     delta: DeltaSummary | None = None
 
     @property
@@ -84,10 +90,14 @@ class FetchResult:
         return sum(i.size for i in self.items)
 
     def files(self) -> list[Fetched]:
-        """Every file the three phases gave."""
-        return [*self.image.files,
+        """Every file the phases gave."""
+        extras = self.extras
+        return [*self.image.files, *(f for i in extras.images for f in i.files),
                 *(f for a in self.artifacts for f in (a.file, a.checksum, a.signature)),
-                *(f for p in self.packages for f in (p.file, p.signature))]
+                *(f for p in self.packages for f in (p.file, p.signature)),
+                *(f for d in extras.defend for f in (d.manifest,
+                                                     *(a for _, a in d.artifacts))),
+                *extras.tools]
 
     def to_dict(self) -> dict[str, Any]:
         """What the fetch did, for ``--json``."""
@@ -105,6 +115,10 @@ class FetchResult:
             "signed": self.signed, "unchanged": self.unchanged, "removed": list(self.removed),
             "artifacts": [a.item.bundle_path for a in self.artifacts],
             "packages": {p.package.name: p.package.version for p in self.packages},
+            "images": [str(i.reference) for i in self.extras.images],
+            "defend": {d.item.endpoint_version: d.document.manifest_version
+                       for d in self.extras.defend},
+            "tools": [f.dest.name for f in self.extras.tools],
             "delta": None if self.delta is None else {
                 "base": self.delta.base, "target": self.delta.target,
                 "carried_files": self.delta.carried_files,
@@ -126,6 +140,8 @@ def fetch(settings: FetchSettings, reporter: Reporter) -> FetchResult:
         else None
     if operator is not None:
         operator.check()  # a missing key or passphrase, before hours of downloads
+    if settings.with_tool is not None:
+        check_wheelhouse(settings.with_tool)
     reporter.info(f"fetch {manifest.source} into {root}: {plan.summary()}")
     with BundleLock(root), make_client(network) as client, \
             Verifier(manifest.trust_keys) as verifier:
@@ -145,14 +161,18 @@ def fetch(settings: FetchSettings, reporter: Reporter) -> FetchResult:
                                          "to download")
         check_space(staging, left)
         try:
-            image, artifacts, packages = _fetch_phases(plan, check, staging, downloader,
-                                                       verifier, reporter, since)
+            images, artifacts, packages, defend = _fetch_phases(
+                plan, check, staging, downloader, verifier, reporter, since)
+            tools = copy_wheelhouse(settings.with_tool, staging) if settings.with_tool \
+                else []
         except OSError as exc:  # a full disk, most likely: say where and how much
             raise _with_space_left(FileSystemError.from_os_error(exc), check,
                                    staging) from exc
+        image = images[0]
+        extras = Extras(images[1:], defend, tools)
         keys = tuple(verifier.keys.values())
-        items = describe_files(staging, image, artifacts, packages, keys)
-        new = description(plan, image, artifacts, packages, keys, items)
+        items = describe_files(staging, image, artifacts, packages, keys, extras)
+        new = description(plan, image, artifacts, packages, keys, items, extras)
         if since is not None:
             delta, carried = write_delta(staging.folder, new, since.base,
                                          operator.sign if operator is not None else None)
@@ -161,11 +181,12 @@ def fetch(settings: FetchSettings, reporter: Reporter) -> FetchResult:
             commit(staging, [*carried, *index], drop)
             return FetchResult(root, plan, image, tuple(artifacts), tuple(packages),
                                tuple(items), keys, operator is not None, tuple(drop),
-                               delta=delta)
+                               extras=extras, delta=delta)
         if _unchanged(root, new):
             _keep(staging, operator, root)
             return FetchResult(root, plan, image, tuple(artifacts), tuple(packages),
-                               tuple(items), keys, _signed(root), (), unchanged=True)
+                               tuple(items), keys, _signed(root), (), unchanged=True,
+                               extras=extras)
         new.write(staging.folder)
         sums = [(i.path, i.sha512) for i in items]
         sums.append((layout.DESCRIPTION, hash_file(staging.path(layout.DESCRIPTION)).sha512))
@@ -181,19 +202,22 @@ def fetch(settings: FetchSettings, reporter: Reporter) -> FetchResult:
         commit(staging, [*wanted, layout.DESCRIPTION, layout.SUMS, layout.SUMS_SIGNATURE],
                drop)
     return FetchResult(root, plan, image, tuple(artifacts), tuple(packages), tuple(items),
-                       keys, operator is not None, tuple(drop))
+                       keys, operator is not None, tuple(drop), extras=extras)
 
 
 def _fetch_phases(plan: Plan, check: SourceCheck, staging: Staging, downloader: Downloader,
-                  verifier: Verifier, reporter: Reporter, since: Since | None
-                  ) -> tuple[ImageResult, list[ArtifactResult], list[PackageResult]]:
-    """The image, the binaries and the packages come from three different servers: fetch
-    them at the same time, each with its own --jobs transfers."""
+                  verifier: Verifier, reporter: Reporter, since: Since | None = None
+                  ) -> tuple[list[ImageResult], list[ArtifactResult], list[PackageResult],
+                             list[DefendResult]]:
+    """The images, the binaries, the packages and Defend's artifacts come from different
+    servers: fetch them at the same time, each with its own --jobs transfers."""
     sizes = check.sizes()
-    blobs = check.image.blobs()
+    images = [check.image, *check.images]
+    blobs = {d.digest: d for image in images for d, _ in image.blobs()}
     reporter.phase_started(image_phase.PHASE, f"image {plan.image.reference} for "
-                           f"{', '.join(plan.image.platforms)}",
-                           total=sum(d.size for d, _ in blobs), items=len(blobs))
+                           f"{', '.join(plan.image.platforms)}" + (
+                               f" and {len(check.images)} more" if check.images else ""),
+                           total=sum(d.size for d in blobs.values()), items=len(blobs))
     artifact_bytes = [sizes.get(a.bundle_path) for a in plan.artifacts]
     reporter.phase_started(artifacts_phase.PHASE, f"{len(plan.artifacts)} binaries with "
                            "their .sha512 and .asc", items=3 * len(plan.artifacts),
@@ -204,18 +228,25 @@ def _fetch_phases(plan: Plan, check: SourceCheck, staging: Staging, downloader: 
                            "their .sig", items=2 * len(check.packages),
                            total=None if None in package_bytes else
                            sum(s for s in package_bytes if s is not None))
-    with SidePool("airgap-phase", workers=3, on_failure=downloader.cancel) as phases:
+    phases = [image_phase.PHASE, artifacts_phase.PHASE, packages_phase.PHASE]
+    if plan.defend:
+        reporter.phase_started(defend_phase.PHASE, f"Elastic Defend's artifacts for Endpoint "
+                               f"{', '.join(d.endpoint_version for d in plan.defend)}")
+        phases.append(defend_phase.PHASE)
+    with SidePool("airgap-phase", workers=4, on_failure=downloader.cancel) as pool:
         jobs: list[Future[Any]] = [
-            phases.submit(fetch_image, check.image, staging, downloader, since),
-            phases.submit(fetch_artifacts, plan.artifacts, staging, downloader, verifier,
-                          since),
-            phases.submit(fetch_packages, check.packages, staging, downloader, verifier,
-                          since)]
-        for job, phase in zip(jobs, (image_phase.PHASE, artifacts_phase.PHASE,
-                                     packages_phase.PHASE), strict=True):
+            pool.submit(fetch_images, images, staging, downloader, since),
+            pool.submit(fetch_artifacts, plan.artifacts, staging, downloader, verifier,
+                        since),
+            pool.submit(fetch_packages, check.packages, staging, downloader, verifier,
+                        since)]
+        if plan.defend:
+            jobs.append(pool.submit(fetch_defend, plan.defend, staging, downloader))
+        for job, phase in zip(jobs, phases, strict=True):
             job.add_done_callback(functools.partial(_phase_done, reporter, phase))
     raise_failures(jobs, "the fetch did not complete")
-    return jobs[0].result(), jobs[1].result(), jobs[2].result()
+    return jobs[0].result(), jobs[1].result(), jobs[2].result(), \
+        jobs[3].result() if plan.defend else []
 
 
 def _phase_done(reporter: Reporter, phase: str, job: Future[Any]) -> None:

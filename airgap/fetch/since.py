@@ -23,7 +23,7 @@ from pathlib import Path
 
 from airgap.bundle import layout
 from airgap.bundle.delta import Base, read_base, shown
-from airgap.bundle.description import FORMAT, read_description
+from airgap.bundle.description import read_description
 from airgap.errors import BundleError, UsageError, setting
 from airgap.net.download import Download, Fetched
 from airgap.reporter import Reporter
@@ -50,7 +50,7 @@ def open_base(base: Path, output: Path) -> Base:
     found = read_base(base)
     if (output / layout.SUMS).is_file() and (output / layout.DESCRIPTION).is_file():
         try:
-            complete = read_description(output).format == FORMAT
+            complete = read_description(output).delta is None
         except BundleError:
             complete = False
         if complete:

@@ -108,15 +108,19 @@ class _SizedBody:
         return self._pieces
 
 
-def select(client: DockerClient, bundle: Path, platform: str | None) -> oci.PlatformSelection:
-    """The platform of the bundle's image to load: ``platform``, else the engine's; a
-    usage error when the bundle has no such platform."""
-    return oci.select_platform(oci.Layout(bundle / IMAGES), platform or engine_platform(client))
+def select(client: DockerClient, bundle: Path, platform: str | None,
+           reference: str | None = None) -> oci.PlatformSelection:
+    """The platform of the bundle's image (``reference``, when it holds several) to load:
+    ``platform``, else the engine's; a usage error when the bundle has no such platform."""
+    return oci.select_platform(oci.Layout(bundle / IMAGES), platform or engine_platform(client),
+                               reference)
 
 
 def load_image(client: DockerClient, bundle: Path, extra_tags: tuple[str, ...], reporter: Reporter,
-               platform: str | None = None, gate: StreamGate | None = None) -> LoadedImage:
-    """Stream the engine's platform of the bundle's image into the engine.
+               platform: str | None = None, gate: StreamGate | None = None,
+               reference: str | None = None) -> LoadedImage:
+    """Stream the engine's platform of the bundle's image (the one ``reference`` names,
+    when the bundle holds several) into the engine.
 
     With a ``gate``, the stream's last chunk waits for it (see
     :func:`~airgap.oci.dockertar.archive_stream`); refused, the engine gets a cut tar,
@@ -129,9 +133,9 @@ def load_image(client: DockerClient, bundle: Path, extra_tags: tuple[str, ...], 
 
     wanted = platform or engine_platform(client)
     layout = oci.Layout(bundle / IMAGES)
-    selection = oci.select_platform(layout, wanted)
+    selection = oci.select_platform(layout, wanted, reference)
     size = archive_size(selection, extra_tags)
-    key = "docker load"
+    key = f"docker load {selection.reference}"
     reporter.task_started(key, f"docker load {selection.reference} ({wanted})", size)
 
     def counted() -> Iterator[bytes | memoryview]:

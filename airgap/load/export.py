@@ -1,5 +1,6 @@
-"""``airgap export-image``: one platform of the bundle's image as a tar for ``docker load``,
-for a machine without airgap."""
+"""``airgap export-image``: one platform of one of the bundle's images (the package
+registry's unless told otherwise) as a tar for ``docker load``, for a machine without
+airgap."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from airgap import oci
+from airgap.bundle.description import read_description
 from airgap.bundle.layout import IMAGES
 from airgap.bundle.lock import refuse_while_written
 from airgap.files import atomic_output
+from airgap.load.select import select_images
 from airgap.oci.dockertar import archive_size, archive_stream
 from airgap.reporter import NullReporter, Reporter
 
@@ -26,14 +29,21 @@ class ExportResult:
 
 
 def export_image(bundle: Path, platform: str | None, output: Path,
-                 extra_tags: Sequence[str] = (), reporter: Reporter | None = None
-                 ) -> ExportResult:
-    """Write ``output`` (atomically) for one platform of the bundle's image."""
+                 extra_tags: Sequence[str] = (), image: str | None = None,
+                 reporter: Reporter | None = None) -> ExportResult:
+    """Write ``output`` (atomically) for one platform of the bundle's image ``image``
+    names (by default the package registry's)."""
     reporter = reporter or NullReporter()
     extra_tags = [oci.docker_tag(t) for t in extra_tags]
     refuse_while_written(bundle)
     layout = oci.Layout(bundle / IMAGES)
-    selection = oci.select_platform(layout, platform)
+    if image is not None:
+        reference: str | None = select_images(read_description(bundle), [image])[0]
+    elif len(oci.named_images(layout)) == 1:
+        reference = None  # the only one: no need for bundle.json
+    else:
+        reference = read_description(bundle).image.reference
+    selection = oci.select_platform(layout, platform, reference)
     total = archive_size(selection, extra_tags)
     key = str(output)
     reporter.task_started(key, f"{output} ({selection.reference}, {selection.platform})",

@@ -118,10 +118,12 @@ def connect_registry(target: PushTarget, source_repository: str, downloader: Dow
     return client
 
 
-def push_image(bundle: Path, client: RegistryClient, tag: str) -> PushResult:
-    """Push the bundle's image with ``client``; return the reference it can be pulled by."""
+def push_image(bundle: Path, client: RegistryClient, tag: str,
+               reference: str | None = None) -> PushResult:
+    """Push the bundle's image (the one ``reference`` names, when it holds several) with
+    ``client``; return the reference it can be pulled by."""
     layout = oci.Layout(bundle / IMAGES)
-    top, manifests = oci.image_platforms(layout)
+    top, manifests = oci.image_platforms(layout, reference)
     downloader = client.downloader
     blobs: dict[str, oci.Descriptor] = {}
     for manifest in manifests:
@@ -133,8 +135,8 @@ def push_image(bundle: Path, client: RegistryClient, tag: str) -> PushResult:
         for manifest in manifests:
             _put_manifest(client, layout, manifest, manifest.digest)
     _put_manifest(client, layout, top, tag)
-    reference = oci.ImageReference(host_port(client.base), client.repository, tag)
-    return PushResult(reference, top.digest, sum(1 for s in sent if s), sum(1 for s in sent
+    pushed = oci.ImageReference(host_port(client.base), client.repository, tag)
+    return PushResult(pushed, top.digest, sum(1 for s in sent if s), sum(1 for s in sent
                                                                             if not s),
                       sum(blobs[d].size for d, s in zip(blobs, sent, strict=True) if s))
 

@@ -1,18 +1,21 @@
 """``airgap load``: the isolated side. Verify the bundle, then do what was asked.
 
-First everything that can be checked is: the options, the platform in the bundle, the
-port and the container name, the certificate's key, the registry and its credentials,
-so that a mistake is found in seconds, not after the verification. Then in order:
-verify (unless ``--skip-verify``), load the image into Docker, push it to a private
-registry, run the package registry, lay out the artifact registry, write the settings.
-A bundle that fails verification is refused before anything is touched.
+First everything that can be checked is: the options, the images and the platform in
+the bundle, the port and the container name, the certificate's key, the registry and
+its credentials, so that a mistake is found in seconds, not after the verification.
+Then in order: verify (unless ``--skip-verify``), load the images into Docker (every one
+the bundle holds, or those ``--image`` names), push them to a private registry, run the
+package registry, lay out the artifact registry (the agents' binaries and Elastic
+Defend's artifacts), write the settings. A bundle that fails verification is refused
+before anything is touched.
 
-The one overlap: while the bundle is verified, the image already streams to the Docker
-engine, all but its last chunk. A tar cut inside a member is refused whole: Docker's
-classic store registers nothing before it has the whole archive, and with the
-containerd store no image is made (blobs already received stay as unreferenced content
-until containerd's garbage collection). A verified bundle is loaded in the time the
-engine takes, not that plus the verification.
+The one overlap: while the bundle is verified, the first image already streams to the
+Docker engine, all but its last chunk (the others follow once the bundle has passed).
+A tar cut inside a member is refused whole: Docker's classic store registers nothing
+before it has the whole archive, and with the containerd store no image is made (blobs
+already received stay as unreferenced content until containerd's garbage collection).
+A verified bundle is loaded in the time the engine takes, not that plus the
+verification.
 """
 
 from __future__ import annotations
@@ -25,15 +28,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airgap.bundle.delta import shown
-from airgap.bundle.description import read_description
+from airgap.bundle.description import BundleDescription, read_description
 from airgap.bundle.lock import refuse_while_written
 from airgap.bundle.verify import VerifyReport, VerifySettings, verify_bundle
 from airgap.errors import BundleError, UsageError, VerificationError, setting
 from airgap.load.artifacts import ArtifactsResult, install_artifacts
 from airgap.load.container import RunningRegistry, RunSettings, check_run, run_registry
+from airgap.load.defend import DefendInstall, install_defend
 from airgap.load.engine import LoadedImage, StreamGate, connect, load_image, select
-from airgap.load.fleet_settings import ConfigResult, ConfigSettings, check_urls, write_config
-from airgap.load.push import PushResult, PushTarget, connect_registry, push_image
+from airgap.load.fleet_settings import (
+    ConfigResult,
+    ConfigSettings,
+    check_urls,
+    defend_base_url,
+    write_config,
+)
+from airgap.load.images import connect_each, load_more, push_each
+from airgap.load.push import PushResult, PushTarget
+from airgap.load.select import select_images
 from airgap.net.download import Downloader
 from airgap.net.transport import NetworkSettings, make_client
 from airgap.oci.reference import docker_tag, parse_reference
@@ -64,6 +76,9 @@ class LoadSettings:
     registry_url: str | None = None
     artifacts_url: str | None = None
     jobs: int = 8
+    images: tuple[str, ...] = ()  # which images to load and push; none named: every one
+    pin_packages: bool | None = None  # None: when the registry is tailored
+    defend_url: str | None = None  # Defend's base_url; None: from artifacts_url
 
 
 @dataclass(frozen=True)
@@ -76,6 +91,9 @@ class LoadResult:
     running: RunningRegistry | None = None
     artifacts: ArtifactsResult | None = None
     config: ConfigResult | None = None
+    more_loaded: tuple[LoadedImage, ...] = ()  # the images loaded after the first
+    pushed_more: tuple[PushResult, ...] = ()
+    defend: DefendInstall | None = None
 
     def warnings(self) -> list[str]:
         """What the operator should know: the verification's warnings, and more."""
@@ -144,40 +162,83 @@ def load(settings: LoadSettings, reporter: Reporter) -> LoadResult:
     target = PushTarget.parse(settings.registry) if settings.registry else None
     refuse_while_written(settings.bundle)
     _refuse_delta(settings.bundle)
-    reference = parse_reference(_image_reference(settings.bundle))
+    description, selected = _selected(settings, reporter)
+    config_settings = _config_settings(settings, description) if settings.config_dir \
+        else None
+    reference = parse_reference(description.image.reference)
+    first = selected[0]
     engine = connect() if settings.docker or settings.run else None
     if engine is not None and settings.docker:
-        select(engine, settings.bundle, settings.platform)
+        for image in selected:
+            select(engine, settings.bundle, settings.platform, image)
     if engine is not None and settings.run:
         check_run(engine, str(reference), settings.run_settings, image_comes=settings.docker)
     network = NetworkSettings(ca_certs=(settings.ca_cert,) if settings.ca_cert else (),
                               jobs=settings.jobs, insecure=settings.insecure)
     with make_client(network) if target is not None else contextlib.nullcontext() as http:
-        registry = connect_registry(target, reference.repository,
-                                    Downloader(http, network, reporter), settings.insecure) \
-            if target is not None and http is not None else None
+        registries = connect_each(target, selected, Downloader(http, network, reporter),
+                                  settings.insecure) \
+            if target is not None and http is not None else []
         report = loaded = None
         if settings.skip_verify:
             reporter.warning(f"{setting('skip_verify')}: the bundle is NOT being checked; "
                              "whatever it holds now is what gets loaded")
             if engine is not None and settings.docker:
-                loaded = load_image(engine, settings.bundle, tags, reporter, settings.platform)
+                loaded = load_image(engine, settings.bundle, tags, reporter, settings.platform,
+                                    reference=first)
         elif engine is not None and settings.docker:
-            report, loaded = _verify_while_loading(settings, engine, tags, reporter)
+            report, loaded = _verify_while_loading(settings, engine, tags, reporter, first)
         else:
             report = _verify(settings, reporter)
-        reference = parse_reference(_image_reference(settings.bundle))
-        pushed = push_image(settings.bundle, registry, reference.tag) \
-            if registry is not None else None
+        if report is not None:  # what was read before is now verified: read it again
+            description = read_description(settings.bundle)
+        reference = parse_reference(description.image.reference)
+        more_loaded: tuple[LoadedImage, ...] = ()
+        if engine is not None and settings.docker:
+            more_loaded = load_more(engine, settings.bundle, selected[1:], reporter,
+                                    settings.platform)
+        pushed, *pushed_more = push_each(settings.bundle, registries, selected) \
+            if registries else (None,)
     running = run_registry(engine, str(reference), settings.run_settings, reporter) \
         if engine is not None and settings.run else None
-    artifacts = install_artifacts(settings.bundle, settings.artifacts_dir, reporter) \
-        if settings.artifacts_dir else None
-    config = None
-    if settings.config_dir and settings.registry_url and settings.artifacts_url:
-        config = write_config(ConfigSettings(settings.config_dir, settings.registry_url,
-                                             settings.artifacts_url, settings.ca_cert))
-    return LoadResult(report, loaded, pushed, running, artifacts, config)
+    artifacts = defend = None
+    if settings.artifacts_dir:
+        artifacts = install_artifacts(settings.bundle, settings.artifacts_dir, reporter)
+        defend = install_defend(settings.bundle, description, settings.artifacts_dir,
+                                reporter)
+    config = write_config(config_settings) if config_settings is not None else None
+    return LoadResult(report, loaded, pushed, running, artifacts, config, more_loaded,
+                      tuple(pushed_more), defend)
+
+
+def _selected(settings: LoadSettings, reporter: Reporter
+              ) -> tuple[BundleDescription, list[str]]:
+    """bundle.json, and the images to load and push (the first loads beside the
+    verification); when bundle.json cannot be read, the verification says why."""
+    try:
+        description = read_description(settings.bundle)
+    except BundleError:
+        if settings.skip_verify:
+            raise
+        _verify(settings, reporter)  # refuses the bundle: its bundle.json is damaged
+        raise
+    return description, select_images(description, settings.images)
+
+
+def _config_settings(settings: LoadSettings, description: BundleDescription
+                     ) -> ConfigSettings:
+    assert settings.config_dir and settings.registry_url and settings.artifacts_url
+    given = description.manifest.given.get("registry")
+    flavor = given.get("flavor") if isinstance(given, dict) else None
+    pin = settings.pin_packages if settings.pin_packages is not None else flavor == "tailored"
+    config = ConfigSettings(settings.config_dir, settings.registry_url, settings.artifacts_url,
+                            settings.ca_cert, description.manifest.resolved.stack_version,
+                            dict(description.manifest.resolved.packages) if pin else None,
+                            bool(description.defend), settings.defend_url)
+    if config.defend:  # before anything is loaded: the URL must work
+        defend_base_url(check_urls(config.registry_url, config.artifacts_url)[1],
+                        config.defend_url)
+    return config
 
 
 def _refuse_delta(bundle: Path) -> None:
@@ -207,7 +268,8 @@ def _verify(settings: LoadSettings, reporter: Reporter, jobs: int | None = None
 
 
 def _verify_while_loading(settings: LoadSettings, client: DockerClient, tags: tuple[str, ...],
-                          reporter: Reporter) -> tuple[VerifyReport, LoadedImage]:
+                          reporter: Reporter, reference: str
+                          ) -> tuple[VerifyReport, LoadedImage]:
     """Verify the bundle here while a thread streams the image to the engine, holding
     its last chunk until the bundle has passed.
 
@@ -218,12 +280,9 @@ def _verify_while_loading(settings: LoadSettings, client: DockerClient, tags: tu
     # Refused, interrupted or failed: the stream stops short.
     with SidePool("airgap-docker-load", on_failure=gate.refuse) as side:
         loading = side.submit(load_image, client, settings.bundle, tags, reporter,
-                              settings.platform, gate)
+                              settings.platform, gate, reference)
         report = _verify(settings, reporter, jobs=max(1, (os.cpu_count() or 2) - 1))
         gate.open()
     return report, loading.result()
 
 
-def _image_reference(root: Path) -> str:
-    """The image's original reference, from bundle.json."""
-    return read_description(root).image.reference

@@ -2,8 +2,11 @@
 
 Agents upgrade from it as from artifacts.elastic.co: ``agent.download.sourceURI`` is
 ``http(s)://host:port/downloads/``; they fetch ``beats/elastic-agent/<file>``, its ``.sha512``
-and ``.asc``. Files go out through aiohttp's ``FileResponse`` (sendfile, Range, HEAD,
-conditional requests); nothing outside the tree, no listing, no ``.part`` file is answered.
+and ``.asc``. Elastic Defend's endpoints fetch ``endpoint/...`` below the same
+``/downloads/`` (their ``base_url`` is the server's root). Files go out through aiohttp's
+``FileResponse`` (sendfile, Range, HEAD), each with a strong ``ETag`` from its content
+(:mod:`airgap.load.etags`) that ``If-None-Match`` and ``If-Range`` are judged by; nothing
+outside the tree, no listing, no ``.part`` file is answered.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from aiohttp.typedefs import Handler
 
 from airgap.bundle.layout import DOWNLOADS
 from airgap.errors import UsageError
+from airgap.load.etags import ContentTags, not_modified, range_applies
 from airgap.reporter import Reporter
 
 #: Where the tree is served, so the sourceURI reads like Elastic's ``.../downloads/``.
@@ -82,14 +86,32 @@ def _safe_file(root: Path, relative: str) -> Path | None:
 
 class _IdentityFileResponse(web.FileResponse):
     """Sends the file itself: ``FileResponse`` would send a sibling ``x.gz`` with a
-    Content-Encoding to a client accepting gzip. Preparing twice sends it once."""
+    Content-Encoding to a client accepting gzip. Preparing twice sends it once.
+
+    Its ``ETag`` is ``content_tag``: the conditions that name tags are decided here
+    with it, not by ``FileResponse`` with its own (mtime and size) tag."""
+
+    def __init__(self, path: Path, content_tag: str, content_type: str) -> None:
+        super().__init__(path, headers={hdrs.CONTENT_TYPE: content_type})
+        self.content_tag = content_tag
 
     async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
         if self.prepared:
             return await web.StreamResponse.prepare(self, request)
         headers = request.headers.copy()
         headers.popall(hdrs.ACCEPT_ENCODING, None)
+        headers.popall(hdrs.IF_NONE_MATCH, None)
+        if not range_applies(headers.get(hdrs.IF_RANGE), self.content_tag):
+            headers.popall(hdrs.RANGE, None)  # the client holds other bytes: all of these
+        headers.popall(hdrs.IF_RANGE, None)
         return await super().prepare(request.clone(headers=headers))
+
+
+async def _content_etag(request: web.Request, response: web.StreamResponse) -> None:
+    """Give a file's answer (200, 206, 304, 416) its content tag, just before it is sent."""
+    tag = getattr(response, "content_tag", None)
+    if tag is not None:
+        response.headers[hdrs.ETAG] = tag
 
 
 def make_app(root: Path, access_log: logging.Logger | None = None) -> web.Application:
@@ -117,13 +139,21 @@ def make_app(root: Path, access_log: logging.Logger | None = None) -> web.Applic
                                 request.raw_path, *request.version, status,
                                 "-" if size is None or request.method == "HEAD" else size)
 
+    tags = ContentTags()
+
     async def download(request: web.Request) -> web.StreamResponse:
         relative = request.match_info["path"]
         path = await asyncio.to_thread(_safe_file, root, relative)
         if path is None:
             raise web.HTTPNotFound(text="404: Not Found\n")
-        response = _IdentityFileResponse(
-            path, headers={hdrs.CONTENT_TYPE: content_type_for(relative.rsplit("/", 1)[-1])})
+        try:
+            tag = await tags.tag_async(path)
+        except OSError:  # gone, or unreadable, since it was found
+            raise web.HTTPNotFound(text="404: Not Found\n") from None
+        if not_modified(request.headers.get(hdrs.IF_NONE_MATCH), tag):
+            return web.Response(status=304, headers={hdrs.ETAG: tag})
+        response = _IdentityFileResponse(path, tag,
+                                         content_type_for(relative.rsplit("/", 1)[-1]))
         await response.prepare(request)  # sent now, so the access log sees the real status
         return response
 
@@ -138,6 +168,7 @@ def make_app(root: Path, access_log: logging.Logger | None = None) -> web.Applic
             f"agent.download.sourceURI: {source_uri}\n"))
 
     app = web.Application(middlewares=[log_access])
+    app.on_response_prepare.append(_content_etag)
     app.router.add_get(URL_PREFIX + "{path:.+}", download)
     app.router.add_get("/health", health)
     app.router.add_get("/", index)

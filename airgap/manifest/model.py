@@ -26,9 +26,10 @@ KIND = "Bundle"
 
 _VERSION_RE = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)\Z")
 _INTEGRATION_RE = re.compile(r"^[a-z0-9][a-z0-9_]*\Z")
+_PLATFORM_RE = re.compile(r"^[a-z0-9]+/[a-z0-9_]+(?:/[a-z0-9]+)?\Z")
 
 _TOP_KEYS = ("apiVersion", "kind", "stack", "platforms", "registry", "integrations",
-             "artifacts", "packages", "sources", "trust")
+             "artifacts", "packages", "images", "security", "sources", "trust")
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,29 @@ class ArtifactsSpec:
 
     products: tuple[str, ...] | None = None
     fips: bool = False
+    #: Also the macOS universal builds, where Elastic publishes them (endpoint-security).
+    darwin_universal: bool = False
+
+
+@dataclass(frozen=True)
+class ExtraImage:
+    """A container image to carry besides the registry's: ``name`` is the repository
+    (``docker.elastic.co/elastic-agent/elastic-agent``); ``tag`` None is the stack
+    version; ``platforms`` None are the registry image's."""
+
+    name: str
+    tag: str | None = None
+    platforms: tuple[str, ...] | None = None
+    #: The known name it was given by (``elastic-agent``), if any.
+    known: str | None = None
+
+
+@dataclass(frozen=True)
+class SecuritySpec:
+    """Elastic Defend's protection artifacts: ``endpoint_versions`` None is ``auto`` (the
+    stack version's when the integrations include endpoint)."""
+
+    endpoint_versions: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -70,6 +94,7 @@ class Sources:
     registry: str = elastic.DEFAULT_REGISTRY_URL
     artifacts: str = elastic.DEFAULT_ARTIFACTS_URL
     epr: str = elastic.DEFAULT_EPR_URL
+    security: str = elastic.DEFAULT_SECURITY_URL
     ca_cert: Path | None = None
 
 
@@ -83,6 +108,8 @@ class Manifest:
     integrations: tuple[str, ...] = ()
     artifacts: ArtifactsSpec = ArtifactsSpec()
     packages: bool = True
+    images: tuple[ExtraImage, ...] = ()
+    security: SecuritySpec = SecuritySpec()
     sources: Sources = Sources()
     trust_keys: tuple[Path, ...] = ()
     source: str = "<manifest>"
@@ -100,6 +127,14 @@ class Manifest:
         """The image tag the registry settings resolve to."""
         r = self.registry
         return elastic.registry_tag(self.stack_version, r.flavor, r.variant, r.tag)
+
+    @property
+    def endpoint_versions(self) -> tuple[str, ...]:
+        """The Endpoint versions whose Defend artifacts to fetch."""
+        chosen = self.security.endpoint_versions
+        if chosen is not None:
+            return chosen
+        return (self.stack_version,) if elastic.DEFEND_INTEGRATION in self.integrations else ()
 
 
 def load_manifest(path: Path) -> Manifest:
@@ -163,6 +198,8 @@ class _Checker(Checker):
             integrations=self.integrations(top.get("integrations")),
             artifacts=self.artifacts(top.get("artifacts")),
             packages=self.boolean(top.get("packages"), "packages", True),
+            images=self.images(top.get("images")),
+            security=self.security(top.get("security"), version or "0.0.0"),
             sources=self.sources(top.get("sources")),
             trust_keys=self.trust(top.get("trust")),
             source=self.source,
@@ -231,7 +268,7 @@ class _Checker(Checker):
         return self.unique(pairs)
 
     def artifacts(self, value: Any) -> ArtifactsSpec:
-        section = self.mapping(value, "artifacts", ("products", "fips"))
+        section = self.mapping(value, "artifacts", ("products", "fips", "darwin_universal"))
         products: tuple[str, ...] | None = None
         raw = section.get("products", "auto")
         if raw is not None and raw != "auto":
@@ -246,10 +283,93 @@ class _Checker(Checker):
                 self.problem(path, f"{item!r} is not a known product{more}")
             products = self.unique(pairs)
         return ArtifactsSpec(products=products,
-                             fips=self.boolean(section.get("fips"), "artifacts.fips", False))
+                             fips=self.boolean(section.get("fips"), "artifacts.fips", False),
+                             darwin_universal=self.boolean(section.get("darwin_universal"),
+                                                           "artifacts.darwin_universal", False))
+
+    # -- more images and Elastic Defend's artifacts ------------------------------------------
+
+    def images(self, value: Any) -> tuple[ExtraImage, ...]:
+        found: list[ExtraImage] = []
+        seen: dict[tuple[str, str | None], str] = {}
+        for path, item in self.items(value, "images"):
+            image = self.image(item, path)
+            if image is None:
+                continue
+            key = (image.name, image.tag)
+            if key in seen:
+                self.problem(path, f"{image.name} is already given at {seen[key]}")
+                continue
+            seen[key] = path
+            found.append(image)
+        return tuple(found)
+
+    def image(self, item: Any, path: str) -> ExtraImage | None:
+        known = tuple(elastic.KNOWN_IMAGES)
+        if isinstance(item, str):
+            item = {"name": item}
+        if not isinstance(item, dict):
+            self.problem(path, f"expected a known image ({', '.join(known)}) or a mapping "
+                               f"with name, tag and platforms, got {describe(item)}")
+            return None
+        section = self.mapping(item, path, ("name", "tag", "platforms"))
+        # A name given as a bare string has no line of its own: the item's.
+        at = self.lines.get(f"{path}.name") or self.lines.get(path)
+        name = self.string(section.get("name"), f"{path}.name", "elastic-agent") \
+            if "name" in section else None
+        if name is None:
+            if "name" not in section:
+                self.problem(f"{path}.name", f"required: a known image ({', '.join(known)}) "
+                                             "or an image repository", at)
+            return None
+        repository = elastic.KNOWN_IMAGES.get(name, name)
+        if not is_image_name(repository, tagged=False) or "/" not in repository:
+            hint = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+            more = f"; did you mean {hint[0]!r}?" if hint else \
+                f" (known: {', '.join(known)}, or a repository like " \
+                "docker.elastic.co/elastic-agent/elastic-agent)"
+            self.problem(f"{path}.name", f"{name!r} is not a known image or an image "
+                                         f"repository without tag{more}", at)
+            return None
+        tag = None
+        if section.get("tag") is not None:
+            tag = self.string(section["tag"], f"{path}.tag", "9.0.0")
+            if tag is not None and not is_tag(tag):
+                self.problem(f"{path}.tag", f"{tag!r} is not a valid image tag")
+                return None
+        platforms = None
+        if section.get("platforms") is not None:
+            pairs: list[tuple[str, str | None]] = []
+            for item_path, platform in self.items(section["platforms"], f"{path}.platforms"):
+                if isinstance(platform, str) and _PLATFORM_RE.match(platform):
+                    pairs.append((item_path, platform))
+                else:
+                    self.problem(item_path, f"expected a platform like linux/amd64 or "
+                                            f"linux/arm64, got {describe(platform)}")
+            platforms = self.unique(pairs) or None
+        return ExtraImage(repository, tag, platforms, name if name in known else None)
+
+    def security(self, value: Any, stack_version: str) -> SecuritySpec:
+        section = self.mapping(value, "security", ("endpoint_artifacts",))
+        raw = section.get("endpoint_artifacts", "auto")
+        if raw is None or raw == "auto":
+            return SecuritySpec()
+        if raw is False:
+            return SecuritySpec(())
+        if raw is True:
+            raw = [stack_version]
+        versions: list[tuple[str, str | None]] = []
+        for path, item in self.items(raw, "security.endpoint_artifacts"):
+            if isinstance(item, str) and _VERSION_RE.match(item):
+                versions.append((path, item))
+            else:
+                self.problem(path, f"expected an Endpoint version like 9.0.0, got "
+                                   f"{describe(item)} (quote it if YAML reads a number)")
+        return SecuritySpec(self.unique(versions))
 
     def sources(self, value: Any) -> Sources:
-        section = self.mapping(value, "sources", ("registry", "artifacts", "epr", "ca_cert"))
+        section = self.mapping(value, "sources", ("registry", "artifacts", "epr", "security",
+                                                  "ca_cert"))
         default = Sources()
         ca = section.get("ca_cert")
         return Sources(
@@ -258,6 +378,8 @@ class _Checker(Checker):
             artifacts=self.url(section.get("artifacts"), "sources.artifacts",
                                default.artifacts, folder=True),
             epr=self.url(section.get("epr"), "sources.epr", default.epr, folder=True),
+            security=self.url(section.get("security"), "sources.security", default.security,
+                              folder=True),
             ca_cert=None if ca is None else self.file(ca, "sources.ca_cert"),
         )
 

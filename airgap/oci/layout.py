@@ -1,7 +1,9 @@
 """The OCI image layout on disk: ``oci-layout``, ``index.json``, ``blobs/sha256/<hex>``.
 
-The bundle keeps its image as one such layout, holding every platform with each blob
-stored once; :func:`select_platform` finds one platform's manifest in it.
+The bundle keeps its images as one such layout, holding every platform of each with each
+blob stored once; ``index.json`` names each image (``io.containerd.image.name``).
+:func:`image_platforms` finds one image in it, :func:`select_platform` one platform's
+manifest of it.
 """
 
 from __future__ import annotations
@@ -100,26 +102,49 @@ class PlatformSelection:
     tag: str
 
 
-def image_platforms(layout: Layout) -> tuple[Descriptor, list[Descriptor]]:
-    """The layout's top descriptor and the platform manifests under it."""
+def named_images(layout: Layout) -> dict[str, Descriptor]:
+    """Each image ``index.json`` names, by its full reference, in the index's order."""
     try:
         entries = layout.read_index()
     except FileNotFoundError:
         raise BundleError(f"{layout.root} holds no image layout (no index.json)") from None
-    if len(entries) != 1:
-        raise BundleError(f"{layout.root}/index.json should name one image, it names "
-                          f"{len(entries)}")
-    top = entries[0]
+    named: dict[str, Descriptor] = {}
+    for entry in entries:
+        name = str(entry.raw.get("annotations", {}).get(CONTAINERD_NAME, ""))
+        if name in named:
+            raise BundleError(f"{layout.root}/index.json names {name or 'an image'} twice")
+        named[name] = entry
+    return named
+
+
+def image_platforms(layout: Layout, reference: str | None = None
+                    ) -> tuple[Descriptor, list[Descriptor]]:
+    """The top descriptor of the image ``reference`` names (None: the layout's only one)
+    and the platform manifests under it."""
+    named = named_images(layout)
+    if reference is not None:
+        if reference not in named:
+            raise UsageError(f"the bundle has no image {reference}; it has "
+                             f"{', '.join(named) or 'none'}",
+                             details=[f"choose one with {setting('images')}"])
+        top = named[reference]
+    elif len(named) == 1:
+        top = next(iter(named.values()))
+    else:
+        raise UsageError(f"the bundle holds {len(named)} images ({', '.join(named)}): name "
+                         f"one with {setting('images')}")
     if top.media_type in INDEX_TYPES:
         return top, index_entries(layout.read_json(top.digest), str(layout.blob(top.digest)))
     return top, [top]
 
 
-def select_platform(layout: Layout, wanted: str | None) -> PlatformSelection:
-    """The platform ``wanted`` (default: this machine's) of the layout's image."""
-    top, manifests = image_platforms(layout)
+def select_platform(layout: Layout, wanted: str | None, reference: str | None = None
+                    ) -> PlatformSelection:
+    """The platform ``wanted`` (default: this machine's) of the image ``reference``
+    names (None: the layout's only one)."""
+    top, manifests = image_platforms(layout, reference)
     annotations = top.raw.get("annotations", {})
-    reference = str(annotations.get(CONTAINERD_NAME, ""))
+    name = str(annotations.get(CONTAINERD_NAME, ""))
     tag = str(annotations.get(REF_NAME, ""))
     try:
         target = Platform.parse(wanted or host_platform())
@@ -132,8 +157,8 @@ def select_platform(layout: Layout, wanted: str | None) -> PlatformSelection:
         found = Platform.from_config(layout.read_json(image.config.digest))
         available.append(str(found))
         if target.matches(found):
-            return PlatformSelection(found, descriptor, image, reference, tag)
-    raise UsageError(f"the bundle's image has no {target} platform; it has "
-                     f"{', '.join(available)}",
+            return PlatformSelection(found, descriptor, image, name, tag)
+    what = name or "the bundle's image"
+    raise UsageError(f"{what} has no {target} platform; it has {', '.join(available)}",
                      details=[f"choose one with {setting('platform')}"] if wanted is None
                      else [])

@@ -44,7 +44,7 @@ def damage(document: dict[str, Any], change: str) -> dict[str, Any]:
     elif change == "verification value":
         damaged["items"][3]["verification"]["signer"] = 7
     elif change == "format":
-        damaged["format"] = 3
+        damaged["format"] = 4
     elif change == "layers":
         next(iter(damaged["image"]["platforms"].values()))["layers"] = "sha256:x"
     return damaged
@@ -74,12 +74,42 @@ def test_a_damaged_file_says_so_and_points_at_verify(golden_bundle: Path, tmp_pa
         read_description(tmp_path)
 
 
-def test_a_delta_is_format_2_and_each_of_its_files_says_where_it_is(
+def test_format_1_bundles_still_read_and_keep_to_their_fields(document: dict[str, Any]
+                                                              ) -> None:
+    older = copy.deepcopy(document)
+    assert older["format"] == 2 and older["images"] == [] and older["defend"] == []
+    del older["images"], older["defend"]
+    older["format"] = 1
+    description = BundleDescription.from_dict(older)
+    assert description.format == 1 and description.images == () and description.defend == ()
+    assert description.to_dict() == older  # written back as it was
+    older["defend"] = []
+    with pytest.raises(DescriptionError, match="not a field of this bundle format") as refused:
+        BundleDescription.from_dict(older)
+    assert refused.value.field == "defend"
+
+
+def test_format_2_records_images_and_defend_manifests(rich_bundle: Path) -> None:
+    description = read_description(rich_bundle)
+    assert [i.reference for i in description.all_images] == [
+        "docker.elastic.co/package-registry/distribution:9.0.0",
+        "docker.elastic.co/elastic-agent/elastic-agent:9.0.0"]
+    [defend] = description.defend
+    assert defend.manifest_version == "1.0.137" and defend.fetched.endswith("Z")
+    broken = json.loads((rich_bundle / "bundle.json").read_text())
+    broken["defend"][0]["fetched"] = "yesterday"
+    with pytest.raises(DescriptionError) as refused:
+        BundleDescription.from_dict(broken)
+    assert refused.value.field == "defend[0].fetched"
+
+
+def test_a_delta_is_format_3_and_each_of_its_files_says_where_it_is(
         document: dict[str, Any], tmp_path: Path) -> None:
-    """Format 2 is format 1 and ``delta`` and each item's ``origin``: an airgap that knows
-    only format 1 refuses a delta rather than take it for a whole bundle."""
+    """Format 3 is format 2 and ``delta`` and each item's ``origin``: an airgap that knows
+    only formats 1 and 2 refuses a delta rather than take it for a whole bundle."""
     delta = copy.deepcopy(document)
-    delta["format"] = 2
+    assert delta["format"] == 2
+    delta["format"] = 3
     delta["delta"] = {"base": "a" * 128, "target": "b" * 128, "target_signature": None}
     for number, item in enumerate(delta["items"]):
         item["origin"] = "base" if number % 2 else "carried"
@@ -103,7 +133,7 @@ def test_a_delta_is_format_2_and_each_of_its_files_says_where_it_is(
 
     full = copy.deepcopy(document)
     full["items"][0]["origin"] = "carried"
-    with pytest.raises(DescriptionError, match="not a field of format 1"):
+    with pytest.raises(DescriptionError, match="not a field of format 2"):
         BundleDescription.from_dict(full)
     full = copy.deepcopy(document)
     full["delta"] = delta["delta"]

@@ -505,3 +505,80 @@ exec {real} "$@"
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
     assert list(temporary.glob("airgap-gnupg-*")) == [], "the GnuPG home was left behind"
+
+
+# -- Elastic Defend's artifacts ----------------------------------------------------------------
+
+
+@pytest.fixture
+def rich(rich_bundle: Path, tmp_path: Path) -> Path:
+    """A copy of the bundle with more images, Defend's artifacts and a wheelhouse."""
+    copy = tmp_path / "rich"
+    shutil.copytree(rich_bundle, copy)
+    return copy
+
+
+def defend_artifact(bundle: Path) -> str:
+    return next(i["path"] for i in description(bundle)["items"]
+                if i["kind"] == "defend-artifact")
+
+
+def test_a_bundle_with_everything_verifies(rich: Path, operator_key: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    code, report = verify(rich, "--trust-key", str(operator_key), capsys=capsys)
+    assert code == 0, report["problems"]
+    assert report["warnings"] == []
+
+
+def test_a_defend_artifact_its_manifest_lists_must_be_there(
+        rich: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    document = description(rich)
+    gone = defend_artifact(rich)
+    (rich / gone).unlink()
+    document["items"] = [i for i in document["items"] if i["path"] != gone]
+    forge(rich, document)  # bundle.json and SHA512SUMS no longer name it either
+    code, report = verify(rich, capsys=capsys)
+    assert code == 3
+    assert problems(report) == {(gone, "defend")}
+
+
+def test_a_defend_artifact_must_have_the_hash_its_manifest_gives(
+        rich: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    changed = defend_artifact(rich)
+    flip(rich / changed, 3)
+    forge(rich, description(rich))
+    code, report = verify(rich, capsys=capsys)
+    assert code == 3
+    assert problems(report) == {(changed, "defend")}
+    assert "its SHA-256 differs from what security/downloads/endpoint/manifest/" \
+           "artifacts-9.0.0.zip says" in report["problems"][0]["message"]
+
+
+def test_a_recorded_manifest_version_must_be_the_manifests(
+        rich: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    document = description(rich)
+    document["defend"][0]["manifest_version"] = "1.0.999"
+    forge(rich, document)
+    code, report = verify(rich, capsys=capsys)
+    assert code == 3
+    [found] = report["problems"]
+    assert found["kind"] == "defend" and "bundle.json records 1.0.999" in found["message"]
+
+
+def test_old_defend_artifacts_warn_in_verify_and_inspect(
+        rich: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    document = description(rich)
+    document["defend"][0]["fetched"] = "2026-01-02T03:04:05Z"
+    forge(rich, document)
+    code, report = verify(rich, capsys=capsys)
+    assert code == 0
+    assert any(w.startswith("Elastic Defend's protection artifacts for Endpoint 9.0.0 "
+                            "(manifest_version 1.0.137) were fetched") and
+               "on 2026-01-02" in w for w in report["warnings"])
+    assert main(["inspect", str(rich), "--json"]) == 0
+    contents = json.loads(capsys.readouterr().out)["result"]
+    assert contents["defend"][0]["fetched"] == "2026-01-02T03:04:05Z"
+    assert len(contents["warnings"]) == 1
+    assert contents["tools"] == ["airgap-0.1.0-wheelhouse"]
+    assert contents["images"][0]["reference"] == \
+        "docker.elastic.co/elastic-agent/elastic-agent:9.0.0"

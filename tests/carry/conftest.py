@@ -17,7 +17,9 @@ from airgap.fetch.run import FetchSettings, fetch
 from airgap.manifest import load_manifest
 from airgap.manifest.plan import make_plan
 from airgap.reporter import NullReporter
+from tests.conftest import DEFEND_ARTIFACTS
 from tests.peers.artifacts import ArtifactServer
+from tests.peers.defend import DefendServer
 from tests.peers.epr import EprServer
 from tests.peers.gpgkeys import SigningKey
 from tests.peers.images import TestImage
@@ -46,11 +48,13 @@ class Pair:
 
 
 def _manifest(path: Path, registry: DockerRegistry, artifacts: ArtifactServer,
-              epr: EprServer, key: Path, integrations: list[str]) -> Path:
+              epr: EprServer, defend: DefendServer, key: Path, integrations: list[str]
+              ) -> Path:
     path.write_text(yaml.safe_dump({
         "apiVersion": "airgap/v1", "kind": "Bundle", "stack": {"version": "9.0.0"},
         "platforms": {"arch": ["x86_64"]}, "integrations": integrations,
-        "sources": {"registry": registry.url, "artifacts": artifacts.url, "epr": epr.url},
+        "sources": {"registry": registry.url, "artifacts": artifacts.url, "epr": epr.url,
+                    "security": defend.url},
         "trust": {"keys": [str(key)]}}))
     return path
 
@@ -62,13 +66,15 @@ def pair(tmp_path_factory: pytest.TempPathFactory, signer: SigningKey,
     work = tmp_path_factory.mktemp("pair")
     artifacts = ArtifactServer(work / "artifacts", signer).start()
     epr = EprServer(work / "epr", signer).start()
+    defend = DefendServer(work / "defend").start()
     try:
         epr.add("nginx", "2.0.0")
         epr.add("endpoint", "9.0.0")
-        before = _manifest(work / "before.yaml", registry, artifacts, epr, signer_public_key,
-                           ["nginx"])
-        after = _manifest(work / "after.yaml", registry, artifacts, epr, signer_public_key,
-                          ["nginx", "endpoint"])
+        defend.publish("9.0.0", "1.0.137", DEFEND_ARTIFACTS)
+        before = _manifest(work / "before.yaml", registry, artifacts, epr, defend,
+                           signer_public_key, ["nginx"])
+        after = _manifest(work / "after.yaml", registry, artifacts, epr, defend,
+                          signer_public_key, ["nginx", "endpoint"])
         for item in make_plan(load_manifest(after)).artifacts:
             artifacts.publish(item.path, 30_000)
         sign = {"sign_with": operator.fingerprint, "gnupg_home": operator.home}
@@ -82,6 +88,7 @@ def pair(tmp_path_factory: pytest.TempPathFactory, signer: SigningKey,
     finally:
         artifacts.stop()
         epr.stop()
+        defend.stop()
 
 
 @pytest.fixture(scope="session")

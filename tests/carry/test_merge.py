@@ -58,7 +58,7 @@ def test_merge_links_from_the_base_verifies_and_never_changes_either(
     assert main(["verify", str(new), "--trust-key", str(operator_key), "--json"]) == 0
     report = read_report(capsys.readouterr().out)
     assert report["ok"] and report["delta_of"] is None
-    assert read_description(new).format == 1
+    assert read_description(new).format == 2 and read_description(new).delta is None
 
 
 def test_merge_onto_a_file_system_without_reflinks_or_links_copies(

@@ -149,7 +149,7 @@ def test_sigterm_at_a_terminal_exits_143(golden_bundle: Path, tmp_path: Path) ->
         big.truncate(4 << 30)  # holes: seconds of hashing, no disk used
 
     def terminate(child: pexpect.spawn) -> None:
-        child.expect("verify", timeout=60)
+        child.expect("hashing", timeout=60)  # the live line of the hashing
         child.kill(signal.SIGTERM)
 
     seen = at_terminal("verify", str(bundle), "--jobs", "1", when=terminate)

@@ -13,11 +13,14 @@ from typing import Any
 import pytest
 
 from airgap.bundle import BundleLock, parse_sums
+from airgap.bundle.staging import Staging
 from airgap.errors import BundleError, ExitCode, NotFoundError, UsageError
 from airgap.fetch.run import FetchResult, FetchSettings, fetch
+from airgap.manifest import load_manifest, make_plan
 from airgap.reporter import NullReporter
 from tests.conftest import TEST_REPOSITORY, ManifestMaker, site_manifest, start_airgap
 from tests.peers.artifacts import ArtifactServer
+from tests.peers.defend import DefendServer
 from tests.peers.epr import EprServer
 from tests.peers.files import Fault
 from tests.peers.gpgkeys import SigningKey
@@ -55,7 +58,7 @@ def test_fetch_writes_a_complete_bundle_that_coreutils_can_check(
     assert not (bundle / ".airgap.lock").exists()
 
     description = json.loads((bundle / "bundle.json").read_text())
-    assert description["format"] == 1 and description["tool"]["name"] == "airgap"
+    assert description["format"] == 2 and description["tool"]["name"] == "airgap"
     items = {i["path"]: i for i in description["items"]}
     assert set(items) == set(sums) - {"bundle.json"}
     for path, item in items.items():
@@ -321,3 +324,107 @@ def test_ctrl_c_during_a_stalled_transfer_does_not_wait_for_the_read_timeout(
     artifact_server.faults.clear()
     run_fetch(manifest, bundle)  # the lock is free, and the .part files resume
     assert (bundle / "SHA512SUMS").exists()
+
+
+# -- more images, Elastic Defend and airgap's wheelhouse in one bundle -----------------------
+
+
+def test_a_bundle_with_everything_is_complete_and_describes_it(
+        rich_bundle: Path, pushed_image: TestImage, agent_image: TestImage,
+        operator: SigningKey, tmp_path: Path) -> None:
+    from tests.conftest import DEFEND_ARTIFACTS
+
+    check = subprocess.run(["sha512sum", "--check", "--strict", "SHA512SUMS"], cwd=rich_bundle,
+                           capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    sums, _ = parse_sums((rich_bundle / "SHA512SUMS").read_text())
+    assert set(sums) == files_of(rich_bundle) - {"SHA512SUMS", "SHA512SUMS.asc"}
+    description = json.loads((rich_bundle / "bundle.json").read_text())
+    assert description["format"] == 2
+    kinds = {i["path"]: i["kind"] for i in description["items"]}
+
+    # Two images in one layout, the layer they share stored once.
+    [agent] = description["images"]
+    assert agent["reference"] == "docker.elastic.co/elastic-agent/elastic-agent:9.0.0"
+    assert agent["upstream_digest"] == agent_image.index_digest
+    index = json.loads((rich_bundle / "images/index.json").read_text())
+    names = [e["annotations"]["io.containerd.image.name"] for e in index["manifests"]]
+    assert names == [f"docker.elastic.co/{TEST_REPOSITORY}:9.0.0", agent["reference"]]
+    assert [e["annotations"]["org.opencontainers.image.ref.name"]
+            for e in index["manifests"]] == ["9.0.0", agent["reference"]]
+    shared = pushed_image.shared_layers[0]
+    for image in (description["image"], agent):
+        assert all(shared in p["layers"] for p in image["platforms"].values())
+    blobs = [p for p in sums if p.startswith("images/blobs/")]
+    assert len(blobs) == len(set(blobs))
+    assert f"images/blobs/sha256/{shared[7:]}" in blobs
+    wanted = {d for image in (description["image"], agent) for p in image["platforms"].values()
+              for d in (p["manifest"], p["config"], *p["layers"])}
+    wanted |= {description["image"]["digest"], agent["digest"]}
+    assert {f"sha256:{b.rsplit('/', 1)[1]}" for b in blobs} == wanted
+
+    # Elastic Defend: the manifest, its artifacts, when it was fetched.
+    [defend] = description["defend"]
+    assert defend["endpoint_version"] == "9.0.0" and defend["manifest_version"] == "1.0.137"
+    assert defend["artifacts"] == len(DEFEND_ARTIFACTS)
+    assert defend["path"] == "security/downloads/endpoint/manifest/artifacts-9.0.0.zip"
+    assert kinds[defend["path"]] == "defend-manifest"
+    assert sum(1 for k in kinds.values() if k == "defend-artifact") == len(DEFEND_ARTIFACTS)
+
+    # airgap's wheelhouse, listed like every other file.
+    tools = sorted(p for p, k in kinds.items() if k == "tool")
+    assert tools == ["tools/airgap-0.1.0-wheelhouse/PyYAML-6.0.2-cp311-cp311-manylinux_2_17_"
+                     "x86_64.whl", "tools/airgap-0.1.0-wheelhouse/airgap-0.1.0-py3-none-any.whl",
+                     "tools/airgap-0.1.0-wheelhouse/install.sh"]
+    assert (rich_bundle / tools[-1]).stat().st_mode & 0o111
+
+    # skopeo finds each image in the layout by its name.
+    for name in ("9.0.0", agent["reference"]):
+        inspected = subprocess.run(["skopeo", "inspect", "--raw", f"oci:{rich_bundle}/images:"
+                                    f"{name}"], capture_output=True, text=True)
+        assert inspected.returncode == 0, inspected.stderr
+
+
+def test_with_tool_refuses_a_folder_that_is_no_wheelhouse_before_downloading(
+        make_manifest: ManifestMaker, tmp_path: Path) -> None:
+    from airgap.cli import main
+
+    manifest = make_manifest()
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "readme.txt").write_text("hello")
+    bundle = tmp_path / "bundle"
+    with pytest.raises(UsageError, match="is not an airgap wheelhouse"):
+        run_fetch(manifest, bundle, with_tool=notes)
+    assert not bundle.exists()
+    (notes / "link").symlink_to("/etc/passwd")
+    assert main(["fetch", str(manifest), "-o", str(bundle), "--with-tool", str(notes)]) == 2
+
+
+def test_a_new_fetch_brings_the_new_defend_manifest_and_drops_what_it_no_longer_lists(
+        make_manifest: ManifestMaker, registry_front: RegistryFront,
+        artifact_server: ArtifactServer, epr_server: EprServer, defend_server: DefendServer,
+        tmp_path: Path) -> None:
+    manifest = make_manifest(artifacts_from=artifact_server, epr_from=epr_server,
+                             integrations=["endpoint"],
+                             artifacts={"products": ["elastic-agent"]},
+                             sources={"registry": registry_front.url,
+                                      "security": defend_server.url})
+    for item in make_plan(load_manifest(manifest)).artifacts:
+        artifact_server.publish(item.path, 10_000)
+    defend_server.publish("9.0.0", "1.0.1", {"old-rules-v1": b"old\n" * 100})
+    bundle = tmp_path / "bundle"
+    first = run_fetch(manifest, bundle)
+    [result] = first.extras.defend
+    # Fetched into staging, then moved into the bundle by the commit.
+    old = bundle / Staging(bundle).relative(next(iter(result.artifacts))[1].dest)
+    assert old.is_file()
+    defend_server.publish("9.0.0", "1.0.2", {"new-rules-v1": b"new\n" * 100})
+    second = run_fetch(manifest, bundle)
+    assert [d.document.manifest_version for d in second.extras.defend] == ["1.0.2"]
+    assert not old.exists()
+    assert any(path.startswith("security/downloads/endpoint/artifacts/old-rules-v1/")
+               for path in second.removed)
+    description = json.loads((bundle / "bundle.json").read_text())
+    assert description["defend"][0]["manifest_version"] == "1.0.2"
+    assert description["defend"][0]["fetched"] >= first.extras.defend[0].fetched

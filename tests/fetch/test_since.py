@@ -20,8 +20,9 @@ from airgap.fetch.run import FetchResult, FetchSettings, fetch
 from airgap.manifest import load_manifest
 from airgap.manifest.plan import make_plan
 from airgap.reporter import NullReporter
-from tests.conftest import TEST_REPOSITORY, ManifestMaker
+from tests.conftest import DEFEND_ARTIFACTS, TEST_REPOSITORY, ManifestMaker
 from tests.peers.artifacts import ArtifactServer
+from tests.peers.defend import DefendServer
 from tests.peers.epr import EprServer
 from tests.peers.gpgkeys import SigningKey
 from tests.peers.images import TestImage, build_test_image, push_image
@@ -43,13 +44,18 @@ def patch_image(pushed_image: TestImage, registry: DockerRegistry,
 
 
 def site(make_manifest: ManifestMaker, front: RegistryFront, artifacts: ArtifactServer,
-         epr: EprServer, name: str, **keys: Any) -> Path:
+         epr: EprServer, name: str, defend: DefendServer | None = None, **keys: Any) -> Path:
     """A manifest for the stand-ins (the registry behind docker.elastic.co's front, which
-    logs every request), its artifacts published."""
+    logs every request; Elastic Defend's server when given), its artifacts published."""
     keys.setdefault("platforms", {"arch": ["x86_64"]})
     keys.setdefault("integrations", ["system", "nginx"])
-    path = make_manifest(artifacts_from=artifacts, epr_from=epr, name=name,
-                         sources={"registry": front.url}, **keys)
+    sources = {"registry": front.url}
+    if defend is not None:
+        sources["security"] = defend.url
+        if not defend.root.joinpath("downloads").exists():
+            defend.publish("9.0.0", "1.0.137", DEFEND_ARTIFACTS)
+    path = make_manifest(artifacts_from=artifacts, epr_from=epr, name=name, sources=sources,
+                         **keys)
     for item in make_plan(load_manifest(path)).artifacts:
         if not (artifacts.root / item.path).exists():
             artifacts.publish(item.path, 20_000)
@@ -89,7 +95,10 @@ def assert_same_bundle(merged: Path, full: Path) -> None:
     for path in files_of(full) - {"bundle.json", "SHA512SUMS", "SHA512SUMS.asc"}:
         assert (merged / path).read_bytes() == (full / path).read_bytes(), path
     ours, theirs = described(merged), described(full)
-    assert ours.pop("created") != "" and theirs.pop("created") != ""
+    for document in (ours, theirs):  # the times of the fetch: when, not what
+        assert document.pop("created") != ""
+        for record in document.get("defend", []):
+            assert record.pop("fetched") != ""
     assert ours == theirs
     merged_sums, full_sums = sums_of(merged), sums_of(full)
     merged_sums.pop("bundle.json")
@@ -105,11 +114,13 @@ def sha512sum_check(bundle: Path) -> None:
 
 def test_a_new_integration_carries_only_its_files_and_downloads_nothing_the_base_holds(
         make_manifest: ManifestMaker, registry_front: RegistryFront, pushed_image: TestImage,
-        artifact_server: ArtifactServer, epr_server: EprServer, operator: SigningKey,
-        operator_key: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        artifact_server: ArtifactServer, epr_server: EprServer, defend_server: DefendServer,
+        operator: SigningKey, operator_key: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
     before = site(make_manifest, registry_front, artifact_server, epr_server, "before.yaml")
+    # Elastic Defend's integration: its package, its binary, and its protection artifacts.
     after = site(make_manifest, registry_front, artifact_server, epr_server, "after.yaml",
-                 integrations=["system", "nginx", "endpoint"])
+                 defend_server, integrations=["system", "nginx", "endpoint"])
     base = tmp_path / "base"
     run_fetch(before, base, operator)
     artifacts_seen, epr_seen = len(artifact_server.faults.log), len(epr_server.faults.log)
@@ -135,7 +146,7 @@ def test_a_new_integration_carries_only_its_files_and_downloads_nothing_the_base
     # The delta: what it carries is what the base lacks (and the keys), sha512sum -c works.
     base_sums = sums_of(base)
     document = described(delta)
-    assert document["format"] == 2
+    assert document["format"] == 3
     assert document["delta"]["base"] == identity(base)
     carried = {i["path"] for i in document["items"] if i["origin"] == "carried"}
     for item in document["items"]:
@@ -143,6 +154,8 @@ def test_a_new_integration_carries_only_its_files_and_downloads_nothing_the_base
         assert item["origin"] == ("carried" if not held or item["kind"] == "key" else "base")
     new_files = {p for p in carried if not p.startswith("keys/")}
     assert new_files and all("endpoint" in p for p in new_files)
+    assert {i["kind"] for i in document["items"] if i["origin"] == "carried"} >= {
+        "package", "artifact", "defend-manifest", "defend-artifact"}
     assert set(sums_of(delta)) == carried | {"bundle.json"}
     assert files_of(delta) == carried | {"bundle.json", "SHA512SUMS", "SHA512SUMS.asc"}
     sha512sum_check(delta)
@@ -233,12 +246,13 @@ def test_nothing_changed_carries_only_the_description_and_the_keys(
 
 def test_a_delta_of_a_delta_takes_the_merged_bundle_as_its_base(
         make_manifest: ManifestMaker, registry_front: RegistryFront, pushed_image: TestImage,
-        artifact_server: ArtifactServer, epr_server: EprServer, tmp_path: Path) -> None:
+        artifact_server: ArtifactServer, epr_server: EprServer, defend_server: DefendServer,
+        tmp_path: Path) -> None:
     one = site(make_manifest, registry_front, artifact_server, epr_server, "one.yaml")
     two = site(make_manifest, registry_front, artifact_server, epr_server, "two.yaml",
                integrations=["system", "nginx", "fleet_server"])
     three = site(make_manifest, registry_front, artifact_server, epr_server, "three.yaml",
-                 integrations=["system", "nginx", "fleet_server", "endpoint"])
+                 defend_server, integrations=["system", "nginx", "fleet_server", "endpoint"])
     base = tmp_path / "base"
     run_fetch(one, base)
     first = tmp_path / "first"

@@ -380,6 +380,6 @@ def test_a_refused_gate_stops_the_stream_and_the_engine_keeps_nothing(
         assert reporter.sent < 64 << 10  # not the image: at most the first member
     else:
         assert 0 < reporter.sent < total
-    assert reporter.outcomes["docker load"] == "failed"
+    assert reporter.outcomes[f"docker load {REFERENCE}"] == "failed"
     assert docker(engine, "image", "ls", "-aq").stdout.strip() == ""
     assert stored_layers(engine) == layers

@@ -281,3 +281,49 @@ def push_image(image: TestImage, registry_host: str, repository: str, *, tag: st
         argv += [f"oci:{image.layout}:{image.tag}", destination]
         subprocess.run(argv, check=True, capture_output=True, text=True, timeout=600)
     return destination
+
+
+def build_agent_image(root: Path, base: TestImage, *, tag: str = "9.0.0") -> TestImage:
+    """A second image, standing in for docker.elastic.co/elastic-agent/elastic-agent: for
+    each of ``base``'s platforms, ``base``'s shared layers (the same blobs, so a bundle
+    holding both images stores them once) and a small layer of its own."""
+    layout = _Layout(root)
+    index = json.loads((base.layout / "index.json").read_text())["manifests"][0]
+    base_index = json.loads((base.layout / "blobs/sha256" / index["digest"][7:]).read_text())
+    manifests: list[dict[str, object]] = []
+    digests: dict[str, str] = {}
+    own_layers: dict[str, str] = {}
+    for entry in base_index["manifests"]:
+        platform = f"{entry['platform']['os']}/{entry['platform']['architecture']}"
+        base_manifest = json.loads((base.layout / "blobs/sha256" /
+                                    entry["digest"][7:]).read_text())
+        base_config = json.loads((base.layout / "blobs/sha256" /
+                                  base_manifest["config"]["digest"][7:]).read_text())
+        shared = [layer for layer in base_manifest["layers"]
+                  if layer["digest"] in base.shared_layers]
+        for layer in shared:
+            shutil.copyfile(base.layout / "blobs/sha256" / layer["digest"][7:],
+                            layout.blobs / layer["digest"][7:])
+        diff_ids = base_config["rootfs"]["diff_ids"][:len(shared)]
+        own, own_diff = layout.add_layer(
+            [("etc", None, 0o755),
+             ("etc/elastic-agent-test", f"elastic-agent {tag} {platform}\n".encode(), 0o644)],
+            compress=True)
+        own_layers[platform] = str(own["digest"])
+        config = {"architecture": entry["platform"]["architecture"],
+                  "os": entry["platform"]["os"],
+                  "config": {"User": "1000", "Entrypoint": ["/bin/busybox", "sleep", "1"]},
+                  "rootfs": {"type": "layers", "diff_ids": [*diff_ids, own_diff]},
+                  "history": [{"created_by": "airgap test agent image"}]}
+        config_desc = layout.add_bytes(OCI_CONFIG, json.dumps(config).encode())
+        manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config_desc,
+                    "layers": [*shared, own]}
+        desc = layout.add_bytes(OCI_MANIFEST, json.dumps(manifest).encode())
+        digests[platform] = str(desc["digest"])
+        manifests.append({**desc, "platform": entry["platform"]})
+    index_desc = layout.add_bytes(OCI_INDEX, json.dumps(
+        {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests}).encode())
+    (root / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [
+        {**index_desc, "annotations": {"org.opencontainers.image.ref.name": tag}}]}))
+    return TestImage(root, tag, str(index_desc["digest"]), digests, base.shared_layers,
+                     own_layers)
