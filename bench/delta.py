@@ -5,7 +5,8 @@ packages layer is ``--image`` MiB and agent and beats binaries of ``--artifact``
 then a delta of it for each of three changes, and prints what each delta carries
 against the full bundle it makes:
 
-- a new integration added (``endpoint``: its package and the endpoint-security binary);
+- a new integration added (``endpoint``: its package, the endpoint-security binary and
+  Elastic Defend's protection artifacts);
 - a stack patch bump (9.0.0 to 9.0.1: a new packages layer, the same platform layers,
   new binaries, the same package versions);
 - nothing changed.
@@ -48,6 +49,11 @@ def manifest(site: LoopbackElastic, path: Path, artifact_size: int, *,
     for package in plan.packages:
         if package.name not in known:
             site.epr.add(package.name, "1.0.0")
+    for defend in plan.defend:  # Elastic Defend's protection artifacts, with endpoint
+        site.defend.publish(defend.endpoint_version, "1.0.42", {
+            f"{name}-v1": name.encode() * 20_000
+            for name in ("production-rules-linux", "production-rules-windows",
+                         "diagnostic-configuration")})
     return path
 
 
