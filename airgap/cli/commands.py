@@ -29,6 +29,12 @@ A site, from end to end:
       --registry-url https://epr.corp:8080 --artifacts-url https://files.corp/downloads/
 
 \b
+Again, as the site changes; and on media with limits:
+  airgap fetch site.yaml -o delta/ --since last-bundle/     (only what it lacks)
+  airgap merge last-bundle/ delta/ -o new-bundle/
+  airgap split bundle/ -o parts/ --size 4.7GB    then    airgap join parts/* -o bundle/
+
+\b
 Exit codes: 0 ok, 1 failed, 2 usage or manifest error, 3 verification failed,
 130 interrupted (Ctrl-C, SIGINT), 143 terminated (SIGTERM).
 
