@@ -39,7 +39,7 @@ wheelhouse: venv
 	$(BIN)/python scripts/wheelhouse.py
 
 bench: setup
-	for script in image_fetch artifacts verify load; do \
+	for script in image_fetch artifacts verify load split_join delta; do \
 		$(BIN)/python bench/$$script.py || exit 1; done
 
 clean:

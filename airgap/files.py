@@ -24,7 +24,6 @@ import glob
 import os
 import re
 import secrets
-import shutil
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,6 +33,10 @@ from typing import BinaryIO
 PART = ".part"
 # linux/fs.h: _IOW(0x94, 9, int), "make the destination share the source's extents".
 _FICLONE = 0x40049409
+#: What a file system says when it cannot link or clone across these two files.
+_CANNOT_SHARE = frozenset({errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP,
+                           errno.EOPNOTSUPP, errno.ENOTTY, errno.EINVAL, errno.ENOSYS,
+                           errno.EBADF})
 # What a temporary name looks like: .<name>.<pid>.<8 hex digits>.part
 _TEMPORARY = re.compile(r"^\..+\.(\d+)\.[0-9a-f]{8}\.part\Z")
 
@@ -167,6 +170,66 @@ def copy_atomically(source: Path, target: Path, chunk: int = 1 << 20) -> None:
             writer.write(view[:count])
 
 
+def link_atomically(source: Path, target: Path) -> bool:
+    """Hard-link ``source`` as ``target`` through a rename; False where the file system
+    cannot link the two."""
+    temporary = temporary_name(target)
+    try:
+        os.link(source, temporary)
+    except OSError as exc:
+        if exc.errno not in _CANNOT_SHARE:
+            raise
+        return False
+    try:
+        temporary.replace(target)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    fsync_folder(target.parent)
+    return True
+
+
+def reflink_atomically(source: Path, target: Path) -> bool:
+    """Make ``target`` a clone of ``source`` (a new file sharing its blocks until either
+    changes), through a rename; False where the file system cannot clone."""
+    try:
+        with source.open("rb") as reader, atomic_output(target) as writer:
+            try:
+                fcntl.ioctl(writer.fileno(), _FICLONE, reader.fileno())
+            except OSError as exc:
+                if exc.errno not in _CANNOT_SHARE:
+                    raise
+                raise _NoClone from None
+    except _NoClone:
+        return False
+    return True
+
+
+class _NoClone(Exception):
+    """The file system cannot clone: the temporary file goes, a link or copy follows."""
+
+
+def share_or_copy(source: Path, target: Path) -> str:
+    """Put ``source``'s bytes at ``target`` the cheapest way the file system allows, never
+    changing ``source``: a clone, else a hard link, else a copy. Returns which it was."""
+    if reflink_atomically(source, target):
+        return "reflink"
+    if link_atomically(source, target):
+        return "link"
+    copy_atomically(source, target)
+    return "copy"
+
+
+def clone_or_copy(source: Path, target: Path) -> bool:
+    """Replace ``target`` with a file of ``source``'s bytes, atomically: a reflink where
+    the file system has them, else a plain copy. Never a hard link: the two stay separate
+    files. True when it was a reflink."""
+    if reflink_atomically(source, target):
+        return True
+    copy_atomically(source, target)
+    return False
+
+
 @dataclass(frozen=True)
 class FileSystem:
     """The file system a path is on: where it is mounted, from what, and its free space."""
@@ -200,24 +263,6 @@ def file_system(path: Path) -> FileSystem:
                 after = fields.index("-")
                 mount, source = point, fields[after + 2]
     return FileSystem(mount, source, info.f_bavail * info.f_frsize)
-def clone_or_copy(source: Path, target: Path) -> bool:
-    """Replace ``target`` with a file of ``source``'s bytes, atomically: a reflink (the
-    two share their blocks until either is written, FICLONE) where the file system has
-    them, else a plain copy. Never a hard link: the two stay separate files. True when it
-    was a reflink."""
-    with source.open("rb") as reader, atomic_output(target) as writer:
-        try:
-            fcntl.ioctl(writer.fileno(), _FICLONE, reader.fileno())
-            return True
-        except OSError as exc:
-            # No reflinks here (ext4, tmpfs), or not between these two file systems.
-            if exc.errno not in (errno.EOPNOTSUPP, errno.ENOTTY, errno.EXDEV, errno.EINVAL,
-                                 errno.ENOSYS, errno.EPERM, errno.EBADF):
-                raise
-        shutil.copyfileobj(reader, writer, 1 << 20)
-        return False
-
-
 def remove_if_shared(path: Path) -> bool:
     """Remove ``path`` if writing to it could change a file elsewhere: a symbolic link (the
     link goes, never its target), anything that is not a regular file, or a file with

@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from airgap.files import atomic_output, atomic_write, copy_atomically, temporary_name
+from airgap.files import (
+    atomic_output,
+    atomic_write,
+    copy_atomically,
+    share_or_copy,
+    temporary_name,
+)
 
 
 def leftovers(folder: Path) -> list[str]:
@@ -153,3 +159,25 @@ def test_links_a_write_could_go_through_are_removed(tmp_path: Path) -> None:
     assert not remove_if_shared(plain) and not remove_if_shared(tmp_path / "absent")
     assert outside.read_text() == "keep me" and plain.exists()
     assert not link.exists() and not hard.exists()
+def test_share_or_copy_links_on_one_file_system_and_copies_across(tmp_path: Path) -> None:
+    source = tmp_path / "layer"
+    source.write_bytes(os.urandom(100_000))
+    before = source.stat()
+    linked = tmp_path / "new" / "layer"
+    linked.parent.mkdir()
+    way = share_or_copy(source, linked)
+    assert way in ("reflink", "link")  # ext4 here cannot clone: a hard link
+    assert linked.read_bytes() == source.read_bytes()
+    if way == "link":
+        assert linked.stat().st_ino == source.stat().st_ino
+    other = Path("/dev/shm")  # a tmpfs: another file system, and no clones
+    assert other.is_dir(), "this test needs /dev/shm"
+    copied = other / f"airgap-test-{os.getpid()}-layer"
+    try:
+        assert share_or_copy(source, copied) == "copy"
+        assert copied.read_bytes() == source.read_bytes()
+        assert copied.stat().st_nlink == 1
+    finally:
+        copied.unlink(missing_ok=True)
+    assert source.stat().st_mtime_ns == before.st_mtime_ns
+    assert leftovers(tmp_path) == leftovers(linked.parent) == []

@@ -5,7 +5,9 @@ raises :class:`DescriptionError` naming the field, never a ``KeyError``) and wri
 one place. ``format`` versions the whole document: a reader refuses a format it does not
 know, and a field this format does not have. Format 2 adds the images besides the
 registry's (``images``) and Elastic Defend's manifests (``defend``); format 1 bundles
-still read. See docs/bundle.md.
+still read. Format 3 is a delta (:mod:`airgap.bundle.delta`): format 2 plus ``delta`` and
+each item's ``origin``, so that an airgap that knows only formats 1 and 2 refuses a delta
+instead of taking it for a whole bundle. See docs/bundle.md.
 """
 
 from __future__ import annotations
@@ -28,20 +30,26 @@ from airgap.errors import BundleError, DamagedBundleError
 from airgap.files import atomic_write, read_regular
 
 FORMAT = 2
+#: A delta's format: FORMAT's document, with ``delta`` and each item's ``origin``.
+DELTA_FORMAT = 3
 #: The formats this airgap reads.
-FORMATS = (1, 2)
+FORMATS = (1, 2, DELTA_FORMAT)
+#: Where a delta's file comes from: carried in the delta, or taken from its base.
+ORIGINS = ("carried", "base")
 #: What a file of the bundle can be.
 KINDS = ("image-index", "image-manifest", "image-config", "image-layer", "image-blob",
          "oci-layout", "artifact", "artifact-checksum", "artifact-signature", "package",
          "package-signature", "key", "defend-manifest", "defend-artifact", "tool")
 _TOP_KEYS = ("format", "tool", "created", "manifest", "image", "keys", "notes", "items")
 _TOP_KEYS_2 = (*_TOP_KEYS, "images", "defend")
+_TOP_KEYS_DELTA = (*_TOP_KEYS_2, "delta")
 _SHA512 = re.compile(r"[0-9a-f]{128}\Z")
 #: bundle.json of the full registry's few thousand packages is a few MB.
 MAX_SIZE = 64 << 20
 
-__all__ = ["BundleDescription", "DefendManifest", "DescriptionError", "Image", "Item", "Key",
-           "ManifestRecord", "PlatformImage", "Resolved", "Verification", "read_description"]
+__all__ = ["BundleDescription", "DefendManifest", "Delta", "DescriptionError", "Image", "Item",
+           "Key", "ManifestRecord", "PlatformImage", "Resolved", "Verification",
+           "read_description"]
 
 
 @dataclass(frozen=True)
@@ -82,11 +90,16 @@ class Item:
     sha512: str
     source: str | None = None
     verification: Verification = field(default_factory=Verification)
+    origin: str | None = None  # a delta's items only: one of ORIGINS
 
     def to_dict(self) -> dict[str, Any]:
         """The bundle.json form."""
-        return {"path": self.path, "kind": self.kind, "size": self.size, "sha512": self.sha512,
-                "source": self.source, "verification": self.verification.to_dict()}
+        document = {"path": self.path, "kind": self.kind, "size": self.size,
+                    "sha512": self.sha512, "source": self.source,
+                    "verification": self.verification.to_dict()}
+        if self.origin is not None:
+            document["origin"] = self.origin
+        return document
 
     @classmethod
     def read(cls, reader: _Reader) -> Item:
@@ -101,8 +114,12 @@ class Item:
         if "verification" in reader.value:
             verification = Verification.read(reader.object("verification",
                                                            _names(Verification)))
+        origin = reader.optional_string("origin")
+        if origin is not None and origin not in ORIGINS:
+            raise DescriptionError(reader.at("origin"), f"{origin[:40]!r} is not one of "
+                                                        f"{', '.join(ORIGINS)}")
         return cls(reader.string("path"), kind, reader.size("size"), sha512,
-                   reader.optional_string("source"), verification)
+                   reader.optional_string("source"), verification, origin)
 
 
 @dataclass(frozen=True)
@@ -271,6 +288,33 @@ class DefendManifest:
 
 
 @dataclass(frozen=True)
+class Delta:
+    """What makes a description a delta's: the bundle it completes and the one it makes.
+
+    ``base`` and ``target`` are the SHA-512 of those bundles' SHA512SUMS, which name every
+    file and its hash; ``target_signature`` is the operator's signature of the target's
+    SHA512SUMS, which ``airgap merge`` writes as the new bundle's SHA512SUMS.asc.
+    """
+
+    base: str
+    target: str
+    target_signature: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The bundle.json form."""
+        return {"base": self.base, "target": self.target,
+                "target_signature": self.target_signature}
+
+    @classmethod
+    def read(cls, reader: _Reader) -> Delta:
+        for key in ("base", "target"):
+            if not _SHA512.match(reader.string(key)):
+                raise DescriptionError(reader.at(key), "not a SHA-512 in hex")
+        return cls(reader.string("base"), reader.string("target"),
+                   reader.optional_string("target_signature"))
+
+
+@dataclass(frozen=True)
 class BundleDescription:
     """The whole of bundle.json."""
 
@@ -284,6 +328,7 @@ class BundleDescription:
     images: tuple[Image, ...] = ()  # besides the registry's
     defend: tuple[DefendManifest, ...] = ()
     format: int = FORMAT
+    delta: Delta | None = None  # DELTA_FORMAT only
 
     def to_dict(self) -> dict[str, Any]:
         """The document, as written."""
@@ -295,6 +340,8 @@ class BundleDescription:
         if self.format >= 2:
             document["images"] = [i.to_dict() for i in self.images]
             document["defend"] = [d.to_dict() for d in self.defend]
+        if self.delta is not None:
+            document["delta"] = self.delta.to_dict()
         return document
 
     @classmethod
@@ -307,8 +354,20 @@ class BundleDescription:
             raise DescriptionError("format", "not an airgap bundle description of format "
                                              f"{' or '.join(map(str, FORMATS))} (a newer "
                                              "airgap may read it)")
-        top = _Reader(document, "", _TOP_KEYS_2 if version >= 2 else _TOP_KEYS)
+        top = _Reader(document, "", _TOP_KEYS_DELTA if version == DELTA_FORMAT else
+                      _TOP_KEYS_2 if version >= 2 else _TOP_KEYS)
         tool = top.object("tool", ("name", "version"))
+        items = top.objects("items", Item.read, _names(Item))
+        delta = None
+        if version == DELTA_FORMAT:
+            delta = Delta.read(top.object("delta", _names(Delta)))
+        for number, item in enumerate(items):
+            if delta is not None and item.origin is None:
+                raise DescriptionError(f"items[{number}].origin", "missing: each file of a "
+                                                                  "delta says where it is")
+            if delta is None and item.origin is not None:
+                raise DescriptionError(f"items[{number}].origin", "not a field of format "
+                                                                  f"{version}")
         images: tuple[Image, ...] = ()
         defend: tuple[DefendManifest, ...] = ()
         if version >= 2:
@@ -321,8 +380,7 @@ class BundleDescription:
             image=Image.read(top.object("image", _names(Image))),
             keys=top.objects("keys", Key.read, _names(Key)),
             notes=top.strings("notes"),
-            items=top.objects("items", Item.read, _names(Item)),
-            images=images, defend=defend, format=version,
+            items=items, images=images, defend=defend, format=version, delta=delta,
         )
 
     @property
@@ -335,11 +393,14 @@ class BundleDescription:
         """Every item, by its path."""
         return {item.path: item for item in self.items}
 
+    def text(self) -> str:
+        """bundle.json's text, exactly as :meth:`write` writes it."""
+        # default=str: YAML reads an unquoted date in the manifest as a date.
+        return json.dumps(self.to_dict(), indent=2, default=str) + "\n"
+
     def write(self, bundle: Path) -> None:
         """Write ``bundle/bundle.json`` atomically."""
-        # default=str: YAML reads an unquoted date in the manifest as a date.
-        atomic_write(bundle / DESCRIPTION,
-                     json.dumps(self.to_dict(), indent=2, default=str) + "\n")
+        atomic_write(bundle / DESCRIPTION, self.text())
 
 
 def read_description(bundle: Path) -> BundleDescription:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from airgap.bundle.defend import stale_warnings
+from airgap.bundle.delta import identity
 from airgap.bundle.description import read_description
 from airgap.bundle.layout import IMAGES, SUMS, SUMS_SIGNATURE
 
@@ -32,6 +33,13 @@ class BundleContents:
     defend: list[dict[str, Any]] = field(default_factory=list)
     tools: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    identity: str | None = None  # the SHA-512 of SHA512SUMS
+    delta_of: str | None = None  # a delta: its base's identity
+    carried: tuple[int, int] | None = None  # a delta: files and bytes it carries
+
+    @property
+    def is_delta(self) -> bool:
+        return self.delta_of is not None
 
     def to_dict(self) -> dict[str, Any]:
         """The ``--json`` form."""
@@ -40,7 +48,10 @@ class BundleContents:
                 "image": self.image, "images": self.images, "artifacts": self.artifacts,
                 "packages": self.packages, "defend": self.defend, "tools": self.tools,
                 "keys": self.keys, "files": self.files, "bytes": self.size,
-                "complete": self.complete, "signed": self.signed, "warnings": self.warnings}
+                "complete": self.complete, "signed": self.signed, "warnings": self.warnings,
+                "identity": self.identity, "delta_of": self.delta_of,
+                "carried": None if self.carried is None else {
+                    "files": self.carried[0], "bytes": self.carried[1]}}
 
 
 def describe_bundle(path: Path) -> BundleContents:
@@ -64,6 +75,8 @@ def describe_bundle(path: Path) -> BundleContents:
                              "path": item.path, "size": item.size})
     image = description.image
     tools = sorted({item.path.split("/")[1] for item in items if item.kind == "tool"})
+    sums = path / SUMS
+    carried = [i for i in items if i.origin == "carried"]
     return BundleContents(
         path=path,
         created=description.created,
@@ -79,7 +92,7 @@ def describe_bundle(path: Path) -> BundleContents:
               for k in description.keys],
         files=len(items) + 1,
         size=sum(i.size for i in items),
-        complete=(path / SUMS).is_file(),
+        complete=sums.is_file(),
         signed=(path / SUMS_SIGNATURE).is_file(),
         images=[{"reference": i.reference, "digest": i.digest,
                  "platforms": {p: v.manifest for p, v in i.platforms.items()}}
@@ -89,4 +102,8 @@ def describe_bundle(path: Path) -> BundleContents:
                 for d in description.defend],
         tools=tools,
         warnings=stale_warnings(description),
+        identity=identity(sums.read_bytes()) if sums.is_file() else None,
+        delta_of=description.delta.base if description.delta is not None else None,
+        carried=(len(carried), sum(i.size for i in carried))
+        if description.delta is not None else None,
     )

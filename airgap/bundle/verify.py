@@ -16,11 +16,14 @@ user names (``trust_signers``), and the operator keys that must have signed SHA5
 valid by a ``trust_keys`` key (the operator vouches for the whole bundle) or when the user
 names it; the image, which Elastic does not sign, only with SHA512SUMS.asc. A file in
 ``scope`` that nothing from outside vouches for is a problem (``unvouched``) naming the
-setting that would trust it. Every problem is listed.
+setting that would trust it. Every problem is listed. A delta is checked for what it
+carries: the files it leaves to its base, and the signatures and checksums that pair one
+of those with a carried file, are checked when it is merged (``airgap merge``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 from collections.abc import Mapping
@@ -29,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from airgap.bundle import defend, layout
+from airgap.bundle.delta import identity, target_files
 from airgap.bundle.description import BundleDescription, Item, read_description
 from airgap.bundle.lock import refuse_while_written
 from airgap.bundle.scan import scan
@@ -88,6 +92,15 @@ class VerifySettings:
     jobs: int = field(default_factory=lambda: os.cpu_count() or 2)
 
 
+def carry_scope(trust_keys: tuple[Path, ...]) -> frozenset[str]:
+    """What ``airgap merge`` and ``airgap join`` check the vouching of: every area when the
+    user named an operator key (``trust_keys``), none otherwise. They make a bundle and take
+    nothing out of it, so without one they prove only that nothing was lost or altered
+    (signer keys they are given are used all the same); ``load``, ``export-image`` and
+    ``verify`` prove who vouches for what leaves."""
+    return EVERY_AREA if trust_keys else frozenset()
+
+
 @dataclass(frozen=True)
 class VerifyReport:
     """The outcome: intact when there is no problem."""
@@ -99,6 +112,7 @@ class VerifyReport:
     problems: tuple[Problem, ...]
     warnings: tuple[str, ...]
     operator_signature: str
+    delta_of: str | None = None  # a delta: the identity of its base
 
     @property
     def ok(self) -> bool:
@@ -108,7 +122,7 @@ class VerifyReport:
         """What was checked, without the problems and warnings (the ``--json`` result)."""
         return {"bundle": str(self.bundle), "ok": self.ok, "files": self.files,
                 "bytes": self.size, "signatures": self.signatures,
-                "operator_signature": self.operator_signature}
+                "operator_signature": self.operator_signature, "delta_of": self.delta_of}
 
     def to_dict(self) -> dict[str, Any]:
         """Everything, problems and warnings included."""
@@ -193,12 +207,16 @@ def verify_bundle(settings: VerifySettings, reporter: Reporter) -> VerifyReport:
             size = check.hash_all(sums, settings.jobs, reporter)
         signatures = signatures_done.result()
     if check.described is not None:  # Defend's artifacts: as their manifests say, and fresh
-        defend.check_bundle(root, check.described, found.regular, check.sizes, check.sha256,
-                            check.add)
+        # A delta's manifests left to the base are checked by merge; its artifacts left
+        # to the base are there for the manifests it carries.
+        carried = dataclasses.replace(check.described, defend=tuple(
+            r for r in check.described.defend if r.path not in check.from_base))
+        defend.check_bundle(root, carried, found.regular | check.from_base, check.sizes,
+                            check.sha256, check.add)
         check.warnings.extend(defend.stale_warnings(check.described))
     return VerifyReport(root, len(listed), size, signatures,
                         tuple(sorted(check.problems, key=lambda p: (p.path, p.kind))),
-                        tuple(check.warnings), operator)
+                        tuple(check.warnings), operator, check.delta_of)
 
 
 class _Check:
@@ -215,6 +233,8 @@ class _Check:
         self.described: BundleDescription | None = None
         self.scope: frozenset[str] = EVERY_AREA
         self.unvouched_keys: set[str] = set()  # recorded keys/ that nothing outside vouches for
+        self.from_base: set[str] = set()  # a delta's files that its base holds
+        self.delta_of: str | None = None
         self.stop = threading.Event()  # set on Ctrl-C: work in progress gives up
         self._lock = threading.Lock()
 
@@ -320,8 +340,14 @@ class _Check:
             self.add(layout.DESCRIPTION, "description", exc.message)
             return None
         items = description.items_by_path
+        if description.delta is not None:
+            self._delta(description)
         for path, item in items.items():
-            if path not in sums:
+            if path in self.from_base:
+                if path in sums:
+                    self.add(path, "description", "bundle.json leaves it to the base, but "
+                                                  "SHA512SUMS lists it")
+            elif path not in sums:
                 self.add(path, "description", "in bundle.json but not in SHA512SUMS")
             elif item.sha512 != sums[path]:
                 self.add(path, "description", "bundle.json and SHA512SUMS disagree on its SHA-512")
@@ -335,6 +361,17 @@ class _Check:
             self.add(path, "description", "in SHA512SUMS but not in bundle.json")
         self.described = description
         return description
+
+    def _delta(self, description: BundleDescription) -> None:
+        """A delta: which files its base holds, and whether its description makes the
+        bundle it names."""
+        assert description.delta is not None
+        self.delta_of = description.delta.base
+        self.from_base = {i.path for i in description.items if i.origin == "base"}
+        _text, sums = target_files(description)
+        if identity(sums.encode()) != description.delta.target:
+            self.add(layout.DESCRIPTION, "description", "this delta's description does not "
+                     "make the bundle it names as its target")
 
     def signatures(self, verifier: Verifier, description: BundleDescription | None,
                    jobs: int, outside: set[str], vouched: bool,
@@ -428,6 +465,8 @@ class _Check:
             raise KeyboardInterrupt
         path, signature, item = signed.path, signed.signature, signed.item
         self._elastic_checksum(path, item)
+        if signature not in self.regular and signature in self.from_base:
+            return "left to the base"  # a delta's: checked with its base, by airgap merge
         if signature not in self.regular:
             self.add(signature, "signature", f"the signature of {Path(path).name} is missing: "
                                              "it cannot be shown to come from its publisher")
@@ -459,7 +498,7 @@ class _Check:
         checksum = layout.checksum_for(path)
         if checksum is None and item is not None and item.kind == "artifact":
             checksum = item.verification.checksum or None
-        if checksum is None:
+        if checksum is None or (checksum not in self.regular and checksum in self.from_base):
             return
         if checksum not in self.regular:
             self.add(checksum, "missing", f"the Elastic checksum of {Path(path).name} is "

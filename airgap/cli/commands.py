@@ -9,85 +9,14 @@ pays for another's modules.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import click
 
-from airgap import __version__
 from airgap.cli import options, progress, render
-from airgap.cli.session import Session
+from airgap.cli.carrying import verify_volume
+from airgap.cli.group import begin, cli, emit, json_option, reporting
 from airgap.errors import ExitCode, VerificationError
-
-EPILOG = """\b
-A site, from end to end:
-  airgap fetch site.yaml -o bundle/ --sign-with ops@example.org --gnupg-home ~/ops-gnupg
-  airgap verify bundle/ --trust-key ops-public.asc
-  airgap load bundle/ --docker --run --artifacts /srv/artifacts --config settings/ \\
-      --registry-url https://epr.corp:8080 --artifacts-url https://files.corp/downloads/
-
-\b
-Exit codes: 0 ok, 1 failed, 2 usage or manifest error, 3 verification failed,
-130 interrupted (Ctrl-C, SIGINT), 143 terminated (SIGTERM).
-
-\b
-Environment:
-  AIRGAP_REGISTRY_USERNAME, AIRGAP_REGISTRY_PASSWORD  registry credentials
-  DOCKER_CONFIG       where `docker login` keeps credentials (~/.docker)
-  DOCKER_HOST         the Docker engine `load --docker` and `--run` use
-  AIRGAP_SIGN_PASSPHRASE  passphrase of the --sign-with key, for scripts
-  HTTPS_PROXY, HTTP_PROXY, NO_PROXY  proxies, as curl and docker read them
-  AIRGAP_DEBUG=1      the whole trace of an unexpected error (also --debug)
-
-\b
-Shell completion (bash; zsh_source, fish_source for the others):
-  eval "$(_AIRGAP_COMPLETE=bash_source airgap)"
-"""
-
-json_option = click.option("--json", "as_json", is_flag=True,
-                           help="Print one JSON document (docs/user-guide.md, \"Scripts and "
-                                "logs\") and nothing else on stdout.")
-
-
-def _session() -> Session:
-    found = click.get_current_context().find_object(Session)
-    return found if found is not None else Session()
-
-
-def _begin(command: str, as_json: bool = False,
-           on_interrupt: str = "nothing was changed") -> Session:
-    session = _session()
-    session.command, session.json, session.on_interrupt = command, as_json, on_interrupt
-    return session
-
-
-@contextlib.contextmanager
-def _reporting(session: Session, quiet: bool) -> Iterator[progress.CountingReporter]:
-    with progress.make_reporter(quiet or session.json) as reporter:
-        session.reporter = reporter
-        yield reporter
-
-
-def _emit(session: Session, result: Any, *, exit_code: int = ExitCode.OK,
-          problems: Sequence[Any] = (), warnings: Sequence[str] = ()) -> None:
-    render.print_json(render.envelope(session.command, exit_code, result, problems=problems,
-                                      warnings=warnings))
-    session.json_printed = True
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"],
-                               "max_content_width": 100},
-             epilog=EPILOG)
-@click.version_option(__version__, prog_name="airgap")
-@click.option("--debug", is_flag=True, help="Show the whole trace of an unexpected error.")
-@click.pass_context
-def cli(context: click.Context, debug: bool) -> None:
-    """Carry the Elastic package registry, agent binaries and integration packages
-    into a network with no internet access, verified end to end."""
-    session = context.ensure_object(Session)
-    session.debug = session.debug or debug
 
 
 @cli.command(short_help="Show what a fetch of MANIFEST would get, and why.")
@@ -104,16 +33,16 @@ def plan(manifest: Path, check: bool, ca_cert: Path | None, jobs: int,
     sources have it all, and how large it is."""
     from airgap.manifest import load_manifest, make_plan
 
-    session = _begin("plan", as_json)
+    session = begin("plan", as_json)
     result = make_plan(load_manifest(manifest))
     checked = None
     if check:
         from airgap.fetch.preflight import check_plan
 
-        with _reporting(session, quiet=False) as reporter:
+        with reporting(session, quiet=False) as reporter:
             checked = check_plan(result, ca_cert, jobs, reporter)
     if session.json:
-        _emit(session, {**result.to_dict(),
+        emit(session, {**result.to_dict(),
                         **({"check": checked.to_dict()} if checked is not None else {})})
     else:
         render.render_plan(result, checked)
@@ -136,25 +65,29 @@ def plan(manifest: Path, check: bool, ca_cert: Path | None, jobs: int,
               help="A file whose first line is the --sign-with key's passphrase, for "
                    "scripts (at a terminal, gpg-agent asks; CI may set "
                    "AIRGAP_SIGN_PASSPHRASE).")
+@click.option("--since", type=options.BUNDLE, metavar="BASE",
+              help="Write a delta: only what the bundle BASE (or its bundle.json and "
+                   "SHA512SUMS) does not hold.")
 @options.quiet
 @json_option
 def fetch_command(manifest: Path, bundle: Path, jobs: int, ca_cert: Path | None,
                   sign_with: str | None, gnupg_home: Path | None, with_tool: Path | None,
-                  passphrase_file: Path | None, quiet: bool, as_json: bool) -> None:
+                  passphrase_file: Path | None, since: Path | None, quiet: bool,
+                  as_json: bool) -> None:
     """Download and verify everything MANIFEST plans into one bundle folder. Every source
     is asked first; an interrupted fetch resumes when run again."""
     from airgap.fetch.run import FetchSettings, fetch
 
-    session = _begin("fetch", as_json,
+    session = begin("fetch", as_json,
                      f"{bundle} is as it was; what was fetched waits in {bundle}/.airgap-next/: "
                      "run the same command again to go on from there")
     settings = FetchSettings(manifest=manifest, bundle=bundle, jobs=jobs, ca_cert=ca_cert,
                              sign_with=sign_with, gnupg_home=gnupg_home, with_tool=with_tool,
-                             passphrase_file=passphrase_file)
-    with _reporting(session, quiet) as reporter:
+                             passphrase_file=passphrase_file, since=since)
+    with reporting(session, quiet) as reporter:
         result = fetch(settings, reporter)
     if session.json:
-        _emit(session, result.to_dict())
+        emit(session, result.to_dict())
     else:
         render.render_fetch(result)
 
@@ -183,12 +116,12 @@ def export_image_command(bundle: Path, platform: str | None, output: Path,
     from airgap.bundle.verify import BundleRefused
     from airgap.load.export import ExportSettings, export
 
-    session = _begin("export-image", on_interrupt=f"no tar was written to {output}")
+    session = begin("export-image", on_interrupt=f"no tar was written to {output}")
     settings = ExportSettings(bundle=bundle, output=output, platform=platform, tags=tags,
                               image=image, skip_verify=skip_verify, trust_keys=trust_keys,
                               trust_signers=trust_signers)
     try:
-        with _reporting(session, quiet) as reporter:
+        with reporting(session, quiet) as reporter:
             result = export(settings, reporter)
     except BundleRefused as refused:
         render.render_verify(refused.report)
@@ -207,18 +140,23 @@ def export_image_command(bundle: Path, platform: str | None, output: Path,
 def verify_command(bundle: Path, trust_keys: tuple[Path, ...], trust_signers: tuple[Path, ...],
                    jobs: int, as_json: bool, quiet: bool) -> None:
     """Prove that BUNDLE is intact (every file, checksum and signature, offline) and that
-    a key from outside it vouches for every file."""
+    a key from outside it vouches for every file. BUNDLE may be a delta, or one volume of
+    a split bundle (checked alone)."""
     from airgap.bundle.verify import VerifySettings, verify_bundle
+    from airgap.carry.index import INDEX
 
-    session = _begin("verify", as_json)
+    session = begin("verify", as_json)
+    if (bundle / INDEX).exists():
+        verify_volume(session, bundle, trust_keys, jobs, quiet)
+        return
     settings = VerifySettings(bundle=bundle, trust_keys=trust_keys,
                               trust_signers=trust_signers, jobs=jobs)
-    with _reporting(session, quiet) as reporter:
+    with reporting(session, quiet) as reporter:
         report = verify_bundle(settings, reporter)
     failed = VerificationError(f"{bundle} failed verification: {len(report.problems)} "
                                "problem(s)")
     if session.json:
-        _emit(session, report.summary(), exit_code=ExitCode.OK if report.ok else
+        emit(session, report.summary(), exit_code=ExitCode.OK if report.ok else
               failed.exit_code, problems=[p.to_dict() for p in report.problems],
               warnings=report.warnings)
     else:
@@ -234,10 +172,10 @@ def inspect_command(bundle: Path, as_json: bool) -> None:
     """Show what BUNDLE holds, from its bundle.json (run verify to check it)."""
     from airgap.bundle.inspect import describe_bundle
 
-    session = _begin("inspect", as_json)
+    session = begin("inspect", as_json)
     contents = describe_bundle(bundle)
     if session.json:
-        _emit(session, contents.to_dict())
+        emit(session, contents.to_dict())
     else:
         render.render_contents(contents)
 
@@ -313,7 +251,7 @@ def load_command(bundle: Path, skip_verify: bool, trust_keys: tuple[Path, ...],
     from airgap.load.container import RunSettings
     from airgap.load.run import LoadSettings, load
 
-    session = _begin("load", as_json, "run the same command again: what is already "
+    session = begin("load", as_json, "run the same command again: what is already "
                      "loaded, pushed or laid out is kept")
     settings = LoadSettings(
         bundle=bundle, skip_verify=skip_verify, trust_keys=trust_keys,
@@ -327,18 +265,18 @@ def load_command(bundle: Path, skip_verify: bool, trust_keys: tuple[Path, ...],
         registry_url=registry_url, artifacts_url=artifacts_url, jobs=jobs, images=images,
         pin_packages=pin_packages, defend_url=defend_url)
     try:
-        with _reporting(session, quiet) as reporter:
+        with reporting(session, quiet) as reporter:
             result = load(settings, reporter)
     except BundleRefused as refused:
         if session.json:
-            _emit(session, refused.report.summary(), exit_code=refused.exit_code,
+            emit(session, refused.report.summary(), exit_code=refused.exit_code,
                   problems=[p.to_dict() for p in refused.report.problems],
                   warnings=refused.report.warnings)
         else:
             render.render_verify(refused.report)
         raise
     if session.json:
-        _emit(session, result.to_dict(), warnings=result.warnings())
+        emit(session, result.to_dict(), warnings=result.warnings())
     else:
         render.render_load(result)
 
@@ -371,7 +309,7 @@ def serve_command(root: Path, bind: str, port: int, tls_cert: Path | None,
     from airgap.load.connections import Limits
     from airgap.load.serve import ServeSettings, run_server
 
-    _begin("serve")
+    begin("serve")
     settings = ServeSettings(root=root, bind=bind, port=port, tls_cert=tls_cert,
                              tls_key=tls_key, tls_min_version=tls_min_version,
                              limits=Limits(max_connections, header_timeout, keepalive_timeout))

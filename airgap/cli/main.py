@@ -19,8 +19,11 @@ from typing import NoReturn
 
 import click
 
-from airgap.cli import render
-from airgap.cli.commands import cli
+from airgap.cli import (
+    commands,  # noqa: F401 - defines the commands of the group
+    render,
+)
+from airgap.cli.group import cli
 from airgap.cli.session import Session
 from airgap.errors import AirgapError, ExitCode, FileSystemError
 

@@ -7,8 +7,10 @@ it as the option a user types (``--trust-key``).
 from __future__ import annotations
 
 import os
+import re
 import stat
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,6 +24,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 FLAGS = {
     "artifacts_dir": "--artifacts",
     "artifacts_url": "--artifacts-url",
+    "block": "--block",
     "ca_cert": "--ca-cert",
     "config_dir": "--config",
     "defend_url": "--defend-url",
@@ -34,9 +37,11 @@ FLAGS = {
     "header_timeout": "--header-timeout",
     "keepalive_timeout": "--keepalive-timeout",
     "max_connections": "--max-connections",
+    "max_file": "--max-file",
     "name": "--name",
     "network": "--network",
     "output": "-o",
+    "partial": "--partial",
     "passphrase_file": "--passphrase-file",
     "pin_packages": "--pin-packages",
     "platform": "--platform",
@@ -46,6 +51,8 @@ FLAGS = {
     "replace": "--replace",
     "run": "--run",
     "sign_with": "--sign-with",
+    "since": "--since",
+    "size": "--size",
     "skip_verify": "--skip-verify",
     "tags": "--tag",
     "tls_cert": "--tls-cert",
@@ -116,3 +123,27 @@ def tags(what: str) -> Callable[[F], F]:
     """``--tag``, repeatable."""
     return click.option("--tag", "tags", multiple=True, metavar="NAME[:TAG]",
                         help=f"{what} (repeatable).")
+
+
+_UNITS = {"": 1, "B": 1, "K": 1000, "KB": 1000, "M": 1000**2, "MB": 1000**2,
+          "G": 1000**3, "GB": 1000**3, "T": 1000**4, "TB": 1000**4,
+          "KIB": 1 << 10, "MIB": 1 << 20, "GIB": 1 << 30, "TIB": 1 << 40}
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([a-zA-Z]*)(?:\s*-\s*(\d+))?\Z")
+
+
+def parse_size(text: str) -> int:
+    """A size as people write one: ``4GiB``, ``4.7GB``, ``700MB``, ``4GiB-1``, ``2048``;
+    raises :class:`click.BadParameter` for anything else."""
+    found = _SIZE.match(text.strip())
+    unit = found.group(2).upper() if found else ""
+    if found is None or unit not in _UNITS:
+        raise click.BadParameter(f"{text!r} is not a size (say 4GiB, 4.7GB, 700MB or 4GiB-1)")
+    size = int(Decimal(found.group(1)) * _UNITS[unit]) - int(found.group(3) or 0)
+    if size < 1:
+        raise click.BadParameter(f"{text!r} is not a size of at least one byte")
+    return size
+
+
+def size_option(_ctx: click.Context, _param: click.Parameter, value: str | None) -> int | None:
+    """The click callback that reads a SIZE option."""
+    return None if value is None else parse_size(value)

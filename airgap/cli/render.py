@@ -28,6 +28,10 @@ if TYPE_CHECKING:
     # client into every command, tripling `airgap verify`'s start-up.
     from airgap.bundle.inspect import BundleContents
     from airgap.bundle.verify import VerifyReport
+    from airgap.carry.check import VolumeReport
+    from airgap.carry.join import JoinResult
+    from airgap.carry.merge import MergeResult
+    from airgap.carry.split import SplitResult
     from airgap.fetch.preflight import SourceCheck
     from airgap.fetch.run import FetchResult
     from airgap.load.run import LoadResult
@@ -220,7 +224,13 @@ def render_fetch(result: FetchResult) -> None:
            rows, "part", right=["Items", "Size", "Fetched now", "Resumed", "Kept"])
     state = "unchanged: it already held exactly this" if result.unchanged else \
         f"listed in {result.path / 'SHA512SUMS'}" + (" (signed)" if result.signed else "")
-    line(f"done: {len(result.items) + 1} files, {human_size(result.total_size)}, {state}")
+    if result.delta is None:
+        line(f"done: {len(result.items) + 1} files, {human_size(result.total_size)}, {state}")
+    else:
+        d = result.delta
+        line(f"done: a delta of the bundle {_identity(d.base)}: it carries {d.carried_files} "
+             f"of {d.files} files, {human_size(d.carried_size)} of {human_size(d.size)}, "
+             f"{state}; merged, it makes the bundle {_identity(d.target)}")
     for path in result.removed:
         line(f"removed {path} (no longer in the manifest)")
 
@@ -232,6 +242,9 @@ def render_verify(report: VerifyReport) -> None:
     summary = (f"{report.files} files ({human_size(report.size)}) re-hashed, "
                f"{report.signatures} signatures re-checked, operator signature: "
                f"{report.operator_signature}")
+    if report.delta_of is not None:
+        summary += (f"; a delta of the bundle {_identity(report.delta_of)}: merge it with "
+                    f"airgap merge BASE {report.bundle} -o NEW")
     if report.ok:
         line(f"intact: {report.bundle}: {summary}")
         return
@@ -247,8 +260,15 @@ def render_contents(contents: BundleContents) -> None:
     state = "complete" if contents.complete else "INCOMPLETE (no SHA512SUMS)"
     signed = "signed by its operator (SHA512SUMS.asc)" if contents.signed else \
         "no operator signature"
+    facts = [("bundle", f"{contents.path} ({state}, {signed})")]
+    if contents.identity is not None:
+        facts.append(("identity", _identity(contents.identity)))
+    if contents.delta_of is not None and contents.carried is not None:
+        files, size = contents.carried
+        facts.append(("delta", f"of the bundle {_identity(contents.delta_of)}: carries "
+                               f"{files} files ({human_size(size)}) of those below"))
     _facts([
-        ("bundle", f"{contents.path} ({state}, {signed})"),
+        *facts,
         ("made", f"{contents.created} by airgap {contents.tool_version}"),
         ("stack", contents.stack_version),
         ("image", f"{image.get('reference')} ({human_size(image.get('size'))})"),
@@ -321,3 +341,60 @@ def render_load(result: LoadResult) -> None:
         rows.append(("settings", f"{result.config.directory}: {', '.join(result.config.files)}"
                                  " (see its README.md)"))
     _facts(rows)
+
+
+def _identity(identity: str) -> str:
+    """A bundle's identity as people compare it."""
+    return f"sha512:{identity[:32]}"
+
+
+def render_volume(report: VolumeReport) -> None:
+    """One volume: intact, or each damaged piece."""
+    what = (f"volume {report.number} of {report.volumes} of the "
+            f"{'delta' if report.delta_of else 'bundle'} {_identity(report.bundle)}")
+    summary = (f"{what}: {report.pieces} piece(s) ({human_size(report.size)}) re-hashed, "
+               f"index signature: {report.signature}")
+    if report.ok:
+        line(f"intact: {report.volume}: {summary}")
+        return
+    _table(f"{len(report.problems)} problem(s) in {report.volume}",
+           ["Piece", "Problem", "Detail"],
+           [[p.path, p.kind, p.message] for p in report.problems], "problem")
+    line(f"failed: {summary}")
+
+
+def render_merge(result: MergeResult) -> None:
+    """What ``airgap merge`` made, and how."""
+    words = {"reflink": "cloned", "link": "hard-linked", "copy": "copied"}
+    _facts([
+        ("merged", f"{result.path}: the bundle {_identity(result.target)}"),
+        ("from", f"the base {_identity(result.base)} and {result.carried} files of the delta"),
+        ("files", ", ".join(f"{count} {words.get(way, way)}" for way, count in
+                            sorted(result.placed.items()))),
+    ])
+    render_verify(result.report)
+
+
+def render_split(result: SplitResult) -> None:
+    """The volumes written, one line each."""
+    _table(f"{len(result.volumes)} volume(s) of the bundle {_identity(result.bundle)}",
+           ["Volume", "Holds"], [[str(folder), human_size(size)] for folder, size in
+                                 zip(result.volumes, result.sizes, strict=True)],
+           "volume", right=["Holds"])
+    line(f"done: {result.files} files ({human_size(result.size)}) in {result.pieces} pieces"
+         + ("; the index is signed" if result.signed else
+            "; the index is NOT signed (give --sign-with)"))
+    line("check each volume where it arrives: airgap verify VOLUME --trust-key KEY")
+
+
+def render_join(result: JoinResult) -> None:
+    """Where a join stands."""
+    added = ", ".join(map(str, result.added))
+    if result.report is None:
+        missing = ", ".join(map(str, result.missing))
+        line(f"joined volume(s) {added} of {result.volumes} into {result.bundle}; waiting "
+             f"for volume(s) {missing}")
+        return
+    line(f"joined volume(s) {added}: all {result.volumes} are in; {result.bundle} is the "
+         f"bundle {_identity(result.identity)}")
+    render_verify(result.report)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from airgap.bundle.staging import Staging
 from airgap.errors import AirgapError, ChecksumMismatchError, SignatureError
+from airgap.fetch.since import Since
 from airgap.manifest.plan import ArtifactItem
 from airgap.net.download import Download, Downloader, Fetched
 from airgap.trust import openpgp
@@ -51,15 +52,16 @@ def _check_checksum_file(path: Path, digests: Digests, *, name: str) -> None:
 
 
 def fetch_artifacts(items: Sequence[ArtifactItem], staging: Staging, downloader: Downloader,
-                    verifier: Verifier) -> list[ArtifactResult]:
-    """Fetch and verify every artifact, in parallel; raise naming each one that fails."""
-    tasks = [functools.partial(_fetch_one, item, staging, downloader, verifier)
+                    verifier: Verifier, since: Since | None = None) -> list[ArtifactResult]:
+    """Fetch and verify every artifact, in parallel; raise naming each one that fails.
+    With ``since``, a file the base of a delta holds is not downloaded."""
+    tasks = [functools.partial(_fetch_one, item, staging, downloader, verifier, since)
              for item in items]
     return downloader.run_all(tasks, what="artifacts")
 
 
 def _fetch_one(item: ArtifactItem, staging: Staging, downloader: Downloader,
-               verifier: Verifier) -> ArtifactResult:
+               verifier: Verifier, since: Since | None) -> ArtifactResult:
     path = item.bundle_path
     checksum_path, signature_path = path + ".sha512", path + ".asc"
     signers: list[TrustedKey] = []
@@ -73,6 +75,10 @@ def _fetch_one(item: ArtifactItem, staging: Staging, downloader: Downloader,
             max_size=MAX_SIGNATURE_FILE, existing=staging.live(signature_path), phase=PHASE,
             check=functools.partial(check_armored_signature, name=signature_path)))
         expected = read_elastic_sha512(checksum.dest, item.filename)
+        held = since.signed(staging.path(path), item.url, signature, expected, PHASE) \
+            if since is not None else None
+        if held is not None:
+            return ArtifactResult(item, held.fetched, checksum, signature, held.signer)
 
         def check(candidate: Path, digests: Digests) -> str:
             if digests.sha512 != expected:

@@ -23,6 +23,7 @@ from airgap import oci
 from airgap.bundle.layout import IMAGES
 from airgap.bundle.staging import Staging
 from airgap.errors import NotFoundError, ServerResponseError, UsageError
+from airgap.fetch.since import Since
 from airgap.manifest.plan import ImageItem
 from airgap.net.credentials import find_credentials
 from airgap.net.download import Downloader, Fetched
@@ -129,11 +130,12 @@ def fetch_image(resolved: ResolvedImage, staging: Staging,
 
 
 def fetch_images(images: Sequence[ResolvedImage], staging: Staging,
-                 downloader: Downloader) -> list[ImageResult]:
+                 downloader: Downloader, since: Since | None = None) -> list[ImageResult]:
     """Store the images' documents and download their blobs, each once however many
     platforms and images share it, each kept from the bundle when its copy there still
-    matches its digest; ``index.json`` names them all, the first (the package registry)
-    by its tag as well, the others by their full reference."""
+    matches its digest (with ``since``, not downloaded when the base of a delta holds
+    it); ``index.json`` names them all, the first (the package registry) by its tag as
+    well, the others by their full reference."""
     layout = oci.Layout(staging.path(IMAGES))
     live = oci.Layout(staging.live(IMAGES))
     documents: list[list[Fetched]] = []
@@ -157,7 +159,11 @@ def fetch_images(images: Sequence[ResolvedImage], staging: Staging,
         descriptor, layout.blob(descriptor.digest),
         f"{IMAGES}/blobs/sha256/{descriptor.hex} ({what})", existing=live.blob(descriptor.digest),
         phase=PHASE) for descriptor, what, client in blobs.values()]
-    by_digest = dict(zip(blobs, downloader.fetch_all(downloads), strict=True))
+    held = [since.blob(d) if since is not None else None for d in downloads]
+    fetched = iter(downloader.fetch_all([d for d, h in zip(downloads, held, strict=True)
+                                         if h is None]))
+    by_digest = {digest: h if h is not None else next(fetched)
+                 for digest, h in zip(blobs, held, strict=True)}
     entries = []
     results = []
     for number, image in enumerate(images):

@@ -19,6 +19,7 @@ from airgap.bundle.layout import PACKAGES
 from airgap.bundle.staging import Staging
 from airgap.errors import AirgapError, NotFoundError, ServerResponseError
 from airgap.fetch.artifacts import MAX_SIGNATURE_FILE, check_armored_signature
+from airgap.fetch.since import Since
 from airgap.manifest.plan import PackageItem
 from airgap.net.download import Download, Downloader, Fetched
 from airgap.trust.digests import Digests
@@ -98,15 +99,18 @@ def resolve(item: PackageItem, stack_version: str, epr: str,
 
 
 def fetch_packages(packages: Sequence[tuple[ResolvedPackage, str]], staging: Staging,
-                   downloader: Downloader, verifier: Verifier) -> list[PackageResult]:
-    """Download and verify every resolved package (with why it is there), in parallel."""
-    tasks = [functools.partial(fetch_package, package, reason, staging, downloader, verifier)
-             for package, reason in packages]
+                   downloader: Downloader, verifier: Verifier, since: Since | None = None
+                   ) -> list[PackageResult]:
+    """Download and verify every resolved package (with why it is there), in parallel;
+    with ``since``, a zip the base of a delta holds is not downloaded."""
+    tasks = [functools.partial(fetch_package, package, reason, staging, downloader, verifier,
+                               since) for package, reason in packages]
     return downloader.run_all(tasks, what="packages")
 
 
 def fetch_package(package: ResolvedPackage, reason: str, staging: Staging,
-                  downloader: Downloader, verifier: Verifier) -> PackageResult:
+                  downloader: Downloader, verifier: Verifier, since: Since | None = None
+                  ) -> PackageResult:
     """Download one package and its ``.sig`` into staging, or keep the bundle's copies
     when they still verify; the zip must be signed by a trusted key."""
     path = package.bundle_path
@@ -118,6 +122,10 @@ def fetch_package(package: ResolvedPackage, reason: str, staging: Staging,
             package.url + ".sig", staging.path(signature_path), signature_path,
             max_size=MAX_SIGNATURE_FILE, existing=staging.live(signature_path), phase=PHASE,
             check=functools.partial(check_armored_signature, name=signature_path)))
+        held = since.signed(dest, package.url, signature, None, PHASE) \
+            if since is not None else None
+        if held is not None:
+            return PackageResult(package, reason, held.fetched, signature, held.signer)
 
         def check(candidate: Path, digests: Digests) -> str:
             key = verifier.verify(candidate, signature.dest, name=path)

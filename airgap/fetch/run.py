@@ -8,7 +8,8 @@ from the bundle when its copy there still verifies, and airgap's own wheelhouse 
 when asked; then ``keys/``, ``bundle.json`` and ``SHA512SUMS`` are written, and one
 commit puts it all in place (:mod:`airgap.bundle.staging`). A bundle that was
 complete stays complete whatever a run does; files the manifest no longer wants are
-removed only by that commit.
+removed only by that commit. With ``since``, the bundle is a delta of that
+earlier bundle (:mod:`airgap.fetch.since`, :mod:`airgap.bundle.delta`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from airgap.bundle import layout
+from airgap.bundle.delta import DeltaSummary, write_delta
 from airgap.bundle.description import BundleDescription, Item, read_description
 from airgap.bundle.lock import BundleLock
 from airgap.bundle.staging import Staging, commit, recover
@@ -37,6 +39,7 @@ from airgap.fetch.describe import Extras, describe_files, description
 from airgap.fetch.image import ImageResult, fetch_images
 from airgap.fetch.packages import PackageResult, fetch_packages
 from airgap.fetch.preflight import SourceCheck, check_sources, check_space, remaining_bytes
+from airgap.fetch.since import Since, open_base
 from airgap.fetch.tools import check_wheelhouse, copy_wheelhouse
 from airgap.files import atomic_write, file_system
 from airgap.manifest.model import load_manifest
@@ -63,6 +66,7 @@ class FetchSettings:
     gnupg_home: Path | None = None
     with_tool: Path | None = None  # a wheelhouse of airgap to carry in tools/
     passphrase_file: Path | None = None
+    since: Path | None = None  # write a delta of this earlier bundle
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,7 @@ class FetchResult:
     removed: tuple[str, ...]
     unchanged: bool = False
     extras: Extras = field(default_factory=Extras)
+    delta: DeltaSummary | None = None
 
     @property
     def total_size(self) -> int:
@@ -115,6 +120,10 @@ class FetchResult:
             "defend": {d.item.endpoint_version: d.document.manifest_version
                        for d in self.extras.defend},
             "tools": [f.dest.name for f in self.extras.tools],
+            "delta": None if self.delta is None else {
+                "base": self.delta.base, "target": self.delta.target,
+                "carried_files": self.delta.carried_files,
+                "carried_bytes": self.delta.carried_size},
         }
 
 
@@ -127,6 +136,7 @@ def fetch(settings: FetchSettings, reporter: Reporter) -> FetchResult:
     network = NetworkSettings(ca_certs=tuple(cas), jobs=settings.jobs)
     root = settings.bundle
     layout.check_output_folder(root)
+    base = open_base(settings.since, root) if settings.since else None
     operator = OperatorKey(settings.sign_with, settings.gnupg_home, settings.passphrase_file) \
         if settings.sign_with else None
     if operator is not None:
@@ -141,16 +151,19 @@ def fetch(settings: FetchSettings, reporter: Reporter) -> FetchResult:
                              "while it put its files in place")
         staging = Staging(root)
         downloader = Downloader(client, network, reporter)
+        since = Since(base, verifier.keys, reporter) if base is not None else None
         reporter.phase_started("check", "asking every source before downloading")
         check = check_sources(plan, downloader)
         left = remaining_bytes(check, staging)
+        if since is not None:
+            left = max(0, left - since.likely_held(check.sizes()))
         reporter.phase_finished("check", f"{human_size(check.total)} in "
                                          f"{len(check.sizes())} files, {human_size(left)} "
                                          "to download")
         check_space(staging, left)
         try:
-            images, artifacts, packages, defend = _fetch_phases(plan, check, staging,
-                                                                downloader, verifier, reporter)
+            images, artifacts, packages, defend = _fetch_phases(
+                plan, check, staging, downloader, verifier, reporter, since)
             tools = copy_wheelhouse(settings.with_tool, staging) if settings.with_tool \
                 else []
         except OSError as exc:  # a full disk, most likely: say where and how much
@@ -161,6 +174,15 @@ def fetch(settings: FetchSettings, reporter: Reporter) -> FetchResult:
         keys = tuple(verifier.keys.values())
         items = describe_files(staging, image, artifacts, packages, keys, extras)
         new = description(plan, image, artifacts, packages, keys, items, extras)
+        if since is not None:
+            delta, carried = write_delta(staging.folder, new, since.base,
+                                         operator.sign if operator is not None else None)
+            index = [layout.DESCRIPTION, layout.SUMS, layout.SUMS_SIGNATURE]
+            drop = layout.stray_files(root, carried)
+            commit(staging, [*carried, *index], drop)
+            return FetchResult(root, plan, image, tuple(artifacts), tuple(packages),
+                               tuple(items), keys, operator is not None, tuple(drop),
+                               extras=extras, delta=delta)
         if _unchanged(root, new):
             _keep(staging, operator, root)
             return FetchResult(root, plan, image, tuple(artifacts), tuple(packages),
@@ -185,7 +207,7 @@ def fetch(settings: FetchSettings, reporter: Reporter) -> FetchResult:
 
 
 def _fetch_phases(plan: Plan, check: SourceCheck, staging: Staging, downloader: Downloader,
-                  verifier: Verifier, reporter: Reporter
+                  verifier: Verifier, reporter: Reporter, since: Since | None = None
                   ) -> tuple[list[ImageResult], list[ArtifactResult], list[PackageResult],
                              list[DefendResult]]:
     """The images, the binaries, the packages and Defend's artifacts come from different
@@ -214,9 +236,11 @@ def _fetch_phases(plan: Plan, check: SourceCheck, staging: Staging, downloader: 
         phases.append(defend_phase.PHASE)
     with SidePool("airgap-phase", workers=4, on_failure=downloader.cancel) as pool:
         jobs: list[Future[Any]] = [
-            pool.submit(fetch_images, images, staging, downloader),
-            pool.submit(fetch_artifacts, plan.artifacts, staging, downloader, verifier),
-            pool.submit(fetch_packages, check.packages, staging, downloader, verifier)]
+            pool.submit(fetch_images, images, staging, downloader, since),
+            pool.submit(fetch_artifacts, plan.artifacts, staging, downloader, verifier,
+                        since),
+            pool.submit(fetch_packages, check.packages, staging, downloader, verifier,
+                        since)]
         if plan.defend:
             jobs.append(pool.submit(fetch_defend, plan.defend, staging, downloader))
         for job, phase in zip(jobs, phases, strict=True):

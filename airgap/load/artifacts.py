@@ -10,8 +10,6 @@ the same files.
 
 from __future__ import annotations
 
-import errno
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +17,7 @@ from airgap.bundle.description import read_description
 from airgap.bundle.layout import DOWNLOADS
 from airgap.bundle.scan import scan
 from airgap.errors import UsageError
-from airgap.files import clone_or_copy, fsync_folder, remove_dead_leftovers, temporary_name
+from airgap.files import clone_or_copy, link_atomically, remove_dead_leftovers
 from airgap.reporter import Reporter
 from airgap.trust.digests import hash_file
 
@@ -37,25 +35,6 @@ class ArtifactsResult:
     unchanged: int
     replaced: tuple[str, ...]
     cloned: int = 0
-
-
-def link_atomically(source: Path, target: Path) -> bool:
-    """Hard-link ``source`` as ``target`` through a rename; False where the file system
-    cannot link the two."""
-    temporary = temporary_name(target)
-    try:
-        os.link(source, temporary)
-    except OSError as exc:
-        if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
-            raise
-        return False
-    try:
-        temporary.replace(target)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    fsync_folder(target.parent)
-    return True
 
 
 def install_artifacts(root: Path, destination: Path, reporter: Reporter, *,

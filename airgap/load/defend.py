@@ -17,8 +17,7 @@ from pathlib import Path
 from airgap.bundle.description import BundleDescription
 from airgap.bundle.layout import DOWNLOADS, SECURITY
 from airgap.errors import UsageError
-from airgap.files import clone_or_copy
-from airgap.load.artifacts import link_atomically
+from airgap.files import clone_or_copy, link_atomically
 from airgap.reporter import Reporter
 from airgap.trust.digests import hash_file
 

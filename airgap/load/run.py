@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airgap.bundle import layout
+from airgap.bundle.delta import shown
 from airgap.bundle.description import BundleDescription, read_description
 from airgap.bundle.lock import refuse_while_written
 from airgap.bundle.verify import BundleRefused, VerifyReport, VerifySettings, verify_bundle
@@ -155,6 +156,7 @@ def load(settings: LoadSettings, reporter: Reporter) -> LoadResult:
     tags = _check(settings)
     target = PushTarget.parse(settings.registry) if settings.registry else None
     refuse_while_written(settings.bundle)
+    _refuse_delta(settings.bundle)
     description, selected = _selected(settings, reporter)
     config_settings = _config_settings(settings, description) if settings.config_dir \
         else None
@@ -233,6 +235,19 @@ def _config_settings(settings: LoadSettings, description: BundleDescription
         defend_base_url(check_urls(config.registry_url, config.artifacts_url)[1],
                         config.defend_url)
     return config
+
+
+def _refuse_delta(bundle: Path) -> None:
+    """A delta lacks what its base holds: it is merged into a bundle, never loaded."""
+    try:
+        delta = read_description(bundle).delta
+    except BundleError:
+        return  # verification says what is wrong with it
+    if delta is not None:
+        raise UsageError(f"{bundle} is a delta of the bundle {shown(delta.base)}: it holds "
+                         "only what that bundle does not",
+                         details=[f"merge it first: airgap merge BASE {bundle} -o NEW, "
+                                  "then load NEW"])
 
 
 def _verify(settings: LoadSettings, reporter: Reporter, jobs: int | None = None

@@ -44,7 +44,7 @@ def damage(document: dict[str, Any], change: str) -> dict[str, Any]:
     elif change == "verification value":
         damaged["items"][3]["verification"]["signer"] = 7
     elif change == "format":
-        damaged["format"] = 3
+        damaged["format"] = 4
     elif change == "layers":
         next(iter(damaged["image"]["platforms"].values()))["layers"] = "sha256:x"
     return damaged
@@ -112,3 +112,41 @@ def test_a_hostile_description_is_a_damaged_bundle(tmp_path: Path, content: str,
     with pytest.raises(DamagedBundleError, match=said) as error:
         read_description(tmp_path)
     assert error.value.exit_code == ExitCode.VERIFICATION
+
+
+def test_a_delta_is_format_3_and_each_of_its_files_says_where_it_is(
+        document: dict[str, Any], tmp_path: Path) -> None:
+    """Format 3 is format 2 and ``delta`` and each item's ``origin``: an airgap that knows
+    only formats 1 and 2 refuses a delta rather than take it for a whole bundle."""
+    delta = copy.deepcopy(document)
+    assert delta["format"] == 2
+    delta["format"] = 3
+    delta["delta"] = {"base": "a" * 128, "target": "b" * 128, "target_signature": None}
+    for number, item in enumerate(delta["items"]):
+        item["origin"] = "base" if number % 2 else "carried"
+    read = BundleDescription.from_dict(delta)
+    assert read.delta is not None and read.delta.base == "a" * 128
+    assert {i.origin for i in read.items} == {"base", "carried"}
+    read.write(tmp_path)
+    assert json.loads((tmp_path / "bundle.json").read_text()) == delta
+
+    for change, where, problem in [
+            (lambda d: d.pop("delta"), "delta", "missing"),
+            (lambda d: d["items"][0].pop("origin"), "items[0].origin", "missing"),
+            (lambda d: d["items"][1].update(origin="elsewhere"), "items[1].origin",
+             "is not one of carried, base"),
+            (lambda d: d["delta"].update(base="nope"), "delta.base", "not a SHA-512")]:
+        damaged = copy.deepcopy(delta)
+        change(damaged)
+        with pytest.raises(DescriptionError, match=problem) as caught:
+            BundleDescription.from_dict(damaged)
+        assert caught.value.field == where
+
+    full = copy.deepcopy(document)
+    full["items"][0]["origin"] = "carried"
+    with pytest.raises(DescriptionError, match="not a field of format 2"):
+        BundleDescription.from_dict(full)
+    full = copy.deepcopy(document)
+    full["delta"] = delta["delta"]
+    with pytest.raises(DescriptionError, match="not a field of this bundle format"):
+        BundleDescription.from_dict(full)

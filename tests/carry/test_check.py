@@ -1,0 +1,123 @@
+"""airgap verify VOLUME: one volume checked alone, as it is inserted, in a terminal too."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import pty
+import re
+import select
+import shutil
+import struct
+import subprocess
+import sys
+import termios
+import time
+from pathlib import Path
+
+import pytest
+
+from airgap.carry.index import INDEX, VolumeIndex
+from airgap.cli import main
+from tests.carry.conftest import read_report
+from tests.conftest import REPO
+
+_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
+
+
+def in_terminal(*args: str, timeout: float = 120) -> tuple[int, str]:
+    """Run ``airgap ARGS`` in a pseudo-terminal 200 columns wide, as a person does; return
+    its exit code and what the person saw (colours and cursor moves taken out)."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 200, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    env.update(PYTHONPATH=str(REPO), TERM="xterm-256color")
+    process = subprocess.Popen([sys.executable, "-m", "airgap", *args], cwd=REPO, env=env,
+                               stdin=slave, stdout=slave, stderr=slave, close_fds=True)
+    os.close(slave)
+    seen = bytearray()
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.5)
+            if not ready:
+                if process.poll() is not None:
+                    break
+                continue
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not data:
+                break
+            seen += data
+        code = process.wait(timeout=max(1.0, deadline - time.monotonic()))
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        os.close(master)
+    return code, _ESCAPE.sub("", seen.decode(errors="replace")).replace("\r", "")
+
+
+def volume_folders(parts: Path) -> list[Path]:
+    return sorted(p for p in parts.iterdir() if p.is_dir())
+
+
+def pieces_of(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if re.fullmatch(r"[0-9]{6}", p.name))
+
+
+def test_an_intact_volume_in_a_terminal(golden_volumes: Path, operator_key: Path) -> None:
+    folders = volume_folders(golden_volumes)
+    code, seen = in_terminal("verify", str(folders[2]), "--trust-key", str(operator_key))
+    assert code == 0, seen
+    flat = " ".join(seen.split())
+    assert "intact: " in flat
+    assert f"volume 3 of {len(folders)} of the bundle sha512:" in flat
+    assert "index signature: valid" in flat
+
+
+def test_every_kind_of_damage_is_named_by_piece(golden_volumes: Path, operator_key: Path,
+                                                tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    source = max(volume_folders(golden_volumes), key=lambda f: len(pieces_of(f)))
+    volume = shutil.copytree(source, tmp_path / "volume")
+    flipped, removed, linked = pieces_of(volume)[:3]
+    data = bytearray(flipped.read_bytes())
+    data[-1] ^= 1
+    flipped.write_bytes(bytes(data))
+    removed.unlink()
+    linked.unlink()
+    linked.symlink_to(source / linked.name)
+    (volume / "notes.txt").write_text("added on the way")
+
+    assert main(["verify", str(volume), "--trust-key", str(operator_key), "--json"]) == 3
+    report = read_report(capsys.readouterr().out)
+    found = {(p["path"], p["kind"]): p["message"] for p in report["problems"]}
+    assert "the piece is damaged" in found[(flipped.name, "piece")]
+    assert "missing from the volume" in found[(removed.name, "piece")]
+    assert "a link is never followed" in found[(linked.name, "piece")]
+    assert (linked.name, "symlink") in found
+    assert (("notes.txt", "unlisted")) in found
+    assert len(found) == 5
+    index = VolumeIndex.from_bytes((volume / INDEX).read_bytes(), "i")
+    held = index.by_name()[flipped.name]
+    assert f"(it holds {held.describe()})" in found[(flipped.name, "piece")]
+
+
+def test_without_trust_key_the_index_signature_is_only_noted(
+        golden_volumes: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["verify", str(volume_folders(golden_volumes)[0]), "--json"]) == 0
+    report = read_report(capsys.readouterr().out)
+    assert report["ok"] and report["index_signature"] == "present, not checked (give " \
+                                                         "--trust-key)"
+
+
+def test_a_volume_of_mixed_pieces_is_refused(golden_volumes: Path, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    first, second = volume_folders(golden_volumes)[:2]
+    mixed = shutil.copytree(first, tmp_path / "mixed")
+    shutil.copy(pieces_of(second)[0], mixed)
+    assert main(["verify", str(mixed)]) == 3
+    assert "holds pieces of volumes 1, 2" in capsys.readouterr().err

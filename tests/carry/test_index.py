@@ -1,0 +1,74 @@
+"""The volume index: read with every field checked, a hostile one refused."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from airgap.carry.index import DamagedIndexError, VolumeIndex
+
+
+def index(**change: Any) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "format": 1, "kind": "airgap-volumes", "bundle": "a" * 128, "delta_of": None,
+        "created": "2026-12-01T00:00:00Z", "volumes": 2, "volume_size": 1 << 20,
+        "block": 4096, "max_file": None,
+        "pieces": [
+            {"name": "000001", "volume": 1, "file": "SHA512SUMS", "offset": 0, "size": 10,
+             "sha512": "b" * 128},
+            {"name": "000002", "volume": 2, "file": "images/blob", "offset": 0, "size": 5,
+             "sha512": "c" * 128},
+            {"name": "000003", "volume": 2, "file": "images/blob", "offset": 5, "size": 5,
+             "sha512": "d" * 128}]}
+    document.update(change)
+    return document
+
+
+def parse(document: dict[str, Any]) -> VolumeIndex:
+    return VolumeIndex.from_bytes(json.dumps(document).encode(), "v/airgap-volume.json")
+
+
+def test_an_index_reads_back_as_written() -> None:
+    read = parse(index())
+    assert VolumeIndex.from_bytes(read.to_bytes(), "again") == read
+    assert [p.name for p in read.of_volume(2)] == ["000002", "000003"]
+    assert read.files()["images/blob"][1].describe() == "images/blob (bytes 5-9)"
+
+
+@pytest.mark.parametrize("path", ["../../etc/cron.d/x", "/etc/passwd", "images/./blob",
+                                  ".airgap-join/index.json", ".airgap.lock", "a\\b"])
+def test_a_piece_may_not_name_a_file_outside_the_bundle(path: str) -> None:
+    document = index()
+    document["pieces"][1]["file"] = path
+    document["pieces"][2]["file"] = path
+    with pytest.raises(DamagedIndexError, match="not a path inside a bundle"):
+        parse(document)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"format": 2}, "not an airgap volume index of format 1"),
+    ({"extra": 1}, "'extra' is not a field"),
+    ({"volumes": 3}, "volume 3 holds no piece"),
+    ({"volumes": 0}, "volumes is not a number"),
+    ({"bundle": "x"}, "bundle is not a SHA-512"),
+])
+def test_a_damaged_index_is_refused(change: dict[str, Any], message: str) -> None:
+    with pytest.raises(DamagedIndexError, match=message):
+        parse(index(**change))
+
+
+def test_pieces_must_tile_their_file() -> None:
+    gap = index()
+    gap["pieces"][2]["offset"] = 6
+    with pytest.raises(DamagedIndexError, match="do not follow each other"):
+        parse(gap)
+    twice = index()
+    twice["pieces"][2]["name"] = "000002"
+    with pytest.raises(DamagedIndexError, match="listed twice"):
+        parse(twice)
+    elsewhere = index()
+    elsewhere["pieces"][1]["volume"] = 7
+    with pytest.raises(DamagedIndexError, match="volume is not a number from 1 to 2"):
+        parse(elsewhere)

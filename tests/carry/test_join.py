@@ -1,0 +1,212 @@
+"""airgap join: volumes in any order, one at a time on one small medium or all at once;
+missing, duplicated, damaged and foreign volumes refused by number; the joined bundle is
+the original, SHA512SUMS byte for byte."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from airgap.carry.index import INDEX, VolumeIndex
+from airgap.cli import main
+from tests.carry.conftest import VOLUME_SIZE, Pair, read_report
+from tests.carry.media import tmpfs, used
+from tests.conftest import REPO
+from tests.peers.gpgkeys import SigningKey
+
+
+def volume_folders(parts: Path) -> list[Path]:
+    return sorted(p for p in parts.iterdir() if p.is_dir())
+
+
+def tree(root: Path) -> dict[str, str]:
+    return {p.relative_to(root).as_posix(): hashlib.sha512(p.read_bytes()).hexdigest()
+            for p in root.rglob("*") if p.is_file()}
+
+
+def airgap(*args: str) -> subprocess.CompletedProcess[str]:
+    """The command as an operator types it, through pipes."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200"}
+    return subprocess.run([sys.executable, "-m", "airgap", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def test_one_small_medium_carries_every_volume_in_turn_in_any_order(
+        golden_volumes: Path, golden_bundle: Path, operator_key: Path, tmp_path: Path) -> None:
+    folders = volume_folders(golden_volumes)
+    before = tree(golden_volumes)
+    random.Random(18).shuffle(folders)
+    joined = tmp_path / "joined"
+    for number, folder in enumerate(folders, 1):
+        # One trip: the volume written to a medium that holds exactly VOLUME_SIZE bytes.
+        with tmpfs(tmp_path / "medium", VOLUME_SIZE) as medium:
+            for piece in folder.iterdir():
+                shutil.copyfile(piece, medium / piece.name)
+            assert used(medium) <= VOLUME_SIZE
+            checked = airgap("verify", str(medium), "--trust-key", str(operator_key))
+            assert checked.returncode == 0, checked.stdout + checked.stderr
+            assert f"volume {int(folder.name)} of {len(folders)}" in flat(checked.stdout)
+            added = airgap("join", str(medium), "-o", str(joined), "--partial",
+                           "--trust-key", str(operator_key))
+            assert added.returncode == 0, added.stdout + added.stderr
+            if number < len(folders):
+                assert "waiting for volume(s)" in flat(added.stdout)
+                assert not (joined / "SHA512SUMS").exists()
+    assert "all" in added.stdout and "intact: " in added.stdout
+    assert (joined / "SHA512SUMS").read_bytes() == (golden_bundle / "SHA512SUMS").read_bytes()
+    assert tree(joined) == tree(golden_bundle)
+    assert tree(golden_volumes) == before, "volumes are only read"
+
+
+def test_all_volumes_at_once_in_shuffled_order(golden_volumes: Path, golden_bundle: Path,
+                                               operator_key: Path, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    folders = volume_folders(golden_volumes)
+    random.Random(7).shuffle(folders)
+    joined = tmp_path / "joined"
+    assert main(["join", *map(str, folders), "-o", str(joined), "--trust-key",
+                 str(operator_key)]) == 0
+    assert "intact: " in capsys.readouterr().out
+    assert tree(joined) == tree(golden_bundle)
+    assert not (joined / ".airgap-join").exists() and not (joined / ".airgap.lock").exists()
+
+
+def test_a_missing_volume_is_named_and_what_came_is_kept(
+        golden_volumes: Path, golden_bundle: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    folders = volume_folders(golden_volumes)
+    joined = tmp_path / "joined"
+    assert main(["join", *map(str, folders[:1] + folders[2:]), "-o", str(joined)]) == 1
+    err = flat(capsys.readouterr().err)
+    assert f"volume(s) 2 of {len(folders)} are missing" in err
+    assert not (joined / "SHA512SUMS").exists()
+    assert main(["join", str(folders[1]), "-o", str(joined)]) == 0
+    assert tree(joined) == tree(golden_bundle)
+
+
+def test_a_volume_given_twice_or_joined_already_is_refused(
+        golden_volumes: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folders = volume_folders(golden_volumes)
+    again = shutil.copytree(folders[1], tmp_path / "second-copy")
+    joined = tmp_path / "joined"
+    assert main(["join", str(folders[0]), str(folders[1]), str(again), "-o",
+                 str(joined)]) == 2
+    assert f"volume 2 of {len(folders)} is given 2 times" in flat(capsys.readouterr().err)
+    assert main(["join", str(folders[0]), "-o", str(joined), "--partial"]) == 0
+    capsys.readouterr()
+    assert main(["join", str(folders[0]), "-o", str(joined), "--partial"]) == 2
+    assert f"(volume 1 of {len(folders)}) is already joined" in flat(capsys.readouterr().err)
+
+
+def test_a_flipped_piece_is_named_and_that_volume_alone_is_sent_again(
+        golden_volumes: Path, golden_bundle: Path, operator_key: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    folders = volume_folders(golden_volumes)
+    damaged = shutil.copytree(folders[1], tmp_path / "damaged")
+    piece = max((p for p in damaged.iterdir() if re.fullmatch(r"[0-9]{6}", p.name)),
+                key=lambda p: p.stat().st_size)
+    data = bytearray(piece.read_bytes())
+    data[len(data) // 3] ^= 0x40
+    piece.write_bytes(bytes(data))
+
+    assert main(["verify", str(damaged), "--trust-key", str(operator_key), "--json"]) == 3
+    report = read_report(capsys.readouterr().out)
+    assert [(p["path"], p["kind"]) for p in report["problems"]] == [(piece.name, "piece")]
+    assert "the piece is damaged" in report["problems"][0]["message"]
+    assert report["number"] == 2 and report["index_signature"] == "valid"
+
+    joined = tmp_path / "joined"
+    volumes = [str(f) for f in folders if f != folders[1]] + [str(damaged)]
+    assert main(["join", *volumes, "-o", str(joined), "--trust-key", str(operator_key)]) == 3
+    err = flat(capsys.readouterr().err)
+    assert f"volume 2 of {len(folders)}, piece {piece.name}" in err
+    assert "send those volumes again" in err
+    assert main(["join", str(folders[1]), "-o", str(joined), "--trust-key",
+                 str(operator_key)]) == 0
+    assert tree(joined) == tree(golden_bundle)
+
+
+def test_a_volume_of_another_bundle_or_another_split_is_refused(
+        golden_volumes: Path, golden_bundle: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # Another bundle: the golden one with one package more (SHA512SUMS says so).
+    other = shutil.copytree(golden_bundle, tmp_path / "other")
+    extra = other / "packages" / "extra" / "extra-1.0.0.zip"
+    extra.parent.mkdir()
+    extra.write_bytes(b"PK" + os.urandom(1000))
+    with (other / "SHA512SUMS").open("a") as sums:
+        sums.write(f"{hashlib.sha512(extra.read_bytes()).hexdigest()}  "
+                   "packages/extra/extra-1.0.0.zip\n")
+    assert main(["split", str(other), "-o", str(tmp_path / "other-parts"), "--size",
+                 str(VOLUME_SIZE), "--quiet"]) == 0
+    resplit = tmp_path / "resplit"
+    assert main(["split", str(golden_bundle), "-o", str(resplit), "--size", "3MiB",
+                 "--quiet"]) == 0
+    capsys.readouterr()
+
+    ours = volume_folders(golden_volumes)
+    theirs = volume_folders(tmp_path / "other-parts")
+    assert main(["join", str(ours[0]), str(theirs[1]), "-o", str(tmp_path / "a")]) == 2
+    err = flat(capsys.readouterr().err)
+    ours_id = VolumeIndex.from_bytes((ours[0] / INDEX).read_bytes(), "x").bundle[:32]
+    theirs_id = VolumeIndex.from_bytes((theirs[1] / INDEX).read_bytes(), "x").bundle[:32]
+    assert f"(volume 2 of {len(theirs)}) belongs to the bundle sha512:{theirs_id}" in err
+    assert f"not to sha512:{ours_id}" in err and "foreign volume" in err
+    assert main(["join", str(ours[0]), str(volume_folders(resplit)[0]), "-o",
+                 str(tmp_path / "b")]) == 2
+    assert "is from another split of the same bundle" in flat(capsys.readouterr().err)
+
+
+def test_an_index_the_trusted_key_did_not_sign_is_refused(
+        golden_bundle: Path, golden_volumes: Path, operator_key: Path, attacker: SigningKey,
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    unsigned = tmp_path / "unsigned"
+    assert main(["split", str(golden_bundle), "-o", str(unsigned), "--size", "3MiB",
+                 "--quiet"]) == 0
+    first = volume_folders(unsigned)[0]
+    assert main(["join", str(first), "-o", str(tmp_path / "j1"), "--trust-key",
+                 str(operator_key)]) == 3
+    assert "has no airgap-volume.json.asc" in flat(capsys.readouterr().err)
+    # An index rewritten to match a replaced piece: its signature no longer holds.
+    forged = shutil.copytree(volume_folders(golden_volumes)[0], tmp_path / "forged")
+    text = (forged / INDEX).read_text().replace('"created": "', '"created": "1', 1)
+    (forged / INDEX).write_text(text)
+    assert main(["verify", str(forged), "--trust-key", str(operator_key)]) == 3
+    assert "does not match its signature" in flat(capsys.readouterr().err)
+    attacker.sign(forged / INDEX, forged / "airgap-volume.json.asc")
+    assert main(["join", str(forged), "-o", str(tmp_path / "j2"), "--trust-key",
+                 str(operator_key)]) == 3
+    assert "not a trusted key" in flat(capsys.readouterr().err)
+
+
+def test_a_delta_split_and_joined_merges_into_its_base(pair: Pair, operator: SigningKey,
+                                                       operator_key: Path,
+                                                       tmp_path: Path) -> None:
+    parts = tmp_path / "parts"
+    assert main(["split", str(pair.delta), "-o", str(parts), "--size", "40KiB",
+                 "--sign-with", operator.fingerprint, "--gnupg-home", str(operator.home),
+                 "--quiet"]) == 0
+    folders = volume_folders(parts)
+    assert len(folders) >= 2
+    checked = airgap("verify", str(folders[0]), "--trust-key", str(operator_key))
+    assert "of the delta sha512:" in flat(checked.stdout)
+    joined = tmp_path / "delta"
+    assert main(["join", *map(str, reversed(folders)), "-o", str(joined), "--trust-key",
+                 str(operator_key), "--quiet"]) == 0
+    assert tree(joined) == tree(pair.delta)
+    new = tmp_path / "new"
+    assert main(["merge", str(pair.base), str(joined), "-o", str(new), "--trust-key",
+                 str(operator_key), "--quiet"]) == 0
+    assert main(["verify", str(new), "--trust-key", str(operator_key)]) == 0

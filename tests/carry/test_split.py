@@ -1,0 +1,160 @@
+"""airgap split: volumes that hold at most their size, everything included, and no file
+larger than the medium takes, checked by the kernel on every file written."""
+
+from __future__ import annotations
+
+import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from airgap.bundle.staging import Staging
+from airgap.carry.index import INDEX, INDEX_SIGNATURE, VolumeIndex
+from airgap.carry.volumes import blocks
+from airgap.cli import main
+from tests.carry.conftest import MAX_FILE, VOLUME_SIZE
+from tests.conftest import REPO
+
+
+def volume_folders(parts: Path) -> list[Path]:
+    return sorted(p for p in parts.iterdir() if p.is_dir())
+
+
+def test_every_volume_holds_at_most_its_size_in_short_plain_files(
+        golden_volumes: Path, golden_bundle: Path) -> None:
+    folders = volume_folders(golden_volumes)
+    assert [f.name for f in folders] == [f"{n:03d}" for n in range(1, len(folders) + 1)]
+    assert len(folders) >= 3
+    index = (folders[0] / INDEX).read_bytes()
+    pieces = 0
+    for folder in folders:
+        files = list(folder.iterdir())
+        assert all(f.is_file() and not f.is_symlink() for f in files)
+        assert sum(blocks(f.stat().st_size, 4096) for f in files) <= VOLUME_SIZE, folder
+        assert all(f.stat().st_size <= MAX_FILE for f in files), folder
+        assert (folder / INDEX).read_bytes() == index, "the same index in every volume"
+        assert (folder / INDEX_SIGNATURE).is_file()
+        names = {f.name for f in files} - {INDEX, INDEX_SIGNATURE}
+        assert all(re.fullmatch(r"[0-9]{6}", n) for n in names)
+        pieces += len(names)
+    read = VolumeIndex.from_bytes(index, "index")
+    assert read.volumes == len(folders) and len(read.pieces) == pieces
+    bundle_files = {p.relative_to(golden_bundle).as_posix(): p.stat().st_size
+                    for p in golden_bundle.rglob("*") if p.is_file()}
+    assert {path: sum(p.size for p in found) for path, found in read.files().items()} == \
+        bundle_files
+
+
+def split_with_file_limit(bundle: Path, parts: Path, limit: int, *options: str
+                          ) -> subprocess.CompletedProcess[str]:
+    """``airgap split`` in a process the kernel holds to files of at most ``limit`` bytes
+    (RLIMIT_FSIZE: a write past it fails with EFBIG, as FAT32's 4 GiB - 1 does)."""
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1"}
+    return subprocess.run([sys.executable, "-m", "airgap", "split", str(bundle), "-o",
+                           str(parts), "--quiet", *options], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300,
+                          preexec_fn=limited)
+
+
+def test_max_file_holds_under_a_per_file_limit_the_kernel_enforces(
+        golden_bundle: Path, tmp_path: Path) -> None:
+    limit = 200 << 10
+    without = split_with_file_limit(golden_bundle, tmp_path / "without", limit,
+                                    "--size", "2MiB")
+    assert without.returncode == 1, without.stderr
+    assert "File too large" in without.stderr
+    assert not any((tmp_path / "without").rglob("0*")), "what failed is removed"
+
+    parts = tmp_path / "parts"
+    limited = split_with_file_limit(golden_bundle, parts, limit, "--size", "2MiB",
+                                    "--max-file", str(limit))
+    assert limited.returncode == 0, limited.stderr
+    assert max(p.stat().st_size for p in parts.rglob("*") if p.is_file()) <= limit
+
+
+def test_a_damaged_bundle_is_not_split(golden_bundle: Path, tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    bundle = tmp_path / "bundle"
+    shutil.copytree(golden_bundle, bundle)
+    layer = max((p for p in (bundle / "images/blobs/sha256").iterdir()),
+                key=lambda p: p.stat().st_size)
+    data = bytearray(layer.read_bytes())
+    data[1000] ^= 1
+    layer.write_bytes(bytes(data))
+    parts = tmp_path / "parts"
+    assert main(["split", str(bundle), "-o", str(parts), "--size", "1MiB"]) == 3
+    assert "its SHA-512 differs from SHA512SUMS: the bundle is damaged" in \
+        " ".join(capsys.readouterr().err.split())
+    assert list(parts.iterdir()) == []
+
+    (bundle / "SHA512SUMS").unlink()
+    assert main(["split", str(bundle), "-o", str(tmp_path / "again"), "--size", "1MiB"]) == 1
+    assert "is not a complete bundle: it has no SHA512SUMS" in capsys.readouterr().err
+
+
+def test_what_an_unfinished_fetch_left_beside_a_bundle_is_not_carried(
+        golden_bundle: Path, operator_key: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    bundle = tmp_path / "bundle"
+    shutil.copytree(golden_bundle, bundle)
+    # What a fetch killed mid-download leaves: a staging folder, the lock file it held.
+    staged = Staging(bundle).path("packages/apache/apache-1.2.0.zip.part")
+    staged.parent.mkdir(parents=True)
+    staged.write_bytes(b"half a package")
+    (bundle / ".airgap.lock").write_text("12345\n")
+    parts, joined = tmp_path / "parts", tmp_path / "joined"
+    assert main(["split", str(bundle), "-o", str(parts), "--size", "1MiB", "--quiet"]) == 0
+    assert main(["join", *map(str, volume_folders(parts)), "-o", str(joined),
+                 "--quiet"]) == 0
+    assert main(["verify", str(joined), "--trust-key", str(operator_key), "--quiet"]) == 0
+    assert not (joined / ".airgap-next").exists() and not (joined / ".airgap.lock").exists()
+    assert (joined / "SHA512SUMS").read_bytes() == (bundle / "SHA512SUMS").read_bytes()
+    # A fetch stopped while it moved its files in: the bundle is neither old nor new.
+    Staging(bundle).path("COMMIT").write_text('{"moves": [], "removals": []}\n')
+    capsys.readouterr()
+    assert main(["split", str(bundle), "-o", str(tmp_path / "again"), "--size",
+                 "1MiB"]) == 1
+    assert "run the same airgap fetch again to finish it" in capsys.readouterr().err
+
+
+def test_sizes_too_small_or_folders_in_use_are_refused(
+        golden_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["split", str(golden_bundle), "-o", str(tmp_path / "p"), "--size",
+                 "8KiB"]) == 2
+    assert "is too small: the index alone takes" in capsys.readouterr().err
+    assert main(["split", str(golden_bundle), "-o", str(golden_bundle / "parts"),
+                 "--size", "1MiB"]) == 2
+    assert "is inside the bundle it splits" in capsys.readouterr().err
+    assert main(["split", str(golden_bundle), "-o", str(tmp_path / "p"), "--size",
+                 "4XB"]) == 2
+    assert "is not a size (say 4GiB, 4.7GB, 700MB or 4GiB-1)" in capsys.readouterr().err
+
+
+def test_a_split_again_replaces_what_an_earlier_or_interrupted_one_left(
+        golden_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    parts = tmp_path / "parts"
+    assert main(["split", str(golden_bundle), "-o", str(parts), "--size", "1MiB",
+                 "--quiet"]) == 0
+    many = volume_folders(parts)
+    # What a split killed while writing leaves: a temporary piece, and no index.
+    (many[-1] / "airgap-volume.json").unlink()
+    (many[-1] / ".000099.4242.deadbeef.part").write_bytes(b"half")
+    assert main(["split", str(golden_bundle), "-o", str(parts), "--size", "4MiB",
+                 "--quiet"]) == 0
+    few = volume_folders(parts)
+    assert len(few) < len(many)
+    assert all((folder / INDEX).is_file() for folder in few)
+    assert not any(p.name.endswith(".part") for p in parts.rglob("*"))
+
+    (few[0] / "notes.txt").write_text("mine")
+    assert main(["split", str(golden_bundle), "-o", str(parts), "--size", "4MiB"]) == 2
+    assert "nor one holding volumes" in capsys.readouterr().err
+    assert (few[0] / "notes.txt").read_text() == "mine"
