@@ -6,6 +6,7 @@ from pathlib import Path
 
 from airgap.manifest import parse_manifest
 from airgap.manifest.plan import Plan, make_plan
+from tests.terminal import at_terminal, in_pipe
 
 HEADER = "apiVersion: airgap/v1\nkind: Bundle\nstack:\n  version: 9.0.0\n"
 
@@ -193,3 +194,20 @@ def test_more_images_by_known_name_or_repository() -> None:
     ]
     assert plan.images[0].reason == "images[0] (elastic-agent), the stack version 9.0.0"
     assert plan.to_dict()["images"][1]["tag"] == "9.0.1"
+
+
+def test_an_image_given_twice_is_a_manifest_error_naming_its_line(tmp_path: Path) -> None:
+    manifest = tmp_path / "dup.yaml"
+    manifest.write_text(HEADER + "images:\n"
+                                 "  - elastic-agent\n"
+                                 "  - {name: docker.elastic.co/package-registry/distribution,"
+                                 " tag: '9.0.0'}\n")
+    line = HEADER.count("\n") + 3
+    expected = (f"{manifest}:{line}: images[1]: docker.elastic.co/package-registry/"
+                "distribution:9.0.0 is already in the bundle (as registry)")
+    piped = in_pipe("plan", str(manifest))
+    assert piped.returncode == 2, piped.stderr
+    assert expected in piped.stderr
+    seen = at_terminal("plan", str(manifest))
+    assert seen.code == 2, seen.text
+    assert expected in " ".join(seen.text.split())
