@@ -350,9 +350,11 @@ ELASTIC_REGISTRY_HOST = "docker.elastic.co"
 # The first Kibana that reads each setting: xpack.fleet.isAirGapped from 8.13 (kibana PR
 # #174214; the 8.13 "Fleet settings in Kibana" page is the first to list it);
 # packageVerification.gpgKeyPath listed from the 8.5 page; binaryDownloadSource, agent
-# binary sources preconfigured in kibana.yml (kibana PR #283454, merged 2026-08-06, the
-# cycle whose next Fleet change, #290101, is labelled v9.6.0). registryUrl and packages
-# exist in every 8.x.
+# binary sources preconfigured in kibana.yml (kibana PR #283454, merged into main on
+# 2026-08-06, after the 9.5 branch was cut and 9.5.0 released on 2026-07-29, so 9.6.0 is
+# the first release that can have it; whether a 9.5.x patch got it is not known, and a
+# setting Kibana does not know stops it from starting: written from 9.6.0 only).
+# registryUrl and packages exist in every 8.x.
 
 KIBANA_SETTINGS_SINCE = {
     "xpack.fleet.isAirGapped": "8.13.0",

@@ -18,8 +18,11 @@ def readme(registry: str, artifacts: str, *, kibana_version: str, kibana: Mappin
                 and key != "xpack.fleet.packages"]
     older = "".join(f"  - not `{key}`: Kibana reads it from "
                     f"{elastic.KIBANA_SETTINGS_SINCE[key]} only\n" for key in left_out)
-    pinned = ("- `xpack.fleet.packages` pins Kibana to the package versions the bundle "
-              "carries: Kibana installs exactly those, and no other version.\n"
+    # Elastic's Fleet settings reference says only that these are "installed when the
+    # Fleet app starts up": no promise that Kibana keeps to them afterwards.
+    pinned = ("- `xpack.fleet.packages` names the package versions the bundle carries: Kibana "
+              "installs them when the Fleet app starts up (Elastic's Fleet settings say no "
+              "more: someone may still install or upgrade another version later).\n"
               if "xpack.fleet.packages" in kibana else "")
     ca = (f"- `ca.pem` → `{ca_path}`, and the line in `kibana.env` into Kibana's "
           "environment (for a systemd service: `Environment=` in a drop-in; for Docker: "
