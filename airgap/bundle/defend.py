@@ -23,7 +23,7 @@ from typing import Any
 
 from airgap import elastic
 from airgap.bundle.description import BundleDescription, parse_timestamp
-from airgap.bundle.layout import SECURITY
+from airgap.bundle.layout import DOWNLOADS, SECURITY
 from airgap.errors import ServerResponseError
 
 MAX_MANIFEST_ZIP = 16 << 20
@@ -181,6 +181,12 @@ def relative_path(value: Any, where: str) -> str:
         raise BadDefendManifest(f"{where}.relative_url: {value[:120]!r} is not a plain path "
                                 "below the server's root")
     path = "/".join(parts)
+    if parts[0] != DOWNLOADS or len(parts) < 2:
+        # Endpoints find the artifacts below /downloads/ (Elastic's layout), which is what
+        # load --artifacts lays out and airgap serve serves: anything else would be lost.
+        raise BadDefendManifest(f"{where}.relative_url: {value[:120]!r} is not below "
+                                f"/{DOWNLOADS}/, where Elastic Defend's artifacts lie and a "
+                                "mirror serves them")
     if elastic.is_defend_manifest_path(path):
         raise BadDefendManifest(f"{where}.relative_url: {value[:120]!r} is where a manifest "
                                 "lies, not an artifact")

@@ -35,7 +35,7 @@ from airgap.bundle.verify import BundleRefused, VerifyReport, VerifySettings, ve
 from airgap.errors import BundleError, UsageError, setting
 from airgap.load.artifacts import ArtifactsResult, install_artifacts
 from airgap.load.container import RunningRegistry, RunSettings, check_run, run_registry
-from airgap.load.defend import DefendInstall, install_defend
+from airgap.load.defend import DefendInstall, defend_files, install_defend
 from airgap.load.engine import LoadedImage, StreamGate, connect, load_image, select
 from airgap.load.fleet_settings import (
     ConfigResult,
@@ -198,6 +198,7 @@ def load(settings: LoadSettings, reporter: Reporter) -> LoadResult:
         if engine is not None and settings.run else None
     artifacts = defend = None
     if settings.artifacts_dir:
+        defend_files(description)  # a Defend file misplaced: refused before any copy
         artifacts = install_artifacts(settings.bundle, settings.artifacts_dir, reporter,
                                       hard_link=settings.hard_link)
         defend = install_defend(settings.bundle, description, settings.artifacts_dir,

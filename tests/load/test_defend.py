@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -15,8 +16,12 @@ import yaml
 
 from airgap.cli import main
 from airgap.load.serve import ServeSettings
+from tests.bundle.test_verify import forge
 from tests.conftest import DEFEND_ARTIFACTS
+from tests.peers.defend import make_manifest_zip
+from tests.peers.gpgkeys import SigningKey
 from tests.peers.serving import BackgroundArtifactServer
+from tests.terminal import in_pipe
 
 MANIFEST = "endpoint/manifest/artifacts-9.0.0.zip"
 SETTINGS = ("linux.advanced.artifacts.global.base_url", "mac.advanced.artifacts.global.base_url",
@@ -109,8 +114,6 @@ def test_no_defend_settings_for_a_bundle_without_defend(golden_bundle: Path,
 
 def test_packages_are_pinned_on_request_and_for_tailored_registries(
         rich_bundle: Path, tmp_path: Path) -> None:
-    import shutil
-
     def pins(bundle: Path, *extra: str) -> object:
         out = tmp_path / f"settings-{len(list(tmp_path.iterdir()))}"
         assert main(["load", str(bundle), "--config", str(out), "--registry-url",
@@ -127,3 +130,48 @@ def test_packages_are_pinned_on_request_and_for_tailored_registries(
     (tailored / "bundle.json").write_text(json.dumps(document))
     assert pins(tailored, "--skip-verify") == [{"name": "endpoint", "version": "9.0.0"}]
     assert pins(tailored, "--skip-verify", "--no-pin-packages") is None
+
+
+def misplaced(rich_bundle: Path, operator: SigningKey, tmp_path: Path) -> Path:
+    """A copy of the bundle whose manifest lists an artifact outside /downloads/, the file
+    there, bundle.json and SHA512SUMS agreeing, signed by the operator (what an airgap
+    without the rule fetched from a mirror that misplaces a file)."""
+    bundle = tmp_path / "misplaced"
+    shutil.copytree(rich_bundle, bundle)
+    manifest = bundle / "security/downloads" / MANIFEST
+    with zipfile.ZipFile(manifest) as archive:
+        document = json.loads(archive.read("manifest.json"))
+        signature = archive.read("manifest.sig")
+    entry = document["artifacts"]["production-rules-linux-v1"]
+    old = "security" + entry["relative_url"]
+    entry["relative_url"] = "/elsewhere" + entry["relative_url"]
+    new = "security" + entry["relative_url"]
+    (bundle / new).parent.mkdir(parents=True)
+    (bundle / old).rename(bundle / new)
+    manifest.write_bytes(make_manifest_zip(document, extra={"manifest.sig": signature}))
+    description = json.loads((bundle / "bundle.json").read_text())
+    for item in description["items"]:
+        item["path"] = new if item["path"] == old else item["path"]
+    forge(bundle, description)
+    operator.sign(bundle / "SHA512SUMS", bundle / "SHA512SUMS.asc")
+    return bundle
+
+
+def test_a_defend_file_outside_downloads_is_refused_before_anything_is_laid_out(
+        rich_bundle: Path, operator: SigningKey, operator_key: Path, tmp_path: Path) -> None:
+    bundle = misplaced(rich_bundle, operator, tmp_path)
+    trust = ("--trust-key", str(operator_key))
+    checked = in_pipe("verify", str(bundle), *trust)
+    assert checked.returncode == 3, checked.stdout + checked.stderr
+    assert "relative_url: '/elsewhere/downloads/endpoint/" in checked.stdout
+    assert "is not below /downloads/" in checked.stdout
+    served = tmp_path / "served"
+    loaded = in_pipe("load", str(bundle), *trust, "--artifacts", str(served))
+    assert loaded.returncode == 3, loaded.stderr
+    assert not served.exists() or not any(served.rglob("*"))
+    # Unverified, the layout itself still refuses it, before the binaries are copied.
+    skipped = in_pipe("load", str(bundle), "--skip-verify", "--artifacts", str(served))
+    assert skipped.returncode == 3, skipped.stderr
+    assert "an Elastic Defend file outside security/downloads/" in skipped.stderr
+    assert "nothing was laid out" in skipped.stderr
+    assert not served.exists() or not [p for p in served.rglob("*") if p.is_file()]
