@@ -13,13 +13,14 @@ format and its sources are in docs/defend.md.
 from __future__ import annotations
 
 import datetime
+import io
 import json
 import re
 import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from airgap import elastic
 from airgap.bundle.description import BundleDescription, parse_timestamp
@@ -80,10 +81,23 @@ def read_manifest_zip(path: Path, name: str) -> DefendManifestFile:
     """The manifest in the zip at ``path`` (``name`` names it in messages); raises
     :class:`BadDefendManifest` for anything that is not one."""
     try:
-        if path.stat().st_size > MAX_MANIFEST_ZIP:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise BadDefendManifest(f"{name}: not a readable zip: {exc}") from None
+    return _read(path, size, name)
+
+
+def read_manifest_data(data: bytes, name: str) -> DefendManifestFile:
+    """:func:`read_manifest_zip` of a zip held in memory (a server's answer)."""
+    return _read(io.BytesIO(data), len(data), name)
+
+
+def _read(source: Path | BinaryIO, size: int, name: str) -> DefendManifestFile:
+    try:
+        if size > MAX_MANIFEST_ZIP:
             raise BadDefendManifest(f"{name}: larger than {MAX_MANIFEST_ZIP} bytes: not a "
                                     "Defend artifact manifest")
-        with zipfile.ZipFile(path) as archive:
+        with zipfile.ZipFile(source) as archive:
             names = archive.namelist()
             if len(names) != len(set(names)):
                 raise BadDefendManifest(f"{name}: a member is in the zip twice")
