@@ -45,6 +45,7 @@ from airgap.load.fleet_settings import (
     write_config,
 )
 from airgap.load.images import connect_each, load_more, push_each
+from airgap.load.known import laid_out_files, write_index
 from airgap.load.push import PushResult, PushTarget
 from airgap.load.select import select_images
 from airgap.net.download import Downloader
@@ -203,6 +204,8 @@ def load(settings: LoadSettings, reporter: Reporter) -> LoadResult:
                                       hard_link=settings.hard_link)
         defend = install_defend(settings.bundle, description, settings.artifacts_dir,
                                 reporter, hard_link=settings.hard_link)
+        if not settings.skip_verify:  # what was laid out is verified: serve needs no hash
+            write_index(settings.artifacts_dir, laid_out_files(description))
     config = write_config(config_settings) if config_settings is not None else None
     return LoadResult(report, loaded, pushed, running, artifacts, config, more_loaded,
                       tuple(pushed_more), defend)

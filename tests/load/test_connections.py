@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import resource
-import signal
 import socket
 import ssl
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -24,9 +22,7 @@ import pytest
 from airgap.errors import UsageError
 from airgap.load.connections import Limits, connection_cap
 from airgap.load.serve import ServeSettings
-from tests.conftest import start_airgap
-from tests.peers.net import free_port, port_open, wait_until
-from tests.peers.serving import BackgroundArtifactServer
+from tests.peers.serving import BackgroundArtifactServer, serve, stop
 from tests.peers.tls import make_certificate
 from tests.reporting import RecordingReporter
 
@@ -39,38 +35,6 @@ def tree(tmp_path: Path) -> Path:
     (root / AGENT).parent.mkdir(parents=True)
     (root / AGENT).write_bytes(b"agent" * 1000)
     return root
-
-
-def serve(tree: Path, *options: str, files: int | None = None
-          ) -> tuple[subprocess.Popen[str], int]:
-    """``airgap serve TREE`` on a free port, optionally with an open-file limit of
-    ``files``; returns once it answers."""
-    port = free_port()
-
-    def limit() -> None:
-        if files is not None:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (files, files))
-
-    process = start_airgap("serve", str(tree), "--port", str(port), *options,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=limit)
-    try:
-        wait_until(lambda: port_open(port), 30, "airgap serve listening")
-    except BaseException:
-        process.kill()
-        process.communicate()
-        raise
-    return process, port
-
-
-def stop(process: subprocess.Popen[str]) -> str:
-    """SIGTERM, then what the server wrote to stderr."""
-    process.send_signal(signal.SIGTERM)
-    try:
-        _, err = process.communicate(timeout=30)
-    finally:
-        process.kill()
-    assert process.returncode in (0, 143), err
-    return err
 
 
 @contextlib.contextmanager
