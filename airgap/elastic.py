@@ -317,6 +317,10 @@ DEFEND_STALE_DAYS = 30
 DEFEND_BASE_URL_SETTINGS = ("linux.advanced.artifacts.global.base_url",
                             "mac.advanced.artifacts.global.base_url",
                             "windows.advanced.artifacts.global.base_url")
+#: "an additional PEM-encoded certificate to validate the protection artifact update
+#: SSL/TLS server" (elastic/docs-content reference/security/defend-advanced-settings.md).
+DEFEND_CA_CERT_SETTINGS = tuple(s.replace(".base_url", ".ca_cert")
+                                for s in DEFEND_BASE_URL_SETTINGS)
 #: The integration whose sites need the artifacts (``security.endpoint_artifacts: auto``).
 DEFEND_INTEGRATION = "endpoint"
 

@@ -11,7 +11,8 @@ from airgap import elastic
 
 def readme(registry: str, artifacts: str, *, kibana_version: str, kibana: Mapping[str, Any],
            with_ca: bool, key_path: str, ca_path: str, pgp_dir: str,
-           defend: str | None, defend_file: str) -> str:
+           defend: str | None, defend_file: str,
+           defend_certificates: int | None = None) -> str:
     """The README's text."""
     kibana_lines = "".join(f"  - `{key}`\n" for key in kibana)
     left_out = [key for key in elastic.KIBANA_SETTINGS_SINCE if key not in kibana
@@ -40,12 +41,28 @@ def readme(registry: str, artifacts: str, *, kibana_version: str, kibana: Mappin
     if defend is not None:
         settings = "".join(f"  - `{key}`: `{defend}`\n"
                            for key in elastic.DEFEND_BASE_URL_SETTINGS)
+        if defend_certificates == 1:
+            settings += "".join(f"  - `{key}`: the certificate in `ca.pem`, so endpoints "
+                                "trust the mirror's TLS certificate\n"
+                                for key in elastic.DEFEND_CA_CERT_SETTINGS)
+        elif defend_certificates:
+            settings += (f"  - `ca.pem` holds {defend_certificates} certificates and Elastic "
+                         "documents `…advanced.artifacts.global.ca_cert` as one certificate: "
+                         "set it (in each of the three operating systems) to the one that "
+                         "signed the mirror's certificate\n")
         defend_text = f"""
 ## Elastic Defend (Kibana → Security → Manage → Policies → each policy → Advanced settings)
 
-- Set the three settings in `{defend_file}`, so endpoints update their protection
-  artifacts from the artifact registry (which serves them, with an `ETag` for each):
-{settings}- Check: on an endpoint, `Endpoint.policy.applied.artifacts.global.version` (the
+- Set the settings in `{defend_file}`, so endpoints update their protection artifacts
+  from the artifact registry (which serves them, with an `ETag` for each):
+{settings}- Recent Kibana lets only a superuser change these `artifacts.global` settings (a
+  403 "requires superuser/admin privileges" otherwise): set them as one.
+- A policy whose Protection updates are pinned to a date (`global_manifest_version`)
+  is not known to work with a mirror: the bundle carries the newest manifest only
+  (`artifacts-<version>.zip`, as Elastic's offline page mirrors it), and Elastic does
+  not document where Endpoint finds a dated one. Keep automatic updates on for
+  endpoints that use the mirror, or check that they report the version you chose.
+- Check: on an endpoint, `Endpoint.policy.applied.artifacts.global.version` (the
   `endpoint.policy` documents of `metrics-*`) becomes the bundle's `manifest_version`.
 - Elastic updates these artifacts continuously: carry a new bundle across at least
   monthly (`airgap verify` and `airgap inspect` warn after

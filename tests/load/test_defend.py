@@ -21,6 +21,7 @@ from tests.conftest import DEFEND_ARTIFACTS
 from tests.peers.defend import make_manifest_zip
 from tests.peers.gpgkeys import SigningKey
 from tests.peers.serving import BackgroundArtifactServer
+from tests.peers.tls import make_certificate
 from tests.terminal import in_pipe
 
 MANIFEST = "endpoint/manifest/artifacts-9.0.0.zip"
@@ -175,3 +176,40 @@ def test_a_defend_file_outside_downloads_is_refused_before_anything_is_laid_out(
     assert "an Elastic Defend file outside security/downloads/" in skipped.stderr
     assert "nothing was laid out" in skipped.stderr
     assert not served.exists() or not [p for p in served.rglob("*") if p.is_file()]
+
+
+def test_a_private_ca_goes_into_defends_ca_cert_and_the_readme_says_what_is_known(
+        rich_bundle: Path, tmp_path: Path) -> None:
+    ca, _ = make_certificate(tmp_path / "tls", common_name="corp CA")
+    out = tmp_path / "settings"
+    loaded = in_pipe("load", str(rich_bundle), "--config", str(out), "--registry-url",
+                     "https://epr.corp:8443", "--artifacts-url",
+                     "https://artifacts.corp:8000/downloads/", "--ca-cert", str(ca))
+    assert loaded.returncode == 0, loaded.stderr
+    settings = yaml.safe_load((out / "elastic-defend-advanced-settings.yml").read_text())
+    ca_keys = [key.replace(".base_url", ".ca_cert") for key in SETTINGS]
+    assert settings == {**dict.fromkeys(SETTINGS, "https://artifacts.corp:8000"),
+                        **dict.fromkeys(ca_keys, ca.read_text().strip() + "\n")}
+    readme = " ".join((out / "README.md").read_text().split())
+    assert "`linux.advanced.artifacts.global.ca_cert`: the certificate in `ca.pem`" in readme
+    assert "only a superuser change these `artifacts.global` settings" in readme
+    assert "`global_manifest_version`) is not known to work with a mirror" in readme
+    # Two certificates: Elastic documents one; the README says which to give.
+    both = tmp_path / "both.pem"
+    both.write_text(ca.read_text() + make_certificate(tmp_path / "other")[0].read_text())
+    other = tmp_path / "settings-2"
+    assert in_pipe("load", str(rich_bundle), "--config", str(other), "--registry-url",
+                   "https://epr.corp:8443", "--artifacts-url",
+                   "https://artifacts.corp:8000/downloads/", "--ca-cert",
+                   str(both)).returncode == 0
+    assert set(yaml.safe_load((other / "elastic-defend-advanced-settings.yml")
+                              .read_text())) == set(SETTINGS)
+    assert "`ca.pem` holds 2 certificates" in (other / "README.md").read_text()
+    # A plain-HTTP mirror has no certificate to check.
+    plain = tmp_path / "settings-3"
+    assert in_pipe("load", str(rich_bundle), "--config", str(plain), "--registry-url",
+                   "https://epr.corp:8443", "--artifacts-url",
+                   "http://artifacts.corp:8000/downloads/", "--ca-cert",
+                   str(ca)).returncode == 0
+    assert set(yaml.safe_load((plain / "elastic-defend-advanced-settings.yml")
+                              .read_text())) == set(SETTINGS)
