@@ -48,15 +48,15 @@ def readme(registry: str, artifacts: str, *, kibana_version: str, kibana: Mappin
         elif defend_certificates:
             settings += (f"  - `ca.pem` holds {defend_certificates} certificates and Elastic "
                          "documents `…advanced.artifacts.global.ca_cert` as one certificate: "
-                         "set it (in each of the three operating systems) to the one that "
+                         "give it (in each of the three operating systems) the one that "
                          "signed the mirror's certificate\n")
         defend_text = f"""
 ## Elastic Defend (Kibana → Security → Manage → Policies → each policy → Advanced settings)
 
-- Set the settings in `{defend_file}`, so endpoints update their protection artifacts
-  from the artifact registry (which serves them, with an `ETag` for each):
+- Enter the settings in `{defend_file}`, so endpoints download their protection
+  artifacts from the artifact registry (which serves them, with an `ETag` for each):
 {settings}- Recent Kibana lets only a superuser change these `artifacts.global` settings (a
-  403 "requires superuser/admin privileges" otherwise): set them as one.
+  403 "requires superuser/admin privileges" otherwise): enter them as one.
 - A policy whose Protection updates are pinned to a date (`global_manifest_version`)
   is not known to work with a mirror: the bundle carries the newest manifest only
   (`artifacts-<version>.zip`, as Elastic's offline page mirrors it), and Elastic does
