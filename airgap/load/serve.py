@@ -29,7 +29,7 @@ from airgap.bundle.layout import DOWNLOADS, SECURITY
 from airgap.errors import UsageError, setting
 from airgap.files import check_regular
 from airgap.load.connections import ConnectionGuard, Limits, listen
-from airgap.load.etags import ContentTags, not_modified, range_applies
+from airgap.load.etags import ContentTags, HashingStopped, not_modified, range_applies
 from airgap.load.known import KnownDigests
 from airgap.reporter import NullReporter, Reporter
 
@@ -200,6 +200,8 @@ def make_app(tree: ServedTree, access_log: logging.Logger | None = None,
             tag = await tags.tag_async(path)
         except OSError:  # gone, or unreadable, since it was found
             raise web.HTTPNotFound(text="404: Not Found\n") from None
+        except HashingStopped:  # the server stops: no tag to give
+            raise web.HTTPServiceUnavailable(text="503: stopping\n") from None
         if not_modified(request.headers.get(hdrs.IF_NONE_MATCH), tag):
             return web.Response(status=304, headers={hdrs.ETAG: tag})
         response = _IdentityFileResponse(path, tag,
@@ -221,10 +223,10 @@ def make_app(tree: ServedTree, access_log: logging.Logger | None = None,
         response.headers[hdrs.SERVER] = SERVER
 
     async def close_tags(app: web.Application) -> None:
-        tags.close()
+        tags.close()  # at once: a hash in progress must not hold up the shutdown
 
     app = web.Application(middlewares=[log_access])
-    app.on_cleanup.append(close_tags)
+    app.on_shutdown.append(close_tags)
     app.on_response_prepare.append(_content_etag)
     app.on_response_prepare.append(server_header)
     app.router.add_get(URL_PREFIX + "{path:.+}", download)

@@ -5,6 +5,7 @@ reads is counted from /proc, the order of the answers observed, never timed."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -68,3 +69,42 @@ def test_a_small_answer_comes_while_a_large_file_is_hashed_once_for_everyone(
         "the manifest's answer waited for the large file's hash"
     assert len({a.headers["etag"] for _, a in answers.values()}) == 1
     assert read < 2 * BIG, f"the large file was read {read / BIG:.1f} times, not once"
+
+
+def test_a_hash_in_progress_does_not_hold_up_the_end(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    big = tree / BIG_PATH
+    big.parent.mkdir(parents=True)
+    with big.open("wb") as handle:
+        handle.truncate(4 * BIG)  # seconds of hashing
+    process, port = serve(tree)
+    answers: list[int | str] = []
+
+    def ask() -> None:
+        try:
+            answers.append(httpx.head(f"http://127.0.0.1:{port}/downloads/{BIG_PATH}",
+                                      timeout=300).status_code)
+        except httpx.TransportError as exc:  # the connection closed as the server ended
+            answers.append(type(exc).__name__)
+
+    asker = threading.Thread(target=ask)
+    before = bytes_read(process.pid)
+    asker.start()
+    wait_until(lambda: bytes_read(process.pid) - before > 64 << 20, 120,
+               "the large file's hash under way")
+    read = 0
+
+    def watch() -> None:  # what the server read, up to its last moment
+        nonlocal read
+        with contextlib.suppress(OSError, AssertionError):
+            while process.poll() is None:
+                read = bytes_read(process.pid) - before
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    err = stop(process)  # SIGTERM: the hash gives up, the server ends
+    watcher.join(timeout=60)
+    asker.join(timeout=60)
+    assert "Traceback" not in err, err
+    assert read < 4 * BIG, "the server hashed the whole file before it stopped"
+    assert len(answers) == 1 and answers[0] != 200, answers
