@@ -290,7 +290,7 @@ def load_command(bundle: Path, skip_verify: bool, trust_keys: tuple[Path, ...],
 @click.option("--tls-cert", type=options.FILE, help="PEM certificate (chain) to serve HTTPS with.")
 @click.option("--tls-key", type=options.FILE, help="PEM private key of --tls-cert.")
 @click.option("--tls-min-version", type=click.Choice(["1.0", "1.1", "1.2", "1.3"]),
-              default="1.2", show_default=True, help="The oldest TLS version accepted.")
+              help="The oldest TLS version accepted (default 1.2; needs --tls-cert).")
 @click.option("--max-connections", type=click.IntRange(1), metavar="N",
               help="Connections open at once (default: as many as the open-file limit "
                    "allows, at most 4096); at the cap, one waiting for its request makes room.")
@@ -302,7 +302,7 @@ def load_command(bundle: Path, skip_verify: bool, trust_keys: tuple[Path, ...],
               help="Time an idle connection is kept open between requests.")
 @options.quiet
 def serve_command(root: Path, bind: str, port: int, tls_cert: Path | None,
-                  tls_key: Path | None, tls_min_version: str, max_connections: int | None,
+                  tls_key: Path | None, tls_min_version: str | None, max_connections: int | None,
                   header_timeout: float, keepalive_timeout: float, quiet: bool) -> None:
     """Serve a bundle's downloads/ tree (or such a tree) as the agents' binary source,
     until Ctrl-C or SIGTERM."""

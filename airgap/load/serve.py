@@ -60,7 +60,7 @@ class ServeSettings:
     port: int = 8000
     tls_cert: Path | None = None
     tls_key: Path | None = None
-    tls_min_version: str = "1.2"
+    tls_min_version: str | None = None  # None: 1.2 (with TLS); without TLS, refused
     limits: Limits = field(default_factory=Limits)
 
 
@@ -238,13 +238,19 @@ def make_app(tree: ServedTree, access_log: logging.Logger | None = None,
 def ssl_context_for(settings: ServeSettings) -> ssl.SSLContext | None:
     """The server TLS context for ``settings``; None to serve plain HTTP."""
     cert, key = settings.tls_cert, settings.tls_key
+    minimum = settings.tls_min_version
     if cert is None and key is None:
+        if minimum is not None:  # plain HTTP has no TLS version: the option would be lost
+            raise UsageError(f"{setting('tls_min_version')} needs {setting('tls_cert')} and "
+                             f"{setting('tls_key')}: give them to serve HTTPS, or leave "
+                             f"{setting('tls_min_version')} out to serve plain HTTP")
         return None
     if cert is None or key is None:
         raise UsageError("TLS needs both a certificate and its private key: give both, "
                          "or neither to serve plain HTTP")
-    if settings.tls_min_version not in TLS_VERSIONS:
-        raise UsageError(f"{setting('tls_min_version')} {settings.tls_min_version!r}: give one "
+    minimum = minimum or "1.2"
+    if minimum not in TLS_VERSIONS:
+        raise UsageError(f"{setting('tls_min_version')} {minimum!r}: give one "
                          f"of {', '.join(TLS_VERSIONS)}")
     for path in (cert, key):
         try:
@@ -253,7 +259,7 @@ def ssl_context_for(settings: ServeSettings) -> ssl.SSLContext | None:
             raise UsageError(f"cannot read TLS certificate {cert} or key {key}: "
                              f"{path}: {exc.strerror or exc}") from None
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = TLS_VERSIONS[settings.tls_min_version]
+    context.minimum_version = TLS_VERSIONS[minimum]
     try:
         # An empty password: an encrypted key fails here instead of prompting on the terminal.
         context.load_cert_chain(cert, key, password="")

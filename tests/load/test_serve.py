@@ -42,7 +42,7 @@ from tests.peers.net import free_port
 from tests.peers.serving import BackgroundArtifactServer, serve, stop
 from tests.peers.tls import make_certificate
 from tests.reporting import RecordingReporter
-from tests.terminal import at_terminal
+from tests.terminal import at_terminal, in_pipe
 
 AGENT_DIR = "beats/elastic-agent"
 AGENT = "elastic-agent-9.0.0-linux-x86_64.tar.gz"
@@ -295,6 +295,25 @@ def test_tls_settings_are_checked(tree: Tree, tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="both"), BackgroundArtifactServer(
             ServeSettings(tree.root, port=0, tls_cert=cert)):
         pass
+
+
+@pytest.mark.parametrize("how", ["pipe", "terminal"])
+def test_tls_min_version_without_a_certificate_is_a_usage_error(tree: Tree, how: str) -> None:
+    port = free_port()
+    args = ("serve", str(tree.root), "--port", str(port), "--tls-min-version", "1.3")
+    if how == "pipe":
+        result = in_pipe(*args, timeout=60)
+        code, shown = result.returncode, result.stderr
+        assert result.stdout == ""
+    else:
+        seen = at_terminal(*args, timeout=60)
+        seen.assert_no_traceback()
+        code, shown = seen.code, seen.text
+    assert code == 2, shown
+    assert "--tls-min-version needs --tls-cert and --tls-key" in shown
+    assert "serving" not in shown
+    with socket.socket() as probe:  # nothing was left listening
+        assert probe.connect_ex(("127.0.0.1", port)) != 0
 
 
 # -- load, logs, the blocking server ---------------------------------------------------------
