@@ -300,10 +300,14 @@ def load_command(bundle: Path, skip_verify: bool, trust_keys: tuple[Path, ...],
 @click.option("--keepalive-timeout", type=click.FloatRange(0.1), default=15.0,
               show_default=True, metavar="SECONDS",
               help="Time an idle connection is kept open between requests.")
+@click.option("--send-timeout", type=click.FloatRange(0.1), default=60.0, show_default=True,
+              metavar="SECONDS", help="Time a client may take none of its answer (it stopped "
+                                      "reading) before its connection is cut off.")
 @options.quiet
 def serve_command(root: Path, bind: str, port: int, tls_cert: Path | None,
                   tls_key: Path | None, tls_min_version: str | None, max_connections: int | None,
-                  header_timeout: float, keepalive_timeout: float, quiet: bool) -> None:
+                  header_timeout: float, keepalive_timeout: float, send_timeout: float,
+                  quiet: bool) -> None:
     """Serve a bundle's downloads/ tree (or such a tree) as the agents' binary source,
     until Ctrl-C or SIGTERM."""
     from airgap.load.connections import Limits
@@ -312,6 +316,7 @@ def serve_command(root: Path, bind: str, port: int, tls_cert: Path | None,
     begin("serve")
     settings = ServeSettings(root=root, bind=bind, port=port, tls_cert=tls_cert,
                              tls_key=tls_key, tls_min_version=tls_min_version,
-                             limits=Limits(max_connections, header_timeout, keepalive_timeout))
+                             limits=Limits(max_connections, header_timeout, keepalive_timeout,
+                                           send_timeout))
     run_server(settings, progress.service_reporter(quiet),
                access_log=None if quiet else progress.access_logger())
