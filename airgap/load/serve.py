@@ -31,6 +31,7 @@ from airgap.files import check_regular
 from airgap.load.connections import ConnectionGuard, Limits, listen
 from airgap.load.etags import ContentTags, HashingStopped, not_modified, range_applies
 from airgap.load.known import KnownDigests
+from airgap.load.served import verify_served
 from airgap.reporter import NullReporter, Reporter
 
 #: Where the tree is served, so the sourceURI reads like Elastic's ``.../downloads/``.
@@ -62,6 +63,10 @@ class ServeSettings:
     tls_key: Path | None = None
     tls_min_version: str | None = None  # None: 1.2 (with TLS); without TLS, refused
     limits: Limits = field(default_factory=Limits)
+    # A bundle is verified before it is served (by run_server), as load --artifacts does.
+    skip_verify: bool = False
+    trust_keys: tuple[Path, ...] = ()
+    trust_signers: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -323,8 +328,14 @@ def base_url(settings: ServeSettings, port: int) -> str:
 
 def run_server(settings: ServeSettings, reporter: Reporter,
                access_log: logging.Logger | None = None) -> None:
-    """Serve ``settings.root`` until SIGINT or SIGTERM and report the sourceURI to configure;
-    :class:`UsageError` for a missing root, bad TLS files or a port already in use."""
+    """Verify ``settings.root`` if it is a bundle (:func:`verify_served`), then serve it
+    until SIGINT or SIGTERM and report the sourceURI to configure; :class:`UsageError` for
+    a missing root, bad TLS files or a port already in use, :class:`BundleRefused` for a
+    bundle that fails verification (nothing is served)."""
+    ssl_context_for(settings)  # the options, before minutes of hashing
+    verify_served(settings.root, served_tree(settings.root).bundle,
+                  skip_verify=settings.skip_verify, trust_keys=settings.trust_keys,
+                  trust_signers=settings.trust_signers, reporter=reporter)
 
     async def serve() -> None:
         serving = await start_server(settings, access_log, shutdown_timeout=5,

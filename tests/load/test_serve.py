@@ -476,8 +476,8 @@ def test_curl_sees_the_etag_and_a_304(server: BackgroundArtifactServer, tmp_path
 
 
 def test_a_bundle_is_served_with_defends_artifacts_beside_its_binaries(
-        rich_bundle: Path) -> None:
-    process, port = serve(rich_bundle)
+        rich_bundle: Path, operator_key: Path) -> None:
+    process, port = serve(rich_bundle, "--trust-key", str(operator_key))
     base = f"http://127.0.0.1:{port}"
     try:
         status, tag, got = endpoint_update(base)
@@ -492,16 +492,19 @@ def test_a_bundle_is_served_with_defends_artifacts_beside_its_binaries(
     assert f"serving {rich_bundle.resolve()}/downloads and {rich_bundle.resolve()}/security/" \
            f"downloads at {base}/downloads/" in err
     assert f"advanced.artifacts.global.base_url: {base}" in err
+    assert f"verified {rich_bundle}: " in err and "operator signature: valid" in err
 
 
-def test_a_bundle_served_at_a_terminal_says_where_defend_points(rich_bundle: Path) -> None:
+def test_a_bundle_served_at_a_terminal_says_where_defend_points(rich_bundle: Path,
+                                                                operator_key: Path) -> None:
     port = free_port()
 
     def stop_it(child: pexpect.spawn) -> None:
         child.expect("base_url", timeout=60)
         child.sendintr()
 
-    seen = at_terminal("serve", str(rich_bundle), "--port", str(port), when=stop_it)
+    seen = at_terminal("serve", str(rich_bundle), "--port", str(port), "--trust-key",
+                       str(operator_key), when=stop_it)
     seen.assert_no_traceback()
     assert seen.code == 0, seen.text
     assert f"advanced.artifacts.global.base_url: http://127.0.0.1:{port}" in \
