@@ -20,7 +20,7 @@ import pytest
 
 from airgap.carry.index import INDEX, VolumeIndex
 from airgap.cli import main
-from tests.carry.conftest import read_report
+from tests.carrying import read_report
 from tests.conftest import REPO
 
 _ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")

@@ -17,8 +17,8 @@ import pytest
 
 from airgap.carry.index import INDEX, VolumeIndex
 from airgap.cli import main
-from tests.carry.conftest import VOLUME_SIZE, Pair, read_report
 from tests.carry.media import tmpfs, used
+from tests.carrying import VOLUME_SIZE, Pair, read_report
 from tests.conftest import REPO
 from tests.peers.gpgkeys import SigningKey
 

@@ -17,8 +17,8 @@ from airgap.bundle.sums import format_sums
 from airgap.carry.merge import MergeSettings, merge
 from airgap.cli import main
 from airgap.reporter import NullReporter
-from tests.carry.conftest import Pair, read_report
 from tests.carry.media import tmpfs
+from tests.carrying import Pair, read_report
 from tests.peers.gpgkeys import SigningKey
 
 

@@ -17,7 +17,7 @@ from airgap.bundle.staging import Staging
 from airgap.carry.index import INDEX, INDEX_SIGNATURE, VolumeIndex
 from airgap.carry.volumes import blocks
 from airgap.cli import main
-from tests.carry.conftest import MAX_FILE, VOLUME_SIZE
+from tests.carrying import MAX_FILE, VOLUME_SIZE
 from tests.conftest import REPO
 
 
