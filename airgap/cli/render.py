@@ -239,9 +239,11 @@ def render_verify(report: VerifyReport) -> None:
     """Every problem found, or a line saying the bundle is intact."""
     for warning in report.warnings:
         print_warning(warning)
+    not_vouched = (f" ({report.not_vouched} by a signer not vouched for: give --trust-key "
+                   "to check)") if report.not_vouched else ""
     summary = (f"{report.files} files ({human_size(report.size)}) re-hashed, "
-               f"{report.signatures} signatures re-checked, operator signature: "
-               f"{report.operator_signature}")
+               f"{report.signatures + report.not_vouched} signatures re-checked{not_vouched}, "
+               f"operator signature: {report.operator_signature}")
     if report.delta_of is not None:
         summary += (f"; a delta of the bundle {_identity(report.delta_of)}: merge it with "
                     f"airgap merge BASE {report.bundle} -o NEW")

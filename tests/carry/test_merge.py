@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from airgap.reporter import NullReporter
 from tests.carry.media import tmpfs
 from tests.carrying import Pair, read_report
 from tests.peers.gpgkeys import SigningKey
+from tests.terminal import in_pipe
 
 
 def copy(source: Path, target: Path) -> Path:
@@ -193,6 +195,27 @@ def test_what_an_interrupted_merge_left_is_replaced(pair: Pair, tmp_path: Path) 
     assert result.report.ok
     assert not (new / "images" / "half-written").exists()
     assert not (new / ".airgap.lock").exists()
+
+
+def test_without_trust_key_signatures_are_checked_not_listed_as_failures(
+        pair: Pair, operator_key: Path, tmp_path: Path) -> None:
+    merged = in_pipe("merge", str(pair.base), str(pair.delta), "-o", str(tmp_path / "new"))
+    assert merged.returncode == 0, merged.stderr
+    assert "unvouched" not in merged.stderr
+    assert re.search(r"signatures: \d+ checked, signer not vouched for \(give --trust-key "
+                     r"to check\)", merged.stderr), merged.stderr
+    assert "0 of" not in merged.stderr
+    assert re.search(r"(\d+) signatures re-checked \(\1 by a signer not vouched for: "
+                     r"give --trust-key to check\)", " ".join(merged.stdout.split()))
+    # With the key, each signature is listed, as verify lists them.
+    trusted = in_pipe("merge", str(pair.base), str(pair.delta), "-o", str(tmp_path / "new2"),
+                      "--trust-key", str(operator_key))
+    assert trusted.returncode == 0, trusted.stderr
+    assert re.search(r"verified downloads/\S+\.asc", trusted.stderr)
+    assert "not vouched" not in trusted.stderr
+    # And verify, without it, still names every file nothing vouches for.
+    checked = in_pipe("verify", str(tmp_path / "new"))
+    assert checked.returncode == 3 and "unvouched" in checked.stdout
 
 
 def test_verify_checks_what_a_delta_carries_and_the_target_it_names(
