@@ -25,7 +25,7 @@ from airgap.bundle import layout
 from airgap.bundle.delta import identity, shown
 from airgap.bundle.lock import BundleLock
 from airgap.bundle.verify import VerifyReport, VerifySettings, carry_scope, verify_bundle
-from airgap.carry.index import Piece, VolumeIndex, set_identity
+from airgap.carry.index import Piece, VolumeIndex
 from airgap.carry.volumes import FoundVolume, copy_piece, open_volume
 from airgap.errors import AirgapError, BundleError, UsageError, VerificationError, setting
 from airgap.files import atomic_write, fsync_folder
@@ -141,13 +141,13 @@ def _check_bundle_folder(root: Path, state: _State, first: FoundVolume) -> None:
 
 def _refuse_foreign(found: list[FoundVolume], data: bytes, index: VolumeIndex) -> None:
     for volume in found:
-        if volume.data == data:
+        if volume.index.identity == index.identity:
             continue
         if volume.index.bundle == index.bundle:
             raise UsageError(f"{volume.folder} ({volume.shown}) is from another split of the "
                              f"same bundle {shown(index.bundle)}: volumes of one split only",
-                             details=[f"this split's set is {shown(set_identity(data))}, that "
-                                      f"volume's {shown(set_identity(volume.data))}"])
+                             details=[f"this split's set is {shown(index.identity)}, that "
+                                      f"volume's {shown(volume.index.identity)}"])
         raise UsageError(f"{volume.folder} ({volume.shown}) belongs to the bundle "
                          f"{shown(volume.index.bundle)}, not to {shown(index.bundle)}, "
                          "the bundle being joined: it is a foreign volume")

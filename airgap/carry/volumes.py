@@ -122,7 +122,12 @@ def open_volume(folder: Path, trust_keys: Sequence[Path]) -> FoundVolume:
     if not folder.is_dir():
         raise UsageError(f"{folder}: no such folder")
     data = _read_small(folder / INDEX, f"{folder} is not an airgap volume: it has no {INDEX}")
-    index = VolumeIndex.from_bytes(data, str(folder / INDEX))
+    try:
+        index = VolumeIndex.from_bytes(data, str(folder / INDEX))
+    except DamagedIndexError as exc:
+        raise DamagedIndexError(exc.message, details=[
+            *exc.details, f"the volume {folder} is damaged: send it again (nothing of it "
+            "was used)"]) from None
     signature = _check_signature(folder, data, trust_keys)
     found = scan(folder)
     by_name = index.by_name()

@@ -22,6 +22,7 @@ from airgap.carry.index import INDEX, VolumeIndex
 from airgap.cli import main
 from tests.carrying import read_report
 from tests.conftest import REPO
+from tests.terminal import in_pipe
 
 _ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
 
@@ -121,3 +122,33 @@ def test_a_volume_of_mixed_pieces_is_refused(golden_volumes: Path, tmp_path: Pat
     shutil.copy(pieces_of(second)[0], mixed)
     assert main(["verify", str(mixed)]) == 3
     assert "holds pieces of volumes 1, 2" in capsys.readouterr().err
+
+
+def test_an_unsigned_index_with_a_bit_flipped_is_damage_of_that_volume(
+        golden_bundle: Path, tmp_path: Path) -> None:
+    parts = tmp_path / "parts"
+    assert main(["split", str(golden_bundle), "-o", str(parts), "--size", "1MiB",
+                 "--quiet"]) == 0
+    folders = volume_folders(parts)
+    damaged = shutil.copytree(folders[1], tmp_path / "damaged")
+    data = bytearray((damaged / INDEX).read_bytes())
+    at = data.index(b'"created": "') + len(b'"created": "') + 3  # 2026 -> 2027, say
+    data[at] ^= 0x01
+    (damaged / INDEX).write_bytes(bytes(data))
+
+    checked = in_pipe("verify", str(damaged))
+    assert checked.returncode == 3, checked.stdout + checked.stderr
+    err = " ".join(checked.stderr.split())
+    assert "airgap-volume.json is damaged" in err and "send it again" in err
+
+    # Joined first, it is refused as damaged, not taken as the set the others are foreign to.
+    joined = tmp_path / "joined"
+    first = in_pipe("join", str(damaged), str(folders[0]), "-o", str(joined))
+    assert first.returncode == 3, first.stderr
+    assert "another split" not in first.stderr and "send it again" in first.stderr
+    others = in_pipe("join", *[str(f) for f in folders if f != folders[1]], "-o",
+                     str(joined), "--partial")
+    assert others.returncode == 0, others.stderr
+    resent = in_pipe("join", str(folders[1]), "-o", str(joined))
+    assert resent.returncode == 0, resent.stderr
+    assert (joined / "SHA512SUMS").read_bytes() == (golden_bundle / "SHA512SUMS").read_bytes()

@@ -5,6 +5,7 @@ the original, SHA512SUMS byte for byte."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import random
 import re
@@ -18,6 +19,7 @@ import pytest
 from airgap.carry.index import INDEX, VolumeIndex
 from airgap.cli import main
 from tests.carry.media import tmpfs, used
+from tests.carry.test_index import sealed
 from tests.carrying import VOLUME_SIZE, Pair, read_report
 from tests.conftest import REPO
 from tests.peers.gpgkeys import SigningKey
@@ -179,10 +181,14 @@ def test_an_index_the_trusted_key_did_not_sign_is_refused(
     assert main(["join", str(first), "-o", str(tmp_path / "j1"), "--trust-key",
                  str(operator_key)]) == 3
     assert "has no airgap-volume.json.asc" in flat(capsys.readouterr().err)
-    # An index rewritten to match a replaced piece: its signature no longer holds.
+    # An index rewritten whole (its own SHA-512 made again, as anyone can): its signature
+    # no longer holds.
     forged = shutil.copytree(volume_folders(golden_volumes)[0], tmp_path / "forged")
-    text = (forged / INDEX).read_text().replace('"created": "', '"created": "1', 1)
-    (forged / INDEX).write_text(text)
+    document = json.loads((forged / INDEX).read_bytes())
+    document["created"] = "1" + document["created"]
+    (forged / INDEX).write_text(json.dumps(sealed(document)))
+    assert main(["verify", str(forged)]) == 0
+    capsys.readouterr()
     assert main(["verify", str(forged), "--trust-key", str(operator_key)]) == 3
     assert "does not match its signature" in flat(capsys.readouterr().err)
     attacker.sign(forged / INDEX, forged / "airgap-volume.json.asc")
