@@ -26,7 +26,7 @@ from airgap.bundle.delta import identity, shown
 from airgap.bundle.lock import BundleLock
 from airgap.bundle.verify import VerifyReport, VerifySettings, carry_scope, verify_bundle
 from airgap.carry.index import Piece, VolumeIndex
-from airgap.carry.volumes import FoundVolume, copy_piece, open_volume
+from airgap.carry.volumes import FoundVolume, copy_piece, extras_warning, open_volume
 from airgap.errors import AirgapError, BundleError, UsageError, VerificationError, setting
 from airgap.files import atomic_write, fsync_folder
 from airgap.reporter import Reporter
@@ -86,6 +86,9 @@ def join(settings: JoinSettings, reporter: Reporter) -> JoinResult:
     if not settings.volumes:
         raise UsageError("no volume given")
     found = [open_volume(v, settings.trust_keys) for v in settings.volumes]
+    for volume in found:
+        if (extras := extras_warning(volume)) is not None:
+            reporter.warning(extras)
     root = settings.bundle
     state = _State(root)
     _check_bundle_folder(root, state, found[0])

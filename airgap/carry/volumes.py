@@ -35,6 +35,7 @@ from airgap.trust.gpg import Verifier
 BLOCK = 4096
 PLACEHOLDER = "0" * 128  # a piece's SHA-512 before it is written: the index's size is known
 _MAX_PIECES = 999_999
+_EXTRAS_SHOWN = 20
 _TRUST = setting("trust_keys")
 # Never through a link; never blocking on a FIFO a medium may hold instead of a file.
 _READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
@@ -114,6 +115,20 @@ class FoundVolume:
     def shown(self) -> str:
         """``volume 2 of 5``."""
         return f"volume {self.number} of {self.index.volumes}"
+
+
+def extras_warning(volume: FoundVolume) -> str | None:
+    """A warning naming what ``volume`` holds besides its pieces and index (what a medium's
+    system adds, or a person), which is never read; None when there is nothing."""
+    names = {p.name for p in volume.expected} | {INDEX, INDEX_SIGNATURE}
+    extras = sorted((volume.present | {odd.path for odd in volume.odd}) - names)
+    if not extras:
+        return None
+    shown = ", ".join(extras[:_EXTRAS_SHOWN]) + (
+        f" and {len(extras) - _EXTRAS_SHOWN} more" if len(extras) > _EXTRAS_SHOWN else "")
+    return (f"{volume.folder} ({volume.shown}) holds {len(extras)} file(s) that are not its "
+            f"pieces, ignored (added after the split, as a medium's system adds "
+            f"System Volume Information/ or ._* files): {shown}")
 
 
 def open_volume(folder: Path, trust_keys: Sequence[Path]) -> FoundVolume:

@@ -25,7 +25,8 @@ def verify_volume(session: Session, volume: Path, trust_keys: tuple[Path, ...], 
                                f"damaged: {len(report.problems)} problem(s); send it again")
     if session.json:
         emit(session, report.summary(), exit_code=ExitCode.OK if report.ok else
-              failed.exit_code, problems=[p.to_dict() for p in report.problems])
+              failed.exit_code, problems=[p.to_dict() for p in report.problems],
+              warnings=report.warnings)
     else:
         render.render_volume(report)
     if not report.ok:

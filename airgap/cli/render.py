@@ -352,6 +352,8 @@ def _identity(identity: str) -> str:
 
 def render_volume(report: VolumeReport) -> None:
     """One volume: intact, or each damaged piece."""
+    for warning in report.warnings:
+        print_warning(warning)
     what = (f"volume {report.number} of {report.volumes} of the "
             f"{'delta' if report.delta_of else 'bundle'} {_identity(report.bundle)}")
     summary = (f"{what}: {report.pieces} piece(s) ({human_size(report.size)}) re-hashed, "
