@@ -136,6 +136,10 @@ def open_volume(folder: Path, trust_keys: Sequence[Path]) -> FoundVolume:
     are given, and the volume number its pieces give. Raises what makes it unusable."""
     if not folder.is_dir():
         raise UsageError(f"{folder}: no such folder")
+    if not (folder / INDEX).exists() and (held := _volumes_inside(folder)):
+        raise UsageError(f"{folder} is not a volume: it holds {len(held)} volumes "
+                         f"({', '.join(held[:3])}{', ...' if len(held) > 3 else ''})",
+                         details=[f"give the volumes themselves: {folder}/*"])
     data = _read_small(folder / INDEX, f"{folder} is not an airgap volume: it has no {INDEX}")
     try:
         index = VolumeIndex.from_bytes(data, str(folder / INDEX))
@@ -156,6 +160,16 @@ def open_volume(folder: Path, trust_keys: Sequence[Path]) -> FoundVolume:
                                 "volume in a folder (or a medium) of its own")
     return FoundVolume(folder, data, index, numbers[0], signature, frozenset(found.regular),
                        tuple(found.odd))
+
+
+def _volumes_inside(folder: Path) -> list[str]:
+    """The names of the volumes right below ``folder`` (a split's output), if any."""
+    try:
+        return sorted(entry.name for entry in folder.iterdir()
+                      if entry.is_dir() and not entry.is_symlink()
+                      and (entry / INDEX).is_file())
+    except OSError:
+        return []
 
 
 def _read_small(path: Path, missing: str) -> bytes:

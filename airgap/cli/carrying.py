@@ -4,6 +4,8 @@ into volumes that fit the medium, ``join`` them back (``verify VOLUME`` checks o
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import click
@@ -12,6 +14,22 @@ from airgap.cli import options, render
 from airgap.cli.group import begin, cli, emit, json_option, reporting
 from airgap.cli.session import Session
 from airgap.errors import ExitCode, VerificationError
+
+
+@contextlib.contextmanager
+def interruption_says(session: Session, left: Callable[[], str]) -> Iterator[None]:
+    """On Ctrl-C or SIGTERM, the line printed says what ``left()`` reads from the disk then:
+    what was kept, what was removed, what to run. The progress' counts (files done, partial)
+    are not what these commands keep, so they are left out."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        try:
+            session.on_interrupt = left()
+        except Exception:  # the line must come, whatever the disk holds
+            session.on_interrupt = "run the same command again"
+        session.reporter = None
+        raise
 
 
 def verify_volume(session: Session, volume: Path, trust_keys: tuple[Path, ...], jobs: int,
@@ -131,15 +149,26 @@ def join_command(volumes: tuple[Path, ...], bundle: Path, partial: bool,
                  quiet: bool, as_json: bool) -> None:
     """Join VOLUME... back into a bundle: in any order, all at once or one at a time as
     they arrive; each piece is checked as it is copied, and the bundle at the end."""
-    from airgap.carry.join import JoinRefused, JoinSettings, join
+    from airgap.carry.join import (
+        IncompleteError,
+        JoinRefused,
+        JoinSettings,
+        join,
+        where_it_stands,
+    )
 
-    session = begin("join", as_json, f"the pieces copied so far are kept in {bundle}: "
-                     "run the same command again")
+    session = begin("join", as_json)
     settings = JoinSettings(volumes=volumes, bundle=bundle, trust_keys=trust_keys,
                             trust_signers=trust_signers, partial=partial, jobs=jobs)
     try:
-        with reporting(session, quiet) as reporter:
+        with interruption_says(session, lambda: where_it_stands(bundle)), \
+                reporting(session, quiet) as reporter:
             result = join(settings, reporter)
+    except IncompleteError as incomplete:
+        if session.json:
+            emit(session, incomplete.result.to_dict(), exit_code=incomplete.exit_code,
+                 error=incomplete)
+        raise
     except JoinRefused as refused:
         if session.json:
             emit(session, refused.report.summary(), exit_code=refused.exit_code,

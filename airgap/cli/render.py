@@ -393,12 +393,14 @@ def render_split(result: SplitResult) -> None:
 
 def render_join(result: JoinResult) -> None:
     """Where a join stands."""
-    added = ", ".join(map(str, result.added))
+    added = ", ".join(map(str, result.added)) or "none"
+    skipped = f" ({', '.join(map(str, result.skipped))} joined already)" if result.skipped \
+        else ""
     if result.report is None:
         missing = ", ".join(map(str, result.missing))
-        line(f"joined volume(s) {added} of {result.volumes} into {result.bundle}; waiting "
-             f"for volume(s) {missing}")
+        line(f"joined volume(s) {added}{skipped} of {result.volumes} into {result.bundle}; "
+             f"waiting for volume(s) {missing}")
         return
-    line(f"joined volume(s) {added}: all {result.volumes} are in; {result.bundle} is the "
-         f"bundle {_identity(result.identity)}")
+    line(f"joined volume(s) {added}{skipped}: all {result.volumes} are in; {result.bundle} "
+         f"is the bundle {_identity(result.identity)}")
     render_verify(result.report)
