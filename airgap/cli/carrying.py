@@ -70,14 +70,14 @@ def merge_command(base: Path, delta: Path, output: Path, trust_keys: tuple[Path,
                   as_json: bool) -> None:
     """Merge DELTA into BASE, the bundle it was made from, as a new complete bundle
     (verified as one); nothing is written unless DELTA names BASE and both verify."""
-    from airgap.carry.merge import MergeRefused, MergeSettings, merge
+    from airgap.carry.merge import MergeRefused, MergeSettings, merge, what_is_left
 
-    session = begin("merge", as_json, f"{base} and {delta} are as they were; {output} "
-                     "was removed")
+    session = begin("merge", as_json)
     settings = MergeSettings(base=base, delta=delta, output=output, trust_keys=trust_keys,
                              trust_signers=trust_signers, hard_link=hard_link, jobs=jobs)
     try:
-        with reporting(session, quiet) as reporter:
+        with interruption_says(session, lambda: what_is_left(settings)), \
+                reporting(session, quiet) as reporter:
             result = merge(settings, reporter)
     except MergeRefused as refused:
         if session.json:

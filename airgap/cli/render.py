@@ -369,7 +369,8 @@ def render_volume(report: VolumeReport) -> None:
 
 def render_merge(result: MergeResult) -> None:
     """What ``airgap merge`` made, and how."""
-    words = {"reflink": "cloned", "link": "hard-linked", "copy": "copied"}
+    words = {"reflink": "cloned", "link": "hard-linked", "copy": "copied",
+             "kept": "already in place (made by an earlier run of this merge)"}
     _facts([
         ("merged", f"{result.path}: the bundle {_identity(result.target)}"),
         ("from", f"the base {_identity(result.base)} and {result.carried} files of the delta"),

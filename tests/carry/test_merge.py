@@ -197,6 +197,26 @@ def test_what_an_interrupted_merge_left_is_replaced(pair: Pair, tmp_path: Path) 
     assert not (new / ".airgap.lock").exists()
 
 
+def test_a_merged_bundle_a_stopped_merge_left_is_checked_not_refused(
+        pair: Pair, operator_key: Path, tmp_path: Path) -> None:
+    new = tmp_path / "new"
+    command = ("merge", str(pair.base), str(pair.delta), "-o", str(new))
+    assert in_pipe(*command, "--quiet").returncode == 0
+    made = state(new)
+    # As a merge killed while it verified NEW leaves it: whole, and not said to be good.
+    again = in_pipe(*command)
+    assert again.returncode == 0, again.stderr
+    assert "already in place" in again.stdout and "intact: " in again.stdout
+    assert state(new) == made, "nothing was written again"
+    # One that does not verify is made again.
+    victim = next(p for p in from_base(pair.delta) if p.startswith("downloads/"))
+    (new / victim).write_bytes(b"damaged")
+    remade = in_pipe(*command)
+    assert remade.returncode == 0, remade.stderr
+    assert "fails verification: it is made again" in " ".join(remade.stderr.split())
+    assert (new / victim).read_bytes() == (pair.base / victim).read_bytes()
+
+
 def test_without_trust_key_signatures_are_checked_not_listed_as_failures(
         pair: Pair, operator_key: Path, tmp_path: Path) -> None:
     merged = in_pipe("merge", str(pair.base), str(pair.delta), "-o", str(tmp_path / "new"))
@@ -216,6 +236,21 @@ def test_without_trust_key_signatures_are_checked_not_listed_as_failures(
     # And verify, without it, still names every file nothing vouches for.
     checked = in_pipe("verify", str(tmp_path / "new"))
     assert checked.returncode == 3 and "unvouched" in checked.stdout
+
+
+def test_a_volume_given_as_the_delta_is_to_be_joined_first(
+        pair: Pair, tmp_path: Path) -> None:
+    parts = tmp_path / "parts"
+    assert main(["split", str(pair.delta), "-o", str(parts), "--size", "40KiB",
+                 "--quiet"]) == 0
+    for given in (parts / "001", parts):
+        refused = in_pipe("merge", str(pair.base), str(given), "-o", str(tmp_path / "new"))
+        assert refused.returncode == 2
+        err = " ".join(refused.stderr.split())
+        assert f"{given}, given as the delta, " in err and "not a bundle" in err
+        assert f"join the volumes first: airgap join {parts}/* -o FOLDER" in err
+        assert "airgap fetch" not in err
+    assert not (tmp_path / "new").exists()
 
 
 def test_verify_checks_what_a_delta_carries_and_the_target_it_names(
