@@ -117,15 +117,15 @@ def split_command(bundle: Path, output: Path, size: int, max_file: int | None, b
                   as_json: bool) -> None:
     """Write BUNDLE (a bundle or a delta) as volumes that fit the medium, each holding the
     same signed index; whole files packed, larger ones cut into pieces."""
-    from airgap.carry.split import SplitSettings, split
+    from airgap.carry.split import SplitSettings, split, what_is_left
     from airgap.carry.volumes import Limits
 
-    session = begin("split", as_json, f"{bundle} is as it was; run the same command again "
-                     f"to write {output} anew")
+    session = begin("split", as_json)
     settings = SplitSettings(bundle=bundle, output=output,
                              limits=Limits(size=size, block=block, max_file=max_file),
                              sign_with=sign_with, gnupg_home=gnupg_home, jobs=jobs)
-    with reporting(session, quiet) as reporter:
+    with interruption_says(session, lambda: what_is_left(bundle, output)), \
+            reporting(session, quiet) as reporter:
         result = split(settings, reporter)
     if session.json:
         emit(session, result.to_dict())
