@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from airgap.bundle import layout
+from airgap.documents import DocumentError, parse_json
 from airgap.errors import VerificationError
 
 INDEX = "airgap-volume.json"
@@ -118,9 +119,9 @@ class VolumeIndex:
     def from_bytes(cls, data: bytes, where: str) -> VolumeIndex:
         """The index ``data`` holds, every field checked; raises :class:`DamagedIndexError`."""
         try:
-            document = json.loads(data)
-        except ValueError:
-            raise DamagedIndexError(f"{where}: not an airgap volume index (not JSON)") from None
+            document = parse_json(data, max_size=MAX_INDEX)
+        except DocumentError as exc:
+            raise DamagedIndexError(f"{where}: not an airgap volume index: {exc}") from None
         top = _object(document, where, _TOP)
         if top.get("format") != FORMAT or top.get("kind") != KIND:
             raise DamagedIndexError(f"{where}: not an airgap volume index of format {FORMAT}")

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from airgap.carry.index import DamagedIndexError, VolumeIndex
+from airgap.carry.index import INDEX, DamagedIndexError, VolumeIndex
+from tests.terminal import in_pipe
 
 
 def index(**change: Any) -> dict[str, Any]:
@@ -98,3 +101,22 @@ def test_pieces_must_tile_their_file() -> None:
     elsewhere["pieces"][1]["volume"] = 7
     with pytest.raises(DamagedIndexError, match="volume is not a number from 1 to 2"):
         parse(elsewhere)
+
+
+def test_a_deeply_nested_index_is_damage_of_that_volume_not_a_traceback(
+        golden_volumes: Path, tmp_path: Path) -> None:
+    folders = sorted(shutil.copytree(p, tmp_path / p.name)
+                     for p in golden_volumes.iterdir() if p.is_dir())
+    # Valid JSON nested deeper than Python's parser recurses.
+    (folders[1] / INDEX).write_bytes(b"[" * 100_000 + b"]" * 100_000)
+    joined = tmp_path / "joined"
+    for command in (("verify", str(folders[1])),
+                    ("join", *map(str, folders), "-o", str(joined))):
+        done = in_pipe(*command)
+        assert done.returncode == 3, done.stderr
+        assert "Traceback" not in done.stderr and "RecursionError" not in done.stderr
+        assert done.stderr.splitlines()[:2] == [
+            f"error: {folders[1] / INDEX}: not an airgap volume index: nested deeper than "
+            "the 64 levels it may have",
+            f"  the volume {folders[1]} is damaged: send it again (nothing of it was used)"]
+    assert not joined.exists()
