@@ -26,6 +26,12 @@ KIND = "Bundle"
 
 _VERSION_RE = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)\Z")
 _INTEGRATION_RE = re.compile(r"^[a-z0-9][a-z0-9_]*\Z")
+# name or name@version, the version a package version (pre-releases allowed) as the
+# registry writes them.
+_EXTRA_PACKAGE_RE = re.compile(
+    r"^([a-z0-9][a-z0-9_]*)(?:@((?:0|[1-9]\d*)\.(?:0|[1-9]\d*)\.(?:0|[1-9]\d*)"
+    r"(?:-[0-9A-Za-z.-]+)?))?\Z")
+_TAILORED_KEYS = ("base", "packages", "all_versions")
 
 _TOP_KEYS = ("apiVersion", "kind", "stack", "platforms", "registry", "integrations",
              "artifacts", "packages", "sources", "trust")
@@ -46,13 +52,41 @@ class Platforms:
 
 
 @dataclass(frozen=True)
+class ExtraPackage:
+    """A package a tailored registry holds besides the integrations: ``name`` or
+    ``name@version``."""
+
+    name: str
+    version: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.name}@{self.version}" if self.version else self.name
+
+
+@dataclass(frozen=True)
 class RegistrySpec:
-    """Which package registry distribution image to fetch."""
+    """Which package registry image to fetch, or, for ``tailored``, which server image
+    to compose with which packages."""
 
     image: str = elastic.DEFAULT_REGISTRY_IMAGE
     flavor: str = "full"
     variant: str | None = None
     tag: str | None = None
+    # tailored only: the server image (default: Elastic's, at the pinned version), the
+    # packages besides the integrations and Fleet's own, every compatible version or not.
+    base: str | None = None
+    packages: tuple[ExtraPackage, ...] = ()
+    all_versions: bool = False
+
+    @property
+    def tailored(self) -> bool:
+        """Whether airgap composes the image rather than pulling it whole."""
+        return self.flavor == "tailored"
+
+    @property
+    def base_image(self) -> str:
+        """The server image a tailored registry is built on, with its tag."""
+        return self.base or elastic.base_image(self.variant)
 
 
 @dataclass(frozen=True)
@@ -149,13 +183,18 @@ class _Checker(Checker):
                 self.problem(key, f"{top[key]!r} is not supported; this airgap reads "
                                   f"{key}: {expected}")
         version = self.stack_version(top)
+        registry = self.registry(top.get("registry"))
+        packages = self.boolean(top.get("packages"), "packages", True)
+        if registry.tailored and not packages:
+            self.problem("packages", "false cannot go with registry.flavor: tailored, whose "
+                                     "image is made of the packages; remove one of them")
         return Manifest(
             stack_version=version or "0.0.0",
             platforms=self.platforms(top.get("platforms")),
-            registry=self.registry(top.get("registry")),
+            registry=registry,
             integrations=self.integrations(top.get("integrations")),
             artifacts=self.artifacts(top.get("artifacts")),
-            packages=self.boolean(top.get("packages"), "packages", True),
+            packages=packages,
             sources=self.sources(top.get("sources")),
             trust_keys=self.trust(top.get("trust")),
             source=self.source,
@@ -188,7 +227,8 @@ class _Checker(Checker):
         )
 
     def registry(self, value: Any) -> RegistrySpec:
-        section = self.mapping(value, "registry", ("image", "flavor", "variant", "tag"))
+        section = self.mapping(value, "registry", ("image", "flavor", "variant", "tag",
+                                                   *_TAILORED_KEYS))
         default = RegistrySpec()
         image = default.image
         if section.get("image") is not None:
@@ -210,7 +250,44 @@ class _Checker(Checker):
             if tag is not None and not is_tag(tag):
                 self.problem("registry.tag", f"{tag!r} is not a valid image tag")
                 tag = None
-        return RegistrySpec(image=image, flavor=flavor, variant=variant, tag=tag)
+        spec = RegistrySpec(image=image, flavor=flavor, variant=variant, tag=tag)
+        return self.tailored(section, spec)
+
+    # -- registry.flavor: tailored ----------------------------------------------------------
+
+    def tailored(self, section: dict[str, Any], spec: RegistrySpec) -> RegistrySpec:
+        given = [key for key in _TAILORED_KEYS if section.get(key) is not None]
+        if not spec.tailored:
+            for key in given:
+                self.problem(f"registry.{key}", f"only for registry.flavor: tailored (the "
+                                                f"{spec.flavor} image holds its own packages)")
+            return spec
+        base = None
+        if section.get("base") is not None:
+            example = elastic.base_image(None)
+            text = self.string(section["base"], "registry.base", example)
+            last = (text or "").rsplit("/", 1)[-1]
+            if text is not None and is_image_name(text, tagged=True) and ":" in last:
+                base = text
+            elif text is not None:
+                self.problem("registry.base", f"{text!r} is not an image name with a tag, "
+                                              f"like {example}")
+        pairs: list[tuple[str, str | None]] = []
+        extras: dict[str, ExtraPackage] = {}
+        for path, item in self.items(section.get("packages"), "registry.packages"):
+            match = _EXTRA_PACKAGE_RE.match(item) if isinstance(item, str) else None
+            if match is None:
+                self.problem(path, f"expected a package name like 'nginx', or a name and "
+                                   f"version like 'nginx@2.0.0', got {describe(item)}")
+                continue
+            pairs.append((path, match.group(1)))
+            extras.setdefault(match.group(1), ExtraPackage(match.group(1), match.group(2)))
+        names = self.unique(pairs)
+        return RegistrySpec(image=spec.image, flavor=spec.flavor, variant=spec.variant,
+                            tag=spec.tag, base=base,
+                            packages=tuple(extras[name] for name in names),
+                            all_versions=self.boolean(section.get("all_versions"),
+                                                      "registry.all_versions", False))
 
     def integrations(self, value: Any) -> tuple[str, ...]:
         pairs: list[tuple[str, str | None]] = []
