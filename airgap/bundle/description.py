@@ -231,8 +231,31 @@ class PlatformImage:
 
 
 @dataclass(frozen=True)
+class Tailored:
+    """A tailored registry image: ``base`` (as ``Image.source`` served it) plus ``layer``,
+    which holds the bundle's ``packages`` (their zips' paths) under ``package_path``."""
+
+    base: str
+    layer: str
+    diff_id: str
+    package_path: str
+    packages: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The bundle.json form."""
+        return {"base": self.base, "layer": self.layer, "diff_id": self.diff_id,
+                "package_path": self.package_path, "packages": list(self.packages)}
+
+    @classmethod
+    def read(cls, reader: _Reader) -> Tailored:
+        return cls(reader.string("base"), reader.string("layer"), reader.string("diff_id"),
+                   reader.string("package_path"), reader.strings("packages"))
+
+
+@dataclass(frozen=True)
 class Image:
-    """The package registry image: what the tag named upstream, and what is stored."""
+    """The package registry image: what the tag named upstream, and what is stored.
+    For a tailored registry, upstream is its base, and ``tailored`` says what was added."""
 
     reference: str
     source: str
@@ -242,6 +265,7 @@ class Image:
     media_type: str
     layout: str
     platforms: Mapping[str, PlatformImage]
+    tailored: Tailored | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The bundle.json form."""
@@ -249,17 +273,21 @@ class Image:
                 "upstream_digest": self.upstream_digest,
                 "upstream_media_type": self.upstream_media_type, "digest": self.digest,
                 "media_type": self.media_type, "layout": self.layout,
-                "platforms": {p: i.to_dict() for p, i in self.platforms.items()}}
+                "platforms": {p: i.to_dict() for p, i in self.platforms.items()},
+                **({"tailored": self.tailored.to_dict()} if self.tailored else {})}
 
     @classmethod
     def read(cls, reader: _Reader) -> Image:
         platforms = reader.object("platforms")
+        tailored = Tailored.read(reader.object("tailored", _names(Tailored))) \
+            if "tailored" in reader.value else None
         return cls(reader.string("reference"), reader.string("source"),
                    reader.string("upstream_digest"), reader.string("upstream_media_type"),
                    reader.string("digest"), reader.string("media_type"),
                    reader.string("layout"),
                    {str(p): PlatformImage.read(platforms.object(str(p), _names(PlatformImage)))
-                    for p in platforms.value})
+                    for p in platforms.value},
+                   tailored)
 
 
 @dataclass(frozen=True)

@@ -64,8 +64,13 @@ def render_plan(plan: Plan) -> None:
     """Show what a fetch of the plan's manifest would get, as tables."""
     image = plan.image
     stdout.print(Text("Package registry image", style="italic"))
+    tailored = [("reference", f"{plan.tailored.reference} (tailored: composed by airgap)"),
+                ("base", str(image.reference)),
+                ("packages", f"{len(plan.packages)}, each with its .sig, in "
+                             f"{plan.tailored.package_path}")] if plan.tailored else \
+        [("reference", str(image.reference))]
     stdout.print(_facts([
-        ("reference", str(image.reference)),
+        *tailored,
         ("platforms", ", ".join(image.platforms)),
         ("from", f"{image.registry_url}/v2/{image.reference.repository}"),
         ("why", f"← {image.reason}"),
@@ -94,7 +99,7 @@ def render_plan(plan: Plan) -> None:
         for column in ("Package", "Resolved with", "Why"):
             table.add_column(column, overflow="fold")
         for package in plan.packages:
-            table.add_row(package.name, package.search_url.removeprefix(epr),
+            table.add_row(package.label, package.search_url.removeprefix(epr),
                           f"← {package.reason}")
         stdout.print(table)
 
@@ -102,7 +107,8 @@ def render_plan(plan: Plan) -> None:
         stdout.print(Text("note: ", style="cyan") + Text(note))
     files = len(plan.artifacts) * 3
     stdout.print(
-        f"[bold]{image.reference}[/] for {len(image.platforms)} platform(s), "
+        f"[bold]{plan.tailored.reference if plan.tailored else image.reference}[/] for "
+        f"{len(image.platforms)} platform(s), "
         f"{len(plan.artifacts)} artifact(s) ({files} files with checksums and signatures), "
         f"{len(plan.packages)} package(s) to resolve."
     )
@@ -186,6 +192,10 @@ def render_contents(contents: BundleContents) -> None:
         ("made", f"{contents.created} by airgap {contents.tool_version}"),
         ("stack", contents.stack_version),
         ("image", f"{image.get('reference')} ({human_size(image.get('size'))})"),
+        *([("  tailored", f"{image['tailored']['base']} + "
+                          f"{len(image['tailored']['packages'])} packages (layer "
+                          f"{image['tailored']['layer'][:19]})")]
+          if image.get("tailored") else []),
         *[(f"  {platform}", str(digest)) for platform, digest in image["platforms"].items()],
         ("size", f"{contents.files} files, {human_size(contents.size)}"),
         ("keys", "; ".join(f"{k['fingerprint'][-16:]} {(k.get('uids') or ['?'])[0]}"

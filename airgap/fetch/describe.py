@@ -46,7 +46,8 @@ def _image_items(root: Path, image: ImageResult) -> list[Item]:
     items = []
     for fetched in image.files:
         digest = f"sha256:{fetched.digests.sha256}"
-        items.append(_item(root, fetched, kinds.get(digest, "image-blob"), fetched.url,
+        # A blob airgap composed (a tailored registry's) has no source URL.
+        items.append(_item(root, fetched, kinds.get(digest, "image-blob"), fetched.url or None,
                            Verification(sha256="matches the blob's digest")))
     for name in ("oci-layout", "index.json"):
         digests = hash_file(root / layout.IMAGES / name)
@@ -110,9 +111,10 @@ def description(plan: Plan, image: ImageResult, artifacts: Sequence[ArtifactResu
             media_type=image.stored.media_type, layout=layout.IMAGES,
             platforms={p.platform: PlatformImage(p.manifest.digest, p.config.digest,
                                                  tuple(layer.digest for layer in p.layers))
-                       for p in image.platforms}),
+                       for p in image.platforms},
+            tailored=image.tailored),
         keys=tuple(Key(k.fingerprint, k.uids, k.source, f"{layout.KEYS}/{k.fingerprint}.asc",
                        k.is_elastic) for k in keys),
-        notes=plan.notes,
+        notes=(*plan.notes, *image.notes),
         items=tuple(items),
     )

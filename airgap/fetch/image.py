@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from airgap import oci
+from airgap.bundle.description import Tailored
 from airgap.bundle.layout import IMAGES
 from airgap.errors import NotFoundError, ServerResponseError, UsageError
 from airgap.manifest.plan import ImageItem
@@ -45,6 +46,13 @@ class ImageResult:
     stored: oci.Descriptor
     platforms: tuple[PlatformImage, ...]
     files: tuple[Fetched, ...]
+    #: The platforms of the upstream index that were not taken (``unknown/unknown`` for
+    #: an attestation manifest).
+    left_out: tuple[str, ...] = ()
+    #: What a tailored registry added to its base (see airgap.fetch.tailored), and what
+    #: its composition noted for bundle.json.
+    tailored: Tailored | None = None
+    notes: tuple[str, ...] = ()
 
     @property
     def size(self) -> int:
@@ -66,10 +74,11 @@ def fetch_image(item: ImageItem, bundle: Path, downloader: Downloader) -> ImageR
                             details=["check registry.flavor, registry.variant and registry.tag "
                                      "against the tags the registry publishes"]) from None
     written: list[Fetched] = []
+    left_out: list[str] = []
     wanted = [oci.Platform.parse(p) for p in item.platforms]
     if media_type in oci.INDEX_TYPES:
         platforms, stored = _from_index(client, layout, data, media_type, wanted, source,
-                                        reference.tag, written)
+                                        reference.tag, written, left_out)
     else:
         platforms, stored = _from_single(client, layout, data, media_type, digest, wanted,
                                          source, written)
@@ -91,7 +100,7 @@ def fetch_image(item: ImageItem, bundle: Path, downloader: Downloader) -> ImageR
     layout.write_index([{**_descriptor_json(stored), "annotations": annotations}])
     files = {f.dest: f for f in written}
     return ImageResult(reference, source, digest, media_type, stored, tuple(platforms),
-                       tuple(files.values()))
+                       tuple(files.values()), tuple(left_out))
 
 
 def _descriptor_json(descriptor: oci.Descriptor) -> dict[str, Any]:
@@ -106,8 +115,8 @@ def _store(layout: oci.Layout, data: bytes, url: str, written: list[Fetched]) ->
 
 
 def _from_index(client: RegistryClient, layout: oci.Layout, data: bytes, media_type: str,
-                wanted: list[oci.Platform], source: str, tag: str, written: list[Fetched]
-                ) -> tuple[list[PlatformImage], oci.Descriptor]:
+                wanted: list[oci.Platform], source: str, tag: str, written: list[Fetched],
+                left_out: list[str]) -> tuple[list[PlatformImage], oci.Descriptor]:
     document = oci.load_json(data, source)
     entries = oci.index_entries(document, source)
     chosen: list[tuple[oci.Platform, oci.Descriptor]] = []
@@ -124,6 +133,7 @@ def _from_index(client: RegistryClient, layout: oci.Layout, data: bytes, media_t
     platforms = [_platform_image(client, layout, str(p), d, source, written) for p, d in chosen]
     picked = {d.digest for _, d in chosen}
     every = {e.digest for e in entries}
+    left_out.extend(str(e.platform or "no platform") for e in entries if e.digest not in picked)
     if picked == every:
         body = data  # all of it: keep the registry's own index and its digest
     else:

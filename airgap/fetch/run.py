@@ -24,6 +24,7 @@ from airgap.fetch.artifacts import ArtifactResult, fetch_artifacts
 from airgap.fetch.describe import describe_files, description
 from airgap.fetch.image import ImageResult, fetch_image
 from airgap.fetch.packages import PackageResult, fetch_packages
+from airgap.fetch.tailored import compose_tailored
 from airgap.files import atomic_write
 from airgap.manifest.model import load_manifest
 from airgap.manifest.plan import Plan, make_plan
@@ -95,6 +96,8 @@ def fetch(settings: FetchSettings, reporter: Reporter) -> FetchResult:
                                          manifest.stack_version, manifest.sources.epr, root,
                                          downloader, verifier)
         image, artifacts, packages = _results(image_job, artifacts_job, packages_job)
+        if plan.tailored is not None:  # the base image plus the verified packages
+            image = compose_tailored(plan.tailored, image, packages, root, reporter)
         keys = tuple(verifier.keys.values())
         items = describe_files(root, image, artifacts, packages, keys)
         removed = _tidy(root, layout.stray_files(root, (i.path for i in items)))
