@@ -7,7 +7,9 @@ exist and agree with SHA512SUMS and with the files; keys/ must hold exactly the 
 records. Which files must be signed is decided from where they lie (every artifact under
 downloads/ needs its ``.asc``, every package zip its ``.sig``) as well as from bundle.json,
 which nobody signs; each signature is checked again, with the Elastic key pinned in airgap
-(never the bundle's copy of it) and the other recorded keys. With ``--trust-key``, the
+(never the bundle's copy of it) and the other recorded keys. A tailored registry's
+packages layer must hold exactly those verified packages (:mod:`airgap.bundle.tailored`).
+With ``--trust-key``, the
 operator's signature of SHA512SUMS must be valid; without it, a warning says what that
 leaves unproven. Every problem is listed.
 """
@@ -26,6 +28,7 @@ from airgap.bundle import layout
 from airgap.bundle.description import BundleDescription, Item, read_description
 from airgap.bundle.scan import scan
 from airgap.bundle.sums import parse_sums
+from airgap.bundle.tailored import check_tailored
 from airgap.errors import AirgapError, BundleError, setting
 from airgap.reporter import Reporter
 from airgap.threads import SidePool, map_in_threads
@@ -121,7 +124,10 @@ def verify_bundle(settings: VerifySettings, reporter: Reporter) -> VerifyReport:
         elif layout.DESCRIPTION not in sums:
             check.add(layout.DESCRIPTION, "description", "the bundle has no bundle.json, and "
                       "SHA512SUMS does not list one: it was removed after the fetch")
-        return check.signatures(verifier, description, settings.jobs)
+        count = check.signatures(verifier, description, settings.jobs)
+        if description is not None:  # a tailored registry: its packages layer, member by member
+            check_tailored(root, description, sums, check.add, check.stop)
+        return count
 
     # GnuPG re-reads the signed files in processes of its own: let it run while the
     # files are hashed, so neither phase waits for the other's last, largest file. The
