@@ -1,15 +1,17 @@
 """All of Elastic's public endpoints on loopback at once, for the demo and benchmarks.
 
 A real docker-registry holding the multi-platform test image as
-``package-registry/distribution``, the artifacts.elastic.co stand-in and the EPR
-stand-in, with everything signed by one throwaway key. ``publish_plan`` puts on the
-stand-ins exactly what a manifest's plan will ask for.
+``package-registry/distribution`` and the server stand-in (the base of a tailored
+registry) as ``package-registry/package-registry:v<pinned>``, the artifacts.elastic.co
+stand-in and the EPR stand-in, with everything signed by one throwaway key.
+``publish_plan`` puts on the stand-ins exactly what a manifest's plan will ask for.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from airgap import elastic
 from airgap.manifest import load_manifest
 from airgap.manifest.plan import make_plan
 from tests.peers.artifacts import ArtifactServer
@@ -19,6 +21,7 @@ from tests.peers.images import TestImage, build_test_image, push_image
 from tests.peers.processes import DockerRegistry
 
 REPOSITORY = "package-registry/distribution"
+SERVER_REPOSITORY = "package-registry/package-registry"
 
 
 class LoopbackElastic:
@@ -36,6 +39,7 @@ class LoopbackElastic:
         self.artifacts = ArtifactServer(workdir / "artifacts", self.signer)
         self.epr = EprServer(workdir / "epr", self.signer)
         self.image: TestImage | None = None
+        self.server: TestImage | None = None
 
     def start(self) -> LoopbackElastic:
         """Start every peer and push the test image."""
@@ -45,6 +49,10 @@ class LoopbackElastic:
         self.image = build_test_image(self.workdir / "image", tag=self.tag,
                                       shared_layers=self.shared_layers)
         push_image(self.image, self.registry.host, REPOSITORY)
+        self.server = build_test_image(self.workdir / "server",
+                                       tag=f"v{elastic.PACKAGE_REGISTRY_VERSION}",
+                                       shared_layers=(), server=True)
+        push_image(self.server, self.registry.host, SERVER_REPOSITORY)
         return self
 
     def stop(self) -> None:
@@ -56,7 +64,8 @@ class LoopbackElastic:
 
     def manifest_text(self, *, arch: tuple[str, ...] = ("x86_64", "arm64"),
                       integrations: tuple[str, ...] = ("system", "nginx", "fleet_server",
-                                                       "endpoint")) -> str:
+                                                       "endpoint"),
+                      flavor: str = "full") -> str:
         """A manifest that reads every source from these peers."""
         return "\n".join([
             "apiVersion: airgap/v1",
@@ -67,6 +76,8 @@ class LoopbackElastic:
             "  os: [linux]",
             f"  arch: [{', '.join(arch)}]",
             "  formats: [archive]",
+            "registry:",
+            f"  flavor: {flavor}",
             f"integrations: [{', '.join(integrations)}]",
             "sources:",
             f"  registry: {self.registry.url}",
@@ -77,13 +88,15 @@ class LoopbackElastic:
             "",
         ])
 
-    def publish_plan(self, manifest: Path, *, artifact_size: int = 256 << 10) -> None:
-        """Publish every artifact and package the manifest's plan names."""
+    def publish_plan(self, manifest: Path, *, artifact_size: int = 256 << 10,
+                     package_size: int = 2048) -> None:
+        """Publish every artifact and package the manifest's plan names (each package in
+        two versions of about ``package_size`` bytes)."""
         plan = make_plan(load_manifest(manifest))
         for item in plan.artifacts:
             self.artifacts.publish(item.path, artifact_size)
         known = {p.name for p in self.epr.packages}
         for package in plan.packages:
             if package.name not in known:
-                self.epr.add(package.name, "1.0.0")
-                self.epr.add(package.name, "2.0.0")
+                self.epr.add(package.name, "1.0.0", payload=package_size)
+                self.epr.add(package.name, "2.0.0", payload=package_size)
