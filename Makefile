@@ -34,7 +34,7 @@ demo: setup
 	$(BIN)/python scripts/demo.py
 
 bench: setup
-	for script in image_fetch artifacts verify load; do \
+	for script in image_fetch artifacts verify load tailored; do \
 		$(BIN)/python bench/$$script.py || exit 1; done
 
 clean:
