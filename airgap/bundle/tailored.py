@@ -50,7 +50,7 @@ class _Inflated:
         self.inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
         self.diff = hashlib.sha256()
         self.total = 0
-        self.pending = b""
+        self.pending = memoryview(b"")  # a view: taking from it copies nothing
 
     def read(self, size: int) -> bytes:
         """Up to ``size`` bytes; fewer only at the end of the stream."""
@@ -58,9 +58,9 @@ class _Inflated:
         while len(out) < size:
             if not self.pending and not self._more():
                 break
-            taken = self.pending[:size - len(out)]
-            self.pending = self.pending[len(taken):]
-            out += taken
+            take = min(size - len(out), len(self.pending))
+            out += self.pending[:take]
+            self.pending = self.pending[take:]
         return bytes(out)
 
     def _more(self) -> bool:
@@ -80,7 +80,7 @@ class _Inflated:
                     raise _Damaged(f"it inflates to more than the {self.limit} bytes the "
                                    "bundle's packages can take")
                 self.diff.update(chunk)
-                self.pending = chunk
+                self.pending = memoryview(chunk)
                 return True
         return False
 

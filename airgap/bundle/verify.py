@@ -9,9 +9,8 @@ downloads/ needs its ``.asc``, every package zip its ``.sig``) as well as from b
 which nobody signs; each signature is checked again, with the Elastic key pinned in airgap
 (never the bundle's copy of it) and the other recorded keys. A tailored registry's
 packages layer must hold exactly those verified packages (:mod:`airgap.bundle.tailored`).
-With ``--trust-key``, the
-operator's signature of SHA512SUMS must be valid; without it, a warning says what that
-leaves unproven. Every problem is listed.
+With ``--trust-key``, the operator's signature of SHA512SUMS must be valid; without it,
+a warning says what that leaves unproven. Every problem is listed.
 """
 
 from __future__ import annotations

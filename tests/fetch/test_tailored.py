@@ -7,6 +7,7 @@ engine, containerd and skopeo.
 
 from __future__ import annotations
 
+import fcntl
 import gzip
 import hashlib
 import io
@@ -14,16 +15,18 @@ import json
 import os
 import pty
 import select
+import struct
 import subprocess
 import sys
 import tarfile
+import termios
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from airgap import elastic
-from airgap.errors import NotFoundError
+from airgap.errors import AirgapError
 from airgap.fetch.run import FetchSettings, fetch
 from airgap.reporter import NullReporter
 from tests.conftest import (
@@ -66,7 +69,8 @@ def package_files(bundle: Path) -> dict[str, bytes]:
 def in_terminal(*args: str) -> tuple[int, str]:
     """Run ``python -m airgap ARGS`` with a pseudo-terminal as its stdout and stderr."""
     leader, follower = pty.openpty()
-    env = {**os.environ, "COLUMNS": "160", "LINES": "50", "TERM": "xterm"}
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 250, 0, 0))
+    env = {**os.environ, "COLUMNS": "250", "LINES": "50", "TERM": "xterm"}
     process = subprocess.Popen([sys.executable, "-m", "airgap", *args], cwd=REPO, env=env,
                                stdin=subprocess.DEVNULL, stdout=follower, stderr=follower)
     os.close(follower)
@@ -150,7 +154,7 @@ def test_verify_and_inspect_through_the_command_line(tailored_bundle: Path) -> N
     code, screen = in_terminal("inspect", str(tailored_bundle))
     assert code == 0, screen
     assert TAILORED in screen and "Traceback" not in screen
-    assert f"package-registry:v{elastic.PACKAGE_REGISTRY_VERSION} + 4 packages" in screen
+    assert f":v{elastic.PACKAGE_REGISTRY_VERSION} + 4 packages (layer sha256:" in screen
     contents = json.loads(subprocess.run(
         [sys.executable, "-m", "airgap", "inspect", str(tailored_bundle), "--json"], cwd=REPO,
         capture_output=True, text=True, check=True).stdout)
@@ -210,7 +214,7 @@ def test_a_missing_package_stops_the_fetch_before_anything_is_composed(
         manifest = tailored_manifest(tmp_path / "site.yaml", registry, epr, signer_public_key,
                                      "oci")
         bundle = tmp_path / "bundle"
-        with pytest.raises(NotFoundError) as caught:
+        with pytest.raises(AirgapError) as caught:
             fetch(FetchSettings(manifest, bundle), NullReporter())
     finally:
         epr.stop()

@@ -98,7 +98,8 @@ def test_containerd_imports_it_and_unpacks_every_layer_against_its_diff_id(
                                   "native", "--digests", str(tar))
         assert imported.returncode == 0, imported.stderr
         rows = [line.split() for line in containerd.ctr("images", "ls").stdout.splitlines()[1:]]
-        assert {row[0]: row[2] for row in rows}[TAILORED] == image["platforms"][platform]["manifest"]
+        manifest = image["platforms"][platform]["manifest"]
+        assert {row[0]: row[2] for row in rows}[TAILORED] == manifest
         # Unpacked: each layer applied, its uncompressed digest checked against the config.
         check = containerd.ctr("images", "check", f"name=={TAILORED}")
         assert check.returncode == 0 and "complete" in check.stdout, check.stdout + check.stderr

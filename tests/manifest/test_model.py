@@ -283,7 +283,8 @@ def test_missing_manifest_file_is_a_usage_error(tmp_path: Path) -> None:
         load_manifest(tmp_path / "absent.yaml")
 
 
-@pytest.mark.parametrize("name", ["minimal.yaml", "lite-x86_64.yaml", "full-multiarch.yaml"])
+@pytest.mark.parametrize("name", ["minimal.yaml", "lite-x86_64.yaml", "full-multiarch.yaml",
+                                  "tailored-multiarch.yaml"])
 def test_shipped_example_manifests_are_valid(name: str) -> None:
     manifest = load_manifest(REPO / "manifests" / name)
     assert manifest.stack_version == "9.0.0"
