@@ -112,8 +112,8 @@ def test_kibana_spec_range_follows_elastics_own_matrix() -> None:
     for entry in matrix:
         if "kibana.version" not in entry:
             # The table's catch-all: what a Kibana past its end gets.
-            assert elastic.KIBANA_SPEC_AFTER_TABLE == (str(entry["spec.min"]),
-                                                       str(entry["spec.max"]))
+            catch_all = (str(entry["spec.min"]), str(entry["spec.max"]))
+            assert catch_all == elastic.KIBANA_SPEC_AFTER_TABLE
             continue
         expected = tuple(str(entry[k]) if k in entry else None for k in ("spec.min", "spec.max"))
         assert elastic.kibana_spec(entry["kibana.version"]) == expected, entry

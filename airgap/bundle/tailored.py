@@ -14,6 +14,7 @@ each member is too. The uncompressed stream must have the diff ID the configs na
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import tarfile
 import threading
@@ -156,10 +157,8 @@ def check_tailored(root: Path, description: BundleDescription, sums: Mapping[str
     members = _expected(tailored, sums, add)
     sizes = 0
     for file in members.values():
-        try:
+        with contextlib.suppress(OSError):  # missing: reported by the hashing
             sizes += (root / file).lstat().st_size
-        except OSError:
-            pass  # missing: reported by the hashing
     limit = sizes + 2 * BLOCK * (len(members) + 4) + CHUNK
     try:
         with (root / blob).open("rb") as handle:

@@ -88,7 +88,7 @@ def resolve(item: PackageItem, stack_version: str, epr: str,
         raise ServerResponseError(f"{item.search_url}: the answer is not JSON") from None
     offered = offered_versions(item.name, document, item.search_url)
     chosen = choose(item.name, offered, version=item.version, all_versions=item.all_versions,
-                    where=f"Kibana {stack_version} on {epr}")
+                    where=f"Kibana {stack_version} on {epr}", why=item.reason)
     resolved = []
     for version in chosen:
         if version.signature_path is None:

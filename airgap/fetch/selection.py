@@ -76,21 +76,23 @@ def offered_versions(name: str, answer: Any, source: str) -> list[Offered]:
 
 
 def choose(name: str, offered: list[Offered], *, version: str | None, all_versions: bool,
-           where: str) -> list[Offered]:
+           where: str, why: str = "") -> list[Offered]:
     """The versions to take: ``version`` when pinned, every one, or the newest. ``where``
-    says what was asked, for the message when nothing fits."""
+    says what was asked and ``why`` why the package is wanted, for the message when
+    nothing fits."""
+    label = f"{name} ({why})" if why else name
     if version is not None:
         pinned = [o for o in offered if o.version == version]
         if pinned:
             return pinned
         compatible = ", ".join(o.version for o in offered[-8:]) or "none"
         raise NotFoundError(f"package {name}@{version}: not a version compatible with "
-                            f"{where}",
+                            f"{where}" + (f" ({why})" if why else ""),
                             details=[f"compatible versions: {compatible}",
                                      "pin one of them in registry.packages, or give the name "
                                      "alone for the newest"])
     if not offered:
-        raise NotFoundError(f"package {name}: no version is compatible with {where}",
+        raise NotFoundError(f"package {label}: no version is compatible with {where}",
                             details=["check the name, or remove it from `integrations` or "
                                      "registry.packages"])
     return list(offered) if all_versions else [offered[-1]]

@@ -20,6 +20,7 @@ import pytest
 from airgap.cli import main
 from tests.layers import Member, file_member, members_of, rewrite_layer
 
+
 def same(members: list[Member]) -> list[Member]:
     return members
 

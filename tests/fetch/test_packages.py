@@ -61,7 +61,8 @@ def test_no_compatible_version_names_integration_and_stack(
         make_manifest: ManifestMaker, epr_server: EprServer, downloader: Downloader,
         verifier: Verifier, tmp_path: Path) -> None:
     with pytest.raises(NotFoundError,
-                       match="package legacy_only: no version is compatible with Kibana 9.0.0"):
+                       match=r"package legacy_only \(integration legacy_only\): no version is "
+                             r"compatible with Kibana 9\.0\.0"):
         run(make_manifest, epr_server, downloader, verifier, tmp_path / "b", ["legacy_only"])
 
 

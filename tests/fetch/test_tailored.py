@@ -218,8 +218,9 @@ def test_a_missing_package_stops_the_fetch_before_anything_is_composed(
             fetch(FetchSettings(manifest, bundle), NullReporter())
     finally:
         epr.stop()
-    assert "package elastic_agent: no version is compatible with Kibana 9.0.0" in str(caught.value)
-    assert "package fleet_server" in str(caught.value)
+    assert "package elastic_agent (Fleet installs it at setup): no version is compatible " \
+        "with Kibana 9.0.0" in str(caught.value)
+    assert "package fleet_server (Fleet installs it at setup)" in str(caught.value)
     assert not (bundle / "packages").exists()
     assert not (bundle / "SHA512SUMS").exists()
 
@@ -244,8 +245,8 @@ def test_attestations_are_dropped_with_a_note_and_a_single_manifest_base_works(
                                          signer_public_key, "oci", arch=("x86_64",),
                                          base=base)
             reporter = RecordingReporter()
-            results[name] = (fetch(FetchSettings(manifest, tmp_path / name), reporter),
-                             reporter)
+            results[name] = (fetch(FetchSettings(manifest, tmp_path / "bundles" / name),
+                                   reporter), reporter)
     finally:
         epr.stop()
     attested_result, attested_reporter = results["attested"]
@@ -253,10 +254,11 @@ def test_attestations_are_dropped_with_a_note_and_a_single_manifest_base_works(
             "(platform unknown/unknown) describe the base, not the tailored image, and are "
             "left out")
     assert ("info", note) in attested_reporter.messages
-    assert note in json.loads((tmp_path / "attested" / "bundle.json").read_text())["notes"]
+    notes = json.loads((tmp_path / "bundles/attested/bundle.json").read_text())["notes"]
+    assert note in notes
     assert [p.platform for p in attested_result.image.platforms] == ["linux/amd64"]
     single_result, _ = results["single"]
-    index = document(tmp_path / "single", single_result.image.stored.digest)
+    index = document(tmp_path / "bundles/single", single_result.image.stored.digest)
     assert [m["platform"] for m in index["manifests"]] == [{"architecture": "amd64",
                                                             "os": "linux"}]
     assert single_result.image.upstream_media_type == OCI_TYPES[1]

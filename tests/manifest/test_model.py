@@ -181,7 +181,7 @@ BAD_TYPES = [
     ("platforms:\n  arch: x86_64\n", "m.yaml:6: platforms.arch: expected a list, "
                                      "got the string 'x86_64'"),
     ("registry: lite\n", "m.yaml:5: registry: expected a mapping with keys image, flavor, "
-                         "variant, tag, got the string 'lite'"),
+                         "variant, tag, base, packages, all_versions, got the string 'lite'"),
     ("integrations: nginx\n", "m.yaml:5: integrations: expected a list, got the string 'nginx'"),
     ("artifacts:\n  products: elastic-agent\n",
      "m.yaml:6: artifacts.products: expected a list, got the string 'elastic-agent'"),
