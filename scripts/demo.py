@@ -91,10 +91,13 @@ def image_sizes(bundle: Path) -> None:
                                for d in (p["manifest"], p["config"], *p["layers"]))}
     base = {d for p in image["platforms"].values() for d in p["layers"]} - {layer}
     count = len(image["tailored"]["packages"])
-    mb = 1_000_000
+
+    def human(count: int) -> str:
+        return f"{count / 1e6:.1f} MB" if count >= 1e6 else f"{count / 1e3:.0f} kB"
+
     print(f"  tailored image (this bundle, {len(image['platforms'])} platforms): "
-          f"{size(own) / mb:.1f} MB = server image {size(base) / mb:.1f} MB + one layer of "
-          f"{count} verified packages {size({layer}) / mb:.1f} MB")
+          f"{human(size(own))} = server image {human(size(base))} + one layer of "
+          f"{count} verified packages {human(size({layer}))}")
     print("  Elastic's lite image: a few hundred MB, 16 packages chosen by Elastic "
           "(published)")
     print("  Elastic's full image: about 20 GB at 8.17.2, its packages in one 21.3 GB layer "
@@ -123,7 +126,8 @@ def main() -> None:
     try:
         manifest = workdir / "airgap.yaml"
         manifest.write_text(site.manifest_text(flavor="tailored"))
-        site.publish_plan(manifest)
+        # Packages of about the size of Elastic's example package zip (351 kB).
+        site.publish_plan(manifest, package_size=350_000)
         operator_key = operator.export_public(workdir / "operator.asc")
         print(f"  registry {site.registry.url}, artifacts {site.artifacts.url}, "
               f"EPR {site.epr.url}\n\n{rel(manifest)}:\n{manifest.read_text()}")
