@@ -272,3 +272,25 @@ def test_the_server_image_comes_from_sources_registry_by_its_v_tag(
     assert source.endswith(f":v{elastic.PACKAGE_REGISTRY_VERSION}")
     if description["image"]["media_type"] == OCI_TYPES[0]:
         assert f"/{SERVER_REPOSITORY}:" in source
+
+
+def test_fetch_through_a_pipe_says_what_it_composed(
+        tmp_path: Path, registry: DockerRegistry, signer: SigningKey, signer_public_key: Path,
+        server_images: dict[str, TestImage]) -> None:
+    epr = EprServer(tmp_path / "epr", signer).start()
+    try:
+        publish_tailored_packages(epr)
+        manifest = tailored_manifest(tmp_path / "site.yaml", registry, epr, signer_public_key,
+                                     "docker")
+        bundle = tmp_path / "bundle"
+        result = subprocess.run([sys.executable, "-m", "airgap", "fetch", str(manifest), "-o",
+                                 str(bundle)], cwd=REPO, capture_output=True, text=True,
+                                timeout=300, env={**os.environ, "COLUMNS": "200"})
+    finally:
+        epr.stop()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert "image (linux/amd64, linux/arm64)" in result.stdout
+    assert "packages" in result.stdout and (bundle / "SHA512SUMS").is_file()
+    image = json.loads((bundle / "bundle.json").read_text())["image"]
+    assert image["reference"] == TAILORED and image["media_type"] == DOCKER_TYPES[0]
