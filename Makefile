@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup peers venv lint test demo bench clean
+.PHONY: setup peers venv lint test demo bench wheelhouse clean
 
 setup: peers venv
 
@@ -31,11 +31,16 @@ test: setup lint
 	$(BIN)/python -m pytest
 
 demo: setup
-	$(BIN)/python scripts/demo.py
+	$(BIN)/python scripts/demo.py $(if $(WITH_TOOL),--with-tool $(WITH_TOOL))
+
+# airgap and its dependencies as wheels for CPython 3.11-3.13 on linux x86_64 and aarch64,
+# with install.sh: dist/airgap-<version>-wheelhouse/ (needs PyPI; `fetch --with-tool`).
+wheelhouse: venv
+	$(BIN)/python scripts/wheelhouse.py
 
 bench: setup
 	for script in image_fetch artifacts verify load tailored; do \
 		$(BIN)/python bench/$$script.py || exit 1; done
 
 clean:
-	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .demo dist build .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -93,6 +93,13 @@ class BundleError(AirgapError):
     """The bundle directory cannot be used as asked (locked, not a bundle, ...)."""
 
 
+class DamagedBundleError(BundleError):
+    """A file of the bundle is not what its format says (bundle.json, an image document):
+    the bundle was damaged or altered, and nothing in it may be used."""
+
+    exit_code = ExitCode.VERIFICATION
+
+
 class FileSystemError(AirgapError):
     """Reading or writing a local file failed: disk full, permission denied, ..."""
 
@@ -106,12 +113,18 @@ class FileSystemError(AirgapError):
         errno.ENOENT: "a folder on the way does not exist",
     }
 
+    def __init__(self, message: str, *, details: Sequence[str] = (),
+                 errno: int | None = None) -> None:
+        super().__init__(message, details=details)
+        self.errno = errno
+
     @classmethod
     def from_os_error(cls, exc: OSError) -> FileSystemError:
         """An error naming the file and the cause, with a hint for the usual causes."""
         where = exc.filename if exc.filename is not None else "a file"
         hint = cls._HINTS.get(exc.errno or 0)
-        return cls(f"{where}: {exc.strerror or exc}", details=[hint] if hint else [])
+        return cls(f"{where}: {exc.strerror or exc}", details=[hint] if hint else [],
+                   errno=exc.errno)
 
 
 class ToolMissingError(AirgapError):

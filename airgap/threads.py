@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from airgap.errors import AirgapError, raise_collected
+
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 _WAKE_UP = 0.25
@@ -137,3 +139,15 @@ class SidePool:
         if self._on_failure is not None:
             self._on_failure()
         abandon(self._pool, self._futures)
+
+
+def raise_failures(futures: Iterable[Future[Any]], message: str) -> None:
+    """Raise what finished ``futures`` failed with, if anything: an exception that is not
+    an :class:`~airgap.errors.AirgapError` first (a full disk, say: it stopped the others,
+    which then ended interrupted, so it is the cause), else their errors together under
+    ``message``."""
+    failures = [e for e in (f.exception() for f in futures) if e is not None]
+    for failure in sorted(failures, key=lambda e: isinstance(e, KeyboardInterrupt)):
+        if not isinstance(failure, AirgapError):
+            raise failure
+    raise_collected([e for e in failures if isinstance(e, AirgapError)], message)

@@ -36,6 +36,7 @@ from common import (
     run_once,
 )
 
+from tests.peers.gpgkeys import SigningKey
 from tests.peers.images import build_test_image, push_image
 from tests.peers.processes import Dockerd, DockerRegistry
 
@@ -55,6 +56,9 @@ def main() -> None:
     source = DockerRegistry(work / "source").start()
     target = DockerRegistry(work / "target")
     engine = Dockerd().start()
+    # The isolated side trusts the image only through the operator's signature.
+    operator = SigningKey("bench operator", "ops@bench.test")
+    trust = ["--trust-key", str(operator.export_public(work / "ops.asc"))]
     try:
         print(f"building, pushing and fetching a {args.size} MiB image (untimed) ...",
               flush=True)
@@ -64,7 +68,8 @@ def main() -> None:
         shutil.rmtree(work / "image")
         manifest = image_only_manifest(work / "image.yaml", source.url, tag=TAG)
         bundle = work / "bundle"
-        run_once([*AIRGAP, "fetch", str(manifest), "-o", str(bundle), "--quiet"])
+        run_once([*AIRGAP, "fetch", str(manifest), "-o", str(bundle), "--quiet",
+                  "--sign-with", operator.fingerprint, "--gnupg-home", str(operator.home)])
         source.stop()
         archive = work / "image.tar"
         run_once(["skopeo", "copy", "--quiet", "--override-arch", "amd64",
@@ -74,7 +79,7 @@ def main() -> None:
         # engine's own speed depends on the archive it is given.
         ours = work / "export-image.tar"
         run_once([*AIRGAP, "export-image", str(bundle), "--platform", "linux/amd64",
-                  "-o", str(ours)])
+                  "-o", str(ours), *trust, "--quiet"])
 
         env = engine.env()
 
@@ -90,7 +95,8 @@ def main() -> None:
                       note="airgap's stream, as a file"),
             Contender("airgap load --docker",
                       [*AIRGAP, "load", str(bundle), "--docker", "--platform", "linux/amd64",
-                       "--quiet"], env=env, before=no_image, note="bundle verified meanwhile"),
+                       *trust, "--quiet"], env=env, before=no_image,
+                      note="bundle verified meanwhile"),
             Contender("airgap load --docker --skip-verify",
                       [*AIRGAP, "load", str(bundle), "--docker", "--platform", "linux/amd64",
                        "--skip-verify", "--quiet"], env=env, before=no_image),
@@ -109,7 +115,7 @@ def main() -> None:
                       before=empty_registry, note="2 platforms"),
             Contender("airgap load --registry",
                       [*AIRGAP, "load", str(bundle), "--registry", f"{target.host}/mirror",
-                       "--insecure", "--quiet"], before=empty_registry,
+                       "--insecure", *trust, "--quiet"], before=empty_registry,
                       note="2 platforms, bundle verified first"),
             Contender("airgap load --registry --skip-verify",
                       [*AIRGAP, "load", str(bundle), "--registry", f"{target.host}/mirror",
@@ -125,6 +131,7 @@ def main() -> None:
         target.stop()
         source.stop()
         engine.stop()
+        operator.close()
         finish(bench)
 
 

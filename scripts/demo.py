@@ -2,17 +2,20 @@
 
 Starts a real docker-registry holding a multi-platform stand-in of the package registry
 server image (busybox, which checks and reads every package zip and ``.sig`` at start-up
-as the real server does), and stand-ins for artifacts.elastic.co and epr.elastic.co on
-127.0.0.1. Then, as an operator would: plan a tailored registry (the server image plus
-exactly the site's verified packages), fetch (signing the bundle), verify, show the
+as the real server does) and of the agent image, and stand-ins for artifacts.elastic.co,
+epr.elastic.co and artifacts.security.elastic.co on 127.0.0.1. Then, as an operator
+would: plan a tailored registry (the server image plus exactly the site's verified
+packages), fetch (signing the bundle), verify (trusting the operator's key), show the
 image's size beside Elastic's lite and full images, load (into a Docker engine when one
 can be reached or started, and run it; plus a push to a private registry, the artifact
-registry and the settings), and an agent-style download from ``airgap serve``.
+registry and the settings), and an agent-style download and a Defend update from
+``airgap serve``.
 Everything it writes stays in ``.demo/``.
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
@@ -112,32 +115,49 @@ def registry_read(url: str) -> None:
     print(f"  the registry read {len(listed)} files (each zip and its .sig) as uid {uid}")
 
 
+def defend_update(root: str) -> None:
+    """Poll as Elastic Endpoint does: the manifest, then again with its ETag (304)."""
+    url = f"{root}downloads/endpoint/manifest/artifacts-9.0.0.zip"
+    first = httpx.get(url)
+    tag = first.headers.get("etag")
+    again = httpx.get(url, headers={"If-None-Match": tag or ""})
+    if first.status_code != 200 or not tag or again.status_code != 304:
+        raise SystemExit("demo: the Defend manifest is not served with a working ETag")
+    print(f"  Defend manifest: {len(first.content)} bytes, ETag {tag}; asked again: 304")
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description="airgap's main job end to end, on loopback")
+    parser.add_argument("--with-tool", type=Path, metavar="WHEELHOUSE",
+                        help="carry this wheelhouse (make wheelhouse) in the bundle")
+    options = parser.parse_args()
     workdir = REPO / ".demo"
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir()
     rel = lambda p: str(p.relative_to(REPO))  # noqa: E731
-    say("starting loopback stand-ins for docker.elastic.co, artifacts.elastic.co and "
-        "epr.elastic.co")
+    say("starting loopback stand-ins for docker.elastic.co, artifacts.elastic.co, "
+        "epr.elastic.co and artifacts.security.elastic.co")
     site = LoopbackElastic(workdir / "peers").start()
     operator = SigningKey("demo site operator", "operator@example.test")
     engine: Dockerd | None = None
     summary: list[str] = []
     try:
         manifest = workdir / "airgap.yaml"
-        manifest.write_text(site.manifest_text(flavor="tailored"))
+        manifest.write_text(site.manifest_text(flavor="tailored", images=("elastic-agent",)))
         # Packages of about the size of Elastic's example package zip (351 kB).
         site.publish_plan(manifest, package_size=350_000)
         operator_key = operator.export_public(workdir / "operator.asc")
         print(f"  registry {site.registry.url}, artifacts {site.artifacts.url}, "
-              f"EPR {site.epr.url}\n\n{rel(manifest)}:\n{manifest.read_text()}")
+              f"EPR {site.epr.url}, Defend {site.defend.url}\n\n{rel(manifest)}:\n"
+              f"{manifest.read_text()}")
 
         say("1. connected side: what will be fetched, and why")
         airgap("plan", rel(manifest))
         say("2. fetch everything into one bundle, signed by the site operator")
         bundle = workdir / "bundle"
+        tool = ["--with-tool", str(options.with_tool)] if options.with_tool else []
         airgap("fetch", rel(manifest), "-o", rel(bundle), "--sign-with", operator.fingerprint,
-               "--gnupg-home", str(operator.home))
+               "--gnupg-home", str(operator.home), *tool)
         summary.append(f"fetched   {rel(bundle)}")
         say("3. after the transfer: prove nothing was lost or altered")
         airgap("verify", rel(bundle), "--trust-key", rel(operator_key))
@@ -179,10 +199,12 @@ def main() -> None:
             wait_until(lambda: port_open(serve_port), 30, "airgap serve listening")
             time.sleep(0.2)
             agent_download(artifacts_url, site.signer.home / "pubring.kbx", workdir)
+            defend_update(artifacts_url.removesuffix("downloads/"))
         finally:
             server.terminate()
             server.wait(timeout=10)
-        summary.append(f"served    {artifacts_url} (agent download checked)")
+        summary.append(f"served    {artifacts_url} (agent download checked; Defend's "
+                       "manifest answered 304 to its ETag)")
     finally:
         if engine is not None:
             engine.stop()

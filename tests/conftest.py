@@ -23,14 +23,19 @@ from typing import Any
 import pytest
 import yaml
 
+from airgap.bundle.staging import Staging
+from airgap.fetch.image import ImageResult, fetch_image, resolve_image
+from airgap.manifest import load_manifest, make_plan
+from airgap.manifest.plan import ImageItem
 from airgap.net.download import Downloader
 from airgap.net.transport import NetworkSettings, make_client
 from airgap.reporter import NullReporter
 from airgap.trust.gpg import Verifier
 from tests.peers.artifacts import ArtifactServer
+from tests.peers.defend import DefendServer
 from tests.peers.epr import EprServer
 from tests.peers.gpgkeys import SigningKey
-from tests.peers.images import TestImage, build_test_image, push_image
+from tests.peers.images import TestImage, build_agent_image, build_test_image, push_image
 from tests.peers.processes import Containerd, Credentials, Dockerd, DockerRegistry
 from tests.peers.registry_front import RegistryFront
 
@@ -149,6 +154,27 @@ def make_manifest(tmp_path: Path, signer_public_key: Path) -> ManifestMaker:
 # -- stand-ins -------------------------------------------------------------------------------
 
 
+def site_manifest(make_manifest: ManifestMaker, front: RegistryFront,
+                  artifacts: ArtifactServer, epr: EprServer, *, size: int = 30_000,
+                  **keys: object) -> Path:
+    """A manifest reading from the given stand-ins, with every artifact it plans
+    published there (``size`` bytes each)."""
+    keys.setdefault("platforms", {"arch": ["x86_64", "arm64"]})
+    keys.setdefault("integrations", ["system", "nginx", "fleet_server"])
+    # Elastic Defend's artifacts have tests of their own (with the endpoint integration,
+    # a fetch would otherwise ask artifacts.security.elastic.co for them).
+    keys.setdefault("security", {"endpoint_artifacts": False})
+    path = make_manifest(artifacts_from=artifacts, epr_from=epr, **keys,
+                         sources={"registry": front.url})
+    for item in make_plan(load_manifest(path)).artifacts:
+        if not (artifacts.root / item.path).exists():
+            artifacts.publish(item.path, size)
+    return path
+
+
+
+
+
 @pytest.fixture
 def artifact_server(signer: SigningKey, tmp_path_factory: pytest.TempPathFactory
                     ) -> Iterator[ArtifactServer]:
@@ -220,6 +246,23 @@ def dockerd() -> Iterator[Dockerd]:
     engine.stop()
 
 
+@pytest.fixture
+def engine(dockerd: Dockerd, monkeypatch: pytest.MonkeyPatch) -> Iterator[Dockerd]:
+    """Our dockerd as DOCKER_HOST, emptied of images and containers after each test."""
+    monkeypatch.setenv("DOCKER_HOST", dockerd.host)
+    yield dockerd
+    env = dockerd.env()
+    for kind in ("container", "image"):
+        ids = subprocess.run(["docker", kind, "ls", "-aq"], env=env, capture_output=True,
+                             text=True).stdout.split()
+        if ids:
+            subprocess.run(["docker", kind, "rm", "-f", *ids], env=env, capture_output=True)
+
+
+def docker(engine: Dockerd, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["docker", *args], env=engine.env(), capture_output=True, text=True)
+
+
 @pytest.fixture(scope="session")
 def containerd() -> Iterator[Containerd]:
     """A real containerd of our own, on its own socket, driven with ctr."""
@@ -272,6 +315,7 @@ def docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[.
     folder = tmp_path / "docker-config"
     folder.mkdir()
     monkeypatch.setenv("DOCKER_CONFIG", str(folder))
+    monkeypatch.delenv("AIRGAP_REGISTRY", raising=False)
     monkeypatch.delenv("AIRGAP_REGISTRY_USERNAME", raising=False)
     monkeypatch.delenv("AIRGAP_REGISTRY_PASSWORD", raising=False)
 
@@ -288,21 +332,40 @@ def docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[.
 # -- a fetched bundle ------------------------------------------------------------------------
 
 
+def pull_image(item: ImageItem, folder: Path, downloader: Downloader) -> ImageResult:
+    """The image phase of a fetch on its own: ``item`` resolved and fetched into
+    ``folder``'s staging folder, then moved into ``folder`` (as a commit would)."""
+    staging = Staging(folder)
+    result = fetch_image(resolve_image(item, downloader), staging, downloader)
+    move_staged(folder)
+    return result
+
+
+def move_staged(folder: Path) -> None:
+    """What a phase staged in ``folder``'s staging folder, moved into ``folder`` (the
+    commit of a fetch without its index): for tests of one phase."""
+    staging = Staging(folder)
+    for relative in staging.files():
+        target = folder / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging.path(relative).replace(target)
+    shutil.rmtree(staging.folder, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def image_bundle(pushed_image: TestImage, registry: DockerRegistry,
                  tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder holding only images/: the test image pulled for both platforms. Read it,
     or copy it before changing anything."""
-    from airgap.fetch.image import fetch_image
     from airgap.manifest.plan import ImageItem
     from airgap.oci.reference import ImageReference
 
     bundle = tmp_path_factory.mktemp("bundle")
     settings = NetworkSettings()
     with make_client(settings) as client:
-        fetch_image(ImageItem(ImageReference("docker.elastic.co", TEST_REPOSITORY, TEST_TAG),
-                              registry.url, ("linux/amd64", "linux/arm64"), "test"),
-                    bundle, Downloader(client, settings, NullReporter()))
+        pull_image(ImageItem(ImageReference("docker.elastic.co", TEST_REPOSITORY, TEST_TAG),
+                             registry.url, ("linux/amd64", "linux/arm64"), "test"),
+                   bundle, Downloader(client, settings, NullReporter()))
     return bundle
 
 
@@ -328,8 +391,6 @@ def golden_bundle(tmp_path_factory: pytest.TempPathFactory, signer: SigningKey,
     """One bundle (image for both arches, agent and beats, nginx), fetched and signed by the
     operator once per session. Read it, or copy it before changing anything."""
     from airgap.fetch.run import FetchSettings, fetch
-    from airgap.manifest import load_manifest
-    from airgap.manifest.plan import make_plan
     from airgap.reporter import NullReporter
 
     work = tmp_path_factory.mktemp("golden")
@@ -414,10 +475,11 @@ def publish_tailored_packages(epr: EprServer) -> None:
 @pytest.fixture(scope="session", params=["oci", "docker"])
 def tailored_bundle(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
                     signer: SigningKey, signer_public_key: Path, registry: DockerRegistry,
-                    server_images: dict[str, TestImage]) -> Iterator[Path]:
-    """A bundle of a tailored registry, fetched once per session for each base family
-    (``oci``, ``docker``): the server stand-in plus the four ``TAILORED_PACKAGES``. Read
-    it, or copy it before changing anything."""
+                    server_images: dict[str, TestImage], operator: SigningKey
+                    ) -> Iterator[Path]:
+    """A bundle of a tailored registry, fetched and signed by the operator once per
+    session for each base family (``oci``, ``docker``): the server stand-in plus the four
+    ``TAILORED_PACKAGES``. Read it, or copy it before changing anything."""
     from airgap.fetch.run import FetchSettings, fetch
     from airgap.reporter import NullReporter
 
@@ -428,7 +490,88 @@ def tailored_bundle(request: pytest.FixtureRequest, tmp_path_factory: pytest.Tem
         manifest = tailored_manifest(work / "airgap.yaml", registry, epr, signer_public_key,
                                      request.param)
         bundle = work / "bundle"
-        fetch(FetchSettings(manifest, bundle), NullReporter())
+        fetch(FetchSettings(manifest, bundle, sign_with=operator.fingerprint,
+                            gnupg_home=operator.home), NullReporter())
         yield bundle
     finally:
+        epr.stop()
+
+
+# -- Elastic Defend, more images, a bundle with everything ------------------------------------
+
+AGENT_REPOSITORY = "elastic-agent/elastic-agent"
+#: What the Defend stand-in publishes for Endpoint 9.0.0 in ``rich_bundle``.
+DEFEND_ARTIFACTS = {"production-rules-linux-v1": b"rule linux\n" * 3000,
+                    "production-rules-windows-v1": b"rule windows\n" * 3000,
+                    "diagnostic-configuration-v1": b'{"diagnostics": true}\n'}
+
+
+@pytest.fixture
+def defend_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DefendServer]:
+    """A fresh artifacts.security.elastic.co stand-in (nothing published) for one test."""
+    server = DefendServer(tmp_path_factory.mktemp("defend")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def agent_image(pushed_image: TestImage, registry: DockerRegistry,
+                tmp_path_factory: pytest.TempPathFactory) -> TestImage:
+    """A second image sharing the test image's large layer, pushed to ``registry`` as
+    elastic-agent/elastic-agent:9.0.0 (what the known name ``elastic-agent`` means)."""
+    image = build_agent_image(tmp_path_factory.mktemp("agent-image") / "layout", pushed_image,
+                              tag=TEST_TAG)
+    push_image(image, registry.host, AGENT_REPOSITORY)
+    return image
+
+
+def make_wheelhouse(folder: Path, version: str = "0.1.0") -> Path:
+    """A stand-in for ``make wheelhouse``'s folder: the files a fetch carries (the real one
+    is built and installed from by .ci/run, which needs PyPI)."""
+    folder.mkdir(parents=True)
+    (folder / f"airgap-{version}-py3-none-any.whl").write_bytes(os.urandom(5000))
+    (folder / "PyYAML-6.0.2-cp311-cp311-manylinux_2_17_x86_64.whl").write_bytes(os.urandom(900))
+    script = folder / "install.sh"
+    script.write_text("#!/bin/sh\necho install\n")
+    script.chmod(0o755)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def rich_bundle(tmp_path_factory: pytest.TempPathFactory, signer: SigningKey,
+                signer_public_key: Path, agent_image: TestImage, registry: DockerRegistry,
+                operator: SigningKey) -> Iterator[Path]:
+    """A bundle with everything this airgap carries: the registry and the agent image
+    (sharing a layer), agent binaries, endpoint's package, Elastic Defend's artifacts for
+    Endpoint 9.0.0 and a wheelhouse, signed by the operator. Read it, or copy it."""
+    from airgap.fetch.run import FetchSettings, fetch
+    from airgap.manifest import load_manifest
+    from airgap.manifest.plan import make_plan
+
+    work = tmp_path_factory.mktemp("rich")
+    artifacts = ArtifactServer(work / "artifacts", signer).start()
+    epr = EprServer(work / "epr", signer).start()
+    defend = DefendServer(work / "defend").start()
+    try:
+        epr.add("endpoint", "9.0.0")
+        defend.publish("9.0.0", "1.0.137", DEFEND_ARTIFACTS)
+        manifest = work / "airgap.yaml"
+        manifest.write_text(yaml.safe_dump({
+            "apiVersion": "airgap/v1", "kind": "Bundle", "stack": {"version": TEST_TAG},
+            "platforms": {"arch": ["x86_64", "arm64"]}, "integrations": ["endpoint"],
+            "artifacts": {"products": ["elastic-agent"]}, "images": ["elastic-agent"],
+            "sources": {"registry": registry.url, "artifacts": artifacts.url,
+                        "epr": epr.url, "security": defend.url},
+            "trust": {"keys": [str(signer_public_key)]}}))
+        for item in make_plan(load_manifest(manifest)).artifacts:
+            artifacts.publish(item.path, 20_000)
+        bundle = work / "bundle"
+        fetch(FetchSettings(manifest, bundle, sign_with=operator.fingerprint,
+                            gnupg_home=operator.home,
+                            with_tool=make_wheelhouse(work / "airgap-0.1.0-wheelhouse")),
+              NullReporter())
+        yield bundle
+    finally:
+        defend.stop()
+        artifacts.stop()
         epr.stop()

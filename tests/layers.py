@@ -1,5 +1,6 @@
 """Rewriting a tailored bundle's packages layer, and everything that names it, consistently:
-what someone holding the transfer medium could do, for the tests that must catch it."""
+what someone holding the transfer medium could do (and, given the operator's key, sign
+again), for the tests that must catch it."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import io
 import json
 import tarfile
 from pathlib import Path
+
+from tests.peers.gpgkeys import SigningKey
 
 Member = tuple[tarfile.TarInfo, bytes]
 PREFIX = "packages/package-registry/"
@@ -29,8 +32,9 @@ def _put(blobs: Path, data: bytes) -> tuple[str, int]:
     return f"sha256:{digest}", len(data)
 
 
-def rewrite_layer(bundle: Path, members: list[Member]) -> None:
-    """Replace the packages layer with one of ``members`` and re-name it everywhere."""
+def rewrite_layer(bundle: Path, members: list[Member], sign: SigningKey | None = None) -> None:
+    """Replace the packages layer with one of ``members`` and re-name it everywhere;
+    ``sign`` signs the new SHA512SUMS (else the bundle's signature no longer matches)."""
     description = json.loads((bundle / "bundle.json").read_text())
     image, blobs = description["image"], bundle / "images/blobs/sha256"
     old_layer, old_diff = image["tailored"]["layer"], image["tailored"]["diff_id"]
@@ -83,6 +87,9 @@ def rewrite_layer(bundle: Path, members: list[Member]) -> None:
     sums = [(i["path"], i["sha512"]) for i in description["items"]]
     sums.append(("bundle.json", hashlib.sha512((bundle / "bundle.json").read_bytes()).hexdigest()))
     (bundle / "SHA512SUMS").write_text("".join(f"{h}  {p}\n" for p, h in sorted(sums)))
+    if sign is not None:
+        (bundle / "SHA512SUMS.asc").unlink(missing_ok=True)
+        sign.sign(bundle / "SHA512SUMS", bundle / "SHA512SUMS.asc")
 
 
 def file_member(name: str, data: bytes, kind: bytes = tarfile.REGTYPE) -> Member:

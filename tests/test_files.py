@@ -74,3 +74,82 @@ def test_a_copy_is_byte_for_byte(tmp_path: Path) -> None:
     copy_atomically(source, tmp_path / "copy", chunk=1 << 20)
     assert (tmp_path / "copy").read_bytes() == source.read_bytes()
     assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("kind", ["FIFO", "directory", "device"])
+def test_reading_what_is_not_a_regular_file_is_refused_at_once(kind: str,
+                                                              tmp_path: Path) -> None:
+    from airgap.files import NotRegularFileError, check_regular, read_regular
+
+    path = tmp_path / "thing"
+    if kind == "FIFO":
+        os.mkfifo(path)  # nobody writes: a plain read would wait for ever
+    elif kind == "directory":
+        path.mkdir()
+    else:
+        path = Path("/dev/zero")  # a plain read would never end
+    with pytest.raises(NotRegularFileError, match="not a regular file"):
+        read_regular(path, 1 << 20)
+    with pytest.raises(NotRegularFileError):
+        check_regular(path)
+
+
+def test_reading_more_than_the_limit_is_refused(tmp_path: Path) -> None:
+    from airgap.files import FileTooLargeError, read_regular
+
+    path = tmp_path / "big"
+    path.write_bytes(b"x" * 1001)
+    assert read_regular(path, 1001) == b"x" * 1001
+    with pytest.raises(FileTooLargeError):
+        read_regular(path, 1000)
+
+
+def test_a_clone_or_copy_is_a_file_of_its_own(tmp_path: Path) -> None:
+    from airgap.files import clone_or_copy
+
+    source = tmp_path / "source"
+    source.write_bytes(os.urandom(300_000))
+    target = tmp_path / "target"
+    target.write_text("old")
+    clone_or_copy(source, target)
+    assert target.read_bytes() == source.read_bytes()
+    assert not target.samefile(source) and source.stat().st_nlink == 1
+    target.write_bytes(b"changed")
+    assert len(source.read_bytes()) == 300_000
+    assert leftovers(tmp_path) == []
+
+
+def test_only_the_leftovers_of_dead_processes_are_removed(tmp_path: Path) -> None:
+    import subprocess
+
+    from airgap.files import is_dead_leftover, remove_dead_leftovers
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    dead = tmp_path / f".bundle.json.{gone.pid}.0123abcd.part"
+    mine = temporary_name(tmp_path / "bundle.json")
+    alive = tmp_path / f".bundle.json.{os.getppid()}.0123abcd.part"
+    download = tmp_path / "elastic-agent.tar.gz.part"  # a download's fixed name: resumed
+    nested = tmp_path / "a" / "b" / f".x.{gone.pid}.89abcdef.part"
+    nested.parent.mkdir(parents=True)
+    for path in (dead, mine, alive, download, nested):
+        path.write_text("partial")
+    assert is_dead_leftover(dead.name) and not is_dead_leftover(mine.name)
+    assert remove_dead_leftovers(tmp_path) == [dead]
+    assert remove_dead_leftovers(tmp_path, recursive=True) == [nested]
+    assert mine.exists() and alive.exists() and download.exists()
+
+
+def test_links_a_write_could_go_through_are_removed(tmp_path: Path) -> None:
+    from airgap.files import remove_if_shared
+
+    outside = tmp_path / "outside"
+    outside.write_text("keep me")
+    link, hard, plain = tmp_path / "link.part", tmp_path / "hard.part", tmp_path / "plain.part"
+    link.symlink_to(outside)
+    os.link(outside, hard)
+    plain.write_text("mine")
+    assert remove_if_shared(link) and remove_if_shared(hard)
+    assert not remove_if_shared(plain) and not remove_if_shared(tmp_path / "absent")
+    assert outside.read_text() == "keep me" and plain.exists()
+    assert not link.exists() and not hard.exists()

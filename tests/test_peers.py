@@ -14,6 +14,7 @@ import pytest
 
 from tests.conftest import FIXTURES, TEST_REPOSITORY, TEST_TAG
 from tests.peers.artifacts import ArtifactServer
+from tests.peers.defend import DefendServer
 from tests.peers.epr import EprServer, satisfies
 from tests.peers.files import Fault
 from tests.peers.gpgkeys import SigningKey
@@ -274,3 +275,29 @@ def test_constraint_matching() -> None:
     assert satisfies("7.17.3", "~7.x.x")
     assert satisfies("8.5.0", ">= 8.0.0, < 9.0.0")
     assert not satisfies("9.0.0", ">=8.0.0 <9.0.0")
+
+
+def test_defend_server_follows_the_real_layout(defend_server: DefendServer) -> None:
+    import io
+    import zipfile
+    import zlib
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    defend_server.publish("9.0.0", "1.0.5", {"rules-v1": b"rule\n" * 100})
+    answer = httpx.get(defend_server.url + "downloads/endpoint/manifest/artifacts-9.0.0.zip")
+    assert answer.status_code == 200 and answer.headers["etag"]
+    with zipfile.ZipFile(io.BytesIO(answer.content)) as archive:
+        assert archive.namelist()[0] == "manifest.json"  # what `zcat` reads
+        data, signature = archive.read("manifest.json"), archive.read("manifest.sig")
+    defend_server.key.public_key().verify(signature, data, padding.PKCS1v15(),
+                                          hashes.SHA256())
+    manifest = json.loads(data)
+    assert manifest["manifest_version"] == "1.0.5"
+    entry = manifest["artifacts"]["rules-v1"]
+    body = httpx.get(defend_server.url.rstrip("/") + entry["relative_url"]).content
+    assert hashlib.sha256(body).hexdigest() == entry["encoded_sha256"]
+    assert len(body) == entry["encoded_size"]
+    assert zlib.decompress(body) == b"rule\n" * 100
+    assert hashlib.sha256(zlib.decompress(body)).hexdigest() == entry["decoded_sha256"]

@@ -3,133 +3,47 @@
 A frozen model, read with every field checked (:meth:`BundleDescription.from_dict`
 raises :class:`DescriptionError` naming the field, never a ``KeyError``) and written in
 one place. ``format`` versions the whole document: a reader refuses a format it does not
-know, and a field this format does not have. See docs/bundle.md.
+know, and a field this format does not have. Format 2 adds the images besides the
+registry's (``images``), Elastic Defend's manifests (``defend``) and, for a tailored
+registry, what was added to its base (``image.tailored``, optional); format 1 bundles
+still read. See docs/bundle.md.
 """
 
 from __future__ import annotations
 
+import datetime
 import json
-import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from airgap.bundle.layout import DESCRIPTION
-from airgap.errors import BundleError
-from airgap.files import atomic_write
+from airgap.bundle.reading import DescriptionError
+from airgap.bundle.reading import Reader as _Reader
+from airgap.bundle.reading import names as _names
+from airgap.bundle.reading import string as _string
+from airgap.documents import DocumentError, parse_json
+from airgap.errors import BundleError, DamagedBundleError
+from airgap.files import atomic_write, read_regular
 
-FORMAT = 1
+FORMAT = 2
+#: The formats this airgap reads.
+FORMATS = (1, 2)
 #: What a file of the bundle can be.
 KINDS = ("image-index", "image-manifest", "image-config", "image-layer", "image-blob",
          "oci-layout", "artifact", "artifact-checksum", "artifact-signature", "package",
-         "package-signature", "key")
+         "package-signature", "key", "defend-manifest", "defend-artifact", "tool")
+_TOP_KEYS = ("format", "tool", "created", "manifest", "image", "keys", "notes", "items")
+_TOP_KEYS_2 = (*_TOP_KEYS, "images", "defend")
 _SHA512 = re.compile(r"[0-9a-f]{128}\Z")
-_T = TypeVar("_T")
+#: bundle.json of the full registry's few thousand packages is a few MB.
+MAX_SIZE = 64 << 20
 
-
-class DescriptionError(BundleError):
-    """bundle.json does not have the shape its format gives it; ``field`` names where."""
-
-    def __init__(self, where: str, problem: str) -> None:
-        super().__init__(f"{where}: {problem}" if where else problem)
-        self.field = where
-
-
-class _Reader:
-    """One JSON object of the document, read key by key; ``where`` is its path in it."""
-
-    def __init__(self, value: Any, where: str, keys: tuple[str, ...] | None = None) -> None:
-        if not isinstance(value, dict):
-            raise DescriptionError(where, f"expected an object, got {_kind(value)}")
-        if keys is not None:
-            for key in value:
-                if key not in keys:
-                    raise DescriptionError(self._join(where, str(key)),
-                                           "not a field of this bundle format")
-        self.value: dict[str, Any] = value
-        self.where = where
-
-    @staticmethod
-    def _join(where: str, key: str) -> str:
-        return f"{where}.{key}" if where else key
-
-    def at(self, key: str) -> str:
-        """The path of ``key`` in the document."""
-        return self._join(self.where, key)
-
-    def raw(self, key: str, default: Any = ...) -> Any:
-        if key not in self.value:
-            if default is ...:
-                raise DescriptionError(self.at(key), "missing")
-            return default
-        return self.value[key]
-
-    def string(self, key: str) -> str:
-        value = self.raw(key)
-        if not isinstance(value, str):
-            raise DescriptionError(self.at(key), f"expected a string, got {_kind(value)}")
-        return value
-
-    def optional_string(self, key: str) -> str | None:
-        value = self.raw(key, None)
-        if value is not None and not isinstance(value, str):
-            raise DescriptionError(self.at(key), f"expected a string, got {_kind(value)}")
-        return value
-
-    def size(self, key: str) -> int:
-        value = self.raw(key)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise DescriptionError(self.at(key), f"expected a byte count, got {_kind(value)}")
-        return value
-
-    def boolean(self, key: str) -> bool:
-        value = self.raw(key)
-        if not isinstance(value, bool):
-            raise DescriptionError(self.at(key), f"expected true or false, got {_kind(value)}")
-        return value
-
-    def strings(self, key: str) -> tuple[str, ...]:
-        return tuple(_string(v, f"{self.at(key)}[{i}]")
-                     for i, v in enumerate(self.list(key)))
-
-    def list(self, key: str) -> list[Any]:
-        value = self.raw(key)
-        if not isinstance(value, list):
-            raise DescriptionError(self.at(key), f"expected a list, got {_kind(value)}")
-        return value
-
-    def objects(self, key: str, read: Callable[[_Reader], _T],
-                keys: tuple[str, ...]) -> tuple[_T, ...]:
-        return tuple(read(_Reader(v, f"{self.at(key)}[{i}]", keys))
-                     for i, v in enumerate(self.list(key)))
-
-    def object(self, key: str, keys: tuple[str, ...] | None = None) -> _Reader:
-        return _Reader(self.raw(key), self.at(key), keys)
-
-
-def _kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, float) and not math.isfinite(value):
-        return "a number beyond numbers"
-    if isinstance(value, int | float):
-        return f"the number {value}"
-    if isinstance(value, str):
-        return f"the string {value[:40]!r}"
-    return {dict: "an object", list: "a list", type(None): "null"}.get(type(value),
-                                                                        type(value).__name__)
-
-
-def _string(value: Any, where: str) -> str:
-    if not isinstance(value, str):
-        raise DescriptionError(where, f"expected a string, got {_kind(value)}")
-    return value
-
-
-def _names(cls: type) -> tuple[str, ...]:
-    return tuple(f.name for f in fields(cls))
+__all__ = ["BundleDescription", "DefendManifest", "DescriptionError", "Image", "Item", "Key",
+           "ManifestRecord", "PlatformImage", "Resolved", "Tailored", "Verification",
+           "read_description"]
 
 
 @dataclass(frozen=True)
@@ -148,6 +62,7 @@ class Verification:
     checksum_of: str | None = None
     signature_of: str | None = None
     fingerprint: str | None = None  # of a key file
+    listed_in: str | None = None  # a Defend artifact: the manifest that names it
 
     def to_dict(self) -> dict[str, str]:
         """The bundle.json form: only the fields that are set."""
@@ -290,6 +205,10 @@ class Image:
                    tailored)
 
 
+#: The keys of an image that is not tailored: format 1's registry image, format 2's others.
+_PLAIN_IMAGE = tuple(name for name in _names(Image) if name != "tailored")
+
+
 @dataclass(frozen=True)
 class Resolved:
     """What the manifest came to: the stack version, platforms, image, packages, products."""
@@ -342,6 +261,49 @@ class ManifestRecord:
                        "stack_version", "platforms", "image", "packages", "products"))))
 
 
+def utc_timestamp(when: datetime.datetime | None = None) -> str:
+    """``when`` (default: now) as bundle.json writes times: ``2026-11-22T18:30:00Z``."""
+    moment = (when or datetime.datetime.now(datetime.UTC)).astimezone(datetime.UTC)
+    return moment.replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def parse_timestamp(text: str) -> datetime.datetime:
+    """A time :func:`utc_timestamp` wrote; ValueError for anything else."""
+    if not text.endswith("Z"):
+        raise ValueError(text)
+    return datetime.datetime.fromisoformat(text.removesuffix("Z") + "+00:00")
+
+
+@dataclass(frozen=True)
+class DefendManifest:
+    """One of Elastic Defend's artifact manifests, as fetched: which Endpoint version it
+    is for, the ``manifest_version`` endpoints report, when it was fetched."""
+
+    endpoint_version: str
+    path: str
+    source: str
+    manifest_version: str
+    schema_version: str
+    fetched: str
+    artifacts: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """The bundle.json form."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def read(cls, reader: _Reader) -> DefendManifest:
+        fetched = reader.string("fetched")
+        try:
+            parse_timestamp(fetched)
+        except ValueError:
+            raise DescriptionError(reader.at("fetched"), "not a time like "
+                                                         "2026-11-22T18:30:00Z") from None
+        return cls(reader.string("endpoint_version"), reader.string("path"),
+                   reader.string("source"), reader.string("manifest_version"),
+                   reader.string("schema_version"), fetched, reader.size("artifacts"))
+
+
 @dataclass(frozen=True)
 class BundleDescription:
     """The whole of bundle.json."""
@@ -353,34 +315,55 @@ class BundleDescription:
     keys: tuple[Key, ...]
     notes: tuple[str, ...]
     items: tuple[Item, ...]
+    images: tuple[Image, ...] = ()  # besides the registry's
+    defend: tuple[DefendManifest, ...] = ()
     format: int = FORMAT
 
     def to_dict(self) -> dict[str, Any]:
         """The document, as written."""
-        return {"format": self.format, "tool": {"name": "airgap", "version": self.tool_version},
-                "created": self.created, "manifest": self.manifest.to_dict(),
-                "image": self.image.to_dict(), "keys": [k.to_dict() for k in self.keys],
-                "notes": list(self.notes), "items": [i.to_dict() for i in self.items]}
+        document: dict[str, Any] = {
+            "format": self.format, "tool": {"name": "airgap", "version": self.tool_version},
+            "created": self.created, "manifest": self.manifest.to_dict(),
+            "image": self.image.to_dict(), "keys": [k.to_dict() for k in self.keys],
+            "notes": list(self.notes), "items": [i.to_dict() for i in self.items]}
+        if self.format >= 2:
+            document["images"] = [i.to_dict() for i in self.images]
+            document["defend"] = [d.to_dict() for d in self.defend]
+        return document
 
     @classmethod
     def from_dict(cls, document: Any) -> BundleDescription:
         """The description ``document`` holds, every field checked; raises
         :class:`DescriptionError` naming the first field that is wrong."""
-        top = _Reader(document, "", ("format", "tool", "created", "manifest", "image", "keys",
-                                     "notes", "items"))
-        if top.raw("format", None) != FORMAT:
-            raise DescriptionError("format", f"not an airgap bundle description of format "
-                                             f"{FORMAT}")
+        version = document.get("format") if isinstance(document, dict) else None
+        if version not in FORMATS or isinstance(version, bool):
+            _Reader(document, "")  # not even an object: say so
+            raise DescriptionError("format", "not an airgap bundle description of format "
+                                             f"{' or '.join(map(str, FORMATS))} (a newer "
+                                             "airgap may read it)")
+        top = _Reader(document, "", _TOP_KEYS_2 if version >= 2 else _TOP_KEYS)
         tool = top.object("tool", ("name", "version"))
+        images: tuple[Image, ...] = ()
+        defend: tuple[DefendManifest, ...] = ()
+        if version >= 2:
+            images = top.objects("images", Image.read, _PLAIN_IMAGE)
+            defend = top.objects("defend", DefendManifest.read, _names(DefendManifest))
         return cls(
             tool_version=tool.string("version"),
             created=top.string("created"),
             manifest=ManifestRecord.read(top.object("manifest", _names(ManifestRecord))),
-            image=Image.read(top.object("image", _names(Image))),
+            image=Image.read(top.object("image", _names(Image) if version >= 2
+                                        else _PLAIN_IMAGE)),
             keys=top.objects("keys", Key.read, _names(Key)),
             notes=top.strings("notes"),
             items=top.objects("items", Item.read, _names(Item)),
+            images=images, defend=defend, format=version,
         )
+
+    @property
+    def all_images(self) -> tuple[Image, ...]:
+        """The registry image first, then the others."""
+        return (self.image, *self.images)
 
     @property
     def items_by_path(self) -> dict[str, Item]:
@@ -395,19 +378,24 @@ class BundleDescription:
 
 
 def read_description(bundle: Path) -> BundleDescription:
-    """``bundle``'s bundle.json, or a :class:`BundleError` saying why it cannot be used."""
+    """``bundle``'s bundle.json, or a :class:`BundleError` saying why it cannot be used
+    (:class:`DamagedBundleError`, exit 3, when it is there but not what it must be: too
+    large, too deep, not JSON, not of this format)."""
     path = bundle / DESCRIPTION
+    damaged = [f"run `airgap verify {bundle}` to see what else is wrong"]
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        document = parse_json(read_regular(path, MAX_SIZE), max_size=MAX_SIZE)
     except FileNotFoundError:
         raise BundleError(f"{bundle} is not a complete airgap bundle: it has no {DESCRIPTION}",
                           details=["an interrupted `airgap fetch` leaves none: run it again"]
                           ) from None
-    except (OSError, ValueError) as exc:
-        raise BundleError(f"{path}: cannot be read: {exc}") from None
+    except DocumentError as exc:
+        raise DamagedBundleError(f"{path} is damaged: {exc}", details=damaged) from None
+    except OSError as exc:
+        raise DamagedBundleError(f"{path} is damaged: {exc.strerror or exc}",
+                                 details=damaged) from None
     try:
         return BundleDescription.from_dict(document)
     except DescriptionError as exc:
-        raise BundleError(f"{path} is damaged: {exc.message}",
-                          details=[f"run `airgap verify {bundle}` to see what else is wrong"]
-                          ) from None
+        raise DamagedBundleError(f"{path} is damaged: {exc.message}", details=damaged
+                                 ) from None

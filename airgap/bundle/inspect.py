@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from airgap.bundle.defend import stale_warnings
 from airgap.bundle.description import read_description
 from airgap.bundle.layout import IMAGES, SUMS, SUMS_SIGNATURE
 
@@ -27,14 +28,19 @@ class BundleContents:
     size: int
     complete: bool
     signed: bool
+    images: list[dict[str, Any]] = field(default_factory=list)  # besides the registry's
+    defend: list[dict[str, Any]] = field(default_factory=list)
+    tools: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """The ``--json`` form."""
         return {"bundle": str(self.path), "created": self.created,
                 "tool_version": self.tool_version, "stack_version": self.stack_version,
-                "image": self.image, "artifacts": self.artifacts, "packages": self.packages,
+                "image": self.image, "images": self.images, "artifacts": self.artifacts,
+                "packages": self.packages, "defend": self.defend, "tools": self.tools,
                 "keys": self.keys, "files": self.files, "bytes": self.size,
-                "complete": self.complete, "signed": self.signed}
+                "complete": self.complete, "signed": self.signed, "warnings": self.warnings}
 
 
 def describe_bundle(path: Path) -> BundleContents:
@@ -57,6 +63,7 @@ def describe_bundle(path: Path) -> BundleContents:
             packages.append({"name": verification.package, "version": verification.version,
                              "path": item.path, "size": item.size})
     image = description.image
+    tools = sorted({item.path.split("/")[1] for item in items if item.kind == "tool"})
     return BundleContents(
         path=path,
         created=description.created,
@@ -75,4 +82,12 @@ def describe_bundle(path: Path) -> BundleContents:
         size=sum(i.size for i in items),
         complete=(path / SUMS).is_file(),
         signed=(path / SUMS_SIGNATURE).is_file(),
+        images=[{"reference": i.reference, "digest": i.digest,
+                 "platforms": {p: v.manifest for p, v in i.platforms.items()}}
+                for i in description.images],
+        defend=[{"endpoint_version": d.endpoint_version, "manifest_version": d.manifest_version,
+                 "fetched": d.fetched, "artifacts": d.artifacts, "path": d.path}
+                for d in description.defend],
+        tools=tools,
+        warnings=stale_warnings(description),
     )

@@ -10,6 +10,9 @@
       images/              one OCI image layout, every platform, each blob once
       downloads/           artifacts.elastic.co's downloads/ tree, ready to serve
       packages/            integration package zips with their .sig
+      security/            artifacts.security.elastic.co's tree: Elastic Defend's manifests
+                           and the protection artifacts they list
+      tools/               optional: airgap's own wheelhouse, to install it on the other side
 
 See docs/bundle.md for the format.
 """
@@ -19,18 +22,23 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from airgap.errors import BundleError, ServerResponseError, setting
+from airgap import elastic
+from airgap.errors import BundleError, ServerResponseError, UsageError, setting
 
 SUMS = "SHA512SUMS"
 SUMS_SIGNATURE = "SHA512SUMS.asc"
 DESCRIPTION = "bundle.json"
 LOCK = ".airgap.lock"
+#: Where a fetch writes until its commit: not part of the bundle (airgap.bundle.staging).
+STAGING = ".airgap-next"
 KEYS = "keys"
 IMAGES = "images"        # one OCI image layout
 DOWNLOADS = "downloads"  # artifacts.elastic.co's downloads/ tree
 PACKAGES = "packages"    # packages/<name>/<name>-<version>.zip and .sig
+SECURITY = "security"    # artifacts.security.elastic.co's tree, from its root
+TOOLS = "tools"          # tools/<wheelhouse>/: airgap itself, for the isolated side
 #: The folders only airgap writes: a fetch may remove what it does not list there.
-OWN_FOLDERS = (IMAGES, DOWNLOADS, PACKAGES, KEYS)
+OWN_FOLDERS = (IMAGES, DOWNLOADS, PACKAGES, KEYS, SECURITY, TOOLS)
 #: Files of a bundle that SHA512SUMS does not list (it cannot list itself or its signature).
 NOT_SUMMED = frozenset({SUMS, SUMS_SIGNATURE, LOCK})
 ARTIFACT_SIGNATURE = ".asc"
@@ -69,17 +77,17 @@ def check_output_folder(root: Path) -> None:
     if not root.exists():
         return
     if not root.is_dir():
-        raise BundleError(f"{root} exists and is not a directory",
+        raise UsageError(f"{root} exists and is not a directory",
                           details=[f"give {setting('output')} a new or empty folder, or an "
                                    "existing bundle"])
-    if (root / DESCRIPTION).is_file() or (root / LOCK).is_file():
+    if (root / DESCRIPTION).is_file() or (root / LOCK).is_file() or (root / STAGING).is_dir():
         return
     try:
         empty = next(root.iterdir(), None) is None
     except OSError as exc:
         raise BundleError(f"{root}: cannot read the folder: {exc.strerror}") from None
     if not empty:
-        raise BundleError(f"{root} is not empty and is not an airgap bundle",
+        raise UsageError(f"{root} is not empty and is not an airgap bundle",
                           details=[f"give {setting('output')} a new or empty folder, or an "
                                    "existing bundle"])
 
@@ -127,4 +135,10 @@ def kind_of(path: str) -> str | None:
             return "package"
         if path.endswith(PACKAGE_SIGNATURE):
             return "package-signature"
+    if path.startswith(f"{SECURITY}/"):
+        below = path.removeprefix(f"{SECURITY}/")
+        return "defend-manifest" if elastic.is_defend_manifest_path(below) else \
+            "defend-artifact"
+    if path.startswith(f"{TOOLS}/"):
+        return "tool"
     return None

@@ -48,3 +48,32 @@ class BundleLock:
                     self.path.unlink()
             os.close(self._fd)
             self._fd = None
+
+
+def writer(bundle: Path) -> str | None:
+    """The pid of the fetch that holds ``bundle``'s lock now, or None when nobody does."""
+    try:
+        fd = os.open(bundle / LOCK, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def refuse_while_written(bundle: Path) -> None:
+    """Raise :class:`BundleBusy` while a fetch writes ``bundle``."""
+    pid = writer(bundle)
+    if pid is not None:
+        raise BundleBusy(f"{bundle}: a fetch (pid {pid}) is writing it",
+                         details=["wait for it to finish, or stop it, then run this again"])
+
+
+class BundleBusy(BundleError):
+    """A fetch holds the bundle: nothing else may read it as a whole meanwhile."""

@@ -34,8 +34,9 @@ class Scan:
         return self.regular | {o.path for o in self.odd}
 
 
-def scan(root: Path) -> Scan:
-    """Walk ``root`` without following symbolic links (to files or directories)."""
+def scan(root: Path, *, skip: frozenset[str] = frozenset()) -> Scan:
+    """Walk ``root`` without following symbolic links (to files or directories); the
+    entries of ``root`` named in ``skip`` are left out."""
     found = Scan()
 
     def unreadable(error: OSError) -> None:
@@ -45,6 +46,9 @@ def scan(root: Path) -> Scan:
 
     for folder, directories, files in os.walk(root, onerror=unreadable, followlinks=False):
         base = Path(folder)
+        if base == root:
+            directories[:] = [d for d in directories if d not in skip]
+            files = [f for f in files if f not in skip]
         for name in directories + files:
             path = base / name
             relative = path.relative_to(root).as_posix()

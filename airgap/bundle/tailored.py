@@ -121,7 +121,7 @@ def _check_image(root: Path, tailored: Tailored, description: BundleDescription,
                                                    "the packages layer")
     images = Layout(root / layout.IMAGES)
     try:
-        _, manifests = image_platforms(images)
+        _, manifests = image_platforms(images, description.image.reference)
         for descriptor in manifests:
             where = f"{layout.IMAGES}/blobs/sha256/{descriptor.hex}"
             manifest = parse_image_manifest(images.read_json(descriptor.digest), where)

@@ -1,4 +1,5 @@
-"""``airgap verify``: prove, offline, that a bundle is exactly what was fetched.
+"""``airgap verify``: prove, offline, that a bundle is exactly what was fetched, and that
+something from outside it vouches for every file that leaves it.
 
 Every file is hashed again (in parallel) against SHA512SUMS, and image blobs against
 their sha256 names; missing, modified, unlisted and unreadable files, and anything that
@@ -6,39 +7,64 @@ is not a regular file (a symbolic link is never followed), are reported. bundle.
 exist and agree with SHA512SUMS and with the files; keys/ must hold exactly the keys it
 records. Which files must be signed is decided from where they lie (every artifact under
 downloads/ needs its ``.asc``, every package zip its ``.sig``) as well as from bundle.json,
-which nobody signs; each signature is checked again, with the Elastic key pinned in airgap
-(never the bundle's copy of it) and the other recorded keys. A tailored registry's
-packages layer must hold exactly those verified packages (:mod:`airgap.bundle.tailored`).
-With ``--trust-key``, the operator's signature of SHA512SUMS must be valid; without it,
-a warning says what that leaves unproven. Every problem is listed.
+which nobody signs; each signature is checked again.
+
+The isolated side trusts only what it is told from outside the bundle (docs/security.md):
+the Elastic key pinned in airgap (never the bundle's copy of it), the signer keys the
+user names (``trust_signers``), and the operator keys that must have signed SHA512SUMS
+(``trust_keys``). A signer key that travels in keys/ counts only when SHA512SUMS.asc is
+valid by a ``trust_keys`` key (the operator vouches for the whole bundle) or when the user
+names it; the image, which Elastic does not sign, only with SHA512SUMS.asc. A file in
+``scope`` that nothing from outside vouches for is a problem (``unvouched``) naming the
+setting that would trust it. A tailored registry's packages layer must hold exactly the
+bundle's verified packages (:mod:`airgap.bundle.tailored`); the image it ends is still
+vouched for only by SHA512SUMS.asc, like any image. Every problem is listed.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from airgap import elastic
-from airgap.bundle import layout
+from airgap.bundle import defend, layout
 from airgap.bundle.description import BundleDescription, Item, read_description
+from airgap.bundle.lock import refuse_while_written
 from airgap.bundle.scan import scan
+from airgap.bundle.staging import interrupted_commit, pending
 from airgap.bundle.sums import parse_sums
 from airgap.bundle.tailored import check_tailored
-from airgap.errors import AirgapError, BundleError, setting
+from airgap.bundle.vouch import (
+    IMAGE_INDEX,
+    UNSIGNED_AREAS,
+    operator_signature,
+    unvouched_area,
+    unvouched_image,
+    unvouched_signer,
+)
+from airgap.errors import AirgapError, BundleError, UsageError, VerificationError
 from airgap.reporter import Reporter
 from airgap.threads import SidePool, map_in_threads
 from airgap.trust.checksums import read_elastic_sha512
 from airgap.trust.digests import hash_file
 from airgap.trust.gpg import Verifier
+from airgap.units import human_size
 
 _BLOBS = f"{layout.IMAGES}/blobs/sha256/"
-_TRUST = setting("trust_keys")
-_SIGN = setting("sign_with")
+#: What makes a folder a bundle, complete or in the making.
+_MARKS = (layout.SUMS, layout.DESCRIPTION, layout.LOCK, layout.STAGING)
+_DEFEND = f"{layout.SECURITY}/"
 _SIGNED_KINDS = ("artifact", "package")
+#: The folders whose files can leave the bundle: verify vouches for all of them.
+EVERY_AREA = frozenset({layout.IMAGES, layout.DOWNLOADS, layout.PACKAGES, layout.SECURITY,
+                        layout.TOOLS})
+
+
+class NotABundle(UsageError):
+    """The folder given is no bundle at all."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +85,9 @@ class VerifySettings:
 
     bundle: Path
     trust_keys: tuple[Path, ...] = ()
+    trust_signers: tuple[Path, ...] = ()
+    #: The folders whose files must be vouched for from outside (what leaves the bundle).
+    scope: frozenset[str] = EVERY_AREA
     jobs: int = field(default_factory=lambda: os.cpu_count() or 2)
 
 
@@ -78,13 +107,25 @@ class VerifyReport:
     def ok(self) -> bool:
         return not self.problems
 
-    def to_dict(self) -> dict[str, Any]:
-        """The ``--json`` form."""
+    def summary(self) -> dict[str, Any]:
+        """What was checked, without the problems and warnings (the ``--json`` result)."""
         return {"bundle": str(self.bundle), "ok": self.ok, "files": self.files,
                 "bytes": self.size, "signatures": self.signatures,
-                "operator_signature": self.operator_signature,
-                "problems": [p.to_dict() for p in self.problems],
+                "operator_signature": self.operator_signature}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything, problems and warnings included."""
+        return {**self.summary(), "problems": [p.to_dict() for p in self.problems],
                 "warnings": list(self.warnings)}
+
+
+class BundleRefused(VerificationError):
+    """The bundle failed verification, so nothing was taken out of it; ``report`` says how."""
+
+    def __init__(self, report: VerifyReport, done: str = "nothing was loaded") -> None:
+        super().__init__(f"{report.bundle} failed verification: {done}",
+                         details=[f"{p.path}: {p.message}" for p in report.problems[:20]])
+        self.report = report
 
 
 @dataclass(frozen=True)
@@ -102,10 +143,16 @@ def verify_bundle(settings: VerifySettings, reporter: Reporter) -> VerifyReport:
     root = settings.bundle
     if not root.is_dir():
         raise BundleError(f"{root}: no such bundle directory")
-    found = scan(root)
+    refuse_while_written(root)
+    if not any((root / name).exists() for name in _MARKS):
+        raise NotABundle(f"{root} is not an airgap bundle: it has none of "
+                         f"{', '.join(_MARKS)}",
+                         details=["give the folder `airgap fetch -o` wrote"])
+    found = scan(root, skip=frozenset({layout.STAGING}))
     check = _Check(root, found.regular)
     for odd in found.odd:
         check.add(odd.path, odd.kind, odd.message)
+    check.staging()
     sums = check.sums()
     for path in sorted(found.regular - set(sums) - layout.NOT_SUMMED):
         check.add(path, "unlisted", "not in SHA512SUMS: added after the fetch")
@@ -114,7 +161,7 @@ def verify_bundle(settings: VerifySettings, reporter: Reporter) -> VerifyReport:
     listed = [p for p in sums if p in found.regular]
     check.measure(listed)
 
-    def signed(verifier: Verifier) -> int:
+    def signed(verifier: Verifier, outside: set[str], vouched: bool) -> int:
         if layout.SUMS not in found.regular:
             return 0
         description = None
@@ -123,40 +170,42 @@ def verify_bundle(settings: VerifySettings, reporter: Reporter) -> VerifyReport:
         elif layout.DESCRIPTION not in sums:
             check.add(layout.DESCRIPTION, "description", "the bundle has no bundle.json, and "
                       "SHA512SUMS does not list one: it was removed after the fetch")
-        count = check.signatures(verifier, description, settings.jobs)
-        if description is not None:  # a tailored registry: its packages layer, member by member
+        count = check.signatures(verifier, description, settings.jobs, outside, vouched,
+                                 reporter)
+        if description is not None and layout.IMAGES in settings.scope:
+            # a tailored registry: its packages layer, member by member
             check_tailored(root, description, sums, check.add, check.stop)
         return count
 
+    # Whether the operator vouches for the whole bundle decides which of keys/ count:
+    # known before any signature is checked.
+    operator = operator_signature(root, found.regular, settings.trust_keys, check.add)
+    vouched = operator == "valid"
+    if not vouched and layout.IMAGES in settings.scope and IMAGE_INDEX in found.regular:
+        check.add(IMAGE_INDEX, "unvouched", unvouched_image(found.regular))
+    for area in UNSIGNED_AREAS:
+        if not vouched and area in settings.scope and \
+                any(path.startswith(f"{area}/") for path in found.regular):
+            check.add(f"{area}/", "unvouched", unvouched_area(area, found.regular))
     # GnuPG re-reads the signed files in processes of its own: let it run while the
     # files are hashed, so neither phase waits for the other's last, largest file. The
     # GnuPG home belongs to this thread, so that it is removed even when a Ctrl-C leaves
-    # the side thread behind.
-    with Verifier() as verifier:
+    # the side thread behind. It holds the pinned Elastic key and the signers the user
+    # named: the keys from outside.
+    with Verifier(settings.trust_signers) as verifier:
+        outside = set(verifier.keys)
+        check.scope = settings.scope
         with SidePool("airgap-signatures", on_failure=check.stop.set) as side:
-            signatures_done = side.submit(signed, verifier)
+            signatures_done = side.submit(signed, verifier, outside, vouched)
             size = check.hash_all(sums, settings.jobs, reporter)
         signatures = signatures_done.result()
-    operator = check.operator_signature(settings.trust_keys)
-    if not settings.trust_keys:
-        check.warnings.append(_unsigned_warning(check.foreign_keys))
+    if check.described is not None:  # Defend's artifacts: as their manifests say, and fresh
+        defend.check_bundle(root, check.described, found.regular, check.sizes, check.sha256,
+                            check.add)
+        check.warnings.extend(defend.stale_warnings(check.described))
     return VerifyReport(root, len(listed), size, signatures,
                         tuple(sorted(check.problems, key=lambda p: (p.path, p.kind))),
                         tuple(check.warnings), operator)
-
-
-def _unsigned_warning(foreign_keys: Iterable[str]) -> str:
-    """What a check without ``--trust-key`` cannot prove."""
-    foreign = list(foreign_keys)
-    if foreign:
-        return ("this bundle was verified with keys other than the Elastic key pinned in "
-                f"airgap ({', '.join(foreign)}) and carries no operator signature checked "
-                f"with {_TRUST}: a bundle rewritten whole would pass; sign it at fetch time "
-                f"({_SIGN}) and verify with {_TRUST}")
-    return (f"no operator signature was checked with {_TRUST}: the image is not signed by "
-            "Elastic, only named by SHA512SUMS and bundle.json, so a bundle rewritten whole "
-            "(image blobs, SHA512SUMS and bundle.json) would pass; sign it at fetch time "
-            f"({_SIGN}) and verify with {_TRUST}")
 
 
 class _Check:
@@ -168,14 +217,35 @@ class _Check:
         self.problems: list[Problem] = []
         self.warnings: list[str] = []
         self.digests: dict[str, str] = {}
+        self.sha256: dict[str, str] = {}  # of image blobs and Defend's artifacts
         self.sizes: dict[str, int] = {}
-        self.foreign_keys: list[str] = []
+        self.described: BundleDescription | None = None
+        self.scope: frozenset[str] = EVERY_AREA
+        self.unvouched_keys: set[str] = set()  # recorded keys/ that nothing outside vouches for
         self.stop = threading.Event()  # set on Ctrl-C: work in progress gives up
         self._lock = threading.Lock()
 
     def add(self, path: str, kind: str, message: str) -> None:
         with self._lock:
             self.problems.append(Problem(path, kind, message))
+
+    def staging(self) -> None:
+        """What an unfinished fetch left in the staging folder, which is not the bundle's."""
+        folder = self.root / layout.STAGING
+        if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+            self.add(layout.STAGING, "unreadable", "not a folder: a fetch never writes this")
+            return
+        if interrupted_commit(self.root):
+            self.add(layout.STAGING, "interrupted", "a fetch was stopped while it put its "
+                     "new files in place: run the same airgap fetch again to finish it")
+            return
+        files, size = pending(self.root)
+        if files:
+            self.warnings.append(f"an unfinished fetch left {files} files "
+                                 f"({human_size(size)}) in {layout.STAGING}/: they are not "
+                                 "part of this bundle; the same fetch run again goes on "
+                                 f"with them, or delete {layout.STAGING}/ before carrying "
+                                 "the bundle")
 
     def sums(self) -> dict[str, str]:
         path = self.root / layout.SUMS
@@ -201,31 +271,44 @@ class _Check:
 
     def measure(self, paths: list[str]) -> None:
         """Note the size of every file to hash (bundle.json's sizes are checked on them)."""
+        linked = []
         for path in paths:
             try:
-                self.sizes[path] = (self.root / path).lstat().st_size
+                found = (self.root / path).lstat()
             except OSError as exc:
                 self.add(path, "unreadable", f"cannot be read: {exc.strerror}")
+                continue
+            self.sizes[path] = found.st_size
+            if found.st_nlink > 1:
+                linked.append(path)
+        if linked:
+            self.warnings.append(f"{len(linked)} file(s) have other hard links ({linked[0]}"
+                                 f"{', ...' if len(linked) > 1 else ''}): they are checked as "
+                                 "they are now, but a change made through another link "
+                                 "changes the bundle")
 
     def hash_all(self, sums: Mapping[str, str], jobs: int, reporter: Reporter) -> int:
         """Hash every measured file in parallel, biggest first; return the bytes read."""
         total = sum(self.sizes.values())
-        reporter.task_started("verify", f"hashing {len(self.sizes)} files", total)
+        reporter.task_started("hash", f"hashing {len(self.sizes)} files", total)
 
         def progress(count: int) -> None:
             if self.stop.is_set():
                 raise KeyboardInterrupt
-            reporter.task_advanced("verify", count)
+            reporter.task_advanced("hash", count)
 
         def one(path: str) -> None:
             blob = path.startswith(_BLOBS)
             try:
-                digests = hash_file(self.root / path, sha256=blob, progress=progress)
+                digests = hash_file(self.root / path, sha256=blob or path.startswith(_DEFEND),
+                                    progress=progress)
             except OSError as exc:
                 self.add(path, "unreadable", f"cannot be read: {exc.strerror or exc}")
                 return
             with self._lock:
                 self.digests[path] = digests.sha512
+                if digests.sha256 is not None:
+                    self.sha256[path] = digests.sha256
             if digests.sha512 != sums[path]:
                 self.add(path, "modified", "its SHA-512 differs from SHA512SUMS")
             if blob and digests.sha256 != path.removeprefix(_BLOBS):
@@ -233,7 +316,7 @@ class _Check:
 
         map_in_threads(one, sorted(self.sizes, key=self.sizes.__getitem__, reverse=True), jobs,
                        self.stop)
-        reporter.task_finished("verify", "done")
+        reporter.task_finished("hash", "done")
         return total
 
     def description(self, sums: Mapping[str, str]) -> BundleDescription | None:
@@ -257,19 +340,31 @@ class _Check:
                                               f"where it lies makes it {expected!r}")
         for path in set(sums) - set(items) - {layout.DESCRIPTION}:
             self.add(path, "description", "in SHA512SUMS but not in bundle.json")
+        self.described = description
         return description
 
     def signatures(self, verifier: Verifier, description: BundleDescription | None,
-                   jobs: int) -> int:
-        """Re-check keys/ and every signature offline; return how many verified."""
+                   jobs: int, outside: set[str], vouched: bool,
+                   reporter: Reporter) -> int:
+        """Re-check keys/ and every signature offline; return how many verified by a key
+        something from outside vouches for (``outside``, or keys/ when ``vouched``)."""
         recorded = {k.fingerprint for k in description.keys} if description else set()
         items = description.items_by_path if description else {}
-        trusted = self._keys(verifier, recorded)
+        trusted = self._keys(verifier, recorded, outside, vouched)
+        wanted = self._must_be_signed(items)
+        reporter.phase_started("signatures", f"checking {len(wanted)} signatures",
+                               items=len(wanted))
 
         def one(signed: _Signed) -> bool:
-            return self._signed_item(verifier, trusted, signed)
+            reporter.task_started(signed.signature, signed.signature, None,
+                                  phase="signatures")
+            outcome = self._signed_item(verifier, trusted, signed)
+            reporter.task_finished(signed.signature, outcome)
+            return outcome == "verified"
 
-        return sum(map_in_threads(one, self._must_be_signed(items), jobs, self.stop))
+        count = sum(map_in_threads(one, wanted, jobs, self.stop))
+        reporter.phase_finished("signatures", f"{count} of {len(wanted)} good")
+        return count
 
     def _must_be_signed(self, items: Mapping[str, Item]) -> list[_Signed]:
         """Every file the layout or bundle.json says is signed, with its signature's path."""
@@ -291,8 +386,12 @@ class _Check:
                     wanted[path] = _Signed(path, recorded, item)
         return list(wanted.values())
 
-    def _keys(self, verifier: Verifier, recorded: set[str]) -> set[str]:
-        """Trust the recorded keys whose files hold exactly them; Elastic's from airgap."""
+    def _keys(self, verifier: Verifier, recorded: set[str], outside: set[str], vouched: bool
+              ) -> set[str]:
+        """The recorded keys whose files hold exactly them and that something from outside
+        vouches for: those in ``outside`` (the pinned Elastic key, the signers the user
+        named: never their bundle copies) and, when the operator's signature is valid
+        (``vouched``), the others too."""
         trusted = set()
         prefix = f"{layout.KEYS}/"
         on_disk = {p.removeprefix(prefix) for p in self.regular
@@ -306,24 +405,32 @@ class _Check:
                 self.add(path, "keys", "a recorded key is missing")
                 continue
             try:
-                found = [k.fingerprint for k in verifier.add_key_file(self.root / path)]
+                found = verifier.fingerprints_in(self.root / path)
             except AirgapError as exc:
                 self.add(path, "keys", exc.message)
                 continue
             if found != [fingerprint]:
                 self.add(path, "keys", f"holds {', '.join(found)}, not the recorded key "
                                        f"{fingerprint}: keys/ was swapped")
-                for other in found:
-                    if other != elastic.ELASTIC_KEY_FINGERPRINT:
-                        verifier.keys.pop(other, None)
                 continue
-            trusted.add(fingerprint)
-            if fingerprint != elastic.ELASTIC_KEY_FINGERPRINT:
-                self.foreign_keys.append(fingerprint[-16:])
+            if fingerprint in outside:
+                trusted.add(fingerprint)  # the copy from outside is the one used
+                continue
+            try:  # so that its signatures are recognised, trusted or not
+                verifier.add_key_file(self.root / path)
+            except AirgapError as exc:
+                self.add(path, "keys", exc.message)
+                continue
+            if vouched:
+                trusted.add(fingerprint)
+            else:
+                self.unvouched_keys.add(fingerprint)
         return trusted
 
-    def _signed_item(self, verifier: Verifier, trusted: set[str], signed: _Signed) -> bool:
-        """Check one file's signature (and Elastic checksum); whether a trusted key made it."""
+    def _signed_item(self, verifier: Verifier, trusted: set[str], signed: _Signed) -> str:
+        """Check one file's signature (and Elastic checksum): ``verified`` when a trusted
+        key made it, ``unvouched`` when a key nothing from outside vouches for did, else
+        ``failed``."""
         if self.stop.is_set():
             raise KeyboardInterrupt
         path, signature, item = signed.path, signed.signature, signed.item
@@ -331,24 +438,28 @@ class _Check:
         if signature not in self.regular:
             self.add(signature, "signature", f"the signature of {Path(path).name} is missing: "
                                              "it cannot be shown to come from its publisher")
-            return False
+            return "failed"
         try:
             key = verifier.verify(self.root / path, layout.inside(self.root, signature),
                                   name=path)
         except AirgapError as exc:
             self.add(signature, "signature", exc.message)
-            return False
+            return "failed"
         recorded_signer = item.verification.signer if item is not None else None
+        if key.fingerprint in self.unvouched_keys:
+            if path.split("/", 1)[0] in self.scope:
+                self.add(path, "unvouched", unvouched_signer(key, self.regular))
+            return "unvouched"
         if key.fingerprint not in trusted:
             self.add(signature, "signature", f"made by {key.fingerprint}, which keys/ and "
                                              "bundle.json do not both vouch for")
-            return False
+            return "failed"
         if item is not None and recorded_signer is None:
             self.add(path, "description", "bundle.json records no signer for it")
         elif item is not None and key.fingerprint != recorded_signer:
             self.add(signature, "signature", f"made by {key.fingerprint}, but bundle.json "
                                              f"records {recorded_signer}")
-        return True
+        return "verified"
 
     def _elastic_checksum(self, path: str, item: Item | None) -> None:
         """An artifact's ``.sha512`` (which agents download too) must name and match it."""
@@ -371,25 +482,3 @@ class _Check:
             return
         if expected != actual:
             self.add(checksum, "modified", f"does not match {Path(path).name}")
-
-    def operator_signature(self, trust_keys: Iterable[Path]) -> str:
-        keys = list(trust_keys)
-        if layout.SUMS_SIGNATURE not in self.regular:
-            if keys:
-                self.add(layout.SUMS_SIGNATURE, "operator-signature",
-                         f"{_TRUST} was given but the bundle has no SHA512SUMS.asc")
-            return "absent"
-        if not keys:
-            return f"present, not checked (give {_TRUST})"
-        if layout.SUMS not in self.regular:
-            self.add(layout.SUMS_SIGNATURE, "operator-signature", "there is no SHA512SUMS "
-                                                                  "for it to sign")
-            return "invalid"
-        try:
-            with Verifier(keys, include_elastic=False) as verifier:
-                verifier.verify(self.root / layout.SUMS, self.root / layout.SUMS_SIGNATURE,
-                                name=layout.SUMS)
-        except AirgapError as exc:
-            self.add(layout.SUMS_SIGNATURE, "operator-signature", exc.message)
-            return "invalid"
-        return "valid"

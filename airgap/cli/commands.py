@@ -1,196 +1,379 @@
 """The ``airgap`` commands: each parses its options, builds a settings object, calls one
-function and renders its result."""
+function and renders its result.
+
+Each command imports the modules it runs when it runs: plan, fetch, load and serve bring
+in YAML, httpx, the Docker client or aiohttp, which would triple the start-up of verify,
+inspect and export-image (work an operator repeats on the isolated side), and no command
+pays for another's modules.
+"""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import click
 
 from airgap import __version__
 from airgap.cli import options, progress, render
-from airgap.errors import VerificationError
-from airgap.reporter import NullReporter
+from airgap.cli.session import Session
+from airgap.errors import ExitCode, VerificationError
 
-# Each command imports the modules it runs when it runs: plan, fetch, load and serve
-# bring in YAML, httpx, the Docker client or aiohttp, which would triple the start-up of
-# verify, inspect and export-image (work an operator repeats on the isolated side), and
-# no command pays for another's modules.
+EPILOG = """\b
+A site, from end to end:
+  airgap fetch site.yaml -o bundle/ --sign-with ops@example.org --gnupg-home ~/ops-gnupg
+  airgap verify bundle/ --trust-key ops-public.asc
+  airgap load bundle/ --docker --run --artifacts /srv/artifacts --config settings/ \\
+      --registry-url https://epr.corp:8080 --artifacts-url https://files.corp/downloads/
+
+\b
+Exit codes: 0 ok, 1 failed, 2 usage or manifest error, 3 verification failed,
+130 interrupted (Ctrl-C, SIGINT), 143 terminated (SIGTERM).
+
+\b
+Environment:
+  AIRGAP_REGISTRY_USERNAME, AIRGAP_REGISTRY_PASSWORD  registry credentials
+  DOCKER_CONFIG       where `docker login` keeps credentials (~/.docker)
+  DOCKER_HOST         the Docker engine `load --docker` and `--run` use
+  AIRGAP_SIGN_PASSPHRASE  passphrase of the --sign-with key, for scripts
+  HTTPS_PROXY, HTTP_PROXY, NO_PROXY  proxies, as curl and docker read them
+  AIRGAP_DEBUG=1      the whole trace of an unexpected error (also --debug)
+
+\b
+Shell completion (bash; zsh_source, fish_source for the others):
+  eval "$(_AIRGAP_COMPLETE=bash_source airgap)"
+"""
+
+json_option = click.option("--json", "as_json", is_flag=True,
+                           help="Print one JSON document (docs/user-guide.md, \"Scripts and "
+                                "logs\") and nothing else on stdout.")
 
 
+def _session() -> Session:
+    found = click.get_current_context().find_object(Session)
+    return found if found is not None else Session()
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+def _begin(command: str, as_json: bool = False,
+           on_interrupt: str = "nothing was changed") -> Session:
+    session = _session()
+    session.command, session.json, session.on_interrupt = command, as_json, on_interrupt
+    return session
+
+
+@contextlib.contextmanager
+def _reporting(session: Session, quiet: bool) -> Iterator[progress.CountingReporter]:
+    with progress.make_reporter(quiet or session.json) as reporter:
+        session.reporter = reporter
+        yield reporter
+
+
+def _emit(session: Session, result: Any, *, exit_code: int = ExitCode.OK,
+          problems: Sequence[Any] = (), warnings: Sequence[str] = ()) -> None:
+    render.print_json(render.envelope(session.command, exit_code, result, problems=problems,
+                                      warnings=warnings))
+    session.json_printed = True
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"],
+                               "max_content_width": 100},
+             epilog=EPILOG)
 @click.version_option(__version__, prog_name="airgap")
-def cli() -> None:
+@click.option("--debug", is_flag=True, help="Show the whole trace of an unexpected error.")
+@click.pass_context
+def cli(context: click.Context, debug: bool) -> None:
     """Carry the Elastic package registry, agent binaries and integration packages
     into a network with no internet access, verified end to end."""
+    session = context.ensure_object(Session)
+    session.debug = session.debug or debug
 
 
-@cli.command()
+@cli.command(short_help="Show what a fetch of MANIFEST would get, and why.")
 @click.argument("manifest", type=options.MANIFEST)
-@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
-def plan(manifest: Path, as_json: bool) -> None:
-    """Show everything a fetch of MANIFEST would get, and why."""
+@click.option("--check", is_flag=True,
+              help="Also ask every source now (servers, image platforms, integrations, "
+                   "every binary) and show the sizes and the total; downloads nothing.")
+@options.ca_cert
+@options.jobs
+@json_option
+def plan(manifest: Path, check: bool, ca_cert: Path | None, jobs: int,
+         as_json: bool) -> None:
+    """Show everything a fetch of MANIFEST would get, and why; with --check, whether the
+    sources have it all, and how large it is."""
     from airgap.manifest import load_manifest, make_plan
 
+    session = _begin("plan", as_json)
     result = make_plan(load_manifest(manifest))
-    if as_json:
-        render.print_json(result.to_dict())
+    checked = None
+    if check:
+        from airgap.fetch.preflight import check_plan
+
+        with _reporting(session, quiet=False) as reporter:
+            checked = check_plan(result, ca_cert, jobs, reporter)
+    if session.json:
+        _emit(session, {**result.to_dict(),
+                        **({"check": checked.to_dict()} if checked is not None else {})})
     else:
-        render.render_plan(result)
+        render.render_plan(result, checked)
 
 
-@cli.command("fetch")
+@cli.command("fetch", short_help="Download and verify what MANIFEST plans into a bundle.")
 @click.argument("manifest", type=options.MANIFEST)
 @click.option("--output", "-o", "bundle", type=options.DIR, required=True,
-              help="The bundle directory to write (created, or completed if it exists).")
+              help="The bundle folder: new or empty, or a bundle to bring up to date (it "
+                   "stays complete if the fetch fails).")
 @options.jobs
 @options.ca_cert
-@click.option("--sign-with", metavar="KEYID", help="Sign SHA512SUMS with this OpenPGP key.")
+@click.option("--sign-with", metavar="KEYID",
+              help="Sign SHA512SUMS with this OpenPGP key (from --gnupg-home).")
 @click.option("--gnupg-home", type=click.Path(path_type=Path, file_okay=False, exists=True),
               help="The GnuPG home holding the --sign-with key.")
+@click.option("--with-tool", type=options.DIR, metavar="WHEELHOUSE",
+              help="Carry airgap itself: the folder `make wheelhouse` wrote, into tools/.")
+@click.option("--passphrase-file", type=options.FILE,
+              help="A file whose first line is the --sign-with key's passphrase, for "
+                   "scripts (at a terminal, gpg-agent asks; CI may set "
+                   "AIRGAP_SIGN_PASSPHRASE).")
 @options.quiet
+@json_option
 def fetch_command(manifest: Path, bundle: Path, jobs: int, ca_cert: Path | None,
-                  sign_with: str | None, gnupg_home: Path | None, quiet: bool) -> None:
-    """Download and verify everything MANIFEST plans into one bundle directory."""
+                  sign_with: str | None, gnupg_home: Path | None, with_tool: Path | None,
+                  passphrase_file: Path | None, quiet: bool, as_json: bool) -> None:
+    """Download and verify everything MANIFEST plans into one bundle folder. Every source
+    is asked first; an interrupted fetch resumes when run again."""
     from airgap.fetch.run import FetchSettings, fetch
 
+    session = _begin("fetch", as_json,
+                     f"{bundle} is as it was; what was fetched waits in {bundle}/.airgap-next/: "
+                     "run the same command again to go on from there")
     settings = FetchSettings(manifest=manifest, bundle=bundle, jobs=jobs, ca_cert=ca_cert,
-                             sign_with=sign_with, gnupg_home=gnupg_home)
-    with progress.make_reporter(quiet) as reporter:
+                             sign_with=sign_with, gnupg_home=gnupg_home, with_tool=with_tool,
+                             passphrase_file=passphrase_file)
+    with _reporting(session, quiet) as reporter:
         result = fetch(settings, reporter)
-    render.render_fetch(result)
+    if session.json:
+        _emit(session, result.to_dict())
+    else:
+        render.render_fetch(result)
 
 
-@cli.command("export-image")
+@cli.command("export-image", short_help="Write one platform of BUNDLE's image as a tar "
+                                         "for docker load.")
 @click.argument("bundle", type=options.BUNDLE)
-@click.option("--platform", help="linux/amd64 or linux/arm64 (default: this machine's).")
+@options.platform("The platform to write: linux/amd64, arm64, linux/arm64/v8 ... "
+                  "(default: this machine's).")
 @click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False), required=True,
-              help="The tar file to write.")
-@click.option("--tag", "tags", multiple=True, help="Another name to give the image (repeatable).")
+              help="The tar file to write (replaced whole, or not at all).")
+@options.tags("Another name to give the image in the tar")
+@click.option("--image", metavar="NAME",
+              help="Which of BUNDLE's images (default: the package registry's).")
+@click.option("--skip-verify", is_flag=True,
+              help="Do not verify the bundle first (unsafe: whatever it holds is written).")
+@options.trust_keys
+@options.trust_signers
+@options.quiet
 def export_image_command(bundle: Path, platform: str | None, output: Path,
-                         tags: tuple[str, ...]) -> None:
-    """Write one platform of BUNDLE's image as a tar for `docker load -i`."""
-    from airgap.load.export import export_image
+                         tags: tuple[str, ...], image: str | None, skip_verify: bool,
+                         trust_keys: tuple[Path, ...], trust_signers: tuple[Path, ...],
+                         quiet: bool) -> None:
+    """Verify BUNDLE, then write one platform of one of its images as a tar for
+    `docker load -i`, for a machine without airgap."""
+    from airgap.bundle.verify import BundleRefused
+    from airgap.load.export import ExportSettings, export
 
-    result = export_image(bundle, platform, output, tags)
-    render.stdout.print(f"wrote {result.path}: {result.reference} ({result.platform}), "
-                    f"{result.size} bytes; load it with: docker load -i {result.path}")
+    session = _begin("export-image", on_interrupt=f"no tar was written to {output}")
+    settings = ExportSettings(bundle=bundle, output=output, platform=platform, tags=tags,
+                              image=image, skip_verify=skip_verify, trust_keys=trust_keys,
+                              trust_signers=trust_signers)
+    try:
+        with _reporting(session, quiet) as reporter:
+            result = export(settings, reporter)
+    except BundleRefused as refused:
+        render.render_verify(refused.report)
+        raise
+    render.line(f"wrote {result.path}: {result.reference} ({result.platform}), "
+                f"{result.size} bytes; load it with: docker load -i {result.path}")
 
 
-@cli.command("verify")
+@cli.command("verify", short_help="Prove that BUNDLE is intact, offline.")
 @click.argument("bundle", type=options.BUNDLE)
 @options.trust_keys
+@options.trust_signers
 @options.jobs_verify
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@json_option
 @options.quiet
-def verify_command(bundle: Path, trust_keys: tuple[Path, ...], jobs: int, as_json: bool,
-                   quiet: bool) -> None:
-    """Prove that BUNDLE is intact: every file, checksum and signature, offline."""
+def verify_command(bundle: Path, trust_keys: tuple[Path, ...], trust_signers: tuple[Path, ...],
+                   jobs: int, as_json: bool, quiet: bool) -> None:
+    """Prove that BUNDLE is intact (every file, checksum and signature, offline) and that
+    a key from outside it vouches for every file."""
     from airgap.bundle.verify import VerifySettings, verify_bundle
 
-    settings = VerifySettings(bundle=bundle, trust_keys=trust_keys, jobs=jobs)
-    with progress.make_reporter(quiet or as_json) as reporter:
+    session = _begin("verify", as_json)
+    settings = VerifySettings(bundle=bundle, trust_keys=trust_keys,
+                              trust_signers=trust_signers, jobs=jobs)
+    with _reporting(session, quiet) as reporter:
         report = verify_bundle(settings, reporter)
-    if as_json:
-        render.print_json(report.to_dict())
+    failed = VerificationError(f"{bundle} failed verification: {len(report.problems)} "
+                               "problem(s)")
+    if session.json:
+        _emit(session, report.summary(), exit_code=ExitCode.OK if report.ok else
+              failed.exit_code, problems=[p.to_dict() for p in report.problems],
+              warnings=report.warnings)
     else:
         render.render_verify(report)
     if not report.ok:
-        raise VerificationError(f"{bundle} failed verification: {len(report.problems)} "
-                                "problem(s)")
+        raise failed
 
 
-@cli.command("inspect")
+@cli.command("inspect", short_help="Show what BUNDLE holds (nothing re-hashed).")
 @click.argument("bundle", type=options.BUNDLE)
-@click.option("--json", "as_json", is_flag=True, help="Print the contents as JSON.")
+@json_option
 def inspect_command(bundle: Path, as_json: bool) -> None:
-    """Show what BUNDLE holds (from its bundle.json; run verify to check it)."""
+    """Show what BUNDLE holds, from its bundle.json (run verify to check it)."""
     from airgap.bundle.inspect import describe_bundle
 
+    session = _begin("inspect", as_json)
     contents = describe_bundle(bundle)
-    if as_json:
-        render.print_json(contents.to_dict())
+    if session.json:
+        _emit(session, contents.to_dict())
     else:
         render.render_contents(contents)
 
 
-@cli.command("load")
+@cli.command("load", short_help="Verify BUNDLE, then load, push, run and lay it out.")
 @click.argument("bundle", type=options.BUNDLE)
-@click.option("--skip-verify", is_flag=True, help="Do not verify the bundle first (unsafe).")
+@click.option("--skip-verify", is_flag=True,
+              help="Do not verify the bundle first (unsafe: whatever it holds is loaded).")
 @options.trust_keys
+@options.trust_signers
 @click.option("--docker", is_flag=True, help="Load the image into the engine at DOCKER_HOST.")
-@click.option("--platform", help="Image platform to load (default: the engine's).")
-@click.option("--tag", "tags", multiple=True, help="Another name for the loaded image.")
-@click.option("--registry", metavar="HOST[:PORT][/NAMESPACE]",
-              help="Push every platform and the index to this registry.")
-@click.option("--insecure", is_flag=True, help="Allow plain HTTP or unverified TLS to --registry.")
+@options.platform("The platform to load: linux/amd64, arm64, linux/arm64/v8 ... "
+                  "(default: the engine's).")
+@click.option("--image", "images", multiple=True, metavar="NAME",
+              help="Load and push only this image (repeatable; default: every image).")
+@options.tags("Another name to give the (first) loaded image")
+@click.option("--registry", metavar="[http://|https://]HOST[:PORT][/NAMESPACE]",
+              help="Push every platform and the index to this registry (https://, or "
+                   "http:// with --insecure).")
+@click.option("--insecure", is_flag=True,
+              help="Allow plain HTTP or an unverified certificate for --registry.")
 @options.ca_cert
-@click.option("--run", is_flag=True, help="Start the package registry container.")
+@click.option("--run", is_flag=True,
+              help="Start the package registry container, and check it answers from here.")
 @click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True,
-              help="Port the package registry listens on.")
+              help="Port the package registry listens on (on this host).")
 @click.option("--name", default="package-registry", show_default=True,
-              help="Container name.")
-@click.option("--network", help="Container network (host where the engine has no bridge).")
-@click.option("--tls-cert", type=options.FILE, help="Serve the registry over HTTPS with this "
-              "certificate (mounted read-only).")
-@click.option("--tls-key", type=options.FILE, help="The private key of --tls-cert.")
-@click.option("--tls-min-version", type=click.Choice(["1.0", "1.1", "1.2", "1.3"]))
+              help="Name of the package registry container.")
+@click.option("--network", help="Container network (host, where the engine has no bridge).")
+@click.option("--tls-cert", type=options.FILE,
+              help="Serve the registry over HTTPS with this certificate (mounted read-only).")
+@click.option("--tls-key", type=options.FILE,
+              help="The private key of --tls-cert (readable by uid 1000, the registry's user).")
+@click.option("--tls-min-version", type=click.Choice(["1.0", "1.1", "1.2", "1.3"]),
+              help="The oldest TLS version the registry accepts (needs --tls-cert).")
 @click.option("--restart", type=click.Choice(["no", "always", "unless-stopped", "on-failure"]),
               default="unless-stopped", show_default=True, help="Container restart policy.")
 @click.option("--replace", is_flag=True, help="Replace a container of the same name.")
 @click.option("--artifacts", "artifacts_dir", type=options.DIR,
-              help="Put the downloads/ tree here, ready to serve as the agent binary source.")
+              help="Put a copy of the downloads/ tree here (reflinks where the file system "
+                   "has them), ready to serve as the agent binary source.")
+@click.option("--hard-link", is_flag=True,
+              help="With --artifacts: hard-link the files to the bundle's instead of "
+                   "copying them. No extra space, but the served files and the bundle's are "
+                   "then the same files: a change on either side changes both.")
 @click.option("--config", "config_dir", type=options.DIR,
               help="Write kibana.yml, Fleet Server and agent settings here.")
-@click.option("--registry-url", help="The package registry URL Kibana will use (--config).")
-@click.option("--artifacts-url", help="The agent binary source URL (--config).")
+@click.option("--registry-url",
+              help="The package registry URL Kibana will use (for --config).")
+@click.option("--artifacts-url", help="The agent binary source URL (for --config).")
+@click.option("--defend-url", help="Elastic Defend's artifact mirror, the server's root "
+              "(for --config; default: --artifacts-url without downloads/).")
+@click.option("--pin-packages/--no-pin-packages", default=None,
+              help="Pin Kibana to the bundle's package versions (for --config; default: "
+                   "for a tailored registry).")
 @options.jobs
 @options.quiet
-def load_command(bundle: Path, skip_verify: bool, trust_keys: tuple[Path, ...], docker: bool,
-                 platform: str | None, tags: tuple[str, ...], registry: str | None,
+@json_option
+def load_command(bundle: Path, skip_verify: bool, trust_keys: tuple[Path, ...],
+                 trust_signers: tuple[Path, ...], docker: bool,
+                 platform: str | None, images: tuple[str, ...], tags: tuple[str, ...],
+                 registry: str | None,
                  insecure: bool, ca_cert: Path | None, run: bool, port: int, name: str,
                  network: str | None, tls_cert: Path | None, tls_key: Path | None,
                  tls_min_version: str | None, restart: str, replace: bool,
-                 artifacts_dir: Path | None, config_dir: Path | None,
-                 registry_url: str | None, artifacts_url: str | None, jobs: int,
-                 quiet: bool) -> None:
-    """Verify BUNDLE, then load, push, run and lay it out on the isolated side."""
-    from airgap.load.engine import RunSettings
-    from airgap.load.run import BundleRefused, LoadSettings, load
+                 artifacts_dir: Path | None, hard_link: bool, config_dir: Path | None,
+                 registry_url: str | None, artifacts_url: str | None,
+                 defend_url: str | None, pin_packages: bool | None, jobs: int,
+                 quiet: bool, as_json: bool) -> None:
+    """Verify BUNDLE, then load, push, run and lay it out on the isolated side. Every
+    option is checked before the bundle is verified."""
+    from airgap.bundle.verify import BundleRefused
+    from airgap.load.container import RunSettings
+    from airgap.load.run import LoadSettings, load
 
+    session = _begin("load", as_json, "run the same command again: what is already "
+                     "loaded, pushed or laid out is kept")
     settings = LoadSettings(
-        bundle=bundle, skip_verify=skip_verify, trust_keys=trust_keys, docker=docker,
+        bundle=bundle, skip_verify=skip_verify, trust_keys=trust_keys,
+        trust_signers=trust_signers, docker=docker,
         platform=platform, tags=tags, registry=registry, insecure=insecure, ca_cert=ca_cert,
         run=run, run_settings=RunSettings(port=port, name=name, network=network,
                                           tls_cert=tls_cert, tls_key=tls_key,
                                           tls_min_version=tls_min_version, restart=restart,
                                           replace=replace),
-        artifacts_dir=artifacts_dir, config_dir=config_dir, registry_url=registry_url,
-        artifacts_url=artifacts_url, jobs=jobs)
+        artifacts_dir=artifacts_dir, hard_link=hard_link, config_dir=config_dir,
+        registry_url=registry_url, artifacts_url=artifacts_url, jobs=jobs, images=images,
+        pin_packages=pin_packages, defend_url=defend_url)
     try:
-        with progress.make_reporter(quiet) as reporter:
+        with _reporting(session, quiet) as reporter:
             result = load(settings, reporter)
     except BundleRefused as refused:
-        render.render_verify(refused.report)
+        if session.json:
+            _emit(session, refused.report.summary(), exit_code=refused.exit_code,
+                  problems=[p.to_dict() for p in refused.report.problems],
+                  warnings=refused.report.warnings)
+        else:
+            render.render_verify(refused.report)
         raise
-    render.render_load(result)
+    if session.json:
+        _emit(session, result.to_dict(), warnings=result.warnings())
+    else:
+        render.render_load(result)
 
 
-@cli.command("serve")
-@click.argument("root", type=options.BUNDLE, metavar="DIR_ORoptions.BUNDLE")
+@cli.command("serve", short_help="Serve a downloads/ tree as the agents' binary source.")
+@click.argument("root", type=options.BUNDLE, metavar="DIR_OR_BUNDLE")
 @click.option("--bind", default="127.0.0.1", show_default=True,
               help="Address to listen on (0.0.0.0 for every interface).")
-@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
+              help="Port to listen on (0 picks a free one).")
 @click.option("--tls-cert", type=options.FILE, help="PEM certificate (chain) to serve HTTPS with.")
 @click.option("--tls-key", type=options.FILE, help="PEM private key of --tls-cert.")
+@click.option("--tls-min-version", type=click.Choice(["1.0", "1.1", "1.2", "1.3"]),
+              default="1.2", show_default=True, help="The oldest TLS version accepted.")
+@click.option("--max-connections", type=click.IntRange(1), metavar="N",
+              help="Connections open at once (default: as many as the open-file limit "
+                   "allows, at most 4096); at the cap, one waiting for its request makes room.")
+@click.option("--header-timeout", type=click.FloatRange(0.1), default=10.0, show_default=True,
+              metavar="SECONDS", help="Time a client has to send its request headers (and "
+                                      "a TLS handshake).")
+@click.option("--keepalive-timeout", type=click.FloatRange(0.1), default=15.0,
+              show_default=True, metavar="SECONDS",
+              help="Time an idle connection is kept open between requests.")
 @options.quiet
 def serve_command(root: Path, bind: str, port: int, tls_cert: Path | None,
-                  tls_key: Path | None, quiet: bool) -> None:
-    """Serve a bundle's downloads/ tree (or such a tree) as the agents' binary source."""
+                  tls_key: Path | None, tls_min_version: str, max_connections: int | None,
+                  header_timeout: float, keepalive_timeout: float, quiet: bool) -> None:
+    """Serve a bundle's downloads/ tree (or such a tree) as the agents' binary source,
+    until Ctrl-C or SIGTERM."""
+    from airgap.load.connections import Limits
     from airgap.load.serve import ServeSettings, run_server
 
+    _begin("serve")
     settings = ServeSettings(root=root, bind=bind, port=port, tls_cert=tls_cert,
-                             tls_key=tls_key)
-    run_server(settings, NullReporter() if quiet else progress.LineReporter(),
+                             tls_key=tls_key, tls_min_version=tls_min_version,
+                             limits=Limits(max_connections, header_timeout, keepalive_timeout))
+    run_server(settings, progress.service_reporter(quiet),
                access_log=None if quiet else progress.access_logger())

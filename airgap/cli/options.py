@@ -7,11 +7,16 @@ it as the option a user types (``--trust-key``).
 from __future__ import annotations
 
 import os
+import stat
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
 from airgap.errors import name_settings
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 #: Each setting core code may name, and the option that sets it.
 FLAGS = {
@@ -19,10 +24,21 @@ FLAGS = {
     "artifacts_url": "--artifacts-url",
     "ca_cert": "--ca-cert",
     "config_dir": "--config",
+    "defend_url": "--defend-url",
     "docker": "--docker",
     "gnupg_home": "--gnupg-home",
+    "insecure": "--insecure",
+    "jobs": "--jobs",
+    "images": "--image",
+    "hard_link": "--hard-link",
+    "header_timeout": "--header-timeout",
+    "keepalive_timeout": "--keepalive-timeout",
+    "max_connections": "--max-connections",
     "name": "--name",
+    "network": "--network",
     "output": "-o",
+    "passphrase_file": "--passphrase-file",
+    "pin_packages": "--pin-packages",
     "platform": "--platform",
     "port": "--port",
     "registry": "--registry",
@@ -36,6 +52,8 @@ FLAGS = {
     "tls_key": "--tls-key",
     "tls_min_version": "--tls-min-version",
     "trust_keys": "--trust-key",
+    "trust_signers": "--trust-signer",
+    "with_tool": "--with-tool",
 }
 
 
@@ -44,8 +62,28 @@ def flags(text: str) -> str:
     return name_settings(text, FLAGS)
 
 
-MANIFEST = click.Path(path_type=Path, dir_okay=False)
-FILE = click.Path(path_type=Path, dir_okay=False, exists=True)
+class RegularFile(click.Path):
+    """An existing regular file: a FIFO, a device or a folder is refused at once (reading
+    one would block for ever, or never end)."""
+
+    def __init__(self, *, exists: bool = True) -> None:
+        super().__init__(path_type=Path, dir_okay=False, exists=exists)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+                ) -> Any:
+        path = super().convert(value, param, ctx)
+        try:
+            mode = Path(os.fsdecode(path)).stat().st_mode
+        except OSError:
+            return path  # not there: exists=False allows it, the command says what it does
+        if not stat.S_ISREG(mode):
+            self.fail(f"{str(path)!r} is not a regular file (a FIFO, device or folder)",
+                      param, ctx)
+        return path
+
+
+MANIFEST = RegularFile(exists=False)
+FILE = RegularFile()
 DIR = click.Path(path_type=Path, file_okay=False)
 BUNDLE = click.Path(path_type=Path, file_okay=False, exists=True)
 
@@ -59,5 +97,22 @@ quiet = click.option("--quiet", "-q", is_flag=True,
 ca_cert = click.option("--ca-cert", type=FILE,
                        help="PEM file of CAs to trust for every source (besides the system's).")
 trust_keys = click.option("--trust-key", "trust_keys", type=FILE, multiple=True,
-                          help="Require a valid SHA512SUMS.asc by this public key "
-                               "(repeatable).")
+                          help="Require a valid SHA512SUMS.asc by this public key, the "
+                               "operator's: it then vouches for the whole bundle, the "
+                               "signer keys in its keys/ and its image (repeatable).")
+trust_signers = click.option("--trust-signer", "trust_signers", type=FILE, multiple=True,
+                             help="Trust this public key (your own copy, not the bundle's) "
+                                  "to have signed binaries and packages, as trust.keys did "
+                                  "at fetch time (repeatable). The Elastic key is always "
+                                  "trusted, from airgap itself.")
+
+
+def platform(help_text: str) -> Callable[[F], F]:
+    """``--platform``, taking what docker takes (``linux/arm64/v8``, ``arm64``, ``amd64``)."""
+    return click.option("--platform", metavar="[OS/]ARCH[/VARIANT]", help=help_text)
+
+
+def tags(what: str) -> Callable[[F], F]:
+    """``--tag``, repeatable."""
+    return click.option("--tag", "tags", multiple=True, metavar="NAME[:TAG]",
+                        help=f"{what} (repeatable).")

@@ -1,13 +1,18 @@
-"""The terminal side of the CLI: rich tables, JSON output, error and warning lines.
+"""What a command shows when it is done: tables at a terminal, lines in a pipe, or JSON.
 
-Only :mod:`airgap.cli` imports this module. What core code says about its settings
-(:func:`airgap.errors.setting`) is shown here with the options that set them.
+At a terminal, reports are rich tables. Into a pipe or a file (``stdout`` not a
+terminal) every row is one line, never wrapped, with whole paths, so that
+``airgap verify B | grep -F elastic-agent-9.0.0-linux-x86_64.tar.gz`` finds it. With
+``--json`` a command prints one envelope (:func:`envelope`) and nothing else on stdout.
+What core code says about its settings (:func:`airgap.errors.setting`) is shown here
+with the options that set them. Only :mod:`airgap.cli` imports this module.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -15,20 +20,23 @@ from rich.table import Table
 from rich.text import Text
 
 from airgap.cli.options import flags
-from airgap.errors import AirgapError
+from airgap.errors import AirgapError, ExitCode
+from airgap.units import human_size
 
 if TYPE_CHECKING:
     # Only named in annotations: importing them here would load httpx and the docker
     # client into every command, tripling `airgap verify`'s start-up.
     from airgap.bundle.inspect import BundleContents
     from airgap.bundle.verify import VerifyReport
+    from airgap.fetch.preflight import SourceCheck
     from airgap.fetch.run import FetchResult
     from airgap.load.run import LoadResult
     from airgap.manifest.plan import Plan
-    from airgap.net.download import Fetched
 
 stdout = Console(highlight=False, soft_wrap=False)
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+#: The version of the ``--json`` envelope (docs/user-guide.md, "Scripts and logs").
+ENVELOPE_FORMAT = 1
 
 
 def _with_flags(data: Any) -> Any:
@@ -40,6 +48,26 @@ def _with_flags(data: Any) -> Any:
     if isinstance(data, list | tuple):
         return [_with_flags(value) for value in data]
     return data
+
+
+def envelope(command: str, exit_code: int, result: Any = None, *,
+             problems: Sequence[Any] = (), warnings: Sequence[str] = (),
+             error: AirgapError | None = None) -> dict[str, Any]:
+    """The one ``--json`` document every command prints: what it did (``result``), what
+    is wrong with it (``problems``), and the error that stopped it."""
+    return {
+        "format": ENVELOPE_FORMAT,
+        "command": command,
+        "status": "ok" if exit_code == ExitCode.OK else "verification-failed"
+        if exit_code == ExitCode.VERIFICATION else "failed",
+        "exit_code": exit_code,
+        "result": result,
+        "problems": list(problems),
+        "warnings": list(warnings),
+        "error": None if error is None else {"message": error.message,
+                                             "details": list(error.details),
+                                             "kind": type(error).__name__},
+    }
 
 
 def print_json(data: Any) -> None:
@@ -60,105 +88,154 @@ def print_warning(message: str) -> None:
     stderr.print(Text("warning: ", style="bold yellow") + Text(flags(message)))
 
 
-def render_plan(plan: Plan) -> None:
-    """Show what a fetch of the plan's manifest would get, as tables."""
-    image = plan.image
-    stdout.print(Text("Package registry image", style="italic"))
-    tailored = [("reference", f"{plan.tailored.reference} (tailored: composed by airgap)"),
-                ("base", str(image.reference)),
-                ("packages", f"{len(plan.packages)}, each with its .sig, in "
-                             f"{plan.tailored.package_path}")] if plan.tailored else \
-        [("reference", str(image.reference))]
-    stdout.print(_facts([
-        *tailored,
-        ("platforms", ", ".join(image.platforms)),
-        ("from", f"{image.registry_url}/v2/{image.reference.repository}"),
-        ("why", f"← {image.reason}"),
-    ]))
-
-    if plan.artifacts:
-        table = Table(
-            title=f"Artifacts from {plan.manifest.sources.artifacts} "
-                  "(each with its .sha512 and .asc)",
-            title_justify="left",
-        )
-        for column in ("Product", "File", "Why"):
-            table.add_column(column, overflow="fold")
-        previous = None
-        for item in plan.artifacts:
-            first = item.product != previous
-            previous = item.product
-            table.add_row(item.product if first else "", item.path,
-                          "← " + "; ".join(item.reasons) if first else "")
-        stdout.print(table)
-
-    if plan.packages:
-        epr = plan.manifest.sources.epr
-        table = Table(title=f"Integration packages from {epr} (newest compatible, with .sig)",
-                      title_justify="left")
-        for column in ("Package", "Resolved with", "Why"):
-            table.add_column(column, overflow="fold")
-        for package in plan.packages:
-            table.add_row(package.label, package.search_url.removeprefix(epr),
-                          f"← {package.reason}")
-        stdout.print(table)
-
-    for note in plan.notes:
-        stdout.print(Text("note: ", style="cyan") + Text(note))
-    files = len(plan.artifacts) * 3
-    stdout.print(
-        f"[bold]{plan.tailored.reference if plan.tailored else image.reference}[/] for "
-        f"{len(image.platforms)} platform(s), "
-        f"{len(plan.artifacts)} artifact(s) ({files} files with checksums and signatures), "
-        f"{len(plan.packages)} package(s) to resolve."
-    )
+def line(text: str) -> None:
+    """One line on stdout, as it is: never wrapped, never styled."""
+    sys.stdout.write(flags(text) + "\n")
+    sys.stdout.flush()
 
 
-def _facts(rows: list[tuple[str, str]]) -> Table:
-    """A two-column key/value grid, for one item's details."""
+def _terminal() -> bool:
+    return stdout.is_terminal
+
+
+def _facts(rows: Sequence[tuple[str, str]]) -> None:
+    """Key and value pairs: a grid at a terminal, ``key: value`` lines otherwise."""
+    if not _terminal():
+        for key, value in rows:
+            line(f"{key.strip()}: {value}")
+        return
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column(overflow="fold")
     for key, value in rows:
-        grid.add_row(f"  {key}", value)
-    return grid
+        grid.add_row(f"  {key}", flags(value))
+    stdout.print(grid)
 
 
-def human_size(size: int | None) -> str:
-    """A size as people read it: ``4.9 MB``."""
-    if size is None:
-        return "?"
-    value = float(size)
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if value < 1000 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{size} B"
+def _table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]], kind: str,
+           right: Sequence[str] = ()) -> None:
+    """A table at a terminal; in a pipe, the title, then ``kind`` and the row's cells on
+    one line each."""
+    if not _terminal():
+        line(title)
+        for row in rows:
+            line(" ".join([kind, *(cell for cell in row if cell)]))
+        return
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column, overflow="fold", justify="right" if column in right else "left")
+    for row in rows:
+        table.add_row(*(flags(cell) for cell in row))
+    stdout.print(table)
+
+
+def render_plan(plan: Plan, check: SourceCheck | None = None) -> None:
+    """What a fetch of the plan's manifest would get, and why (with sizes once checked)."""
+    image = plan.image
+    sizes = check.sizes() if check is not None else {}
+    tailored = plan.tailored
+    names = [("image", f"{tailored.reference} (tailored: composed by airgap)"),
+             ("base", str(image.reference)),
+             ("packages", f"{len(plan.packages)} resolved, each with its .sig, in "
+                          f"{tailored.package_path}")] if tailored else \
+        [("image", str(image.reference))]
+    composed = [("composed", f"about {human_size(check.composed)} more")] \
+        if check is not None and check.composed else []
+    _facts([*names, ("platforms", ", ".join(image.platforms)),
+            ("from", f"{image.registry_url}/v2/{image.reference.repository}"),
+            ("why", f"← {image.reason}"),
+            *([("size", human_size(check.image.size))] if check is not None else []),
+            *composed])
+    _render_plan_extras(plan)
+    if plan.artifacts:
+        previous = None
+        rows = []
+        for item in plan.artifacts:
+            first = item.product != previous or not _terminal()
+            previous = item.product
+            rows.append([item.product if first else "", item.bundle_path,
+                         *([human_size(sizes.get(item.bundle_path))] if check else []),
+                         "← " + "; ".join(item.reasons) if first else ""])
+        _table(f"Artifacts from {plan.manifest.sources.artifacts} (each with its .sha512 "
+               "and .asc)", ["Product", "File", *(["Size"] if check else []), "Why"], rows,
+               "artifact", right=["Size"])
+    if plan.packages:
+        epr = plan.manifest.sources.epr
+        if check is None:
+            rows = [[p.label, p.search_url.removeprefix(epr), f"← {p.reason}"]
+                    for p in plan.packages]
+            columns = ["Package", "Resolved with", "Why"]
+        else:
+            rows = [[p.name, p.version, human_size(sizes.get(p.bundle_path)), f"← {reason}"]
+                    for p, reason in check.packages]
+            columns = ["Package", "Version", "Size", "Why"]
+        which = "every compatible version" if plan.manifest.registry.all_versions else \
+            "newest compatible"
+        _table(f"Integration packages from {epr} ({which}, with .sig)", columns,
+               rows, "package", right=["Size"])
+    for note in plan.notes:
+        line(f"note: {note}")
+    total = f"; {human_size(check.total)} in all" + (
+        f" ({check.unknown} of unknown size)" if check.unknown else "") if check else ""
+    more = f" and {len(plan.images)} more image(s)" if plan.images else ""
+    defend = f", Elastic Defend's artifacts for {len(plan.defend)} Endpoint version(s)" \
+        if plan.defend else ""
+    line(f"{tailored.reference if tailored else image.reference} for "
+         f"{len(image.platforms)} platform(s){more}, "
+         f"{len(plan.artifacts)} artifact(s) ({len(plan.artifacts) * 3} files with checksums "
+         f"and signatures), {len(plan.packages)} package(s) to resolve{defend}{total}.")
+
+
+def _render_plan_extras(plan: Plan) -> None:
+    """The images besides the registry's, and Elastic Defend's manifests."""
+    for item in plan.images:
+        _facts([("image", str(item.reference)), ("platforms", ", ".join(item.platforms)),
+                ("from", f"{item.registry_url}/v2/{item.reference.repository}"),
+                ("why", f"← {item.reason}")])
+    if plan.defend:
+        _table(f"Elastic Defend's artifacts from {plan.manifest.sources.security} (each "
+               "manifest, then what it lists)", ["Endpoint", "Manifest", "Why"],
+               [[d.endpoint_version, d.path, f"← {d.reason}"] for d in plan.defend], "defend")
 
 
 def render_fetch(result: FetchResult) -> None:
-    """The summary table at the end of a fetch."""
-    table = Table(title=f"Bundle {result.path}", title_justify="left")
-    for column in ("Part", "Items", "Size", "Fetched now", "Kept"):
-        table.add_column(column, justify="right" if column != "Part" else "left")
+    """What the fetch did, and where the bundle is."""
+    rows = []
 
-    def row(name: str, fetched: list[Fetched], count: int) -> None:
-        new = sum(f.digests.size for f in fetched if not f.reused)
-        kept = sum(f.digests.size for f in fetched if f.reused)
-        table.add_row(name, str(count), human_size(new + kept), human_size(new), human_size(kept))
+    def row(name: str, count: int, files: Sequence[Any]) -> None:
+        new = sum(f.fetched_now for f in files)
+        resumed = sum(f.resumed for f in files if not f.reused)
+        kept = sum(f.digests.size for f in files if f.reused)
+        rows.append([name, str(count), human_size(new + resumed + kept), human_size(new),
+                     human_size(resumed), human_size(kept)])
 
     image = result.image
-    row(f"image ({', '.join(p.platform for p in image.platforms)})", list(image.files),
-        len(image.files))
-    row("artifacts", [f for a in result.artifacts for f in (a.file, a.checksum, a.signature)],
-        len(result.artifacts))
-    row("packages", [f for p in result.packages for f in (p.file, p.signature)],
-        len(result.packages))
-    stdout.print(table)
-    stdout.print(f"{len(result.items)} files, {human_size(result.total_size)}, listed in "
-                 f"{result.path / 'SHA512SUMS'}" + (" (signed)" if result.signed else ""))
+    what = "tailored image" if image.tailored else "image"
+    row(f"{what} ({', '.join(p.platform for p in image.platforms)})", len(image.files),
+        image.files)
+    row("artifacts", len(result.artifacts),
+        [f for a in result.artifacts for f in (a.file, a.checksum, a.signature)])
+    row("packages", len(result.packages), [f for p in result.packages for f in (p.file,
+                                                                               p.signature)])
+    extras = result.extras
+    for more in extras.images:
+        row(f"image {more.reference.repository}", len(more.files), more.files)
+    if extras.defend:
+        files = {f.dest: f for d in extras.defend
+                 for f in (d.manifest, *(fetched for _, fetched in d.artifacts))}
+        row("Elastic Defend (" + ", ".join(f"{d.item.endpoint_version}: "
+                                           f"{d.document.manifest_version}"
+                                           for d in extras.defend) + ")",
+            len(files), list(files.values()))
+    if extras.tools:
+        row("airgap wheelhouse (tools/)", len(extras.tools), extras.tools)
+    _table(f"Bundle {result.path}", ["Part", "Items", "Size", "Fetched now", "Resumed", "Kept"],
+           rows, "part", right=["Items", "Size", "Fetched now", "Resumed", "Kept"])
+    state = "unchanged: it already held exactly this" if result.unchanged else \
+        f"listed in {result.path / 'SHA512SUMS'}" + (" (signed)" if result.signed else "")
+    line(f"done: {len(result.items) + 1} files, {human_size(result.total_size)}, {state}")
     for path in result.removed:
-        stdout.print(Text(f"removed {path} (no longer in the manifest)", style="dim"))
+        line(f"removed {path} (no longer in the manifest)")
 
 
 def render_verify(report: VerifyReport) -> None:
@@ -167,27 +244,23 @@ def render_verify(report: VerifyReport) -> None:
         print_warning(warning)
     summary = (f"{report.files} files ({human_size(report.size)}) re-hashed, "
                f"{report.signatures} signatures re-checked, operator signature: "
-               f"{flags(report.operator_signature)}")
+               f"{report.operator_signature}")
     if report.ok:
-        stdout.print(Text("intact: ", style="bold green") + Text(f"{report.bundle}: {summary}"))
+        line(f"intact: {report.bundle}: {summary}")
         return
-    table = Table(title=f"{len(report.problems)} problem(s) in {report.bundle}",
-                  title_justify="left")
-    for column in ("File", "Problem", "Detail"):
-        table.add_column(column, overflow="fold")
-    for problem in report.problems:
-        table.add_row(problem.path, problem.kind, flags(problem.message))
-    stdout.print(table)
-    stdout.print(summary)
+    _table(f"{len(report.problems)} problem(s) in {report.bundle}",
+           ["File", "Problem", "Detail"],
+           [[p.path, p.kind, p.message] for p in report.problems], "problem")
+    line(f"failed: {summary}")
 
 
 def render_contents(contents: BundleContents) -> None:
     """What a bundle holds."""
     image = contents.image
     state = "complete" if contents.complete else "INCOMPLETE (no SHA512SUMS)"
-    signed = "signed by its operator (SHA512SUMS.asc)" if contents.signed else "no operator " \
-        "signature"
-    stdout.print(_facts([
+    signed = "signed by its operator (SHA512SUMS.asc)" if contents.signed else \
+        "no operator signature"
+    _facts([
         ("bundle", f"{contents.path} ({state}, {signed})"),
         ("made", f"{contents.created} by airgap {contents.tool_version}"),
         ("stack", contents.stack_version),
@@ -197,27 +270,31 @@ def render_contents(contents: BundleContents) -> None:
                           f"{image['tailored']['layer'][:19]})")]
           if image.get("tailored") else []),
         *[(f"  {platform}", str(digest)) for platform, digest in image["platforms"].items()],
+        *[("image", f"{more['reference']} ({', '.join(more['platforms'])})")
+          for more in contents.images],
+        *[("defend", f"Endpoint {d['endpoint_version']}: manifest_version "
+                     f"{d['manifest_version']}, {d['artifacts']} artifacts, fetched "
+                     f"{d['fetched']}") for d in contents.defend],
+        *[("tools", f"tools/{name} (install.sh installs airgap from it)")
+          for name in contents.tools],
         ("size", f"{contents.files} files, {human_size(contents.size)}"),
         ("keys", "; ".join(f"{k['fingerprint'][-16:]} {(k.get('uids') or ['?'])[0]}"
                            for k in contents.keys)),
-    ]))
+    ])
     if contents.artifacts:
-        table = Table(title="Artifacts", title_justify="left")
-        for column in ("Product", "Platform", "Format", "Size"):
-            table.add_column(column, justify="right" if column == "Size" else "left")
-        for product, entries in sorted(contents.artifacts.items()):
-            for entry in sorted(entries, key=lambda e: (str(e["platform"]), str(e["format"]))):
-                table.add_row(product, str(entry["platform"]), str(entry["format"]),
-                              human_size(entry["size"]))
-        stdout.print(table)
+        rows = [[product, str(e["platform"]), str(e["format"]), human_size(e["size"]),
+                 str(e["path"]) if not _terminal() else ""]
+                for product, entries in sorted(contents.artifacts.items())
+                for e in sorted(entries, key=lambda e: (str(e["platform"]), str(e["format"])))]
+        _table("Artifacts", ["Product", "Platform", "Format", "Size", ""], rows, "artifact",
+               right=["Size"])
     if contents.packages:
-        table = Table(title="Integration packages", title_justify="left")
-        for column in ("Package", "Version", "Size"):
-            table.add_column(column, justify="right" if column == "Size" else "left")
-        for package in contents.packages:
-            table.add_row(str(package["name"]), str(package["version"]),
-                          human_size(package["size"]))
-        stdout.print(table)
+        rows = [[str(p["name"]), str(p["version"]), human_size(p["size"]),
+                 str(p["path"]) if not _terminal() else ""] for p in contents.packages]
+        _table("Integration packages", ["Package", "Version", "Size", ""], rows, "package",
+               right=["Size"])
+    for warning in contents.warnings:
+        print_warning(warning)
 
 
 def render_load(result: LoadResult) -> None:
@@ -228,25 +305,36 @@ def render_load(result: LoadResult) -> None:
                                  f"{result.verification.signatures} signatures"))
     else:
         rows.append(("verified", "NO (--skip-verify)"))
-    if result.loaded:
-        rows.append(("docker", f"{result.loaded.reference} ({result.loaded.platform}) as "
-                               f"{result.loaded.image_id[:19]}"))
-    if result.pushed:
-        pushed = result.pushed
-        rows.append(("pushed", f"{pushed.reference}@{pushed.digest} ({pushed.uploaded} blobs "
-                               f"sent, {pushed.skipped} already there)"))
-        rows.append(("  use", f"{pushed.reference} (Kibana's registry image, or the "
-                              "ECK packageRegistry image)"))
+    for loaded in (result.loaded, *result.more_loaded):
+        if loaded is not None:
+            rows.append(("docker", f"{loaded.reference} ({loaded.platform}) as "
+                                   f"{loaded.image_id[:19]}"))
+    for number, pushed in enumerate((result.pushed, *result.pushed_more)):
+        if pushed is not None:
+            rows.append(("pushed", f"{pushed.reference}@{pushed.digest} ({pushed.uploaded} "
+                                   f"blobs sent, {pushed.skipped} already there)"))
+            rows.append(("  use", f"{pushed.reference}" + (
+                " (Kibana's registry image, or the ECK packageRegistry image)"
+                if number == 0 else "")))
     if result.running:
-        rows.append(("running", f"container {result.running.name} at {result.running.url}"))
-        rows.append(("  use", f"xpack.fleet.registryUrl: {result.running.url} (from Kibana's "
+        running = result.running
+        where = "" if running.reachable else \
+            " (reachable only inside the engine's network, not from this host)"
+        rows.append(("running", f"container {running.name} at {running.url}{where}"))
+        rows.append(("  use", f"xpack.fleet.registryUrl: {running.url} (from Kibana's "
                               "host, use this host's name)"))
     if result.artifacts:
         a = result.artifacts
-        rows.append(("artifacts", f"{a.directory}: {a.linked} linked, {a.copied} copied, "
+        copies = f"{a.copied} copied" + (f" ({a.cloned} as reflinks)" if a.cloned else "")
+        links = f", {a.linked} hard-linked" if a.linked else ""
+        rows.append(("artifacts", f"{a.directory}: {copies}{links}, "
                                   f"{a.unchanged} already there, {len(a.replaced)} replaced"))
         rows.append(("  serve", f"airgap serve {a.directory} --bind 0.0.0.0"))
+    if result.defend:
+        d = result.defend
+        rows.append(("defend", f"{d.directory}: {d.added} files added, {d.unchanged} already "
+                               f"there; Endpoint {', '.join(d.manifests)}"))
     if result.config:
         rows.append(("settings", f"{result.config.directory}: {', '.join(result.config.files)}"
                                  " (see its README.md)"))
-    stdout.print(_facts(rows))
+    _facts(rows)

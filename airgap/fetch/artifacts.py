@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from airgap.bundle.staging import Staging
 from airgap.errors import AirgapError, ChecksumMismatchError, SignatureError
 from airgap.manifest.plan import ArtifactItem
 from airgap.net.download import Download, Downloader, Fetched
@@ -23,6 +24,7 @@ from airgap.trust.digests import Digests
 from airgap.trust.gpg import TrustedKey, Verifier
 
 MAX_SIGNATURE_FILE = 64 << 10
+PHASE = "artifacts"
 
 
 @dataclass(frozen=True)
@@ -48,42 +50,45 @@ def _check_checksum_file(path: Path, digests: Digests, *, name: str) -> None:
     read_elastic_sha512(path, name)
 
 
-def fetch_artifacts(items: Sequence[ArtifactItem], bundle: Path, downloader: Downloader,
+def fetch_artifacts(items: Sequence[ArtifactItem], staging: Staging, downloader: Downloader,
                     verifier: Verifier) -> list[ArtifactResult]:
     """Fetch and verify every artifact, in parallel; raise naming each one that fails."""
-    tasks = [functools.partial(_fetch_one, item, bundle, downloader, verifier) for item in items]
+    tasks = [functools.partial(_fetch_one, item, staging, downloader, verifier)
+             for item in items]
     return downloader.run_all(tasks, what="artifacts")
 
 
-def _fetch_one(item: ArtifactItem, bundle: Path, downloader: Downloader,
+def _fetch_one(item: ArtifactItem, staging: Staging, downloader: Downloader,
                verifier: Verifier) -> ArtifactResult:
-    dest = bundle / item.bundle_path
-    checksum_dest = dest.with_name(dest.name + ".sha512")
-    signature_dest = dest.with_name(dest.name + ".asc")
+    path = item.bundle_path
+    checksum_path, signature_path = path + ".sha512", path + ".asc"
     signers: list[TrustedKey] = []
     try:
         checksum = downloader.fetch(Download(
-            item.url + ".sha512", checksum_dest, f"{item.filename}.sha512",
-            max_size=MAX_CHECKSUM_FILE,
+            item.url + ".sha512", staging.path(checksum_path), checksum_path,
+            max_size=MAX_CHECKSUM_FILE, existing=staging.live(checksum_path), phase=PHASE,
             check=functools.partial(_check_checksum_file, name=item.filename)))
         signature = downloader.fetch(Download(
-            item.url + ".asc", signature_dest, f"{item.filename}.asc",
-            max_size=MAX_SIGNATURE_FILE,
-            check=functools.partial(check_armored_signature, name=f"{item.filename}.asc")))
+            item.url + ".asc", staging.path(signature_path), signature_path,
+            max_size=MAX_SIGNATURE_FILE, existing=staging.live(signature_path), phase=PHASE,
+            check=functools.partial(check_armored_signature, name=signature_path)))
         expected = read_elastic_sha512(checksum.dest, item.filename)
 
-        def check(path: Path, digests: Digests) -> None:
+        def check(candidate: Path, digests: Digests) -> str:
             if digests.sha512 != expected:
                 raise ChecksumMismatchError(
-                    f"{item.filename}: SHA-512 is {digests.sha512[:16]}…, but "
+                    f"{path}: SHA-512 is {digests.sha512[:16]}…, but "
                     f"{item.filename}.sha512 says {expected[:16]}…: the file was altered "
                     "or damaged in transit")
-            signers.append(verifier.verify(path, signature.dest, name=item.filename))
+            key = verifier.verify(candidate, signature.dest, name=path)
+            signers.append(key)
+            return f"sha512 ok, signature ok ({key.key_id})"
 
-        file = downloader.fetch(Download(item.url, dest, item.filename, check=check))
+        file = downloader.fetch(Download(item.url, staging.path(path), path, check=check,
+                                         existing=staging.live(path), phase=PHASE))
     except AirgapError:
         # Nothing unverified stays: the companions go with the file they vouch for.
-        checksum_dest.unlink(missing_ok=True)
-        signature_dest.unlink(missing_ok=True)
+        staging.path(checksum_path).unlink(missing_ok=True)
+        staging.path(signature_path).unlink(missing_ok=True)
         raise
     return ArtifactResult(item, file, checksum, signature, signers[-1])

@@ -1,21 +1,28 @@
-"""The package registry image: pulled without a Docker daemon into ``BUNDLE/images/``.
+"""The images: pulled without a Docker daemon into ``BUNDLE/images/``.
 
-One OCI image layout holds every requested platform; a blob the platforms share (the
-packages layer) is stored once. When every platform of the registry's index is wanted,
-the index is kept byte for byte, so its digest is the one the registry publishes;
-otherwise a new index lists the wanted platforms' manifests, which keep their digests.
+One OCI image layout holds the package registry image and the others a manifest names
+(``images``), every requested platform of each; a blob that platforms or images share
+(the packages layer, a base layer) is stored once. When every platform of an image's
+index is wanted, the index is kept byte for byte, so its digest is the one the registry
+publishes; otherwise a new index lists the wanted platforms' manifests, which keep their
+digests.
+
+:func:`resolve_image` asks only for the small documents (the index, each platform's
+manifest, a config when the tag names one platform), before anything large is
+downloaded; :func:`fetch_image` then stores them and downloads the blobs.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 from airgap import oci
 from airgap.bundle.description import Tailored
 from airgap.bundle.layout import IMAGES
+from airgap.bundle.staging import Staging
 from airgap.errors import NotFoundError, ServerResponseError, UsageError
 from airgap.manifest.plan import ImageItem
 from airgap.net.credentials import find_credentials
@@ -23,6 +30,8 @@ from airgap.net.download import Downloader, Fetched
 from airgap.net.urls import host_port
 from airgap.oci.registry import RegistryClient
 from airgap.trust.digests import Digests
+
+PHASE = "image"
 
 
 @dataclass(frozen=True)
@@ -33,6 +42,42 @@ class PlatformImage:
     manifest: oci.Descriptor
     config: oci.Descriptor
     layers: tuple[oci.Descriptor, ...]
+
+
+@dataclass(frozen=True)
+class ResolvedImage:
+    """What the tag names, learnt with small requests only: the documents to store (the
+    index or manifest, each platform's manifest) and every platform's blobs."""
+
+    item: ImageItem
+    client: RegistryClient
+    source: str
+    upstream_digest: str
+    upstream_media_type: str
+    stored: oci.Descriptor
+    documents: tuple[tuple[str, bytes], ...]  # (the URL it came from, its bytes)
+    platforms: tuple[PlatformImage, ...]
+    #: The platforms of the upstream index that were not taken (``unknown/unknown`` for
+    #: an attestation manifest).
+    left_out: tuple[str, ...] = ()
+
+    def blobs(self) -> list[tuple[oci.Descriptor, str]]:
+        """Each blob once, however many platforms share it, with what it is."""
+        found: dict[str, tuple[oci.Descriptor, str]] = {}
+        for image in self.platforms:
+            for number, layer in enumerate(image.layers, 1):
+                what = f"{image.platform} layer {number}/{len(image.layers)}"
+                if layer.digest in found:
+                    what = "a layer the platforms share"
+                found[layer.digest] = (layer, what)
+            found.setdefault(image.config.digest, (image.config, f"{image.platform} config"))
+        return list(found.values())
+
+    @property
+    def size(self) -> int:
+        """The bytes the image takes in a bundle."""
+        return sum(len(data) for _, data in self.documents) + \
+            sum(d.size for d, _ in self.blobs())
 
 
 @dataclass(frozen=True)
@@ -59,64 +104,107 @@ class ImageResult:
         return sum(f.digests.size for f in self.files)
 
 
-def fetch_image(item: ImageItem, bundle: Path, downloader: Downloader) -> ImageResult:
-    """Pull ``item`` for its platforms into ``bundle/images`` and return what was stored."""
+def resolve_image(item: ImageItem, downloader: Downloader, *, registry: bool = True,
+                  base: bool = False) -> ResolvedImage:
+    """Find ``item``'s manifests for its platforms, and so every blob it needs;
+    ``registry`` when it is the package registry image (which the registry settings
+    name), ``base`` when that is the base of a tailored registry."""
     reference = item.reference
     client = RegistryClient(downloader, item.registry_url, reference.repository,
                             find_credentials(host_port(item.registry_url)))
-    layout = oci.Layout(bundle / IMAGES)
     source = f"{item.registry_url}/{reference.repository}:{reference.tag}"
     client.ping()
     try:
         data, media_type, digest = client.manifest(reference.tag)
     except NotFoundError:
-        raise NotFoundError(f"{source}: no such image tag",
-                            details=["check registry.flavor, registry.variant and registry.tag "
-                                     "against the tags the registry publishes"]) from None
-    written: list[Fetched] = []
-    left_out: list[str] = []
+        hint = ("check registry.base: the tailored registry's server image"
+                if base else "check registry.flavor, registry.variant and registry.tag "
+                "against the tags the registry publishes") if registry else \
+            "check the image's name and tag in `images`"
+        raise NotFoundError(f"{source}: no such image tag", details=[hint]) from None
     wanted = [oci.Platform.parse(p) for p in item.platforms]
+    documents: list[tuple[str, bytes]] = []
+    left_out: list[str] = []
     if media_type in oci.INDEX_TYPES:
-        platforms, stored = _from_index(client, layout, data, media_type, wanted, source,
-                                        reference.tag, written, left_out)
+        platforms, stored = _from_index(client, data, media_type, wanted, source,
+                                        reference.tag, documents, left_out)
     else:
-        platforms, stored = _from_single(client, layout, data, media_type, digest, wanted,
-                                         source, written)
-
-    # Each blob once, however many platforms share it.
-    blobs: dict[str, tuple[oci.Descriptor, str]] = {}
-    for image in platforms:
-        for number, layer in enumerate(image.layers, 1):
-            label = f"{image.platform} layer {number}/{len(image.layers)}"
-            if layer.digest in blobs:
-                label = f"layer {layer.digest[7:19]} (shared)"
-            blobs[layer.digest] = (layer, label)
-        blobs.setdefault(image.config.digest, (image.config, f"{image.platform} config"))
-    downloads = [client.blob_download(d, layout.blob(d.digest), label)
-                 for d, label in blobs.values()]
-    written.extend(downloader.fetch_all(downloads))
-
-    annotations = {oci.REF_NAME: reference.tag, oci.CONTAINERD_NAME: str(reference)}
-    layout.write_index([{**_descriptor_json(stored), "annotations": annotations}])
-    files = {f.dest: f for f in written}
-    return ImageResult(reference, source, digest, media_type, stored, tuple(platforms),
-                       tuple(files.values()), tuple(left_out))
+        platforms, stored = _from_single(client, data, media_type, digest, wanted, source,
+                                         documents)
+    return ResolvedImage(item, client, source, digest, media_type, stored, tuple(documents),
+                         tuple(platforms), tuple(left_out))
 
 
-def _descriptor_json(descriptor: oci.Descriptor) -> dict[str, Any]:
-    return {"mediaType": descriptor.media_type, "digest": descriptor.digest,
-            "size": descriptor.size}
+def fetch_image(resolved: ResolvedImage, staging: Staging,
+                downloader: Downloader) -> ImageResult:
+    """:func:`fetch_images` of one image."""
+    return fetch_images([resolved], staging, downloader)[0]
 
 
-def _store(layout: oci.Layout, data: bytes, url: str, written: list[Fetched]) -> Digests:
-    path, digests = layout.write_blob(data)
-    written.append(Fetched(path, url, digests, reused=False))
-    return digests
+def fetch_images(images: Sequence[ResolvedImage], staging: Staging,
+                 downloader: Downloader) -> list[ImageResult]:
+    """Store the images' documents and download their blobs, each once however many
+    platforms and images share it, each kept from the bundle when its copy there still
+    matches its digest; ``index.json`` names them all, the first (the package registry)
+    by its tag as well, the others by their full reference."""
+    layout = oci.Layout(staging.path(IMAGES))
+    live = oci.Layout(staging.live(IMAGES))
+    documents: list[list[Fetched]] = []
+    blobs: dict[str, tuple[oci.Descriptor, str, RegistryClient]] = {}
+    for image in images:
+        written: list[Fetched] = []
+        documents.append(written)
+        for url, data in image.documents:
+            digests = _digests(data)
+            kept = live.blob(f"sha256:{digests.sha256}")
+            if kept.is_file() and kept.read_bytes() == data:
+                written.append(Fetched(kept, url, digests, reused=True))
+                continue
+            path, digests = layout.write_blob(data)
+            written.append(Fetched(path, url, digests, reused=False))
+        for descriptor, what in image.blobs():
+            if len(images) > 1:
+                what = f"{image.item.reference.repository} {what}"
+            blobs.setdefault(descriptor.digest, (descriptor, what, image.client))
+    downloads = [client.blob_download(
+        descriptor, layout.blob(descriptor.digest),
+        f"{IMAGES}/blobs/sha256/{descriptor.hex} ({what})", existing=live.blob(descriptor.digest),
+        phase=PHASE) for descriptor, what, client in blobs.values()]
+    by_digest = dict(zip(blobs, downloader.fetch_all(downloads), strict=True))
+    results = []
+    for number, image in enumerate(images):
+        files = {f.dest: f for f in documents[number]}
+        for descriptor, _ in image.blobs():
+            blob = by_digest[descriptor.digest]
+            files.setdefault(blob.dest, blob)
+        results.append(ImageResult(image.item.reference, image.source, image.upstream_digest,
+                                   image.upstream_media_type, image.stored, image.platforms,
+                                   tuple(files.values()), image.left_out))
+    write_image_index(staging, results)
+    return results
 
 
-def _from_index(client: RegistryClient, layout: oci.Layout, data: bytes, media_type: str,
-                wanted: list[oci.Platform], source: str, tag: str, written: list[Fetched],
-                left_out: list[str]) -> tuple[list[PlatformImage], oci.Descriptor]:
+def write_image_index(staging: Staging, images: Sequence[ImageResult]) -> None:
+    """Write the staged ``images/index.json``: every image, the first (the package
+    registry) by its tag as well, the others by their full reference."""
+    entries = []
+    for number, image in enumerate(images):
+        reference, stored = image.reference, image.stored
+        annotations = {oci.REF_NAME: reference.tag if number == 0 else str(reference),
+                       oci.CONTAINERD_NAME: str(reference)}
+        entries.append({"mediaType": stored.media_type, "digest": stored.digest,
+                        "size": stored.size, "annotations": annotations})
+    oci.Layout(staging.path(IMAGES)).write_index(entries)
+
+
+def _digests(data: bytes) -> Digests:
+    return Digests(len(data), hashlib.sha512(data).hexdigest(), hashlib.sha256(data).hexdigest())
+
+
+def _from_index(client: RegistryClient, data: bytes, media_type: str,
+                wanted: list[oci.Platform], source: str, tag: str,
+                documents: list[tuple[str, bytes]], left_out: list[str]
+                ) -> tuple[list[PlatformImage], oci.Descriptor]:
     document = oci.load_json(data, source)
     entries = oci.index_entries(document, source)
     chosen: list[tuple[oci.Platform, oci.Descriptor]] = []
@@ -130,7 +218,7 @@ def _from_index(client: RegistryClient, layout: oci.Layout, data: bytes, media_t
                                 details=["remove that architecture from platforms.arch"])
         chosen.append((platform, match))
 
-    platforms = [_platform_image(client, layout, str(p), d, source, written) for p, d in chosen]
+    platforms = [_platform_image(client, str(p), d, source, documents) for p, d in chosen]
     picked = {d.digest for _, d in chosen}
     every = {e.digest for e in entries}
     left_out.extend(str(e.platform or "no platform") for e in entries if e.digest not in picked)
@@ -139,41 +227,45 @@ def _from_index(client: RegistryClient, layout: oci.Layout, data: bytes, media_t
     else:
         kept = [dict(e.raw) for e in entries if e.digest in picked]
         body = json.dumps({**document, "manifests": kept}, indent=2).encode()
-    digests = _store(layout, body, client.url("manifests", tag), written)
-    stored = oci.Descriptor(media_type, f"sha256:{digests.sha256}", digests.size)
-    return platforms, stored
+    documents.append((client.url("manifests", tag), body))
+    digests = _digests(body)
+    return platforms, oci.Descriptor(media_type, f"sha256:{digests.sha256}", digests.size)
 
 
-def _from_single(client: RegistryClient, layout: oci.Layout, data: bytes, media_type: str,
-                 digest: str, wanted: list[oci.Platform], source: str, written: list[Fetched]
+def _from_single(client: RegistryClient, data: bytes, media_type: str, digest: str,
+                 wanted: list[oci.Platform], source: str,
+                 documents: list[tuple[str, bytes]]
                  ) -> tuple[list[PlatformImage], oci.Descriptor]:
     descriptor = oci.Descriptor(media_type, digest, len(data))
     manifest = oci.parse_image_manifest(oci.load_json(data, source), source)
-    config = _config_platform(client, layout, manifest.config, source, written)
+    config = _config_platform(client, manifest.config, source)
     unmatched = [str(p) for p in wanted if not p.matches(config)]
     if unmatched:
         raise UsageError(f"{source} is a single-platform image for {config}, not for "
                          f"{', '.join(unmatched)}",
                          details=["set platforms.arch to match it, or use a multi-platform "
                                   "tag"])
-    _store(layout, data, client.url("manifests", digest), written)
+    documents.append((client.url("manifests", digest), data))
     image = PlatformImage(str(config), descriptor, manifest.config, manifest.layers)
     return [image], descriptor
 
 
-def _config_platform(client: RegistryClient, layout: oci.Layout, config: oci.Descriptor,
-                     source: str, written: list[Fetched]) -> oci.Platform:
+def _config_platform(client: RegistryClient, config: oci.Descriptor,
+                     source: str) -> oci.Platform:
+    """The platform a single-platform image's config declares (a small blob, read whole
+    and checked against its digest; the blob itself is downloaded with the others)."""
     if config.size > oci.MAX_MANIFEST_SIZE:
         raise ServerResponseError(f"{source}: image config of {config.size} bytes is too large")
-    fetched = client.downloader.fetch(client.blob_download(config, layout.blob(config.digest),
-                                                           "config"))
-    written.append(fetched)
-    return oci.Platform.from_config(layout.read_json(config.digest))
+    answer = client.downloader.fetch_small(client.url("blobs", config.digest),
+                                           auth=client.auth, max_size=oci.MAX_MANIFEST_SIZE)
+    if oci.sha256_digest(answer.content) != config.digest:
+        raise ServerResponseError(f"{source}: the image config does not match its digest "
+                                  f"{config.digest}")
+    return oci.Platform.from_config(oci.load_json(answer.content, f"{source} config"))
 
 
-def _platform_image(client: RegistryClient, layout: oci.Layout, platform: str,
-                    descriptor: oci.Descriptor, source: str, written: list[Fetched]
-                    ) -> PlatformImage:
+def _platform_image(client: RegistryClient, platform: str, descriptor: oci.Descriptor,
+                    source: str, documents: list[tuple[str, bytes]]) -> PlatformImage:
     data, media_type, digest = client.manifest(descriptor.digest)
     if digest != descriptor.digest or len(data) != descriptor.size:
         raise ServerResponseError(f"{source}: the {platform} manifest does not match its "
@@ -182,5 +274,5 @@ def _platform_image(client: RegistryClient, layout: oci.Layout, platform: str,
         raise ServerResponseError(f"{source}: the {platform} manifest is {media_type}, the "
                                   f"index says {descriptor.media_type}")
     manifest = oci.parse_image_manifest(oci.load_json(data, source), f"{source} ({platform})")
-    _store(layout, data, client.url("manifests", digest), written)
+    documents.append((client.url("manifests", digest), data))
     return PlatformImage(platform, descriptor, manifest.config, manifest.layers)

@@ -10,7 +10,6 @@ does not verify packages uploaded by hand, so the bundle verifies them before tr
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,8 @@ from typing import Any
 
 from airgap import elastic
 from airgap.bundle.layout import PACKAGES
-from airgap.errors import AirgapError, NotFoundError, ServerResponseError, SignatureError
+from airgap.bundle.staging import Staging
+from airgap.errors import AirgapError, NotFoundError, SignatureError
 from airgap.fetch.artifacts import MAX_SIGNATURE_FILE, check_armored_signature
 from airgap.fetch.selection import choose, offered_versions
 from airgap.manifest.plan import PackageItem
@@ -27,6 +27,7 @@ from airgap.trust.digests import Digests
 from airgap.trust.gpg import TrustedKey, Verifier
 
 MAX_PACKAGE_SIZE = 512 << 20  # Kibana takes uploads of at most 100 MB; stay well above
+PHASE = "packages"
 
 
 @dataclass(frozen=True)
@@ -64,28 +65,11 @@ def newest_version(name: str, answer: Any, source: str) -> str:
     return offered[-1].version
 
 
-def fetch_packages(items: Sequence[PackageItem], stack_version: str, epr: str, bundle: Path,
-                   downloader: Downloader, verifier: Verifier) -> list[PackageResult]:
-    """Resolve every package (all searches first), then download and verify every
-    version chosen, in parallel."""
-    searches = [functools.partial(resolve, item, stack_version, epr, downloader)
-                for item in items]
-    chosen = [(package, item.reason) for item, found in
-              zip(items, downloader.run_all(searches, what="package searches"), strict=True)
-              for package in found]
-    tasks = [functools.partial(_fetch_one, package, reason, bundle, downloader, verifier)
-             for package, reason in chosen]
-    return downloader.run_all(tasks, what="packages")
-
-
 def resolve(item: PackageItem, stack_version: str, epr: str,
             downloader: Downloader) -> list[ResolvedPackage]:
     """Ask the EPR which versions of ``item`` to take, and where their files are."""
     answer = downloader.fetch_small(item.search_url, accept="application/json")
-    try:
-        document = json.loads(answer.content)
-    except (ValueError, RecursionError):
-        raise ServerResponseError(f"{item.search_url}: the answer is not JSON") from None
+    document = answer.json()
     offered = offered_versions(item.name, document, item.search_url)
     chosen = choose(item.name, offered, version=item.version, all_versions=item.all_versions,
                     where=f"Kibana {stack_version} on {epr}", why=item.reason)
@@ -104,23 +88,37 @@ def resolve(item: PackageItem, stack_version: str, epr: str,
     return resolved
 
 
-def _fetch_one(package: ResolvedPackage, reason: str, bundle: Path, downloader: Downloader,
-               verifier: Verifier) -> PackageResult:
-    dest = bundle / package.bundle_path
-    name = dest.name
-    signature_dest = dest.with_name(name + ".sig")
+def fetch_packages(packages: Sequence[tuple[ResolvedPackage, str]], staging: Staging,
+                   downloader: Downloader, verifier: Verifier) -> list[PackageResult]:
+    """Download and verify every resolved package (with why it is there), in parallel."""
+    tasks = [functools.partial(fetch_package, package, reason, staging, downloader, verifier)
+             for package, reason in packages]
+    return downloader.run_all(tasks, what="packages")
+
+
+def fetch_package(package: ResolvedPackage, reason: str, staging: Staging,
+                  downloader: Downloader, verifier: Verifier) -> PackageResult:
+    """Download one package and its ``.sig`` into staging, or keep the bundle's copies
+    when they still verify; the zip must be signed by a trusted key."""
+    path = package.bundle_path
+    dest = staging.path(path)
+    signature_path = path + ".sig"
     signers: list[TrustedKey] = []
     try:
         signature = downloader.fetch(Download(
-            package.signature_url, signature_dest, f"{name}.sig", max_size=MAX_SIGNATURE_FILE,
-            check=functools.partial(check_armored_signature, name=f"{name}.sig")))
+            package.signature_url, staging.path(signature_path), signature_path,
+            max_size=MAX_SIGNATURE_FILE, existing=staging.live(signature_path), phase=PHASE,
+            check=functools.partial(check_armored_signature, name=signature_path)))
 
-        def check(path: Path, digests: Digests) -> None:
-            signers.append(verifier.verify(path, signature.dest, name=name))
+        def check(candidate: Path, digests: Digests) -> str:
+            key = verifier.verify(candidate, signature.dest, name=path)
+            signers.append(key)
+            return f"signature ok ({key.key_id})"
 
-        file = downloader.fetch(Download(package.url, dest, name, max_size=MAX_PACKAGE_SIZE,
+        file = downloader.fetch(Download(package.url, dest, path, max_size=MAX_PACKAGE_SIZE,
+                                         existing=staging.live(path), phase=PHASE,
                                          check=check))
     except AirgapError:
-        signature_dest.unlink(missing_ok=True)
+        staging.path(signature_path).unlink(missing_ok=True)
         raise
     return PackageResult(package, reason, file, signature, signers[-1])

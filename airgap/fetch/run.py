@@ -1,40 +1,62 @@
 """``airgap fetch``: the whole plan into one verified, self-describing bundle.
 
-The image, the artifacts and the packages are fetched (each phase in parallel); then
-``keys/``, ``bundle.json`` and ``SHA512SUMS`` are written, last, so that a bundle that
-has them is complete. A re-run reuses every file that still verifies and fetches only
-what is missing or new; files an earlier run listed that the manifest no longer wants
-are removed.
+First every source is asked (:mod:`airgap.fetch.preflight`): a typo, a missing file, an
+untrusted certificate or a full disk is reported in seconds, before anything large is
+downloaded. Then the images, the artifacts, the packages and Elastic Defend's artifacts
+are fetched (each phase in parallel) into the bundle's staging folder, each file kept
+from the bundle when its copy there still verifies, and airgap's own wheelhouse copied
+when asked; a tailored registry's packages layer is composed onto its base image
+(:mod:`airgap.fetch.tailored`); then ``keys/``, ``bundle.json`` and ``SHA512SUMS`` are
+written, and one commit puts it all in place (:mod:`airgap.bundle.staging`). A bundle that was
+complete stays complete whatever a run does; files the manifest no longer wants are
+removed only by that commit.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import errno
+import functools
+import shutil
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from airgap.bundle import layout
-from airgap.bundle.description import Item
+from airgap.bundle.description import BundleDescription, Item, read_description
 from airgap.bundle.lock import BundleLock
+from airgap.bundle.staging import Staging, commit, recover
 from airgap.bundle.sums import format_sums
-from airgap.errors import AirgapError, BundleError, raise_collected
+from airgap.errors import AirgapError, FileSystemError, setting
+from airgap.fetch import artifacts as artifacts_phase
+from airgap.fetch import defend as defend_phase
+from airgap.fetch import image as image_phase
+from airgap.fetch import packages as packages_phase
 from airgap.fetch.artifacts import ArtifactResult, fetch_artifacts
-from airgap.fetch.describe import describe_files, description
-from airgap.fetch.image import ImageResult, fetch_image
+from airgap.fetch.defend import DefendResult, fetch_defend
+from airgap.fetch.describe import Extras, describe_files, description
+from airgap.fetch.image import ImageResult, fetch_images
 from airgap.fetch.packages import PackageResult, fetch_packages
+from airgap.fetch.preflight import (
+    SourceCheck,
+    check_sources,
+    check_space,
+    remaining_bytes,
+    to_compose,
+)
 from airgap.fetch.tailored import compose_tailored
-from airgap.files import atomic_write
+from airgap.fetch.tools import check_wheelhouse, copy_wheelhouse
+from airgap.files import atomic_write, file_system
 from airgap.manifest.model import load_manifest
 from airgap.manifest.plan import Plan, make_plan
-from airgap.net.download import Downloader
+from airgap.net.download import Downloader, Fetched
 from airgap.net.transport import NetworkSettings, make_client
 from airgap.reporter import Reporter
-from airgap.threads import SidePool
+from airgap.threads import SidePool, raise_failures
 from airgap.trust.digests import hash_file
 from airgap.trust.gpg import TrustedKey, Verifier
 from airgap.trust.signing import OperatorKey
+from airgap.units import human_size
 
 
 @dataclass(frozen=True)
@@ -47,11 +69,13 @@ class FetchSettings:
     ca_cert: Path | None = None
     sign_with: str | None = None
     gnupg_home: Path | None = None
+    with_tool: Path | None = None  # a wheelhouse of airgap to carry in tools/
+    passphrase_file: Path | None = None
 
 
 @dataclass(frozen=True)
 class FetchResult:
-    """A finished bundle at ``path``."""
+    """A finished bundle at ``path``; ``unchanged`` when it already held exactly this."""
 
     path: Path
     plan: Plan
@@ -62,10 +86,46 @@ class FetchResult:
     keys: tuple[TrustedKey, ...]
     signed: bool
     removed: tuple[str, ...]
+    unchanged: bool = False
+    extras: Extras = field(default_factory=Extras)
 
     @property
     def total_size(self) -> int:
         return sum(i.size for i in self.items)
+
+    def files(self) -> list[Fetched]:
+        """Every file the phases gave."""
+        extras = self.extras
+        return [*self.image.files, *(f for i in extras.images for f in i.files),
+                *(f for a in self.artifacts for f in (a.file, a.checksum, a.signature)),
+                *(f for p in self.packages for f in (p.file, p.signature)),
+                *(f for d in extras.defend for f in (d.manifest,
+                                                     *(a for _, a in d.artifacts))),
+                *extras.tools]
+
+    def to_dict(self) -> dict[str, Any]:
+        """What the fetch did, for ``--json``."""
+        files = self.files()
+        return {
+            "bundle": str(self.path), "manifest": self.plan.manifest.source,
+            "stack_version": self.plan.manifest.stack_version,
+            "image": {"reference": str(self.image.reference),
+                      "digest": self.image.stored.digest,
+                      "platforms": [p.platform for p in self.image.platforms],
+                      **({"tailored": self.image.tailored.to_dict()}
+                         if self.image.tailored else {})},
+            "files": len(self.items) + 1, "bytes": self.total_size,
+            "fetched_bytes": sum(f.fetched_now for f in files),
+            "resumed_bytes": sum(f.resumed for f in files if not f.reused),
+            "kept_bytes": sum(f.digests.size for f in files if f.reused),
+            "signed": self.signed, "unchanged": self.unchanged, "removed": list(self.removed),
+            "artifacts": [a.item.bundle_path for a in self.artifacts],
+            "packages": {p.package.name: p.package.version for p in self.packages},
+            "images": [str(i.reference) for i in self.extras.images],
+            "defend": {d.item.endpoint_version: d.document.manifest_version
+                       for d in self.extras.defend},
+            "tools": [f.dest.name for f in self.extras.tools],
+        }
 
 
 def fetch(settings: FetchSettings, reporter: Reporter) -> FetchResult:
@@ -77,73 +137,148 @@ def fetch(settings: FetchSettings, reporter: Reporter) -> FetchResult:
     network = NetworkSettings(ca_certs=tuple(cas), jobs=settings.jobs)
     root = settings.bundle
     layout.check_output_folder(root)
-    operator = OperatorKey(settings.sign_with, settings.gnupg_home) if settings.sign_with \
-        else None
+    operator = OperatorKey(settings.sign_with, settings.gnupg_home, settings.passphrase_file) \
+        if settings.sign_with else None
     if operator is not None:
         operator.check()  # a missing key or passphrase, before hours of downloads
+    if settings.with_tool is not None:
+        check_wheelhouse(settings.with_tool)
+    reporter.info(f"fetch {manifest.source} into {root}: {plan.summary()}")
     with BundleLock(root), make_client(network) as client, \
             Verifier(manifest.trust_keys) as verifier:
-        for name in (layout.SUMS, layout.SUMS_SIGNATURE, layout.DESCRIPTION):
-            (root / name).unlink(missing_ok=True)  # incomplete until the end says otherwise
+        if recover(root):
+            reporter.warning(f"{root}: finished the commit of a fetch that was stopped "
+                             "while it put its files in place")
+        staging = Staging(root)
         downloader = Downloader(client, network, reporter)
-        # The image, the binaries and the packages come from three different servers:
-        # fetch them at the same time, each with its own --jobs transfers.
-        with SidePool("airgap-phase", workers=3, on_failure=downloader.cancel) as phases:
-            image_job = phases.submit(fetch_image, plan.image, root, downloader)
-            artifacts_job = phases.submit(fetch_artifacts, plan.artifacts, root, downloader,
-                                          verifier)
-            packages_job = phases.submit(fetch_packages, plan.packages,
-                                         manifest.stack_version, manifest.sources.epr, root,
-                                         downloader, verifier)
-        image, artifacts, packages = _results(image_job, artifacts_job, packages_job)
-        if plan.tailored is not None:  # the base image plus the verified packages
-            image = compose_tailored(plan.tailored, image, packages, root, reporter)
+        reporter.phase_started("check", "asking every source before downloading")
+        check = check_sources(plan, downloader)
+        left = remaining_bytes(check, staging)
+        composing = to_compose(check, staging) > 0
+        reporter.phase_finished("check", f"{human_size(check.total)} in "
+                                         f"{len(check.sizes())} files, {human_size(left)} "
+                                         f"to download{' and compose' if composing else ''}")
+        check_space(staging, left, composing=composing)
+        try:
+            images, artifacts, packages, defend = _fetch_phases(plan, check, staging,
+                                                                downloader, verifier, reporter)
+            if plan.tailored is not None:  # the base image plus the verified packages
+                images = compose_tailored(plan.tailored, images, packages, staging, reporter)
+            tools = copy_wheelhouse(settings.with_tool, staging) if settings.with_tool \
+                else []
+        except OSError as exc:  # a full disk, most likely: say where and how much
+            raise _with_space_left(FileSystemError.from_os_error(exc), check,
+                                   staging) from exc
+        except FileSystemError as exc:  # the packages layer's writer names its file
+            full = _with_space_left(exc, check, staging)
+            if full is exc:
+                raise
+            raise full from exc
+        image = images[0]
+        extras = Extras(images[1:], defend, tools)
         keys = tuple(verifier.keys.values())
-        items = describe_files(root, image, artifacts, packages, keys)
-        removed = _tidy(root, layout.stray_files(root, (i.path for i in items)))
-        description(plan, image, artifacts, packages, keys, items).write(root)
+        items = describe_files(staging, image, artifacts, packages, keys, extras)
+        new = description(plan, image, artifacts, packages, keys, items, extras)
+        if _unchanged(root, new):
+            _keep(staging, operator, root)
+            return FetchResult(root, plan, image, tuple(artifacts), tuple(packages),
+                               tuple(items), keys, _signed(root), (), unchanged=True,
+                               extras=extras)
+        new.write(staging.folder)
         sums = [(i.path, i.sha512) for i in items]
-        sums.append((layout.DESCRIPTION, hash_file(root / layout.DESCRIPTION).sha512))
+        sums.append((layout.DESCRIPTION, hash_file(staging.path(layout.DESCRIPTION)).sha512))
         text = format_sums(sums)
         if operator is not None:
-            # Before SHA512SUMS exists: a bundle that has it is complete, signature included.
-            operator.sign_to(text.encode(), root / layout.SUMS_SIGNATURE)
-        atomic_write(root / layout.SUMS, text)
-    return FetchResult(root, plan, image, tuple(artifacts), tuple(packages), tuple(items), keys,
-                       settings.sign_with is not None, tuple(sorted(removed)))
+            operator.sign_to(text.encode(), staging.path(layout.SUMS_SIGNATURE))
+        elif (root / layout.SUMS_SIGNATURE).is_file():
+            reporter.warning(f"{root} was signed; without {setting('sign_with')} the new "
+                             "SHA512SUMS is not, and the old signature goes")
+        atomic_write(staging.path(layout.SUMS), text)
+        wanted = [i.path for i in items]
+        drop = layout.stray_files(root, wanted)
+        commit(staging, [*wanted, layout.DESCRIPTION, layout.SUMS, layout.SUMS_SIGNATURE],
+               drop)
+    return FetchResult(root, plan, image, tuple(artifacts), tuple(packages), tuple(items),
+                       keys, operator is not None, tuple(drop), extras=extras)
 
 
-def _results(image_job: Future[ImageResult], artifacts_job: Future[list[ArtifactResult]],
-             packages_job: Future[list[PackageResult]]
-             ) -> tuple[ImageResult, list[ArtifactResult], list[PackageResult]]:
-    """The three phases' results, or the error to report: a phase that failed unexpectedly
-    (a full disk, say) stops the others, which then end interrupted, so the cause comes
-    before any interruption; the errors of the phases together otherwise."""
-    jobs: list[Future[Any]] = [image_job, artifacts_job, packages_job]
-    failures = [e for e in (job.exception() for job in jobs) if e is not None]
-    for failure in sorted(failures, key=lambda e: isinstance(e, KeyboardInterrupt)):
-        if not isinstance(failure, AirgapError):
-            raise failure
-    raise_collected([e for e in failures if isinstance(e, AirgapError)],
-                    "the fetch did not complete")
-    return image_job.result(), artifacts_job.result(), packages_job.result()
+def _fetch_phases(plan: Plan, check: SourceCheck, staging: Staging, downloader: Downloader,
+                  verifier: Verifier, reporter: Reporter
+                  ) -> tuple[list[ImageResult], list[ArtifactResult], list[PackageResult],
+                             list[DefendResult]]:
+    """The images, the binaries, the packages and Defend's artifacts come from different
+    servers: fetch them at the same time, each with its own --jobs transfers."""
+    sizes = check.sizes()
+    images = [check.image, *check.images]
+    blobs = {d.digest: d for image in images for d, _ in image.blobs()}
+    reporter.phase_started(image_phase.PHASE, f"image {plan.image.reference} for "
+                           f"{', '.join(plan.image.platforms)}" + (
+                               f" and {len(check.images)} more" if check.images else ""),
+                           total=sum(d.size for d in blobs.values()), items=len(blobs))
+    artifact_bytes = [sizes.get(a.bundle_path) for a in plan.artifacts]
+    reporter.phase_started(artifacts_phase.PHASE, f"{len(plan.artifacts)} binaries with "
+                           "their .sha512 and .asc", items=3 * len(plan.artifacts),
+                           total=None if None in artifact_bytes else
+                           sum(s for s in artifact_bytes if s is not None))
+    package_bytes = list(check.package_sizes.values())
+    reporter.phase_started(packages_phase.PHASE, f"{len(check.packages)} packages with "
+                           "their .sig", items=2 * len(check.packages),
+                           total=None if None in package_bytes else
+                           sum(s for s in package_bytes if s is not None))
+    phases = [image_phase.PHASE, artifacts_phase.PHASE, packages_phase.PHASE]
+    if plan.defend:
+        reporter.phase_started(defend_phase.PHASE, f"Elastic Defend's artifacts for Endpoint "
+                               f"{', '.join(d.endpoint_version for d in plan.defend)}")
+        phases.append(defend_phase.PHASE)
+    with SidePool("airgap-phase", workers=4, on_failure=downloader.cancel) as pool:
+        jobs: list[Future[Any]] = [
+            pool.submit(fetch_images, images, staging, downloader),
+            pool.submit(fetch_artifacts, plan.artifacts, staging, downloader, verifier),
+            pool.submit(fetch_packages, check.packages, staging, downloader, verifier)]
+        if plan.defend:
+            jobs.append(pool.submit(fetch_defend, plan.defend, staging, downloader))
+        for job, phase in zip(jobs, phases, strict=True):
+            job.add_done_callback(functools.partial(_phase_done, reporter, phase))
+    raise_failures(jobs, "the fetch did not complete")
+    return jobs[0].result(), jobs[1].result(), jobs[2].result(), \
+        jobs[3].result() if plan.defend else []
 
 
-def _tidy(root: Path, stray: Iterable[str]) -> list[str]:
-    """Remove ``stray`` files, and the folders they leave empty."""
-    removed = []
-    for path in stray:
-        target = root / path
-        try:
-            target.unlink()
-        except FileNotFoundError:
-            continue
-        except OSError as exc:
-            raise BundleError(f"{target}: cannot remove this file the bundle no longer "
-                              f"lists: {exc.strerror}") from None
-        removed.append(path)
-        for parent in target.parents:
-            if parent == root or any(parent.iterdir()):
-                break
-            parent.rmdir()
-    return removed
+def _phase_done(reporter: Reporter, phase: str, job: Future[Any]) -> None:
+    reporter.phase_finished(phase, "done" if job.exception() is None else "failed")
+
+
+def _with_space_left(exc: FileSystemError, check: SourceCheck,
+                     staging: Staging) -> FileSystemError:
+    """A full disk, with the file system and what the fetch still needs to download."""
+    if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+        return exc
+    system = file_system(staging.root)
+    left = remaining_bytes(check, staging)
+    what = "to download and compose" if to_compose(check, staging) else "to download"
+    return FileSystemError(f"{exc.message} ({system}, {human_size(system.free)} free)",
+                           details=[f"this fetch still has {human_size(left)} {what}: "
+                                    "free that much there, then run the same command again; "
+                                    "it resumes", *exc.details[1:]])
+
+
+def _unchanged(root: Path, new: BundleDescription) -> bool:
+    """Whether the bundle already holds exactly ``new`` (its time of making aside)."""
+    if not (root / layout.SUMS).is_file():
+        return False
+    try:
+        old = read_description(root)
+    except AirgapError:
+        return False
+    return {**old.to_dict(), "created": ""} == {**new.to_dict(), "created": ""}
+
+
+def _keep(staging: Staging, operator: OperatorKey | None, root: Path) -> None:
+    """Leave the bundle as it is (signed anew when asked), and drop what was staged."""
+    if operator is not None:
+        operator.sign_to((root / layout.SUMS).read_bytes(), root / layout.SUMS_SIGNATURE)
+    shutil.rmtree(staging.folder, ignore_errors=True)
+
+
+def _signed(root: Path) -> bool:
+    return (root / layout.SUMS_SIGNATURE).is_file()

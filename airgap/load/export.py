@@ -1,5 +1,12 @@
-"""``airgap export-image``: one platform of the bundle's image as a tar for ``docker load``,
-for a machine without airgap."""
+"""``airgap export-image``: one platform of one of the bundle's images (the package
+registry's unless told otherwise) as a tar for ``docker load``, for a machine without
+airgap.
+
+The bytes leave the bundle, so the bundle is verified first, as by ``airgap load``: the
+image must be vouched for from outside (SHA512SUMS.asc by a ``trust_keys`` key) unless
+``skip_verify``. The tar is written through a temporary name: a refused or failed export
+leaves no tar behind.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +15,30 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from airgap import oci
+from airgap.bundle.description import read_description
 from airgap.bundle.layout import IMAGES
-from airgap.files import atomic_output
-from airgap.oci.dockertar import archive_stream
+from airgap.bundle.lock import refuse_while_written
+from airgap.bundle.verify import BundleRefused, VerifyReport, VerifySettings, verify_bundle
+from airgap.errors import UsageError, setting
+from airgap.files import atomic_output, remove_dead_leftovers
+from airgap.load.select import select_images
+from airgap.oci.dockertar import archive_size, archive_stream
+from airgap.reporter import NullReporter, Reporter
+
+
+@dataclass(frozen=True)
+class ExportSettings:
+    """What ``airgap export-image`` was asked to do."""
+
+    bundle: Path
+    output: Path
+    platform: str | None = None
+    tags: tuple[str, ...] = ()
+    #: Which of the bundle's images (None: the package registry's).
+    image: str | None = None
+    skip_verify: bool = False
+    trust_keys: tuple[Path, ...] = ()
+    trust_signers: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -21,17 +49,68 @@ class ExportResult:
     platform: str
     reference: str
     size: int
+    verification: VerifyReport | None = None
+
+
+def export(settings: ExportSettings, reporter: Reporter) -> ExportResult:
+    """Verify the bundle (unless ``skip_verify``), then write the tar."""
+    _check_options(settings)  # before minutes of hashing
+    refuse_while_written(settings.bundle)
+    report = None
+    if settings.skip_verify:
+        reporter.warning(f"{setting('skip_verify')}: the bundle is NOT being checked; "
+                         "whatever its image is now is what gets written")
+    else:
+        report = verify_bundle(VerifySettings(settings.bundle, settings.trust_keys,
+                                              trust_signers=settings.trust_signers,
+                                              scope=frozenset({IMAGES})), reporter)
+        if not report.ok:
+            raise BundleRefused(report, "no image was written")
+    result = export_image(settings.bundle, settings.platform, settings.output, settings.tags,
+                          settings.image, reporter)
+    return ExportResult(result.path, result.platform, result.reference, result.size, report)
+
+
+def _check_options(settings: ExportSettings) -> None:
+    for tag in settings.tags:
+        oci.docker_tag(tag)
+    if settings.platform is not None:
+        try:
+            oci.Platform.parse(settings.platform)
+        except ValueError as exc:
+            raise UsageError(f"{setting('platform')}: {exc}") from None
 
 
 def export_image(bundle: Path, platform: str | None, output: Path,
-                 extra_tags: Sequence[str] = ()) -> ExportResult:
-    """Write ``output`` (atomically) for one platform of the bundle's image."""
+                 extra_tags: Sequence[str] = (), image: str | None = None,
+                 reporter: Reporter | None = None) -> ExportResult:
+    """Write ``output`` (atomically) for one platform of the bundle's image ``image``
+    names (by default the package registry's), unverified."""
+    reporter = reporter or NullReporter()
     extra_tags = [oci.docker_tag(t) for t in extra_tags]
+    refuse_while_written(bundle)
     layout = oci.Layout(bundle / IMAGES)
-    selection = oci.select_platform(layout, platform)
+    if image is not None:
+        reference: str | None = select_images(read_description(bundle), [image])[0]
+    elif len(oci.named_images(layout)) == 1:
+        reference = None  # the only one: no need for bundle.json
+    else:
+        reference = read_description(bundle).image.reference
+    selection = oci.select_platform(layout, platform, reference)
+    remove_dead_leftovers(output.parent, name=output.name)  # exports a kill -9 cut short
+    total = archive_size(selection, extra_tags)
+    key = str(output)
+    reporter.task_started(key, f"{output} ({selection.reference}, {selection.platform})",
+                          total)
     size = 0
-    with atomic_output(output) as out:
-        for piece in archive_stream(layout, selection, extra_tags):
-            out.write(piece)
-            size += len(piece)
+    try:
+        with atomic_output(output) as out:
+            for piece in archive_stream(layout, selection, extra_tags):
+                out.write(piece)
+                size += len(piece)
+                reporter.task_advanced(key, len(piece))
+    except BaseException:
+        reporter.task_finished(key, "failed")
+        raise
+    reporter.task_finished(key, "done", "every blob matched its digest")
     return ExportResult(output, str(selection.platform), selection.reference, size)

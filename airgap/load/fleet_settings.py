@@ -4,33 +4,49 @@ Written by ``airgap load --config DIR`` with the URLs the site chose; a README i
 says where each file goes and in which order to upgrade. The settings are Elastic's:
 Kibana's Fleet settings (``xpack.fleet.*``, "Air-gapped install" in the Fleet and
 Elastic Agent guide), Fleet Server's ``elastic-agent-upgrade-keys/default.pgp``
-(fleet-server's PGP key endpoint) and ``agent.download.sourceURI``.
+(fleet-server's PGP key endpoint), ``agent.download.sourceURI`` and Elastic Defend's
+``advanced.artifacts.global.base_url``. ``kibana.yml`` holds only settings the bundle's
+Kibana version reads (:func:`airgap.elastic.kibana_knows`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
+from airgap import elastic
 from airgap.errors import UsageError, setting
-from airgap.files import atomic_write, copy_atomically
+from airgap.files import atomic_write, copy_atomically, remove_dead_leftovers
+from airgap.load.fleet_readme import readme
 from airgap.net.urls import BadURL, check_url
 from airgap.trust.gpg import elastic_key_text
 
 KIBANA_KEY_PATH = "/etc/kibana/GPG-KEY-elasticsearch"
 KIBANA_CA_PATH = "/etc/kibana/certs/ca.pem"
+FLEET_PGP_DIR = "/etc/fleet-server/elastic-agent-upgrade-keys"
+DOWNLOAD_SOURCE_ID = "airgap-artifact-registry"
+DEFEND_SETTINGS = "elastic-defend-advanced-settings.yml"
 
 
 @dataclass(frozen=True)
 class ConfigSettings:
-    """What ``--config`` writes, and the URLs it points at."""
+    """What ``--config`` writes, and the URLs it points at. ``packages`` (name ->
+    version) pins Kibana to them when given; ``defend`` writes Elastic Defend's policy
+    settings, pointing at ``defend_url`` (default: ``artifacts_url`` without its
+    ``downloads/``)."""
 
     directory: Path
     registry_url: str
     artifacts_url: str
     ca_cert: Path | None = None
+    stack_version: str = "9.0.0"
+    packages: Mapping[str, str] | None = None
+    defend: bool = False
+    defend_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -54,21 +70,54 @@ def check_urls(registry_url: str, artifacts_url: str) -> tuple[str, str]:
     return checked[0], checked[1]
 
 
+def defend_base_url(artifacts: str, defend_url: str | None) -> str:
+    """Defend's ``base_url``: the server root its ``/downloads/endpoint/...`` paths are
+    joined to, without a trailing ``/`` (as Elastic's default is written)."""
+    if defend_url is not None:
+        try:
+            return check_url(defend_url, folder=True).rstrip("/")
+        except BadURL as exc:
+            raise UsageError(f"{setting('defend_url')} {exc}") from None
+    if not artifacts.endswith("/downloads/"):
+        raise UsageError(f"{setting('artifacts_url')} {artifacts} does not end with "
+                         "/downloads/: give Elastic Defend's mirror with "
+                         f"{setting('defend_url')}")
+    return artifacts.removesuffix("downloads/").rstrip("/")
+
+
+def kibana_settings(settings: ConfigSettings, registry: str, artifacts: str
+                    ) -> dict[str, Any]:
+    """The kibana.yml settings, only those the bundle's Kibana version reads."""
+    version = settings.stack_version
+    wanted: dict[str, Any] = {
+        "xpack.fleet.isAirGapped": True, "xpack.fleet.registryUrl": registry,
+        "xpack.fleet.packageVerification.gpgKeyPath": KIBANA_KEY_PATH,
+        "xpack.fleet.binaryDownloadSource": [{
+            "id": DOWNLOAD_SOURCE_ID, "name": "airgap artifact registry", "host": artifacts,
+            "is_default": True}],
+    }
+    if settings.packages:
+        wanted["xpack.fleet.packages"] = [{"name": name, "version": number}
+                                          for name, number in sorted(settings.packages.items())]
+    return {key: value for key, value in wanted.items() if elastic.kibana_knows(key, version)}
+
+
 def write_config(settings: ConfigSettings) -> ConfigResult:
     """Write every snippet into ``settings.directory`` (files are replaced atomically)."""
     registry, artifacts = check_urls(settings.registry_url, settings.artifacts_url)
+    defend = defend_base_url(artifacts, settings.defend_url) if settings.defend else None
     out = settings.directory
     (out / "elastic-agent-upgrade-keys").mkdir(parents=True, exist_ok=True)
+    remove_dead_leftovers(out, recursive=True)  # what a killed run was writing
     written: list[str] = []
 
     def put(name: str, text: str, mode: int = 0o644) -> None:
         atomic_write(out / name, text, mode)
         written.append(name)
 
-    kibana = {"xpack.fleet.isAirGapped": True, "xpack.fleet.registryUrl": registry,
-              "xpack.fleet.packageVerification.gpgKeyPath": KIBANA_KEY_PATH}
-    put("kibana.yml", "# Add to kibana.yml (written by airgap load --config)\n"
-        + yaml.safe_dump(kibana, sort_keys=False))
+    kibana = kibana_settings(settings, registry, artifacts)
+    put("kibana.yml", f"# Add to kibana.yml of Kibana {settings.stack_version} (written by "
+        "airgap load --config)\n" + yaml.safe_dump(kibana, sort_keys=False))
     key = elastic_key_text()
     put("GPG-KEY-elasticsearch", key)
     if settings.ca_cert is not None:
@@ -82,42 +131,15 @@ def write_config(settings: ConfigSettings) -> ConfigResult:
     put("agent-binary-source.txt", artifacts + "\n")
     # Fleet Server serves this file to agents that ask for the upgrade key; it must be 0600.
     put("elastic-agent-upgrade-keys/default.pgp", key, 0o600)
-    put("README.md", _readme(registry, artifacts, settings.ca_cert is not None))
+    if defend is not None:
+        put(DEFEND_SETTINGS, "# Elastic Defend integration policy → Advanced settings, in "
+            "each policy (written by airgap load --config)\n"
+            + yaml.safe_dump(dict.fromkeys(elastic.DEFEND_BASE_URL_SETTINGS, defend),
+                             sort_keys=False))
+    put("README.md", readme(registry, artifacts, kibana_version=settings.stack_version,
+                            kibana=kibana, with_ca=settings.ca_cert is not None,
+                            key_path=KIBANA_KEY_PATH, ca_path=KIBANA_CA_PATH,
+                            pgp_dir=FLEET_PGP_DIR, defend=defend, defend_file=DEFEND_SETTINGS))
     return ConfigResult(out, tuple(written))
 
 
-def _readme(registry: str, artifacts: str, with_ca: bool) -> str:
-    ca = (f"- `ca.pem` → `{KIBANA_CA_PATH}`, and the line in `kibana.env` into Kibana's "
-          "environment (for a systemd service: `Environment=` in a drop-in; for Docker: "
-          "`--env-file kibana.env`), so Kibana trusts the registry's certificate.\n"
-          if with_ca else "")
-    return f"""# Settings for an air-gapped Fleet
-
-Written by `airgap load --config`. The package registry is at {registry}; the agent
-binaries are served at {artifacts}.
-
-Upgrade in this order (Elastic's recommendation): the package registry, then the stack
-with Kibana, then the artifact registry, then Fleet Server, then the agents.
-
-## Kibana
-
-- Merge `kibana.yml` into `kibana.yml`: Fleet stops reaching out to the internet and
-  installs integrations from {registry}.
-- `GPG-KEY-elasticsearch` → `{KIBANA_KEY_PATH}`: Kibana checks package signatures with it.
-{ca}
-## Fleet (Kibana → Fleet → Settings → Agent binary download)
-
-- Add the URL in `agent-binary-source.txt` ({artifacts}) and make it the default, so
-  Fleet-managed agents upgrade from the artifact registry.
-
-## Fleet Server
-
-- Copy `elastic-agent-upgrade-keys/` into the directory of the fleet-server binary
-  (`<fleet-server dir>/elastic-agent-upgrade-keys/default.pgp`), keeping mode 0600:
-  Fleet Server then gives agents the upgrade key without reaching artifacts.elastic.co.
-
-## Standalone agents
-
-- Merge `elastic-agent.yml` into each agent's `elastic-agent.yml`, or upgrade with
-  `elastic-agent upgrade <version> --source-uri {artifacts}`.
-"""

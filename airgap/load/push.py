@@ -13,6 +13,7 @@ registry's own origin, never to an upload location on another host.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -32,34 +33,39 @@ from airgap.errors import (
 )
 from airgap.net.credentials import find_credentials
 from airgap.net.download import Downloader
-from airgap.net.transport import Reauthenticated, open_stream
-from airgap.net.urls import split_url
+from airgap.net.transport import Reauthenticated, login_hint, open_stream
+from airgap.net.urls import host_port, split_url
 from airgap.oci.registry import RegistryClient
 
 MONOLITHIC_LIMIT = 128 << 20
 CHUNK = 64 << 20
-_LOGIN_HINT = ("log in with `docker login` for that registry, or set "
-               "AIRGAP_REGISTRY_USERNAME and AIRGAP_REGISTRY_PASSWORD")
+PHASE = "push"
 
 
 @dataclass(frozen=True)
 class PushTarget:
-    """Where to push: ``registry.corp:5000/elastic`` -> host and namespace."""
+    """Where to push: ``registry.corp:5000/elastic`` -> host and namespace; ``scheme``
+    when the registry was given as a URL (``http://`` is then honoured, never upgraded)."""
 
     host: str
     namespace: str
+    scheme: str | None = None
 
     @classmethod
     def parse(cls, text: str) -> PushTarget:
-        """``HOST[:PORT][/NAMESPACE]``, as the registry to push to is given."""
-        text = text.strip().removeprefix("https://").removeprefix("http://").strip("/")
-        host, _, namespace = text.partition("/")
+        """``[http://|https://]HOST[:PORT][/NAMESPACE]``, as the registry is given."""
+        given = text.strip()
+        scheme = next((s for s in ("http", "https") if given.startswith(f"{s}://")), None)
+        rest = given.removeprefix(f"{scheme}://").strip("/") if scheme else given.strip("/")
+        host, _, namespace = rest.partition("/")
         parts = split_url(f"https://{host}/")
-        valid_host = parts is not None and bool(parts.hostname) and parts.port != 0
-        if not valid_host or " " in text or any(c.isupper() for c in namespace):
-            raise UsageError(f"{setting('registry')} {text!r}: expected HOST[:PORT][/NAMESPACE], "
-                             "like registry.corp:5000/elastic")
-        return cls(host, namespace)
+        valid_host = parts is not None and bool(parts.hostname) and parts.port != 0 \
+            and parts.username is None
+        if not valid_host or " " in rest or any(c.isupper() for c in namespace):
+            raise UsageError(f"{setting('registry')} {text!r}: expected "
+                             "[http://|https://]HOST[:PORT][/NAMESPACE], like "
+                             "registry.corp:5000/elastic")
+        return cls(host, namespace, scheme)
 
     def repository(self, source: str) -> str:
         """The repository path to push ``source`` (``package-registry/distribution``) to."""
@@ -77,27 +83,48 @@ class PushResult:
     uploaded_bytes: int
 
 
-def registry_url(client: httpx.Client, host: str, insecure: bool) -> str:
-    """``https://host``; with ``insecure``, plain HTTP when the registry speaks no TLS."""
-    if not insecure:
-        return f"https://{host}"
+def registry_url(client: httpx.Client, target: PushTarget, insecure: bool) -> str:
+    """The registry's base URL: the scheme given (``http://`` only with ``insecure``);
+    for a bare host ``https://``, or with ``insecure`` plain HTTP when it speaks no TLS
+    (as docker treats an insecure registry)."""
+    if target.scheme == "http":
+        if not insecure:
+            raise UsageError(f"{setting('registry')} http://{target.host}: plain HTTP needs "
+                             f"{setting('insecure')}",
+                             details=["or give the registry's https:// address"])
+        return f"http://{target.host}"
+    if target.scheme == "https" or not insecure:
+        return f"https://{target.host}"
     try:
-        client.get(f"https://{host}/v2/", timeout=5).close()
-        return f"https://{host}"
+        client.get(f"https://{target.host}/v2/", timeout=5).close()
+        return f"https://{target.host}"
     except httpx.TransportError:
-        return f"http://{host}"
+        return f"http://{target.host}"
 
 
-def push_image(bundle: Path, target: PushTarget, source_repository: str, tag: str,
-               downloader: Downloader, insecure: bool) -> PushResult:
-    """Push the bundle's image to ``target``; return the reference it can be pulled by."""
-    layout = oci.Layout(bundle / IMAGES)
-    top, manifests = oci.image_platforms(layout)
-    repository = target.repository(source_repository)
-    base = registry_url(downloader.client, target.host, insecure)
-    client = RegistryClient(downloader, base, repository, find_credentials(target.host),
-                            push=True)
+def connect_registry(target: PushTarget, source_repository: str, downloader: Downloader,
+                     insecure: bool) -> RegistryClient:
+    """A client for the repository to push to, once the registry has answered and let
+    these credentials start an upload (which is then cancelled): refused credentials are
+    found before the bundle is verified, not after."""
+    base = registry_url(downloader.client, target, insecure)
+    client = RegistryClient(downloader, base, target.repository(source_repository),
+                            find_credentials(target.host), push=True)
     client.ping()
+    location = downloader.retrying(lambda: _start_upload(client), f"{base} upload")
+    with contextlib.suppress(AirgapError):  # a registry that keeps it: it expires
+        open_stream(downloader.client, location, auth=client.auth, method="DELETE",
+                    accept_status=frozenset({404, 405})).close()
+    return client
+
+
+def push_image(bundle: Path, client: RegistryClient, tag: str,
+               reference: str | None = None) -> PushResult:
+    """Push the bundle's image (the one ``reference`` names, when it holds several) with
+    ``client``; return the reference it can be pulled by."""
+    layout = oci.Layout(bundle / IMAGES)
+    top, manifests = oci.image_platforms(layout, reference)
+    downloader = client.downloader
     blobs: dict[str, oci.Descriptor] = {}
     for manifest in manifests:
         image = oci.parse_image_manifest(layout.read_json(manifest.digest), manifest.digest)
@@ -108,8 +135,8 @@ def push_image(bundle: Path, target: PushTarget, source_repository: str, tag: st
         for manifest in manifests:
             _put_manifest(client, layout, manifest, manifest.digest)
     _put_manifest(client, layout, top, tag)
-    reference = oci.ImageReference(target.host, repository, tag)
-    return PushResult(reference, top.digest, sum(1 for s in sent if s), sum(1 for s in sent
+    pushed = oci.ImageReference(host_port(client.base), client.repository, tag)
+    return PushResult(pushed, top.digest, sum(1 for s in sent if s), sum(1 for s in sent
                                                                             if not s),
                       sum(blobs[d].size for d, s in zip(blobs, sent, strict=True) if s))
 
@@ -119,11 +146,10 @@ def _push_blob(client: RegistryClient, layout: oci.Layout, blob: oci.Descriptor)
     reporter = client.downloader.reporter
     key = f"push {blob.digest}"
     if _exists(client, blob):
-        reporter.task_started(key, f"blob {blob.digest[7:19]}", blob.size)
-        reporter.task_advanced(key, blob.size)
-        reporter.task_finished(key, "kept")
+        reporter.task_kept(key, f"blob {blob.digest}", blob.size, phase=PHASE,
+                           detail="already in the registry")
         return False
-    reporter.task_started(key, f"blob {blob.digest[7:19]}", blob.size)
+    reporter.task_started(key, f"blob {blob.digest}", blob.size, phase=PHASE)
     attempts = 0
     refused = 0  # restarts for a 401 in a row, with no chunk accepted in between
 
@@ -143,11 +169,11 @@ def _push_blob(client: RegistryClient, layout: oci.Layout, blob: oci.Descriptor)
             if refused > 1:
                 raise AuthenticationError(
                     f"upload of {blob.digest} to {client.base}: the registry refused fresh "
-                    "credentials too (401)", details=[_LOGIN_HINT]) from None
+                    "credentials too (401)", details=[login_hint(client.base)]) from None
             raise
 
     client.downloader.retrying(attempt, f"upload of {blob.digest}")
-    reporter.task_finished(key, "done")
+    reporter.task_finished(key, "sent", "digest accepted")
     return True
 
 

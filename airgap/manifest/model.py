@@ -18,7 +18,9 @@ import yaml
 
 from airgap import elastic
 from airgap.errors import ManifestError
-from airgap.manifest.strict import Checker, describe, key_lines
+from airgap.files import FileTooLargeError, read_regular
+from airgap.manifest.registry import RegistrySpec, read_registry
+from airgap.manifest.strict import LOADER, Checker, TooComplex, check_bounds, describe, key_lines
 from airgap.oci.reference import is_image_name, is_tag
 
 API_VERSION = "airgap/v1"
@@ -26,15 +28,13 @@ KIND = "Bundle"
 
 _VERSION_RE = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)\Z")
 _INTEGRATION_RE = re.compile(r"^[a-z0-9][a-z0-9_]*\Z")
-# name or name@version, the version a package version (pre-releases allowed) as the
-# registry writes them.
-_EXTRA_PACKAGE_RE = re.compile(
-    r"^([a-z0-9][a-z0-9_]*)(?:@((?:0|[1-9]\d*)\.(?:0|[1-9]\d*)\.(?:0|[1-9]\d*)"
-    r"(?:-[0-9A-Za-z.-]+)?))?\Z")
-_TAILORED_KEYS = ("base", "packages", "all_versions")
+_PLATFORM_RE = re.compile(r"^[a-z0-9]+/[a-z0-9_]+(?:/[a-z0-9]+)?\Z")
+
+#: A manifest is a few hundred bytes; a full one with comments a few KB.
+MAX_SIZE = 1 << 20
 
 _TOP_KEYS = ("apiVersion", "kind", "stack", "platforms", "registry", "integrations",
-             "artifacts", "packages", "sources", "trust")
+             "artifacts", "packages", "images", "security", "sources", "trust")
 
 
 @dataclass(frozen=True)
@@ -52,49 +52,34 @@ class Platforms:
 
 
 @dataclass(frozen=True)
-class ExtraPackage:
-    """A package a tailored registry holds besides the integrations: ``name`` or
-    ``name@version``."""
-
-    name: str
-    version: str | None = None
-
-    def __str__(self) -> str:
-        return f"{self.name}@{self.version}" if self.version else self.name
-
-
-@dataclass(frozen=True)
-class RegistrySpec:
-    """Which package registry image to fetch, or, for ``tailored``, which server image
-    to compose with which packages."""
-
-    image: str = elastic.DEFAULT_REGISTRY_IMAGE
-    flavor: str = "full"
-    variant: str | None = None
-    tag: str | None = None
-    # tailored only: the server image (default: Elastic's, at the pinned version), the
-    # packages besides the integrations and Fleet's own, every compatible version or not.
-    base: str | None = None
-    packages: tuple[ExtraPackage, ...] = ()
-    all_versions: bool = False
-
-    @property
-    def tailored(self) -> bool:
-        """Whether airgap composes the image rather than pulling it whole."""
-        return self.flavor == "tailored"
-
-    @property
-    def base_image(self) -> str:
-        """The server image a tailored registry is built on, with its tag."""
-        return self.base or elastic.base_image(self.variant)
-
-
-@dataclass(frozen=True)
 class ArtifactsSpec:
     """Which binaries to fetch: ``products`` is None for ``auto``."""
 
     products: tuple[str, ...] | None = None
     fips: bool = False
+    #: Also the macOS universal builds, where Elastic publishes them (endpoint-security).
+    darwin_universal: bool = False
+
+
+@dataclass(frozen=True)
+class ExtraImage:
+    """A container image to carry besides the registry's: ``name`` is the repository
+    (``docker.elastic.co/elastic-agent/elastic-agent``); ``tag`` None is the stack
+    version; ``platforms`` None are the registry image's."""
+
+    name: str
+    tag: str | None = None
+    platforms: tuple[str, ...] | None = None
+    #: The known name it was given by (``elastic-agent``), if any.
+    known: str | None = None
+
+
+@dataclass(frozen=True)
+class SecuritySpec:
+    """Elastic Defend's protection artifacts: ``endpoint_versions`` None is ``auto`` (the
+    stack version's when the integrations include endpoint)."""
+
+    endpoint_versions: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -104,6 +89,7 @@ class Sources:
     registry: str = elastic.DEFAULT_REGISTRY_URL
     artifacts: str = elastic.DEFAULT_ARTIFACTS_URL
     epr: str = elastic.DEFAULT_EPR_URL
+    security: str = elastic.DEFAULT_SECURITY_URL
     ca_cert: Path | None = None
 
 
@@ -113,14 +99,23 @@ class Manifest:
 
     stack_version: str
     platforms: Platforms = Platforms()
-    registry: RegistrySpec = RegistrySpec()
+    registry: RegistrySpec = field(default_factory=RegistrySpec)
     integrations: tuple[str, ...] = ()
     artifacts: ArtifactsSpec = ArtifactsSpec()
     packages: bool = True
+    images: tuple[ExtraImage, ...] = ()
+    security: SecuritySpec = SecuritySpec()
     sources: Sources = Sources()
     trust_keys: tuple[Path, ...] = ()
     source: str = "<manifest>"
     document: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    #: The line of each key path (``integrations[1]``), for messages about the manifest.
+    lines: Mapping[str, int] = field(default_factory=dict, compare=False, repr=False)
+
+    def where(self, path: str) -> str:
+        """``site.yaml:9: integrations[1]``: where a key path is, for a message."""
+        line = self.lines.get(path)
+        return f"{self.source}:{line}: {path}" if line else f"{self.source}: {path}"
 
     @property
     def registry_tag(self) -> str:
@@ -128,24 +123,44 @@ class Manifest:
         r = self.registry
         return elastic.registry_tag(self.stack_version, r.flavor, r.variant, r.tag)
 
+    @property
+    def endpoint_versions(self) -> tuple[str, ...]:
+        """The Endpoint versions whose Defend artifacts to fetch."""
+        chosen = self.security.endpoint_versions
+        if chosen is not None:
+            return chosen
+        return (self.stack_version,) if elastic.DEFEND_INTEGRATION in self.integrations else ()
+
 
 def load_manifest(path: Path) -> Manifest:
     """Read and validate the manifest at ``path``; relative paths in it resolve against
     its folder. Raises :class:`ManifestError` listing every problem found."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular(path, MAX_SIZE).decode("utf-8")
     except FileNotFoundError:
         raise ManifestError(f"{path}: no such manifest file") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except FileTooLargeError:
+        raise ManifestError(f"{path}: larger than the {MAX_SIZE // 1024} KiB a manifest may "
+                            "have: is it the right file?") from None
+    except OSError as exc:
+        raise ManifestError(f"{path}: cannot read the manifest: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
         raise ManifestError(f"{path}: cannot read the manifest: {exc}") from None
     return parse_manifest(text, source=str(path), base_dir=path.resolve().parent)
 
 
 def parse_manifest(text: str, *, source: str, base_dir: Path) -> Manifest:
     """Validate manifest ``text``; ``source`` names it in messages."""
+    if len(text) > MAX_SIZE:
+        raise ManifestError(f"{source}: larger than the {MAX_SIZE // 1024} KiB a manifest "
+                            "may have")
     try:
+        check_bounds(text)
         lines, duplicates = key_lines(text)
-        document = yaml.safe_load(text)
+        document = yaml.load(text, Loader=LOADER)  # noqa: S506 - a safe loader
+    except TooComplex as exc:
+        raise ManifestError(f"{source}:{exc.line}: refused: the document {exc}; a "
+                            "manifest needs nothing like it") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark is not None else source
@@ -195,10 +210,13 @@ class _Checker(Checker):
             integrations=self.integrations(top.get("integrations")),
             artifacts=self.artifacts(top.get("artifacts")),
             packages=packages,
+            images=self.images(top.get("images")),
+            security=self.security(top.get("security"), version or "0.0.0"),
             sources=self.sources(top.get("sources")),
             trust_keys=self.trust(top.get("trust")),
             source=self.source,
             document=top,
+            lines=dict(self.lines),
         )
 
     def stack_version(self, top: dict[str, Any]) -> str | None:
@@ -227,67 +245,7 @@ class _Checker(Checker):
         )
 
     def registry(self, value: Any) -> RegistrySpec:
-        section = self.mapping(value, "registry", ("image", "flavor", "variant", "tag",
-                                                   *_TAILORED_KEYS))
-        default = RegistrySpec()
-        image = default.image
-        if section.get("image") is not None:
-            text = self.string(section["image"], "registry.image", default.image)
-            if text is not None and is_image_name(text, tagged=False):
-                image = text
-            elif text is not None:
-                self.problem("registry.image", f"{text!r} is not an image repository; give it "
-                                               "without tag or digest (use registry.tag)")
-        flavor = default.flavor
-        if section.get("flavor") is not None:
-            flavor = self.choice(section["flavor"], "registry.flavor", elastic.FLAVORS) or flavor
-        variant = None
-        if section.get("variant") is not None:
-            variant = self.choice(section["variant"], "registry.variant", elastic.VARIANTS)
-        tag = None
-        if section.get("tag") is not None:
-            tag = self.string(section["tag"], "registry.tag", "lite-9.0.0")
-            if tag is not None and not is_tag(tag):
-                self.problem("registry.tag", f"{tag!r} is not a valid image tag")
-                tag = None
-        spec = RegistrySpec(image=image, flavor=flavor, variant=variant, tag=tag)
-        return self.tailored(section, spec)
-
-    # -- registry.flavor: tailored ----------------------------------------------------------
-
-    def tailored(self, section: dict[str, Any], spec: RegistrySpec) -> RegistrySpec:
-        given = [key for key in _TAILORED_KEYS if section.get(key) is not None]
-        if not spec.tailored:
-            for key in given:
-                self.problem(f"registry.{key}", f"only for registry.flavor: tailored (the "
-                                                f"{spec.flavor} image holds its own packages)")
-            return spec
-        base = None
-        if section.get("base") is not None:
-            example = elastic.base_image(None)
-            text = self.string(section["base"], "registry.base", example)
-            last = (text or "").rsplit("/", 1)[-1]
-            if text is not None and is_image_name(text, tagged=True) and ":" in last:
-                base = text
-            elif text is not None:
-                self.problem("registry.base", f"{text!r} is not an image name with a tag, "
-                                              f"like {example}")
-        pairs: list[tuple[str, str | None]] = []
-        extras: dict[str, ExtraPackage] = {}
-        for path, item in self.items(section.get("packages"), "registry.packages"):
-            match = _EXTRA_PACKAGE_RE.match(item) if isinstance(item, str) else None
-            if match is None:
-                self.problem(path, f"expected a package name like 'nginx', or a name and "
-                                   f"version like 'nginx@2.0.0', got {describe(item)}")
-                continue
-            pairs.append((path, match.group(1)))
-            extras.setdefault(match.group(1), ExtraPackage(match.group(1), match.group(2)))
-        names = self.unique(pairs)
-        return RegistrySpec(image=spec.image, flavor=spec.flavor, variant=spec.variant,
-                            tag=spec.tag, base=base,
-                            packages=tuple(extras[name] for name in names),
-                            all_versions=self.boolean(section.get("all_versions"),
-                                                      "registry.all_versions", False))
+        return read_registry(self, value)
 
     def integrations(self, value: Any) -> tuple[str, ...]:
         pairs: list[tuple[str, str | None]] = []
@@ -300,7 +258,7 @@ class _Checker(Checker):
         return self.unique(pairs)
 
     def artifacts(self, value: Any) -> ArtifactsSpec:
-        section = self.mapping(value, "artifacts", ("products", "fips"))
+        section = self.mapping(value, "artifacts", ("products", "fips", "darwin_universal"))
         products: tuple[str, ...] | None = None
         raw = section.get("products", "auto")
         if raw is not None and raw != "auto":
@@ -315,10 +273,93 @@ class _Checker(Checker):
                 self.problem(path, f"{item!r} is not a known product{more}")
             products = self.unique(pairs)
         return ArtifactsSpec(products=products,
-                             fips=self.boolean(section.get("fips"), "artifacts.fips", False))
+                             fips=self.boolean(section.get("fips"), "artifacts.fips", False),
+                             darwin_universal=self.boolean(section.get("darwin_universal"),
+                                                           "artifacts.darwin_universal", False))
+
+    # -- more images and Elastic Defend's artifacts ------------------------------------------
+
+    def images(self, value: Any) -> tuple[ExtraImage, ...]:
+        found: list[ExtraImage] = []
+        seen: dict[tuple[str, str | None], str] = {}
+        for path, item in self.items(value, "images"):
+            image = self.image(item, path)
+            if image is None:
+                continue
+            key = (image.name, image.tag)
+            if key in seen:
+                self.problem(path, f"{image.name} is already given at {seen[key]}")
+                continue
+            seen[key] = path
+            found.append(image)
+        return tuple(found)
+
+    def image(self, item: Any, path: str) -> ExtraImage | None:
+        known = tuple(elastic.KNOWN_IMAGES)
+        if isinstance(item, str):
+            item = {"name": item}
+        if not isinstance(item, dict):
+            self.problem(path, f"expected a known image ({', '.join(known)}) or a mapping "
+                               f"with name, tag and platforms, got {describe(item)}")
+            return None
+        section = self.mapping(item, path, ("name", "tag", "platforms"))
+        # A name given as a bare string has no line of its own: the item's.
+        at = self.lines.get(f"{path}.name") or self.lines.get(path)
+        name = self.string(section.get("name"), f"{path}.name", "elastic-agent") \
+            if "name" in section else None
+        if name is None:
+            if "name" not in section:
+                self.problem(f"{path}.name", f"required: a known image ({', '.join(known)}) "
+                                             "or an image repository", at)
+            return None
+        repository = elastic.KNOWN_IMAGES.get(name, name)
+        if not is_image_name(repository, tagged=False) or "/" not in repository:
+            hint = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+            more = f"; did you mean {hint[0]!r}?" if hint else \
+                f" (known: {', '.join(known)}, or a repository like " \
+                "docker.elastic.co/elastic-agent/elastic-agent)"
+            self.problem(f"{path}.name", f"{name!r} is not a known image or an image "
+                                         f"repository without tag{more}", at)
+            return None
+        tag = None
+        if section.get("tag") is not None:
+            tag = self.string(section["tag"], f"{path}.tag", "9.0.0")
+            if tag is not None and not is_tag(tag):
+                self.problem(f"{path}.tag", f"{tag!r} is not a valid image tag")
+                return None
+        platforms = None
+        if section.get("platforms") is not None:
+            pairs: list[tuple[str, str | None]] = []
+            for item_path, platform in self.items(section["platforms"], f"{path}.platforms"):
+                if isinstance(platform, str) and _PLATFORM_RE.match(platform):
+                    pairs.append((item_path, platform))
+                else:
+                    self.problem(item_path, f"expected a platform like linux/amd64 or "
+                                            f"linux/arm64, got {describe(platform)}")
+            platforms = self.unique(pairs) or None
+        return ExtraImage(repository, tag, platforms, name if name in known else None)
+
+    def security(self, value: Any, stack_version: str) -> SecuritySpec:
+        section = self.mapping(value, "security", ("endpoint_artifacts",))
+        raw = section.get("endpoint_artifacts", "auto")
+        if raw is None or raw == "auto":
+            return SecuritySpec()
+        if raw is False:
+            return SecuritySpec(())
+        if raw is True:
+            raw = [stack_version]
+        versions: list[tuple[str, str | None]] = []
+        for path, item in self.items(raw, "security.endpoint_artifacts"):
+            if isinstance(item, str) and _VERSION_RE.match(item):
+                versions.append((path, item))
+            else:
+                self.problem(path, f"expected an Endpoint version like 9.0.0, got "
+                                   f"{describe(item)} (quote it if YAML reads a number)")
+        return SecuritySpec(self.unique(versions))
 
     def sources(self, value: Any) -> Sources:
-        section = self.mapping(value, "sources", ("registry", "artifacts", "epr", "ca_cert"))
+        section = self.mapping(value, "sources", ("registry", "artifacts", "epr", "security",
+                                                  "ca_cert"))
         default = Sources()
         ca = section.get("ca_cert")
         return Sources(
@@ -327,6 +368,8 @@ class _Checker(Checker):
             artifacts=self.url(section.get("artifacts"), "sources.artifacts",
                                default.artifacts, folder=True),
             epr=self.url(section.get("epr"), "sources.epr", default.epr, folder=True),
+            security=self.url(section.get("security"), "sources.security", default.security,
+                              folder=True),
             ca_cert=None if ca is None else self.file(ca, "sources.ca_cert"),
         )
 

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from airgap import elastic
-from airgap.bundle.layout import DOWNLOADS
-from airgap.manifest.model import Manifest
+from airgap.bundle.layout import DOWNLOADS, SECURITY
+from airgap.errors import ManifestError
+from airgap.manifest.model import ExtraImage, Manifest
 from airgap.oci.reference import ImageReference, parse_reference
 
 
@@ -112,6 +113,28 @@ class TailoredItem:
 
 
 @dataclass(frozen=True)
+class DefendItem:
+    """Elastic Defend's artifact manifest for one Endpoint version; the fetch reads the
+    artifacts it lists from the manifest itself."""
+
+    endpoint_version: str
+    path: str  # below the server's root: downloads/endpoint/manifest/artifacts-<v>.zip
+    url: str
+    base_url: str  # the server's root, which each artifact's relative_url is joined to
+    reason: str
+
+    @property
+    def bundle_path(self) -> str:
+        """Where the manifest lives in a bundle: ``security/<path>``."""
+        return f"{SECURITY}/{self.path}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view."""
+        return {"endpoint_version": self.endpoint_version, "path": self.bundle_path,
+                "url": self.url, "reason": self.reason}
+
+
+@dataclass(frozen=True)
 class Plan:
     """Everything a fetch of ``manifest`` gets."""
 
@@ -121,6 +144,16 @@ class Plan:
     packages: tuple[PackageItem, ...]
     notes: tuple[str, ...]
     tailored: TailoredItem | None = None
+    images: tuple[ImageItem, ...] = ()  # besides the registry's
+    defend: tuple[DefendItem, ...] = ()
+
+    def summary(self) -> str:
+        """What a fetch of this plan gets, in one line."""
+        image = f"{self.tailored.reference} (tailored on {self.image.reference})" \
+            if self.tailored else str(self.image.reference)
+        return (f"{image} for {', '.join(self.image.platforms)}, "
+                f"{len(self.artifacts)} binaries with their .sha512 and .asc, "
+                f"{len(self.packages)} packages with their .sig")
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view, as ``airgap plan --json`` prints it."""
@@ -129,8 +162,10 @@ class Plan:
             "stack_version": self.manifest.stack_version,
             "image": self.image.to_dict(),
             **({"tailored": self.tailored.to_dict()} if self.tailored else {}),
+            "images": [i.to_dict() for i in self.images],
             "artifacts": [a.to_dict() for a in self.artifacts],
             "packages": [p.to_dict() for p in self.packages],
+            "defend": [d.to_dict() for d in self.defend],
             "notes": list(self.notes),
         }
 
@@ -138,13 +173,17 @@ class Plan:
 def make_plan(manifest: Manifest) -> Plan:
     """Expand ``manifest`` into a :class:`Plan`."""
     notes: list[str] = []
+    image = _image(manifest)
+    tailored = _tailored(manifest)
     return Plan(
         manifest=manifest,
-        image=_image(manifest),
+        image=image,
         artifacts=tuple(_artifacts(manifest, notes)),
         packages=tuple(_packages(manifest)),
         notes=tuple(notes),
-        tailored=_tailored(manifest),
+        images=_extra_images(manifest, image, tailored),
+        defend=tuple(_defend(manifest)),
+        tailored=tailored,
     )
 
 
@@ -190,16 +229,23 @@ def product_reasons(manifest: Manifest) -> dict[str, list[str]]:
 
 def _combinations(manifest: Manifest, notes: list[str]) -> Iterator[tuple[str, str, str]]:
     platforms = manifest.platforms
-    packaged = [f for f in platforms.formats if f != "archive"]
-    other_os = [o for o in platforms.os if o != "linux"]
-    if packaged and other_os:
-        notes.append(f"{' and '.join(packaged)} packages exist for linux only: "
-                     f"{', '.join(other_os)} get{'s' if len(other_os) == 1 else ''} "
-                     f"{'archives' if 'archive' in platforms.formats else 'nothing'}")
+    restricted: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+    for fmt in platforms.formats:
+        needed = elastic.FORMAT_OS.get(fmt)
+        others = tuple(o for o in platforms.os if needed is not None and o != needed)
+        if needed is not None and others:
+            restricted.setdefault((needed, others), []).append(fmt)
+    for (needed, others), formats in restricted.items():
+        notes.append(f"{' and '.join(formats)} packages exist for {needed} only: not "
+                     f"requested for {', '.join(others)}")
     for os in platforms.os:
-        for arch in platforms.arch:
+        arches = list(platforms.arch)
+        if os == "darwin" and manifest.artifacts.darwin_universal:
+            arches.append(elastic.UNIVERSAL)
+        for arch in arches:
             for fmt in platforms.formats:
-                if fmt == "archive" or os == "linux":
+                if elastic.FORMAT_OS.get(fmt, os) == os and \
+                        (arch != elastic.UNIVERSAL or fmt == "archive"):
                     yield os, arch, fmt
 
 
@@ -211,9 +257,10 @@ def _artifacts(manifest: Manifest, notes: list[str]) -> Iterator[ArtifactItem]:
         product = elastic.PRODUCTS[name]
         missing: dict[str, list[str]] = {}
         for os, arch, fmt in combinations:
-            why_not = elastic.unavailable_reason(product, os, arch, fmt, fips)
+            why_not = elastic.unavailable_reason(product, os, arch, fmt, fips, version)
             if why_not is not None:
-                missing.setdefault(why_not, []).append(f"{os}/{arch} {fmt}")
+                if arch != elastic.UNIVERSAL:  # asked for every product: no news
+                    missing.setdefault(why_not, []).append(f"{os}/{arch} {fmt}")
                 continue
             filename = elastic.artifact_filename(product, version, os, arch, fmt, fips)
             path = elastic.artifact_path(product, filename)
@@ -223,6 +270,45 @@ def _artifacts(manifest: Manifest, notes: list[str]) -> Iterator[ArtifactItem]:
             left_out.setdefault((why_not, tuple(missed)), []).append(name)
     for (why_not, left), names in left_out.items():
         notes.append(f"{', '.join(names)}: {why_not}; left out {', '.join(left)}")
+
+
+def _extra_images(manifest: Manifest, registry: ImageItem,
+                  tailored: TailoredItem | None) -> tuple[ImageItem, ...]:
+    """The images besides the registry's, each once, from where its host's images come."""
+    items: list[ImageItem] = []
+    seen = {str(registry.reference): "registry.base" if tailored else "registry"}
+    if tailored is not None:
+        seen[str(tailored.reference)] = "the tailored registry"
+    for number, wanted in enumerate(manifest.images):
+        item = _extra_image(manifest, wanted, number)
+        if str(item.reference) in seen:
+            raise ManifestError(f"{manifest.source}: images[{number}]: {item.reference} is "
+                                f"already in the bundle (as {seen[str(item.reference)]})")
+        seen[str(item.reference)] = f"images[{number}]"
+        items.append(item)
+    return tuple(items)
+
+
+def _extra_image(manifest: Manifest, wanted: ExtraImage, number: int) -> ImageItem:
+    reference = parse_reference(wanted.name, default_tag=wanted.tag or manifest.stack_version)
+    source = manifest.sources.registry if reference.host == elastic.ELASTIC_REGISTRY_HOST \
+        else f"https://{reference.host}"
+    what = f"images[{number}]" + (f" ({wanted.known})" if wanted.known else "")
+    tag = f"the stack version {manifest.stack_version}" if wanted.tag is None else "its tag"
+    return ImageItem(reference=reference, registry_url=source,
+                     platforms=wanted.platforms or manifest.platforms.image_platforms,
+                     reason=f"{what}, {tag}")
+
+
+def _defend(manifest: Manifest) -> Iterator[DefendItem]:
+    chosen = manifest.security.endpoint_versions is not None
+    base = manifest.sources.security
+    for version in manifest.endpoint_versions:
+        path = elastic.defend_manifest_path(version)
+        yield DefendItem(version, path, base + path, base,
+                         "security.endpoint_artifacts" if chosen else
+                         f"integration {elastic.DEFEND_INTEGRATION} (Elastic Defend's "
+                         "protection updates)")
 
 
 # -- packages, and the tailored registry they make ---------------------------------------

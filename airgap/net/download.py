@@ -32,6 +32,7 @@ from airgap.errors import (
     VerificationError,
     raise_collected,
 )
+from airgap.files import naming, remove_if_shared
 from airgap.net.body import iter_body
 from airgap.net.transport import (
     READ_SIZE,
@@ -56,14 +57,19 @@ PROGRESS = 1 << 20
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)\Z")
 _UNSATISFIED_RANGE = re.compile(r"^bytes \*/(\d+)\Z")
 
-Check = Callable[[Path, Digests], None]
+Check = Callable[[Path, Digests], str | None]
 T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class Download:
     """One file to fetch. ``size`` and ``sha256`` are enforced when known; ``check``
-    runs on the complete ``.part`` and must raise to refuse it."""
+    runs on the complete ``.part``, must raise to refuse it, and says what it proved.
+
+    ``existing`` is where a verified copy may already be (a bundle's own file, while the
+    download goes to a staging folder): it is used when it verifies, never changed.
+    ``label`` names the item in messages (a path in the bundle); ``phase`` groups it.
+    """
 
     url: str
     dest: Path
@@ -75,6 +81,8 @@ class Download:
     accept: str | None = None
     check: Check | None = field(default=None, compare=False)
     html_ok: bool = False
+    existing: Path | None = None
+    phase: str = ""
 
     @property
     def part(self) -> Path:
@@ -84,12 +92,19 @@ class Download:
 
 @dataclass(frozen=True)
 class Fetched:
-    """A verified file: where it is, what it hashes to, and whether it was already there."""
+    """A verified file: where it is, what it hashes to, whether it was already there
+    (``reused``), and how many of its bytes a partial download held (``resumed``)."""
 
     dest: Path
     url: str
     digests: Digests
     reused: bool
+    resumed: int = 0
+
+    @property
+    def fetched_now(self) -> int:
+        """The bytes this run moved for it."""
+        return 0 if self.reused else self.digests.size - self.resumed
 
 
 class Downloader:
@@ -152,52 +167,61 @@ class Downloader:
         if self._cancel.is_set():
             raise KeyboardInterrupt
         key = str(item.dest)
-        if item.dest.exists():
-            kept = self._reuse(item, key)
-            if kept is not None:
-                return kept
+        # A link (symbolic or hard) planted where the download goes must not be read as
+        # ours, nor written through: it goes, and the file is fetched again. The bundle's
+        # own copy (``existing``) is only read, and never through a link.
+        remove_if_shared(item.dest)
+        remove_if_shared(item.part)
+        for earlier in (item.existing, item.dest):
+            if earlier is not None and earlier.is_file() and not earlier.is_symlink():
+                kept = self._reuse(item, earlier, key)
+                if kept is not None:
+                    return kept
         item.dest.parent.mkdir(parents=True, exist_ok=True)
         transfer = _Transfer(item, Hasher(sha256=item.sha256 is not None))
-        self.reporter.task_started(key, item.label, item.size)
         if item.part.exists():
             if item.size is not None and item.part.stat().st_size > item.size:
                 item.part.unlink()
             else:
                 hash_file(item.part, hasher=transfer.hasher)
-                self.reporter.task_advanced(key, transfer.hasher.size)
+        transfer.resumed = transfer.hasher.size
+        self.reporter.task_started(key, item.label, item.size, phase=item.phase,
+                                   resumed=transfer.resumed)
         try:
             self.retrying(lambda: self._until_complete(transfer, key), item.url)
             digests = transfer.hasher.digests()
-            _check_expected(item, digests)
+            proved = _check_expected(item, digests)
             if item.check is not None:
-                item.check(item.part, digests)
-        except (VerificationError, ServerResponseError):
+                proved += [p for p in [item.check(item.part, digests)] if p]
+        except (VerificationError, ServerResponseError) as exc:
             item.part.unlink(missing_ok=True)
-            self.reporter.task_finished(key, "rejected")
+            self.reporter.task_finished(key, "rejected", exc.message)
             raise
         except BaseException:
             self.reporter.task_finished(key, "failed")
             raise
         item.part.replace(item.dest)
-        self.reporter.task_finished(key, "done")
-        return Fetched(item.dest, item.url, digests, reused=False)
+        self.reporter.task_finished(key, "fetched", ", ".join(proved))
+        return Fetched(item.dest, item.url, digests, reused=False, resumed=transfer.resumed)
 
-    def _reuse(self, item: Download, key: str) -> Fetched | None:
-        """A file left by an earlier run is kept only if it still verifies."""
-        digests = hash_file(item.dest, sha256=item.sha256 is not None)
+    def _reuse(self, item: Download, path: Path, key: str) -> Fetched | None:
+        """A file an earlier run left at ``path`` is kept only if it still verifies; one
+        that does not stays where it is (the bundle it belongs to still needs it, or a
+        download replaces it) and the item is fetched again."""
+        digests = hash_file(path, sha256=item.sha256 is not None)
         try:
-            _check_expected(item, digests)
+            proved = _check_expected(item, digests)
             if item.check is not None:
-                item.check(item.dest, digests)
+                proved += [p for p in [item.check(path, digests)] if p]
         except VerificationError as exc:
-            self.reporter.warning(f"{item.dest}: the copy from an earlier run does not verify "
+            self.reporter.warning(f"{path}: the copy from an earlier run does not verify "
                                   f"({exc.message}); downloading it again")
-            item.dest.unlink()
+            if path == item.dest:
+                path.unlink()
             return None
-        self.reporter.task_started(key, item.label, digests.size)
-        self.reporter.task_advanced(key, digests.size)
-        self.reporter.task_finished(key, "kept")
-        return Fetched(item.dest, item.url, digests, reused=True)
+        self.reporter.task_kept(key, item.label, digests.size, phase=item.phase,
+                                detail=", ".join(proved))
+        return Fetched(path, item.url, digests, reused=True)
 
     def _until_complete(self, transfer: _Transfer, key: str) -> None:
         """Ask for the rest as long as the server answers with complete ranges that stop
@@ -233,6 +257,14 @@ class Downloader:
                 raise ServerResponseError(f"{item.url}: unexpected answer "
                                           f"{response.status_code} to a plain GET")
             self._check_headers(response, transfer)
+            if not transfer.sized:
+                total = transfer.total
+                length = response.headers.get("content-length", "")
+                if total is None and response.status_code == 200 and length.isdigit():
+                    total = int(length)
+                if total is not None:
+                    transfer.sized = True
+                    self.reporter.task_sized(key, total)
             return self._stream(response, transfer, key)
 
     def _check_resume(self, response: httpx.Response, transfer: _Transfer) -> None:
@@ -321,6 +353,11 @@ class Downloader:
             if isinstance(error, RetryableError):
                 error.progressed = hasher.size - start >= PROGRESS
             raise error from None
+        except OSError as exc:  # a full disk, say: the message names the file
+            named = naming(exc, item.part)
+            if named is exc:
+                raise
+            raise named from None
         finally:
             transfer.furthest = max(transfer.furthest, hasher.size)
         if transfer.total is None or hasher.size >= transfer.total:
@@ -343,6 +380,8 @@ class _Transfer:
         self.total: int | None = item.size
         self.range_end: int | None = None  # where the range a 206 announced ends
         self.furthest = 0  # the most bytes any attempt got, restarts included
+        self.resumed = 0  # bytes a partial download held when this run started
+        self.sized = item.size is not None  # whether the reporter knows the total
 
     def restart(self) -> None:
         self.item.part.unlink(missing_ok=True)
@@ -350,9 +389,11 @@ class _Transfer:
         self.validator = None
         self.total = self.item.size
         self.range_end = None
+        self.resumed = 0
 
 
-def _check_expected(item: Download, digests: Digests) -> None:
+def _check_expected(item: Download, digests: Digests) -> list[str]:
+    """Refuse bytes that are not what the item expects; return what that proved."""
     if item.size is not None and digests.size != item.size:
         raise ChecksumMismatchError(f"{item.label}: got {digests.size} bytes, "
                                     f"{item.size} expected")
@@ -360,3 +401,4 @@ def _check_expected(item: Download, digests: Digests) -> None:
         raise ChecksumMismatchError(f"{item.label}: digest mismatch: the bytes hash to "
                                     f"sha256:{digests.sha256}, not sha256:{item.sha256}; "
                                     "the server sent something else than it announced")
+    return ["sha256 ok"] if item.sha256 is not None else []

@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import email.utils
 import random
+import socket
 import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import httpcore
 import httpx
 
 from airgap import __version__
+from airgap.documents import DocumentError, parse_json
 from airgap.errors import (
     AuthenticationError,
     NetworkError,
@@ -30,6 +32,8 @@ from airgap.errors import (
     UsageError,
     setting,
 )
+from airgap.files import check_regular
+from airgap.net.urls import host_port
 
 T = TypeVar("T")
 
@@ -101,6 +105,7 @@ def ssl_context(settings: NetworkSettings) -> ssl.SSLContext | bool:
     context = ssl.create_default_context()
     for path in settings.ca_certs:
         try:
+            check_regular(path)  # a FIFO would block the read below for ever
             context.load_verify_locations(cafile=str(path))
         except (OSError, ssl.SSLError) as exc:
             raise UsageError(f"cannot use CA certificate {path}: {exc}; "
@@ -255,6 +260,13 @@ def open_stream(client: httpx.Client, url: str, *, auth: Auth | None = None,
     raise ServerResponseError(f"{url}: more than {MAX_REDIRECTS} redirects")
 
 
+def login_hint(url: str) -> str:
+    """How to give credentials for the registry at ``url``."""
+    host = host_port(url)
+    return (f"log in with `docker login {host}`, or set AIRGAP_REGISTRY={host}, "
+            "AIRGAP_REGISTRY_USERNAME and AIRGAP_REGISTRY_PASSWORD")
+
+
 def _excerpt(response: httpx.Response, limit: int = 300) -> str:
     """The start of an error answer, printable, for a message (registries explain there)."""
     try:
@@ -281,24 +293,44 @@ def _status_error(response: httpx.Response, url: str, method: str, action: str |
         response.close()
         what = f"{method} {url}: the server refused the {action}" if action else \
             f"{url}: access denied"
-        return AuthenticationError(
-            f"{what} ({status})",
-            details=["log in with `docker login` for that registry, or set "
-                     "AIRGAP_REGISTRY_USERNAME and AIRGAP_REGISTRY_PASSWORD"])
+        return AuthenticationError(f"{what} ({status})", details=[login_hint(url)])
     said = _excerpt(response)
     return ServerResponseError(f"{method} {url}: server answered {status}" if action else
                                f"{url}: server answered {status}",
                                details=[f"it said: {said}"] if said else [])
 
 
+def _causes(exc: BaseException) -> list[BaseException]:
+    found: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and len(found) < 10:
+        found.append(current)
+        current = current.__cause__ or current.__context__
+    return found
+
+
 def transport_error(exc: httpx.TransportError, url: httpx.URL | str) -> Exception:
-    """The error to raise for a failed connection or transfer: retryable unless TLS
-    verification failed, which no retry can mend."""
-    if isinstance(exc, httpx.ConnectError) and "CERTIFICATE_VERIFY_FAILED" in str(exc):
-        host = httpx.URL(str(url)).host
-        return NetworkError(f"the TLS certificate of {host} is not trusted",
+    """The error to raise for a failed connection or transfer: retryable, unless it is
+    one no retry can mend (an untrusted certificate, a name that does not resolve, TLS
+    to a server that speaks plain HTTP)."""
+    target = httpx.URL(str(url))
+    text = str(exc)
+    if isinstance(exc, httpx.ConnectError) and "CERTIFICATE_VERIFY_FAILED" in text:
+        return NetworkError(f"the TLS certificate of {target.host} is not trusted",
                             details=[f"give the CA that signed it with {setting('ca_cert')} "
                                      "or sources.ca_cert in the manifest"])
+    if isinstance(exc, httpx.ConnectError) and \
+            any(isinstance(cause, socket.gaierror) for cause in _causes(exc)):
+        return NetworkError(f"cannot find {target.host}: the name does not resolve ({exc})",
+                            details=["check the host name, and the DNS or /etc/hosts of "
+                                     "this machine"])
+    if isinstance(exc, httpx.ConnectError) and target.scheme == "https" and \
+            any(mark in text for mark in ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE",
+                                          "HTTP_REQUEST", "record layer failure")):
+        where = f"{target.host}:{target.port or 443}"
+        return NetworkError(f"{where} does not speak TLS: it looks like a plain-HTTP server",
+                            details=[f"give its address as http://{where}, if plain HTTP "
+                                     "is what you want there"])
     if isinstance(exc, httpx.TimeoutException):
         return RetryableError(f"timed out ({type(exc).__name__})")
     if isinstance(exc, httpx.RemoteProtocolError) and "location header" in str(exc).lower():
@@ -316,6 +348,14 @@ class SmallResponse:
     url: str
     headers: httpx.Headers
     content: bytes
+
+    def json(self) -> Any:
+        """The answer as JSON, no deeper than documents go (:mod:`airgap.documents`), or
+        a :class:`ServerResponseError` naming the URL."""
+        try:
+            return parse_json(self.content, max_size=max(len(self.content), 1))
+        except DocumentError as exc:
+            raise ServerResponseError(f"{self.url}: the answer is {exc}") from None
 
 
 def fetch_small(client: httpx.Client, url: str, settings: NetworkSettings, *,

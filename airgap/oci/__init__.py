@@ -5,7 +5,13 @@ client (``airgap.oci.registry``) and the docker-loadable tar (``airgap.oci.docke
 are imported from their modules: the first brings in the HTTP stack.
 """
 
-from airgap.oci.layout import Layout, PlatformSelection, image_platforms, select_platform
+from airgap.oci.layout import (
+    Layout,
+    PlatformSelection,
+    image_platforms,
+    named_images,
+    select_platform,
+)
 from airgap.oci.media import (
     ACCEPT_MANIFESTS,
     CONTAINERD_NAME,
@@ -34,6 +40,6 @@ __all__ = [
     "MANIFEST_TYPES", "MAX_MANIFEST_SIZE", "OCI_INDEX", "OCI_MANIFEST", "REF_NAME",
     "Descriptor", "ImageManifest", "ImageReference", "Layout", "Platform",
     "PlatformSelection", "digest_hex", "docker_tag", "image_platforms", "index_entries",
-    "load_json", "parse_descriptor", "parse_image_manifest", "parse_reference",
+    "load_json", "named_images", "parse_descriptor", "parse_image_manifest", "parse_reference",
     "select_platform", "sha256_digest",
 ]

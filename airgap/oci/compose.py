@@ -47,6 +47,8 @@ COMPRESSION_LEVEL = 1
 # A gzip member header: deflate, no flags, mtime 0, no extra flags, OS unknown. Written
 # here rather than by zlib, whose OS byte depends on how it was built.
 _GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
+#: The name the layer is written under until its digest is known (a temporary name).
+LAYER_NAME = "layer"
 BASE_NAME = "org.opencontainers.image.base.name"
 BASE_DIGEST = "org.opencontainers.image.base.digest"
 
@@ -96,6 +98,7 @@ class Layer:
     diff_id: str
     path: Path
     digests: Digests
+    reused: bool = False  # kept from an earlier run rather than written now
 
 
 def parent_directories(names: Sequence[str]) -> list[str]:
@@ -182,7 +185,7 @@ def write_layer(layout: Layout, files: Sequence[LayerFile], media_type: str,
     if len(set(names)) != len(names):
         raise ServerResponseError("two files of the layer have the same name")
     layout.blobs.mkdir(parents=True, exist_ok=True)
-    temporary = temporary_name(layout.blobs / "layer")
+    temporary = temporary_name(layout.blobs / LAYER_NAME)
     try:
         with temporary.open("xb") as out:
             writer = _LayerWriter(out, progress)

@@ -1,14 +1,17 @@
 """The OCI image layout on disk: ``oci-layout``, ``index.json``, ``blobs/sha256/<hex>``.
 
-The bundle keeps its image as one such layout, holding every platform with each blob
-stored once; :func:`select_platform` finds one platform's manifest in it.
+The bundle keeps its images as one such layout, holding every platform of each with each
+blob stored once; ``index.json`` names each image (``io.containerd.image.name``).
+:func:`image_platforms` finds one image in it, :func:`select_platform` one platform's
+manifest of it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,11 +19,12 @@ from typing import Any
 from airgap.errors import (
     BundleError,
     ChecksumMismatchError,
+    DamagedBundleError,
     ServerResponseError,
     UsageError,
     setting,
 )
-from airgap.files import atomic_write
+from airgap.files import atomic_write, read_regular
 from airgap.oci.media import (
     CONTAINERD_NAME,
     INDEX_TYPES,
@@ -69,24 +73,44 @@ class Layout:
             atomic_write(self.root / name, json.dumps(document, indent=2) + "\n")
 
     def read_index(self) -> list[Descriptor]:
-        """The descriptors ``index.json`` names."""
+        """The descriptors ``index.json`` names (:class:`FileNotFoundError` without one)."""
         path = self.root / "index.json"
-        return index_entries(load_json(path.read_bytes(), str(path)), str(path))
+        data = _read_small(path)
+        with _damaged():
+            return index_entries(load_json(data, str(path), DamagedBundleError), str(path))
 
     def read_json(self, digest: str) -> dict[str, Any]:
         """A small JSON blob (manifest, index, config) of this layout."""
         path = self.blob(digest)
         try:
-            if path.stat().st_size > MAX_MANIFEST_SIZE:
-                raise ServerResponseError(f"{path}: too large for a manifest")
-            data = path.read_bytes()
+            data = _read_small(path)
         except FileNotFoundError:
             raise BundleError(f"blob {digest} is missing from {self.root}",
                               details=["run airgap verify to see what else is wrong"]) from None
         if hashlib.sha256(data).hexdigest() != digest_hex(digest):
             raise ChecksumMismatchError(f"{path}: its content does not match its digest "
                                         f"{digest}", details=["run airgap verify"])
-        return load_json(data, str(path))
+        return load_json(data, str(path), DamagedBundleError)
+
+
+def _read_small(path: Path) -> bytes:
+    """A layout document: a regular file of at most :data:`MAX_MANIFEST_SIZE` bytes."""
+    try:
+        return read_regular(path, MAX_MANIFEST_SIZE)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise DamagedBundleError(f"{path}: {exc.strerror or exc}",
+                                 details=["run airgap verify"]) from None
+
+
+@contextlib.contextmanager
+def _damaged() -> Iterator[None]:
+    """A layout document without the shape its type gives it: the bundle is damaged."""
+    try:
+        yield
+    except ServerResponseError as exc:
+        raise DamagedBundleError(exc.message, details=["run airgap verify"]) from None
 
 
 @dataclass(frozen=True)
@@ -100,26 +124,51 @@ class PlatformSelection:
     tag: str
 
 
-def image_platforms(layout: Layout) -> tuple[Descriptor, list[Descriptor]]:
-    """The layout's top descriptor and the platform manifests under it."""
+def named_images(layout: Layout) -> dict[str, Descriptor]:
+    """Each image ``index.json`` names, by its full reference, in the index's order."""
     try:
         entries = layout.read_index()
     except FileNotFoundError:
         raise BundleError(f"{layout.root} holds no image layout (no index.json)") from None
-    if len(entries) != 1:
-        raise BundleError(f"{layout.root}/index.json should name one image, it names "
-                          f"{len(entries)}")
-    top = entries[0]
+    named: dict[str, Descriptor] = {}
+    for entry in entries:
+        name = str(entry.raw.get("annotations", {}).get(CONTAINERD_NAME, ""))
+        if name in named:
+            raise BundleError(f"{layout.root}/index.json names {name or 'an image'} twice")
+        named[name] = entry
+    return named
+
+
+def image_platforms(layout: Layout, reference: str | None = None
+                    ) -> tuple[Descriptor, list[Descriptor]]:
+    """The top descriptor of the image ``reference`` names (None: the layout's only one)
+    and the platform manifests under it."""
+    named = named_images(layout)
+    if reference is not None:
+        if reference not in named:
+            raise UsageError(f"the bundle has no image {reference}; it has "
+                             f"{', '.join(named) or 'none'}",
+                             details=[f"choose one with {setting('images')}"])
+        top = named[reference]
+    elif len(named) == 1:
+        top = next(iter(named.values()))
+    else:
+        raise UsageError(f"the bundle holds {len(named)} images ({', '.join(named)}): name "
+                         f"one with {setting('images')}")
     if top.media_type in INDEX_TYPES:
-        return top, index_entries(layout.read_json(top.digest), str(layout.blob(top.digest)))
+        with _damaged():
+            return top, index_entries(layout.read_json(top.digest),
+                                      str(layout.blob(top.digest)))
     return top, [top]
 
 
-def select_platform(layout: Layout, wanted: str | None) -> PlatformSelection:
-    """The platform ``wanted`` (default: this machine's) of the layout's image."""
-    top, manifests = image_platforms(layout)
+def select_platform(layout: Layout, wanted: str | None, reference: str | None = None
+                    ) -> PlatformSelection:
+    """The platform ``wanted`` (default: this machine's) of the image ``reference``
+    names (None: the layout's only one)."""
+    top, manifests = image_platforms(layout, reference)
     annotations = top.raw.get("annotations", {})
-    reference = str(annotations.get(CONTAINERD_NAME, ""))
+    name = str(annotations.get(CONTAINERD_NAME, ""))
     tag = str(annotations.get(REF_NAME, ""))
     try:
         target = Platform.parse(wanted or host_platform())
@@ -127,13 +176,14 @@ def select_platform(layout: Layout, wanted: str | None) -> PlatformSelection:
         raise UsageError(f"{setting('platform')}: {exc}") from None
     available = []
     for descriptor in manifests:
-        image = parse_image_manifest(layout.read_json(descriptor.digest),
-                                     str(layout.blob(descriptor.digest)))
+        with _damaged():
+            image = parse_image_manifest(layout.read_json(descriptor.digest),
+                                         str(layout.blob(descriptor.digest)))
         found = Platform.from_config(layout.read_json(image.config.digest))
         available.append(str(found))
         if target.matches(found):
-            return PlatformSelection(found, descriptor, image, reference, tag)
-    raise UsageError(f"the bundle's image has no {target} platform; it has "
-                     f"{', '.join(available)}",
+            return PlatformSelection(found, descriptor, image, name, tag)
+    what = name or "the bundle's image"
+    raise UsageError(f"{what} has no {target} platform; it has {', '.join(available)}",
                      details=[f"choose one with {setting('platform')}"] if wanted is None
                      else [])

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from airgap.errors import ServerResponseError
+from airgap.documents import DocumentError, parse_json
+from airgap.errors import AirgapError, ServerResponseError
 from airgap.oci.platform import Platform
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -69,14 +69,17 @@ def parse_descriptor(obj: Any, where: str) -> Descriptor:
     return Descriptor(media_type, str(digest), size, platform, obj)
 
 
-def load_json(data: bytes, where: str) -> dict[str, Any]:
-    """A JSON object from a registry or layout, or a clear error."""
+def load_json(data: bytes, where: str, error: type[AirgapError] = ServerResponseError
+              ) -> dict[str, Any]:
+    """A JSON object from a registry (or, with ``error`` a bundle's, from a layout) of at
+    most :data:`MAX_MANIFEST_SIZE` bytes, nested no deeper than documents go, or ``error``
+    naming ``where``."""
     try:
-        document = json.loads(data)
-    except ValueError:
-        raise ServerResponseError(f"{where}: not valid JSON") from None
+        document = parse_json(data, max_size=MAX_MANIFEST_SIZE)
+    except DocumentError as exc:
+        raise error(f"{where}: {exc}") from None
     if not isinstance(document, dict):
-        raise ServerResponseError(f"{where}: expected a JSON object")
+        raise error(f"{where}: expected a JSON object")
     return document
 
 

@@ -6,6 +6,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from airgap.platforms import oci_architecture
+
+#: The operating systems image platforms name (Go's GOOS values).
+_OSES = frozenset({"linux", "windows", "darwin", "freebsd", "netbsd", "openbsd", "solaris",
+                   "illumos", "aix", "plan9", "js", "wasip1", "android", "ios"})
+
 
 @dataclass(frozen=True)
 class Platform:
@@ -17,11 +23,14 @@ class Platform:
 
     @classmethod
     def parse(cls, text: str) -> Platform:
-        """``linux/amd64`` or ``linux/arm64/v8``."""
-        parts = text.split("/")
+        """What docker takes for ``--platform``: ``linux/amd64``, ``linux/arm64/v8``, or an
+        architecture alone (``arm64``, ``amd64``, ``x86_64``: linux is meant)."""
+        parts = text.strip().lower().split("/")
+        if len(parts) == 1 or (len(parts) == 2 and parts[0] not in _OSES):
+            parts = ["linux", *parts]
         if len(parts) not in (2, 3) or not all(parts):
-            raise ValueError(f"{text!r} is not a platform like linux/amd64")
-        return cls(parts[0], parts[1], parts[2] if len(parts) == 3 else None)
+            raise ValueError(f"{text!r} is not a platform like linux/amd64 or arm64")
+        return cls(parts[0], oci_architecture(parts[1]), parts[2] if len(parts) == 3 else None)
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Platform:

@@ -9,7 +9,6 @@ and never to a plain-HTTP realm of an HTTPS registry.
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 import time
@@ -114,12 +113,12 @@ class RegistryAuth:
                 else "an anonymous request"
             raise AuthenticationError(f"the token service {realm.host} refused {who} for "
                                       f"{scope}") from None
+        document = answer.json()
         try:
-            document = json.loads(answer.content)
             token = document.get("token") or document.get("access_token")
             lifetime = float(document.get("expires_in") or 60)
         except (ValueError, AttributeError, TypeError):
-            raise ServerResponseError(f"{realm}: the token answer is not JSON") from None
+            raise ServerResponseError(f"{realm}: the token answer is not a JSON object") from None
         if not isinstance(token, str) or not token:
             raise ServerResponseError(f"{realm}: the token answer holds no token")
         self._header = f"Bearer {token}"
@@ -181,7 +180,10 @@ class RegistryClient:
                                       f"{media_type!r}")
         return answer.content, media_type, digest
 
-    def blob_download(self, descriptor: media.Descriptor, dest: Path, label: str) -> Download:
-        """A download of ``descriptor``'s blob to ``dest``, held to its size and digest."""
+    def blob_download(self, descriptor: media.Descriptor, dest: Path, label: str, *,
+                      existing: Path | None = None, phase: str = "") -> Download:
+        """A download of ``descriptor``'s blob to ``dest``, held to its size and digest
+        (a copy at ``existing`` that matches is used instead)."""
         return Download(self.url("blobs", descriptor.digest), dest, label,
-                        size=descriptor.size, sha256=descriptor.hex, auth=self.auth)
+                        size=descriptor.size, sha256=descriptor.hex, auth=self.auth,
+                        existing=existing, phase=phase)

@@ -4,6 +4,10 @@ The home holds only the trusted keys: the Elastic signing key shipped inside air
 (refused unless it has the pinned fingerprint) plus the manifest's ``trust.keys``.
 The user's own keyring is never read or written. A signature is accepted only when GnuPG
 calls it valid AND the primary key that made it is one of the trusted fingerprints.
+
+Homes are named ``airgap-gnupg-<pid>-<random>`` in the temporary folder: a ``kill -9``
+leaves one behind, and the next :class:`Verifier` removes those whose process is gone.
+gpg runs with :func:`~airgap.environment.child_environment`: no secret of airgap's.
 """
 
 from __future__ import annotations
@@ -28,7 +32,9 @@ from typing import Any
 import gnupg
 
 from airgap import elastic
+from airgap.environment import child_environment
 from airgap.errors import AirgapError, SignatureError, ToolMissingError, UsageError
+from airgap.files import FileTooLargeError, process_is_alive, read_regular
 from airgap.trust import openpgp
 
 _GPG_OPTIONS = ["--no-autostart", "--trust-model", "always", "--no-auto-key-retrieve"]
@@ -36,6 +42,9 @@ _GPG_OPTIONS = ["--no-autostart", "--trust-model", "always", "--no-auto-key-retr
 _MAX_SIGNATURE = 64 * 1024
 # Where the system has no splice(2), the message goes to gpg in chunks of this size.
 _COPY_CHUNK = 1 << 20
+# A public key file with its signatures is a few KB; Elastic's is 2 KB.
+_MAX_KEY_FILE = 1 << 20
+_HOME_PREFIX = "airgap-gnupg-"
 _GPG_HINT = ("install GnuPG 2.2 or later: `apt-get install gnupg` (Debian, Ubuntu), "
              "`dnf install gnupg2` (RHEL, Fedora) or `brew install gnupg` (macOS)")
 
@@ -75,18 +84,58 @@ def gpg_binary() -> str:
     return found
 
 
+def remove_dead_homes(folder: Path | None = None) -> list[Path]:
+    """Remove the GnuPG homes in ``folder`` (default: the temporary folder) that belong
+    to processes that are gone (killed before they could remove them); return them."""
+    removed = []
+    base = Path(folder or tempfile.gettempdir())
+    with contextlib.suppress(OSError):
+        for home in base.glob(f"{_HOME_PREFIX}*-*"):
+            pid = home.name.removeprefix(_HOME_PREFIX).split("-", 1)[0]
+            if not pid.isdigit() or int(pid) == os.getpid() or process_is_alive(int(pid)):
+                continue
+            with contextlib.suppress(OSError):
+                if home.is_symlink() or not home.is_dir() or home.stat().st_uid != os.getuid():
+                    continue
+            _release_readers(home)
+            shutil.rmtree(home, ignore_errors=True)
+            removed.append(home)
+    return removed
+
+
+def _release_readers(home: Path) -> None:
+    """End the wait of a gpg the dead process left opening one of its message FIFOs (see
+    :class:`_MessageFeed`): it would wait for a writer for ever; opened and closed here,
+    the FIFO gives it an end of file, and it exits."""
+    for fifo in home.glob("message-*"):
+        with contextlib.suppress(OSError):  # ENXIO: nobody is waiting on this one
+            if stat.S_ISFIFO(fifo.lstat().st_mode):
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+
+
+def read_key_file(path: Path) -> bytes:
+    """The bytes of a public key file someone named, refusing what cannot be one."""
+    try:
+        return read_regular(path, _MAX_KEY_FILE)
+    except FileTooLargeError:
+        raise UsageError(f"key file {path}: larger than a public key file can be") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read key file {path}: {exc.strerror or exc}") from None
+
+
 class Verifier:
     """An isolated GnuPG home holding only the trusted keys; use as a context manager."""
 
     def __init__(self, extra_keys: Iterable[Path] = (), *, include_elastic: bool = True) -> None:
         binary = gpg_binary()
-        self._home = Path(tempfile.mkdtemp(prefix="airgap-gnupg-"))
+        remove_dead_homes()
+        self._home = Path(tempfile.mkdtemp(prefix=f"{_HOME_PREFIX}{os.getpid()}-"))
         self._home.chmod(0o700)
         self._lock = threading.Lock()
         self._messages = itertools.count()
         try:
             self._gpg = gnupg.GPG(gpgbinary=binary, gnupghome=str(self._home),
-                                  options=list(_GPG_OPTIONS))
+                                  options=list(_GPG_OPTIONS), env=child_environment())
         except (OSError, ValueError, RuntimeError) as exc:
             self.close()
             raise ToolMissingError(f"cannot run {binary}: {exc}", details=[_GPG_HINT]) from None
@@ -114,16 +163,24 @@ class Verifier:
             # gpgconf may be missing where gpg is found: the home must go regardless.
             with contextlib.suppress(OSError, subprocess.SubprocessError):
                 subprocess.run(["gpgconf", "--homedir", str(self._home), "--kill", "all"],
-                               check=False, capture_output=True, timeout=30)
+                               check=False, capture_output=True, timeout=30,
+                               env=child_environment())
             shutil.rmtree(self._home, ignore_errors=True)
 
     def add_key_file(self, path: Path) -> list[TrustedKey]:
         """Trust every public key in ``path`` (ASCII armour or binary)."""
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise UsageError(f"cannot read key file {path}: {exc.strerror}") from None
-        return self._import(data, str(path))
+        return self._import(read_key_file(path), str(path))
+
+    def fingerprints_in(self, path: Path) -> list[str]:
+        """The fingerprints of the primary keys in the key file ``path``, without
+        importing (trusting) any of them."""
+        data = read_key_file(path)
+        with self._lock:
+            listed = self._gpg.scan_keys_mem(data)
+        found = [str(k.get("fingerprint", "")).upper() for k in listed]
+        if not found or not all(found):
+            raise UsageError(f"{path}: no OpenPGP public key found in it")
+        return list(dict.fromkeys(found))
 
     def _import(self, data: str | bytes, source: str, require: str | None = None
                 ) -> list[TrustedKey]:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from airgap.bundle.description import BundleDescription, DescriptionError, read_description
-from airgap.errors import BundleError
+from airgap.errors import BundleError, DamagedBundleError, ExitCode
 
 
 @pytest.fixture
@@ -44,7 +44,7 @@ def damage(document: dict[str, Any], change: str) -> dict[str, Any]:
     elif change == "verification value":
         damaged["items"][3]["verification"]["signer"] = 7
     elif change == "format":
-        damaged["format"] = 2
+        damaged["format"] = 3
     elif change == "layers":
         next(iter(damaged["image"]["platforms"].values()))["layers"] = "sha256:x"
     return damaged
@@ -69,6 +69,46 @@ def test_a_damaged_file_says_so_and_points_at_verify(golden_bundle: Path, tmp_pa
     with pytest.raises(BundleError, match=r"bundle.json is damaged: items\[2\].size") as error:
         read_description(tmp_path)
     assert "airgap verify" in str(error.value)
-    (tmp_path / "bundle.json").write_text("[" * 100 + "]" * 100)
+    (tmp_path / "bundle.json").write_text("[" * 50 + "]" * 50)
     with pytest.raises(BundleError, match="damaged: expected an object"):
         read_description(tmp_path)
+
+
+def test_format_1_bundles_still_read_and_keep_to_their_fields(document: dict[str, Any]
+                                                              ) -> None:
+    older = copy.deepcopy(document)
+    assert older["format"] == 2 and older["images"] == [] and older["defend"] == []
+    del older["images"], older["defend"]
+    older["format"] = 1
+    description = BundleDescription.from_dict(older)
+    assert description.format == 1 and description.images == () and description.defend == ()
+    assert description.to_dict() == older  # written back as it was
+    older["defend"] = []
+    with pytest.raises(DescriptionError, match="not a field of this bundle format") as refused:
+        BundleDescription.from_dict(older)
+    assert refused.value.field == "defend"
+
+
+def test_format_2_records_images_and_defend_manifests(rich_bundle: Path) -> None:
+    description = read_description(rich_bundle)
+    assert [i.reference for i in description.all_images] == [
+        "docker.elastic.co/package-registry/distribution:9.0.0",
+        "docker.elastic.co/elastic-agent/elastic-agent:9.0.0"]
+    [defend] = description.defend
+    assert defend.manifest_version == "1.0.137" and defend.fetched.endswith("Z")
+    broken = json.loads((rich_bundle / "bundle.json").read_text())
+    broken["defend"][0]["fetched"] = "yesterday"
+    with pytest.raises(DescriptionError) as refused:
+        BundleDescription.from_dict(broken)
+    assert refused.value.field == "defend[0].fetched"
+@pytest.mark.parametrize(("content", "said"), [
+    ("[" * 100_000 + "]" * 100_000, "nested deeper than the 64 levels"),
+    ("{\"format\": 1," + " " * (64 << 20), "larger than the"),
+    ("\x00garbage", "not valid JSON"),
+])
+def test_a_hostile_description_is_a_damaged_bundle(tmp_path: Path, content: str,
+                                                   said: str) -> None:
+    (tmp_path / "bundle.json").write_text(content)
+    with pytest.raises(DamagedBundleError, match=said) as error:
+        read_description(tmp_path)
+    assert error.value.exit_code == ExitCode.VERIFICATION

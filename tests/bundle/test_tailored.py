@@ -1,8 +1,10 @@
 """verify proves a tailored registry's layer holds exactly the bundle's verified packages.
 
 Each case rewrites the layer and then everything that names it — configs, manifests,
-index, bundle.json, SHA512SUMS — consistently, as someone with the transfer medium could:
-only the check of the layer's members can then tell.
+index, bundle.json, SHA512SUMS — consistently, and even signs SHA512SUMS again with the
+operator's key: only the check of the layer's members can then tell. (Without that key, a
+rewrite is also caught by the operator's signature, and the image is then vouched for by
+nothing.)
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import pytest
 
 from airgap.cli import main
 from tests.layers import Member, file_member, members_of, rewrite_layer
+from tests.peers.gpgkeys import SigningKey
 
 
 def same(members: list[Member]) -> list[Member]:
@@ -76,14 +79,17 @@ CASES: list[tuple[Callable[[list[Member]], list[Member]], str]] = [
 ]
 
 
-def verify(bundle: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, Any]]:
+def verify(bundle: Path, capsys: pytest.CaptureFixture[str], *options: str
+           ) -> tuple[int, dict[str, Any]]:
     capsys.readouterr()
-    code = main(["verify", str(bundle), "--json"])
-    return code, json.loads(capsys.readouterr().out)
+    code = main(["verify", str(bundle), "--json", *options])
+    envelope = json.loads(capsys.readouterr().out)
+    return code, {**envelope["result"], "problems": envelope["problems"]}
 
 
 def test_a_layer_rewritten_with_the_same_members_passes(
-        tailored_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        tailored_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        operator: SigningKey, operator_key: Path) -> None:
     # The rewriting itself leaves a bundle that verifies: what fails below is the member.
     bundle = tmp_path / "bundle"
     shutil.copytree(tailored_bundle, bundle)
@@ -91,26 +97,45 @@ def test_a_layer_rewritten_with_the_same_members_passes(
     members = members_of(bundle)
     for info, _ in members:
         info.mtime = 1  # another layer, the same members
-    rewrite_layer(bundle, same(members))
+    rewrite_layer(bundle, same(members), sign=operator)
     assert json.loads((bundle / "bundle.json").read_text())["image"]["tailored"]["layer"] != \
         before
-    code, report = verify(bundle, capsys)
+    code, report = verify(bundle, capsys, "--trust-key", str(operator_key))
     assert (code, report["problems"]) == (0, [])
 
 
 @pytest.mark.parametrize(("change", "expected"), CASES, ids=[c.__name__ for c, _ in CASES])
 def test_an_extra_missing_or_altered_member_fails_with_exit_3(
         tailored_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        operator: SigningKey, operator_key: Path,
         change: Callable[[list[Member]], list[Member]], expected: str) -> None:
     bundle = tmp_path / "bundle"
     shutil.copytree(tailored_bundle, bundle)
-    rewrite_layer(bundle, change(members_of(bundle)))
-    code, report = verify(bundle, capsys)
+    rewrite_layer(bundle, change(members_of(bundle)), sign=operator)
+    code, report = verify(bundle, capsys, "--trust-key", str(operator_key))
     assert code == 3
     messages = [p["message"] for p in report["problems"] if p["kind"] == "tailored"]
     assert any(m.startswith(expected) for m in messages), report["problems"]
-    # Nothing else is wrong: the rewrite was consistent.
+    # Nothing else is wrong: the rewrite was consistent, and signed.
     assert {p["kind"] for p in report["problems"]} == {"tailored"}, report["problems"]
+
+
+def test_a_rewrite_without_the_operators_key_is_caught_by_its_signature_too(
+        tailored_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        operator_key: Path) -> None:
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tailored_bundle, bundle)
+    rewrite_layer(bundle, extra(members_of(bundle)))
+    code, report = verify(bundle, capsys, "--trust-key", str(operator_key))
+    assert code == 3
+    kinds = {(p["path"], p["kind"]) for p in report["problems"]}
+    assert ("SHA512SUMS.asc", "operator-signature") in kinds, report["problems"]
+    assert any(kind == "tailored" for _, kind in kinds), report["problems"]
+    # Without --trust-key nothing from outside vouches for the image at all.
+    code, report = verify(bundle, capsys)
+    assert code == 3
+    assert ("images/index.json", "unvouched") in {(p["path"], p["kind"])
+                                                  for p in report["problems"]}
 
 
 def test_a_damaged_layer_blob_is_reported_by_name(

@@ -41,7 +41,9 @@ def bundle(golden_bundle: Path, tmp_path: Path) -> Path:
 def verify(bundle: Path, *extra: str, capsys: pytest.CaptureFixture[str]
            ) -> tuple[int, dict[str, Any]]:
     code = main(["verify", str(bundle), "--json", *extra])
-    return code, json.loads(capsys.readouterr().out)
+    document = json.loads(capsys.readouterr().out)  # the envelope: result, problems, warnings
+    return code, {**document["result"], "problems": document["problems"],
+                  "warnings": document["warnings"]}
 
 
 def problems(report: dict[str, Any]) -> set[tuple[str, str]]:
@@ -100,12 +102,39 @@ def test_intact_bundle_passes_and_coreutils_agrees(bundle: Path, operator_key: P
     assert report["warnings"] == []
 
 
-def test_unsigned_check_warns_about_foreign_keys(bundle: Path,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+SIGNED = {AGENT, NGINX, *(AGENT.replace("elastic-agent", beat).replace("x86_64", arch)
+                          for beat in ("elastic-agent", "filebeat", "metricbeat")
+                          for arch in ("x86_64", "arm64"))}
+
+
+def test_without_a_key_from_outside_nothing_signed_by_the_bundle_s_keys_counts(
+        bundle: Path, signer_public_key: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # The golden bundle's binaries and package are signed by the stand-ins' key, which
+    # travels in keys/: the bundle cannot vouch for itself.
     code, report = verify(bundle, capsys=capsys)
-    assert code == 0
+    assert code == 3
     assert report["operator_signature"] == "present, not checked (give --trust-key)"
-    assert "keys other than the Elastic key pinned in airgap" in report["warnings"][0]
+    assert problems(report) == {(p, "unvouched") for p in SIGNED | {"images/index.json"}}
+    assert report["signatures"] == 0
+    messages = {p["path"]: p["message"] for p in report["problems"]}
+    assert "--trust-signer" in messages[AGENT] and "--trust-key" in messages[AGENT]
+    assert "keys/" in messages[AGENT]
+    assert "Elastic does not sign the image" in messages["images/index.json"]
+    # Naming the signer trusts what it signed; the image still needs the operator's key.
+    code, report = verify(bundle, "--trust-signer", str(signer_public_key), capsys=capsys)
+    assert code == 3 and report["signatures"] == 7
+    assert problems(report) == {("images/index.json", "unvouched")}
+    assert "--trust-key" in report["problems"][0]["message"]
+
+
+def test_the_table_names_each_unvouched_file_and_the_option(
+        bundle: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "400")
+    assert main(["verify", str(bundle)]) == 3
+    out = capsys.readouterr().out
+    assert AGENT in out and NGINX in out and "images/index.json" in out
+    assert "--trust-signer" in out and "--trust-key" in out
 
 
 def blob_of(bundle: Path) -> str:
@@ -314,9 +343,9 @@ def test_operator_signature_by_another_key_fails(bundle: Path, attacker: Signing
     assert ("SHA512SUMS.asc", "operator-signature") in problems(report)
 
 
-def test_a_bundle_rewritten_whole_is_caught_only_by_trust_key(
+def test_a_bundle_rewritten_whole_with_a_swapped_key_fails_whatever_the_keys_given(
         bundle: Path, attacker: SigningKey, signer: SigningKey, operator_key: Path,
-        capsys: pytest.CaptureFixture[str]) -> None:
+        signer_public_key: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # The attacker re-signs everything, rewrites bundle.json and SHA512SUMS consistently.
     document = json.loads((bundle / "bundle.json").read_text())
     old = next(k for k in document["keys"] if not k["elastic"])
@@ -336,11 +365,19 @@ def test_a_bundle_rewritten_whole_is_caught_only_by_trust_key(
     lines = [f"{hash_file(bundle / i['path']).sha512}  {i['path']}" for i in document["items"]]
     lines.append(f"{hash_file(bundle / 'bundle.json').sha512}  bundle.json")
     (bundle / "SHA512SUMS").write_text("\n".join(sorted(lines, key=lambda x: x[130:])) + "\n")
+    # Consistent through and through: only keys from outside the bundle can tell.
     code, report = verify(bundle, capsys=capsys)
-    assert code == 0 and report["warnings"], "consistent forgery: only a warning without a key"
+    assert code == 3
+    assert problems(report) == {(p, "unvouched") for p in SIGNED | {"images/index.json"}}
+    assert all(attacker.fingerprint in p["message"] for p in report["problems"]
+               if p["path"] != "images/index.json")
+    code, report = verify(bundle, "--trust-signer", str(signer_public_key), capsys=capsys)
+    assert code == 3 and report["signatures"] == 0
+    assert {(p, "unvouched") for p in SIGNED} <= problems(report)
     code, report = verify(bundle, "--trust-key", str(operator_key), capsys=capsys)
     assert code == 3
     assert ("SHA512SUMS.asc", "operator-signature") in problems(report)
+    assert {(p, "unvouched") for p in SIGNED} <= problems(report)
 
 
 def test_trust_key_without_a_signature_fails(bundle: Path, operator_key: Path,
@@ -357,16 +394,17 @@ def test_incomplete_bundle_says_so(bundle: Path, capsys: pytest.CaptureFixture[s
     assert report["problems"][0]["message"].startswith("the bundle has no SHA512SUMS")
 
 
-def test_only_verified_signatures_are_counted(bundle: Path,
+def test_only_verified_signatures_are_counted(bundle: Path, signer_public_key: Path,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     drop(bundle, NGINX + ".sig")
-    code, report = verify(bundle, capsys=capsys)
+    code, report = verify(bundle, "--trust-signer", str(signer_public_key), capsys=capsys)
     assert code == 3
     assert report["signatures"] == 6
-    assert problems(report) == {(NGINX + ".sig", "signature")}
+    assert problems(report) == {(NGINX + ".sig", "signature"),
+                                ("images/index.json", "unvouched")}
 
 
-def test_without_trust_key_an_elastic_only_bundle_still_warns(
+def test_without_trust_key_the_image_of_an_elastic_only_bundle_is_unvouched(
         bundle: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # Only the image and the Elastic key: nothing signed by another key, and the image
     # signed by no one.
@@ -381,14 +419,15 @@ def test_without_trust_key_an_elastic_only_bundle_still_warns(
     document["keys"] = [k for k in document["keys"] if k["elastic"]]
     forge(bundle, document)
     code, report = verify(bundle, capsys=capsys)
-    assert code == 0, report["problems"]
+    assert code == 3
     assert report["signatures"] == 0
-    (warning,) = report["warnings"]
-    assert "the image is not signed by Elastic" in warning and "--trust-key" in warning
+    assert problems(report) == {("images/index.json", "unvouched")}
+    message = report["problems"][0]["message"]
+    assert "Elastic does not sign the image" in message and "--trust-key" in message
 
 
 def test_an_unreadable_file_is_a_problem_not_a_traceback(
-        bundle: Path, capsys: pytest.CaptureFixture[str],
+        bundle: Path, operator_key: Path, capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch) -> None:
     real = verify_module.hash_file
 
@@ -398,7 +437,7 @@ def test_an_unreadable_file_is_a_problem_not_a_traceback(
         return real(path, **options)
 
     monkeypatch.setattr(verify_module, "hash_file", unreadable)
-    code, report = verify(bundle, capsys=capsys)
+    code, report = verify(bundle, "--trust-key", str(operator_key), capsys=capsys)
     assert code == 3
     assert (AGENT, "unreadable") in problems(report)
     assert "Permission denied" in report["problems"][0]["message"]
@@ -425,7 +464,7 @@ def test_damaged_description_is_an_error_not_a_traceback(
     with pytest.raises(BundleError, match="damaged") as raised:
         describe_bundle(bundle)
     assert "airgap verify" in str(raised.value)
-    assert main(["inspect", str(bundle)]) == 1
+    assert main(["inspect", str(bundle)]) == 3  # a damaged bundle
     assert "airgap verify" in capsys.readouterr().err
     code, report = verify(bundle, capsys=capsys)  # no traceback either
     if "items" in DAMAGES[damage] or "keys" in DAMAGES[damage]:
@@ -435,7 +474,7 @@ def test_damaged_description_is_an_error_not_a_traceback(
 def test_inspect_summarises_without_hashing(bundle: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["inspect", str(bundle), "--json"]) == 0
-    contents = json.loads(capsys.readouterr().out)
+    contents = json.loads(capsys.readouterr().out)["result"]
     assert contents["stack_version"] == "9.0.0" and contents["complete"] and contents["signed"]
     assert set(contents["image"]["platforms"]) == {"linux/amd64", "linux/arm64"}
     assert {a["platform"] for a in contents["artifacts"]["elastic-agent"]} == {
@@ -503,3 +542,104 @@ exec {real} "$@"
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
     assert list(temporary.glob("airgap-gnupg-*")) == [], "the GnuPG home was left behind"
+
+
+# -- Elastic Defend's artifacts ----------------------------------------------------------------
+
+
+@pytest.fixture
+def rich(rich_bundle: Path, tmp_path: Path) -> Path:
+    """A copy of the bundle with more images, Defend's artifacts and a wheelhouse."""
+    copy = tmp_path / "rich"
+    shutil.copytree(rich_bundle, copy)
+    return copy
+
+
+def defend_artifact(bundle: Path) -> str:
+    return next(i["path"] for i in description(bundle)["items"]
+                if i["kind"] == "defend-artifact")
+
+
+def test_a_bundle_with_everything_verifies(rich: Path, operator_key: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    code, report = verify(rich, "--trust-key", str(operator_key), capsys=capsys)
+    assert code == 0, report["problems"]
+    assert report["warnings"] == []
+
+
+#: What a forged bundle still fails on when the signers are trusted: its image, Defend's
+#: artifacts and the wheelhouse, which only the operator's SHA512SUMS.asc (broken by the
+#: forgery) vouches for.
+UNVOUCHED = {("images/index.json", "unvouched"), ("security/", "unvouched"),
+             ("tools/", "unvouched")}
+
+
+def test_defend_and_the_wheelhouse_need_the_operators_signature(
+        rich: Path, signer_public_key: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # The signer key vouches for binaries and packages; nobody airgap can check signs
+    # Defend's artifacts (for airgap) or the wheelhouse: only SHA512SUMS.asc does.
+    code, report = verify(rich, "--trust-signer", str(signer_public_key), capsys=capsys)
+    assert code == 3
+    assert problems(report) == UNVOUCHED
+    messages = {p["path"]: p["message"] for p in report["problems"]}
+    assert "an older genuine one" in messages["security/"]
+    assert "--trust-key" in messages["security/"] and "--trust-key" in messages["tools/"]
+
+
+def test_a_defend_artifact_its_manifest_lists_must_be_there(
+        rich: Path, signer_public_key: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    document = description(rich)
+    gone = defend_artifact(rich)
+    (rich / gone).unlink()
+    document["items"] = [i for i in document["items"] if i["path"] != gone]
+    forge(rich, document)  # bundle.json and SHA512SUMS no longer name it either
+    code, report = verify(rich, "--trust-signer", str(signer_public_key), capsys=capsys)
+    assert code == 3
+    assert problems(report) == {(gone, "defend"), *UNVOUCHED}
+
+
+def test_a_defend_artifact_must_have_the_hash_its_manifest_gives(
+        rich: Path, signer_public_key: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    changed = defend_artifact(rich)
+    flip(rich / changed, 3)
+    forge(rich, description(rich))
+    code, report = verify(rich, "--trust-signer", str(signer_public_key), capsys=capsys)
+    assert code == 3
+    assert problems(report) == {(changed, "defend"), *UNVOUCHED}
+    [found] = [p for p in report["problems"] if p["kind"] == "defend"]
+    assert "its SHA-256 differs from what security/downloads/endpoint/manifest/" \
+           "artifacts-9.0.0.zip says" in found["message"]
+
+
+def test_a_recorded_manifest_version_must_be_the_manifests(
+        rich: Path, signer_public_key: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    document = description(rich)
+    document["defend"][0]["manifest_version"] = "1.0.999"
+    forge(rich, document)
+    code, report = verify(rich, "--trust-signer", str(signer_public_key), capsys=capsys)
+    assert code == 3
+    assert problems(report) == {("security/downloads/endpoint/manifest/artifacts-9.0.0.zip",
+                                 "defend"), *UNVOUCHED}
+    [found] = [p for p in report["problems"] if p["kind"] == "defend"]
+    assert "bundle.json records 1.0.999" in found["message"]
+
+
+def test_old_defend_artifacts_warn_in_verify_and_inspect(
+        rich: Path, operator: SigningKey, operator_key: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    document = description(rich)
+    document["defend"][0]["fetched"] = "2026-01-02T03:04:05Z"
+    forge(rich, document)
+    operator.sign(rich / "SHA512SUMS", rich / "SHA512SUMS.asc")  # an old bundle, signed
+    code, report = verify(rich, "--trust-key", str(operator_key), capsys=capsys)
+    assert code == 0, report["problems"]
+    assert any(w.startswith("Elastic Defend's protection artifacts for Endpoint 9.0.0 "
+                            "(manifest_version 1.0.137) were fetched") and
+               "on 2026-01-02" in w for w in report["warnings"])
+    assert main(["inspect", str(rich), "--json"]) == 0
+    contents = json.loads(capsys.readouterr().out)["result"]
+    assert contents["defend"][0]["fetched"] == "2026-01-02T03:04:05Z"
+    assert len(contents["warnings"]) == 1
+    assert contents["tools"] == ["airgap-0.1.0-wheelhouse"]
+    assert contents["images"][0]["reference"] == \
+        "docker.elastic.co/elastic-agent/elastic-agent:9.0.0"

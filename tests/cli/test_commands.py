@@ -24,7 +24,7 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 def test_plan_json_lists_every_artifact_with_checksum_and_signature() -> None:
     result = run("plan", "manifests/full-multiarch.yaml", "--json")
     assert result.returncode == 0, result.stderr
-    data = json.loads(result.stdout)
+    data = json.loads(result.stdout)["result"]
     assert data["image"]["reference"] == "docker.elastic.co/package-registry/distribution:9.0.0"
     urls = {a["url"] for a in data["artifacts"]}
     assert ("https://artifacts.elastic.co/downloads/beats/elastic-agent/"
@@ -92,3 +92,74 @@ def test_core_messages_name_the_options_a_user_types(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "error: --sign-with needs --gnupg-home" in result.stderr
     assert "\x1f" not in result.stderr and "sign_with" not in result.stderr
+
+
+def run_in_terminal(*args: str) -> tuple[int, str]:
+    """Run ``python -m airgap`` on a pseudo-terminal, as an operator at a console does;
+    return its exit code and everything the terminal showed."""
+    import fcntl
+    import pty
+    import select
+    import struct
+    import termios
+
+    primary, secondary = pty.openpty()
+    # A console 50 rows by 200 columns: what the tables are laid out for.
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 200, 0, 0))
+    env = {**os.environ, "COLUMNS": "200", "TERM": "xterm"}
+    process = subprocess.Popen([sys.executable, "-m", "airgap", *args], cwd=REPO, env=env,
+                               stdin=secondary, stdout=secondary, stderr=secondary)
+    os.close(secondary)
+    shown = bytearray()
+    try:
+        while True:
+            ready, _, _ = select.select([primary], [], [], 60)
+            if not ready:
+                raise TimeoutError(f"airgap {' '.join(args)} showed nothing for 60 s")
+            try:
+                chunk = os.read(primary, 65536)
+            except OSError:  # the terminal closed: the program ended
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(primary)
+    return process.wait(timeout=60), shown.decode(errors="replace")
+
+
+def test_inspect_on_a_terminal_shows_images_defend_and_the_wheelhouse(
+        rich_bundle: Path) -> None:
+    code, shown = run_in_terminal("inspect", str(rich_bundle))
+    assert code == 0, shown
+    assert "docker.elastic.co/elastic-agent/elastic-agent:9.0.0" in shown
+    assert "Endpoint 9.0.0: manifest_version 1.0.137, 3 artifacts" in shown
+    assert "tools/airgap-0.1.0-wheelhouse" in shown
+    assert "warning" not in shown
+
+
+def test_plan_through_a_pipe_shows_defend_and_more_images(tmp_path: Path) -> None:
+    manifest = tmp_path / "site.yaml"
+    manifest.write_text("apiVersion: airgap/v1\nkind: Bundle\nstack: {version: 9.0.0}\n"
+                        "integrations: [endpoint]\nimages: [elastic-agent]\n")
+    result = run("plan", str(manifest))
+    assert result.returncode == 0, result.stderr
+    # In a pipe: one line per row, whole paths.
+    assert "image: docker.elastic.co/elastic-agent/elastic-agent:9.0.0" in result.stdout
+    assert "defend 9.0.0 downloads/endpoint/manifest/artifacts-9.0.0.zip ← integration " \
+        "endpoint (Elastic Defend's protection updates)" in result.stdout
+    assert "and 1 more image(s)" in result.stdout
+@pytest.mark.parametrize("option", [["verify", "{dir}", "--trust-key"],
+                                    ["verify", "{dir}", "--trust-signer"],
+                                    ["export-image", "{dir}", "-o", "{dir}/x.tar", "--trust-key"],
+                                    ["serve", "{dir}", "--tls-key", "{dir}/k", "--tls-cert"],
+                                    ["fetch", "manifests/minimal.yaml", "-o", "{dir}/b",
+                                     "--ca-cert"]])
+def test_a_fifo_where_a_file_is_expected_is_refused_at_once(option: list[str],
+                                                            tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)  # nobody writes to it: reading it would wait for ever
+    (tmp_path / "k").write_text("key")
+    result = run(*[o.format(dir=tmp_path) for o in option], str(fifo))
+    assert result.returncode == 2, result.stderr
+    assert "is not a regular file" in result.stderr and str(fifo) in result.stderr

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from airgap.bundle.staging import Staging
 from airgap.errors import ChecksumMismatchError, ManyErrors, NotFoundError, SignatureError
 from airgap.fetch.artifacts import fetch_artifacts
 from airgap.manifest import load_manifest
@@ -29,7 +30,9 @@ def planned(make_manifest: ManifestMaker, server: ArtifactServer, **keys: object
 
 
 def bundle_files(bundle: Path) -> set[str]:
-    return {str(p.relative_to(bundle)) for p in bundle.rglob("*") if p.is_file()}
+    """The files the phase left for the commit (the phase writes into staging only)."""
+    staged = Staging(bundle).folder
+    return {str(p.relative_to(staged)) for p in staged.rglob("*") if p.is_file()}
 
 
 def test_multi_platform_fetch_gets_exactly_the_planned_tree(
@@ -40,7 +43,7 @@ def test_multi_platform_fetch_gets_exactly_the_planned_tree(
                                "formats": ["archive", "deb", "rpm"]},
                     integrations=["system", "fleet_server", "endpoint"])
     bundle = tmp_path / "bundle"
-    results = fetch_artifacts(items, bundle, downloader, verifier)
+    results = fetch_artifacts(items, Staging(bundle), downloader, verifier)
     expected = {f"downloads/{i.path}{suffix}" for i in items for suffix in ("", ".sha512", ".asc")}
     assert bundle_files(bundle) == expected
     assert "downloads/beats/elastic-agent/elastic-agent-9.0.0-darwin-aarch64.tar.gz" in expected
@@ -53,7 +56,7 @@ def test_multi_platform_fetch_gets_exactly_the_planned_tree(
         assert result.signer.fingerprint == signer.fingerprint
     # The same files again: nothing is downloaded twice.
     before = len(artifact_server.faults.log)
-    again = fetch_artifacts(items, bundle, downloader, verifier)
+    again = fetch_artifacts(items, Staging(bundle), downloader, verifier)
     assert all(r.file.reused for r in again)
     assert len(artifact_server.faults.log) == before
 
@@ -113,7 +116,7 @@ def test_each_kind_of_tampering_is_refused_naming_the_file(
     tamper(artifact_server.root / AGENT, attacker)  # type: ignore[operator]
     bundle = tmp_path / "bundle"
     with pytest.raises(error, match=message):
-        fetch_artifacts(items, bundle, downloader, verifier)
+        fetch_artifacts(items, Staging(bundle), downloader, verifier)
     # The untouched fleet-server artifact is complete; nothing of the agent remains.
     assert bundle_files(bundle) == {
         f"downloads/{items[1].path}{suffix}" for suffix in ("", ".sha512", ".asc")}
@@ -127,7 +130,7 @@ def test_every_failing_artifact_is_listed(make_manifest: ManifestMaker,
     attacker.sign(artifact_server.root / items[0].path)
     (artifact_server.root / (items[1].path + ".asc")).unlink()
     with pytest.raises(ManyErrors) as caught:
-        fetch_artifacts(items, tmp_path / "bundle", downloader, verifier)
+        fetch_artifacts(items, Staging(tmp_path / "bundle"), downloader, verifier)
     assert caught.value.exit_code == 3
     text = str(caught.value)
     assert items[0].filename in text and f"{items[1].filename}.asc: not found" in text
@@ -142,7 +145,7 @@ def test_faults_are_survived(make_manifest: ManifestMaker, artifact_server: Arti
     faults.inject("*linux-arm64.tar.gz", Fault("truncate", after=7000))
     faults.inject("*.sha512", Fault("status", times=3, status=502))
     faults.inject("*.asc", Fault("status", times=1, status=503, retry_after="0"))
-    results = fetch_artifacts(items, tmp_path / "bundle", downloader, verifier)
+    results = fetch_artifacts(items, Staging(tmp_path / "bundle"), downloader, verifier)
     assert len(results) == 2
     resumed = [r for r in faults.log if r.range]
     assert {r.path.rsplit("-", 1)[-1] for r in resumed} == {"x86_64.tar.gz", "arm64.tar.gz"}
@@ -153,5 +156,5 @@ def test_redirects_are_followed(make_manifest: ManifestMaker, artifact_server: A
                                 tmp_path: Path) -> None:
     items = planned(make_manifest, artifact_server)
     artifact_server.redirect = True
-    (result,) = fetch_artifacts(items, tmp_path / "bundle", downloader, verifier)
+    (result,) = fetch_artifacts(items, Staging(tmp_path / "bundle"), downloader, verifier)
     assert result.file.dest.read_bytes() == (artifact_server.root / items[0].path).read_bytes()

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 
 from airgap.errors import AuthenticationError, ChecksumMismatchError, NotFoundError, UsageError
-from airgap.fetch.image import ImageResult, fetch_image
+from airgap.fetch.image import ImageResult
 from airgap.manifest.plan import ImageItem
 from airgap.net.download import Downloader
 from airgap.net.transport import NetworkSettings, make_client
 from airgap.oci.reference import ImageReference
 from airgap.reporter import NullReporter
-from tests.conftest import REGISTRY_CREDENTIALS, TEST_REPOSITORY, TEST_TAG
+from tests.conftest import REGISTRY_CREDENTIALS, TEST_REPOSITORY, TEST_TAG, move_staged, pull_image
 from tests.peers.files import Fault
 from tests.peers.images import TestImage, push_image
 from tests.peers.processes import DockerRegistry
@@ -36,7 +36,7 @@ def downloader() -> Iterator[Downloader]:
 
 def pull(url: str, downloader: Downloader, bundle: Path, platforms: tuple[str, ...] = BOTH,
          reference: ImageReference = REFERENCE) -> ImageResult:
-    return fetch_image(ImageItem(reference, url, platforms, "test"), bundle, downloader)
+    return pull_image(ImageItem(reference, url, platforms, "test"), bundle, downloader)
 
 
 def blob_names(bundle: Path) -> set[str]:
@@ -189,9 +189,12 @@ def test_blob_with_wrong_digest_is_never_named_complete(registry_front: Registry
     registry_front.faults.inject(f"*/blobs/{layer}", Fault("corrupt", times=-1))
     with pytest.raises(ChecksumMismatchError, match="digest mismatch"):
         pull(registry_front.url, downloader, tmp_path / "b")
-    names = blob_names(tmp_path / "b")
+    # What was fetched waits in staging; the bad blob is not there under its name, nor
+    # as a partial download; the folder itself got nothing.
+    staged = tmp_path / "b" / ".airgap-next" / "images" / "blobs" / "sha256"
+    names = {p.name for p in staged.iterdir()}
     assert layer[7:] not in names and not any(n.endswith(".part") for n in names)
-    assert not (tmp_path / "b" / "images" / "index.json").exists()
+    assert not (tmp_path / "b" / "images").exists()
 
 
 def test_redirected_blobs_get_no_credentials(registry_front: RegistryFront,
@@ -220,3 +223,34 @@ def test_push_helper_round_trip(test_image: TestImage, registry: DockerRegistry)
     destination = push_image(test_image, registry.host, "peer/check")
     raw = skopeo("inspect", "--raw", "--tls-verify=false", destination).stdout
     assert "sha256:" + hashlib.sha256(raw.encode()).hexdigest() == test_image.index_digest
+
+
+def test_two_images_share_their_common_layer_and_a_missing_one_names_images(
+        agent_image: TestImage, pushed_image: TestImage, registry: DockerRegistry,
+        downloader: Downloader, tmp_path: Path) -> None:
+    from airgap.bundle.staging import Staging
+    from airgap.fetch.image import fetch_images, resolve_image
+
+    def pull_both(items: list[ImageItem], bundle: Path) -> list[ImageResult]:
+        resolved = [resolve_image(item, downloader, registry=number == 0)
+                    for number, item in enumerate(items)]
+        results = fetch_images(resolved, Staging(bundle), downloader)
+        move_staged(bundle)
+        return results
+
+    agent = ImageReference("docker.elastic.co", "elastic-agent/elastic-agent", TEST_TAG)
+    bundle = tmp_path / "bundle"
+    registry_image, agent_result = pull_both(
+        [ImageItem(REFERENCE, registry.url, BOTH, "test"),
+         ImageItem(agent, registry.url, BOTH, "test")], bundle)
+    shared = pushed_image.shared_layers[0]
+    assert shared in {layer.digest for p in agent_result.platforms for layer in p.layers}
+    assert blob_names(bundle) == {p.name for image in (pushed_image, agent_image)
+                                  for p in (image.layout / "blobs" / "sha256").iterdir()}
+    assert agent_result.upstream_digest == agent_image.index_digest
+    assert registry_image.upstream_digest == pushed_image.index_digest
+    missing = ImageReference("docker.elastic.co", "elastic-agent/elastic-agent", "0.0.1")
+    with pytest.raises(NotFoundError, match="no such image tag") as refused:
+        pull_both([ImageItem(REFERENCE, registry.url, BOTH, "test"),
+                   ImageItem(missing, registry.url, BOTH, "test")], tmp_path / "b")
+    assert refused.value.details == ("check the image's name and tag in `images`",)

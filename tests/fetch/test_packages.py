@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
+from airgap.bundle.staging import Staging
 from airgap.errors import NotFoundError, ServerResponseError, SignatureError
-from airgap.fetch.packages import PackageResult, fetch_packages, newest_version
+from airgap.fetch.packages import PackageResult, fetch_packages, newest_version, resolve
 from airgap.manifest import load_manifest
 from airgap.manifest.plan import make_plan
 from airgap.net.download import Downloader
@@ -25,8 +26,15 @@ def run(make_manifest: ManifestMaker, epr: EprServer, downloader: Downloader,
     manifest = load_manifest(make_manifest(epr_from=epr, integrations=integrations, version=version,
                                            artifacts={"products": []}, **keys))
     plan = make_plan(manifest)
-    return fetch_packages(plan.packages, manifest.stack_version, manifest.sources.epr, bundle,
-                          downloader, verifier)
+    resolved = [(package, item.reason) for item in plan.packages
+                for package in resolve(item, manifest.stack_version, manifest.sources.epr,
+                                       downloader)]
+    return fetch_packages(resolved, Staging(bundle), downloader, verifier)
+
+
+def staged(bundle: Path) -> Path:
+    """Where the phase writes: the staging folder, until a fetch commits."""
+    return Staging(bundle).folder
 
 
 def test_newest_compatible_ga_version_is_fetched_and_verified(
@@ -37,7 +45,8 @@ def test_newest_compatible_ga_version_is_fetched_and_verified(
                   ["system", "nginx", "endpoint"])
     assert [(r.package.name, r.package.version) for r in results] == [
         ("system", "2.1.0"), ("nginx", "2.0.0"), ("endpoint", "9.0.0")]
-    assert sorted(str(p.relative_to(bundle)) for p in bundle.rglob("*") if p.is_file()) == [
+    assert sorted(str(p.relative_to(staged(bundle))) for p in staged(bundle).rglob("*")
+                  if p.is_file()) == [
         "packages/endpoint/endpoint-9.0.0.zip", "packages/endpoint/endpoint-9.0.0.zip.sig",
         "packages/nginx/nginx-2.0.0.zip", "packages/nginx/nginx-2.0.0.zip.sig",
         "packages/system/system-2.1.0.zip", "packages/system/system-2.1.0.zip.sig"]
@@ -74,7 +83,7 @@ def test_tampered_zip_is_refused_and_nothing_stays(
     bundle = tmp_path / "bundle"
     with pytest.raises(SignatureError, match="nginx-2.0.0.zip: does not match its signature"):
         run(make_manifest, epr_server, downloader, verifier, bundle, ["nginx"])
-    assert [p for p in bundle.rglob("*") if p.is_file()] == []
+    assert [p for p in bundle.rglob("*") if p.is_file()] == []  # staging included
 
 
 def test_package_signed_by_an_untrusted_key_is_refused(
@@ -141,7 +150,7 @@ def test_every_compatible_version_or_a_pinned_one(
         ("nginx", "1.20.0", "registry.packages (nginx@1.20.0)"),
         ("system", "1.60.0", "integration system; Fleet installs it at setup"),
         ("system", "2.1.0", "integration system; Fleet installs it at setup")]
-    assert (bundle / "packages/system/system-1.60.0.zip.sig").is_file()
+    assert (staged(bundle) / "packages/system/system-1.60.0.zip.sig").is_file()
 
 
 def test_the_answers_paths_are_used_not_composed(

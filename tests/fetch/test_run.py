@@ -13,13 +13,14 @@ from typing import Any
 import pytest
 
 from airgap.bundle import BundleLock, parse_sums
+from airgap.bundle.staging import Staging
 from airgap.errors import BundleError, ExitCode, NotFoundError, UsageError
 from airgap.fetch.run import FetchResult, FetchSettings, fetch
-from airgap.manifest import load_manifest
-from airgap.manifest.plan import make_plan
+from airgap.manifest import load_manifest, make_plan
 from airgap.reporter import NullReporter
-from tests.conftest import TEST_REPOSITORY, ManifestMaker, start_airgap
+from tests.conftest import TEST_REPOSITORY, ManifestMaker, site_manifest, start_airgap
 from tests.peers.artifacts import ArtifactServer
+from tests.peers.defend import DefendServer
 from tests.peers.epr import EprServer
 from tests.peers.files import Fault
 from tests.peers.gpgkeys import SigningKey
@@ -27,19 +28,6 @@ from tests.peers.images import TestImage
 from tests.peers.registry_front import RegistryFront
 
 ELASTIC = "46095ACC8548582C1A2699A9D27D666CD88E42B4"
-
-
-def site_manifest(make_manifest: ManifestMaker, front: RegistryFront,
-                  artifacts: ArtifactServer, epr: EprServer, *, size: int = 30_000,
-                  **keys: object) -> Path:
-    keys.setdefault("platforms", {"arch": ["x86_64", "arm64"]})
-    keys.setdefault("integrations", ["system", "nginx", "fleet_server"])
-    path = make_manifest(artifacts_from=artifacts, epr_from=epr, **keys,
-                         sources={"registry": front.url})
-    for item in make_plan(load_manifest(path)).artifacts:
-        if not (artifacts.root / item.path).exists():
-            artifacts.publish(item.path, size)
-    return path
 
 
 def run_fetch(manifest: Path, bundle: Path, **options: object) -> FetchResult:
@@ -70,7 +58,7 @@ def test_fetch_writes_a_complete_bundle_that_coreutils_can_check(
     assert not (bundle / ".airgap.lock").exists()
 
     description = json.loads((bundle / "bundle.json").read_text())
-    assert description["format"] == 1 and description["tool"]["name"] == "airgap"
+    assert description["format"] == 2 and description["tool"]["name"] == "airgap"
     items = {i["path"]: i for i in description["items"]}
     assert set(items) == set(sums) - {"bundle.json"}
     for path, item in items.items():
@@ -114,13 +102,14 @@ def test_rerun_reuses_everything_and_a_changed_manifest_fetches_only_the_new(
     manifest = site_manifest(make_manifest, registry_front, artifact_server, epr_server)
     bundle = tmp_path / "bundle"
     run_fetch(manifest, bundle)
-    downloads = len(artifact_server.faults.log)
-    blobs = len(registry_front.faults.requests("*/blobs/*"))
-    packages = len(epr_server.faults.requests("/epr/*"))
+    # Each run asks every source first (HEAD, manifests); only GETs of files download.
+    downloads = len(artifact_server.faults.requests(method="GET"))
+    blobs = len(registry_front.faults.requests("*/blobs/*", method="GET"))
+    packages = len(epr_server.faults.requests("/epr/*", method="GET"))
     again = run_fetch(manifest, bundle)
-    assert len(artifact_server.faults.log) == downloads
-    assert len(registry_front.faults.requests("*/blobs/*")) == blobs
-    assert len(epr_server.faults.requests("/epr/*")) == packages
+    assert len(artifact_server.faults.requests(method="GET")) == downloads
+    assert len(registry_front.faults.requests("*/blobs/*", method="GET")) == blobs
+    assert len(epr_server.faults.requests("/epr/*", method="GET")) == packages
     assert all(a.file.reused for a in again.artifacts)
 
     changed = site_manifest(make_manifest, registry_front, artifact_server, epr_server,
@@ -128,9 +117,9 @@ def test_rerun_reuses_everything_and_a_changed_manifest_fetches_only_the_new(
                             integrations=["system", "nginx", "fleet_server", "endpoint"],
                             name="changed.yaml")
     result = run_fetch(changed, bundle)
-    new_requests = [r.path for r in artifact_server.faults.log[downloads:]]
+    new_requests = [r.path for r in artifact_server.faults.requests(method="GET")[downloads:]]
     assert all("endpoint-security" in p for p in new_requests) and len(new_requests) == 3
-    assert [r.path for r in epr_server.faults.requests("/epr/*")[packages:]] == [
+    assert [r.path for r in epr_server.faults.requests("/epr/*", method="GET")[packages:]] == [
         "/epr/endpoint/endpoint-9.0.0.zip.sig", "/epr/endpoint/endpoint-9.0.0.zip"]
     assert "downloads/beats/elastic-agent/elastic-agent-9.0.0-linux-arm64.tar.gz" in \
         result.removed
@@ -164,7 +153,7 @@ def test_fetch_refuses_a_folder_that_is_not_empty_and_not_a_bundle(
     home = tmp_path / "home"
     (home / "downloads").mkdir(parents=True)
     (home / "downloads" / "holiday.jpg").write_bytes(b"precious")
-    with pytest.raises(BundleError, match="is not empty and is not an airgap bundle"):
+    with pytest.raises(UsageError, match="is not empty and is not an airgap bundle"):
         run_fetch(manifest, home)
     assert files_of(home) == {"downloads/holiday.jpg"}
     assert artifact_server.faults.log == []
@@ -254,18 +243,19 @@ def test_killed_fetch_resumes_without_downloading_verified_files_again(
     process = start_fetch(manifest, bundle, tmp_path / "tmp", "--jobs", "2")
     deadline = time.monotonic() + 60
     done: set[str] = set()
+    staged = bundle / ".airgap-next"  # where a fetch writes until it commits
     while time.monotonic() < deadline and len(done) < 3:
-        done = {p.relative_to(bundle).as_posix() for p in bundle.glob("downloads/**/*.tar.gz")}
+        done = {p.relative_to(staged).as_posix() for p in staged.glob("downloads/**/*.tar.gz")}
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert len(done) >= 3, "the fetch finished no artifact before the kill"
-    finished = {p.relative_to(bundle).as_posix() for p in bundle.glob("downloads/**/*.tar.gz")}
+    finished = {p.relative_to(staged).as_posix() for p in staged.glob("downloads/**/*.tar.gz")}
     assert not (bundle / "SHA512SUMS").exists()
     artifact_server.faults.clear()
 
     run_fetch(manifest, bundle)
-    fetched_again = {r.path for r in artifact_server.faults.log}
+    fetched_again = {r.path for r in artifact_server.faults.requests(method="GET")}
     for path in finished:
         assert "/downloads/" + path.removeprefix("downloads/") not in fetched_again
     assert not any(f.endswith(".part") for f in files_of(bundle))
@@ -285,9 +275,10 @@ def test_ctrl_c_stops_every_part_of_the_fetch_at_once(
     temporary = tmp_path / "tmp"
     process = start_fetch(manifest, bundle, temporary, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not any(bundle.glob("downloads/**/*.tar.gz.part")):
+    staged = bundle / ".airgap-next"
+    while time.monotonic() < deadline and not any(staged.glob("downloads/**/*.tar.gz.part")):
         time.sleep(0.05)
-    assert any(bundle.glob("downloads/**/*.tar.gz.part")), "no transfer started"
+    assert any(staged.glob("downloads/**/*.tar.gz.part")), "no transfer started"
     interrupted = time.monotonic()
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=30)
@@ -333,3 +324,107 @@ def test_ctrl_c_during_a_stalled_transfer_does_not_wait_for_the_read_timeout(
     artifact_server.faults.clear()
     run_fetch(manifest, bundle)  # the lock is free, and the .part files resume
     assert (bundle / "SHA512SUMS").exists()
+
+
+# -- more images, Elastic Defend and airgap's wheelhouse in one bundle -----------------------
+
+
+def test_a_bundle_with_everything_is_complete_and_describes_it(
+        rich_bundle: Path, pushed_image: TestImage, agent_image: TestImage,
+        operator: SigningKey, tmp_path: Path) -> None:
+    from tests.conftest import DEFEND_ARTIFACTS
+
+    check = subprocess.run(["sha512sum", "--check", "--strict", "SHA512SUMS"], cwd=rich_bundle,
+                           capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    sums, _ = parse_sums((rich_bundle / "SHA512SUMS").read_text())
+    assert set(sums) == files_of(rich_bundle) - {"SHA512SUMS", "SHA512SUMS.asc"}
+    description = json.loads((rich_bundle / "bundle.json").read_text())
+    assert description["format"] == 2
+    kinds = {i["path"]: i["kind"] for i in description["items"]}
+
+    # Two images in one layout, the layer they share stored once.
+    [agent] = description["images"]
+    assert agent["reference"] == "docker.elastic.co/elastic-agent/elastic-agent:9.0.0"
+    assert agent["upstream_digest"] == agent_image.index_digest
+    index = json.loads((rich_bundle / "images/index.json").read_text())
+    names = [e["annotations"]["io.containerd.image.name"] for e in index["manifests"]]
+    assert names == [f"docker.elastic.co/{TEST_REPOSITORY}:9.0.0", agent["reference"]]
+    assert [e["annotations"]["org.opencontainers.image.ref.name"]
+            for e in index["manifests"]] == ["9.0.0", agent["reference"]]
+    shared = pushed_image.shared_layers[0]
+    for image in (description["image"], agent):
+        assert all(shared in p["layers"] for p in image["platforms"].values())
+    blobs = [p for p in sums if p.startswith("images/blobs/")]
+    assert len(blobs) == len(set(blobs))
+    assert f"images/blobs/sha256/{shared[7:]}" in blobs
+    wanted = {d for image in (description["image"], agent) for p in image["platforms"].values()
+              for d in (p["manifest"], p["config"], *p["layers"])}
+    wanted |= {description["image"]["digest"], agent["digest"]}
+    assert {f"sha256:{b.rsplit('/', 1)[1]}" for b in blobs} == wanted
+
+    # Elastic Defend: the manifest, its artifacts, when it was fetched.
+    [defend] = description["defend"]
+    assert defend["endpoint_version"] == "9.0.0" and defend["manifest_version"] == "1.0.137"
+    assert defend["artifacts"] == len(DEFEND_ARTIFACTS)
+    assert defend["path"] == "security/downloads/endpoint/manifest/artifacts-9.0.0.zip"
+    assert kinds[defend["path"]] == "defend-manifest"
+    assert sum(1 for k in kinds.values() if k == "defend-artifact") == len(DEFEND_ARTIFACTS)
+
+    # airgap's wheelhouse, listed like every other file.
+    tools = sorted(p for p, k in kinds.items() if k == "tool")
+    assert tools == ["tools/airgap-0.1.0-wheelhouse/PyYAML-6.0.2-cp311-cp311-manylinux_2_17_"
+                     "x86_64.whl", "tools/airgap-0.1.0-wheelhouse/airgap-0.1.0-py3-none-any.whl",
+                     "tools/airgap-0.1.0-wheelhouse/install.sh"]
+    assert (rich_bundle / tools[-1]).stat().st_mode & 0o111
+
+    # skopeo finds each image in the layout by its name.
+    for name in ("9.0.0", agent["reference"]):
+        inspected = subprocess.run(["skopeo", "inspect", "--raw", f"oci:{rich_bundle}/images:"
+                                    f"{name}"], capture_output=True, text=True)
+        assert inspected.returncode == 0, inspected.stderr
+
+
+def test_with_tool_refuses_a_folder_that_is_no_wheelhouse_before_downloading(
+        make_manifest: ManifestMaker, tmp_path: Path) -> None:
+    from airgap.cli import main
+
+    manifest = make_manifest()
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "readme.txt").write_text("hello")
+    bundle = tmp_path / "bundle"
+    with pytest.raises(UsageError, match="is not an airgap wheelhouse"):
+        run_fetch(manifest, bundle, with_tool=notes)
+    assert not bundle.exists()
+    (notes / "link").symlink_to("/etc/passwd")
+    assert main(["fetch", str(manifest), "-o", str(bundle), "--with-tool", str(notes)]) == 2
+
+
+def test_a_new_fetch_brings_the_new_defend_manifest_and_drops_what_it_no_longer_lists(
+        make_manifest: ManifestMaker, registry_front: RegistryFront,
+        artifact_server: ArtifactServer, epr_server: EprServer, defend_server: DefendServer,
+        tmp_path: Path) -> None:
+    manifest = make_manifest(artifacts_from=artifact_server, epr_from=epr_server,
+                             integrations=["endpoint"],
+                             artifacts={"products": ["elastic-agent"]},
+                             sources={"registry": registry_front.url,
+                                      "security": defend_server.url})
+    for item in make_plan(load_manifest(manifest)).artifacts:
+        artifact_server.publish(item.path, 10_000)
+    defend_server.publish("9.0.0", "1.0.1", {"old-rules-v1": b"old\n" * 100})
+    bundle = tmp_path / "bundle"
+    first = run_fetch(manifest, bundle)
+    [result] = first.extras.defend
+    # Fetched into staging, then moved into the bundle by the commit.
+    old = bundle / Staging(bundle).relative(next(iter(result.artifacts))[1].dest)
+    assert old.is_file()
+    defend_server.publish("9.0.0", "1.0.2", {"new-rules-v1": b"new\n" * 100})
+    second = run_fetch(manifest, bundle)
+    assert [d.document.manifest_version for d in second.extras.defend] == ["1.0.2"]
+    assert not old.exists()
+    assert any(path.startswith("security/downloads/endpoint/artifacts/old-rules-v1/")
+               for path in second.removed)
+    description = json.loads((bundle / "bundle.json").read_text())
+    assert description["defend"][0]["manifest_version"] == "1.0.2"
+    assert description["defend"][0]["fetched"] >= first.extras.defend[0].fetched

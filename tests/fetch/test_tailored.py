@@ -7,19 +7,13 @@ engine, containerd and skopeo.
 
 from __future__ import annotations
 
-import fcntl
 import gzip
 import hashlib
 import io
 import json
-import os
-import pty
-import select
-import struct
+import re
 import subprocess
-import sys
 import tarfile
-import termios
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +24,6 @@ from airgap.errors import AirgapError
 from airgap.fetch.run import FetchSettings, fetch
 from airgap.reporter import NullReporter
 from tests.conftest import (
-    REPO,
     SERVER_REPOSITORY,
     TAILORED_PACKAGES,
     publish_tailored_packages,
@@ -41,6 +34,7 @@ from tests.peers.gpgkeys import SigningKey
 from tests.peers.images import TestImage, build_test_image, push_image
 from tests.peers.processes import DockerRegistry
 from tests.reporting import RecordingReporter
+from tests.terminal import at_terminal, in_pipe
 
 OCI_TYPES = ("application/vnd.oci.image.index.v1+json",
              "application/vnd.oci.image.manifest.v1+json",
@@ -64,31 +58,6 @@ def document(bundle: Path, digest: str) -> dict[str, Any]:
 def package_files(bundle: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted((bundle / "packages").rglob("*"))
             if p.is_file()}
-
-
-def in_terminal(*args: str) -> tuple[int, str]:
-    """Run ``python -m airgap ARGS`` with a pseudo-terminal as its stdout and stderr."""
-    leader, follower = pty.openpty()
-    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 250, 0, 0))
-    env = {**os.environ, "COLUMNS": "250", "LINES": "50", "TERM": "xterm"}
-    process = subprocess.Popen([sys.executable, "-m", "airgap", *args], cwd=REPO, env=env,
-                               stdin=subprocess.DEVNULL, stdout=follower, stderr=follower)
-    os.close(follower)
-    output = bytearray()
-    while True:
-        ready, _, _ = select.select([leader], [], [], 60)
-        if not ready:
-            process.kill()
-            break
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:  # the terminal closed: the process ended
-            break
-        if not chunk:
-            break
-        output += chunk
-    os.close(leader)
-    return process.wait(timeout=60), output.decode(errors="replace")
 
 
 def test_the_image_is_the_base_plus_one_layer_of_exactly_the_verified_packages(
@@ -146,18 +115,24 @@ def test_the_image_is_the_base_plus_one_layer_of_exactly_the_verified_packages(
     assert check.returncode == 0, check.stdout + check.stderr
 
 
-def test_verify_and_inspect_through_the_command_line(tailored_bundle: Path) -> None:
-    verified = subprocess.run([sys.executable, "-m", "airgap", "verify", str(tailored_bundle)],
-                              cwd=REPO, capture_output=True, text=True, timeout=120)
+def test_verify_and_inspect_through_the_command_line(tailored_bundle: Path,
+                                                    operator_key: Path) -> None:
+    verified = in_pipe("verify", str(tailored_bundle), "--trust-key", str(operator_key),
+                       timeout=120)
     assert verified.returncode == 0, verified.stdout + verified.stderr
-    assert "intact" in verified.stdout
-    code, screen = in_terminal("inspect", str(tailored_bundle))
-    assert code == 0, screen
-    assert TAILORED in screen and "Traceback" not in screen
-    assert f":v{elastic.PACKAGE_REGISTRY_VERSION} + 4 packages (layer sha256:" in screen
-    contents = json.loads(subprocess.run(
-        [sys.executable, "-m", "airgap", "inspect", str(tailored_bundle), "--json"], cwd=REPO,
-        capture_output=True, text=True, check=True).stdout)
+    assert verified.stdout.startswith(f"intact: {tailored_bundle}")
+    # Without the operator's key nothing from outside vouches for the image, tailored or not.
+    unvouched = in_pipe("verify", str(tailored_bundle), timeout=120)
+    assert unvouched.returncode == 3
+    assert "images/index.json unvouched" in unvouched.stdout
+    seen = at_terminal("inspect", str(tailored_bundle))
+    seen.assert_no_traceback()
+    assert seen.code == 0, seen.text
+    assert TAILORED in seen.text
+    # The base's name, then what was added (folded to the terminal's width).
+    assert re.search(r"tailored +\S+:v[\d.]+ \+ 4 packages \(layer\s+sha256:", seen.text), \
+        seen.text
+    contents = json.loads(in_pipe("inspect", str(tailored_bundle), "--json").stdout)["result"]
     assert contents["image"]["tailored"]["base"].endswith(f":v{elastic.PACKAGE_REGISTRY_VERSION}")
     assert sorted(p["name"] for p in contents["packages"]) == sorted(TAILORED_PACKAGES)
 
@@ -167,17 +142,18 @@ def test_plan_shows_the_tailored_image_and_why_each_package_is_in_it(
         signer_public_key: Path) -> None:
     manifest = tailored_manifest(tmp_path / "site.yaml", registry, epr_server,
                                  signer_public_key, "oci", packages=["kafka@1.2.0"])
-    code, screen = in_terminal("plan", str(manifest))
-    assert code == 0, screen
-    assert "Traceback" not in screen
+    seen = at_terminal("plan", str(manifest))
+    seen.assert_no_traceback()
+    assert seen.code == 0, seen.text
     for expected in (f"{TAILORED} (tailored: composed by airgap)",
                      f"package-registry/package-registry:v{elastic.PACKAGE_REGISTRY_VERSION}",
                      "kafka@1.2.0", "← registry.packages (kafka@1.2.0)",
                      "← Fleet installs it at setup", "← integration nginx"):
-        assert expected in screen, expected
-    piped = subprocess.run([sys.executable, "-m", "airgap", "plan", str(manifest), "--json"],
-                           cwd=REPO, capture_output=True, text=True, check=True)
-    data = json.loads(piped.stdout)
+        assert expected in seen.text, expected
+    assert seen.lines[-1].startswith(f"{TAILORED} for 2 platform(s)")
+    piped = in_pipe("plan", str(manifest), "--json")
+    assert piped.returncode == 0, piped.stderr
+    data = json.loads(piped.stdout)["result"]
     assert data["tailored"]["reference"] == TAILORED
     assert [p["name"] for p in data["packages"]] == ["nginx", "elastic_agent", "fleet_server",
                                                      "system", "kafka"]
@@ -195,13 +171,19 @@ def test_a_refetch_composes_the_same_image_and_downloads_nothing_again(
         reporter = RecordingReporter()
         first = fetch(FetchSettings(manifest, bundle), reporter)
         assert reporter.outcomes[f"compose {TAILORED}"] == "done"
-        second = fetch(FetchSettings(manifest, bundle), NullReporter())
+        assert reporter.phases["compose"] == (sum(p.file.digests.size + p.signature.digests.size
+                                                  for p in first.packages), None)
+        again = RecordingReporter()
+        second = fetch(FetchSettings(manifest, bundle), again)
     finally:
         epr.stop()
+    assert second.unchanged
+    assert again.outcomes[f"compose {TAILORED}"] == "kept"  # not composed a second time
     assert second.image.stored == first.image.stored
     assert second.image.tailored == first.image.tailored
     assert all(p.file.reused and p.signature.reused for p in second.packages)
     assert second.removed == ()
+    assert not (bundle / ".airgap-next").exists()
 
 
 def test_a_missing_package_stops_the_fetch_before_anything_is_composed(
@@ -283,14 +265,17 @@ def test_fetch_through_a_pipe_says_what_it_composed(
         manifest = tailored_manifest(tmp_path / "site.yaml", registry, epr, signer_public_key,
                                      "docker")
         bundle = tmp_path / "bundle"
-        result = subprocess.run([sys.executable, "-m", "airgap", "fetch", str(manifest), "-o",
-                                 str(bundle)], cwd=REPO, capture_output=True, text=True,
-                                timeout=300, env={**os.environ, "COLUMNS": "200"})
+        result = in_pipe("fetch", str(manifest), "-o", str(bundle), timeout=300)
     finally:
         epr.stop()
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
-    assert "image (linux/amd64, linux/arm64)" in result.stdout
-    assert "packages" in result.stdout and (bundle / "SHA512SUMS").is_file()
+    # The log: the compose phase begins and ends, its one item with what was made.
+    log = result.stderr
+    assert f"compose: {TAILORED}: 4 packages onto " in log, log
+    assert re.search(r"done +packages layer of .*composed: sha256:", log), log
+    assert "part tailored image (linux/amd64, linux/arm64)" in result.stdout
+    assert result.stdout.splitlines()[-1].startswith("done: ")
+    assert (bundle / "SHA512SUMS").is_file()
     image = json.loads((bundle / "bundle.json").read_text())["image"]
     assert image["reference"] == TAILORED and image["media_type"] == DOCKER_TYPES[0]

@@ -66,7 +66,7 @@ def test_docker_loads_it_and_the_container_answers_health(image_bundle: Path, do
                                                           tmp_path: Path) -> None:
     tar = tmp_path / "img.tar"
     assert main(["export-image", str(image_bundle), "--platform", "linux/amd64", "-o", str(tar),
-                 "--tag", "registry.local/epr:9.0.0"]) == 0
+                 "--tag", "registry.local/epr:9.0.0", "--skip-verify"]) == 0
     env = dockerd.env()
     loaded = subprocess.run(["docker", "load", "-i", str(tar)], env=env, capture_output=True,
                             text=True, check=True)
@@ -137,7 +137,7 @@ def test_unknown_platform_is_a_usage_error(image_bundle: Path, tmp_path: Path) -
 
 
 def test_a_malformed_platform_is_a_usage_error(image_bundle: Path, tmp_path: Path) -> None:
-    assert main(["export-image", str(image_bundle), "--platform", "amd64", "-o",
+    assert main(["export-image", str(image_bundle), "--platform", "linux/amd64/v1/x", "-o",
                  str(tmp_path / "x.tar")]) == 2
     assert not (tmp_path / "x.tar").exists()
 
@@ -159,3 +159,39 @@ def test_a_damaged_layer_fails_the_export_and_leaves_no_tar(
     config.write_text(config.read_text().replace("amd64", "arm64"))
     with pytest.raises(ChecksumMismatchError):
         export_image(bundle, "linux/amd64", tmp_path / "x.tar")
+
+
+def test_export_keeps_to_the_trust_rule_of_load(
+        golden_bundle: Path, operator_key: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "300")
+    tar = tmp_path / "epr.tar"
+    # Nobody outside the bundle vouched for its SHA512SUMS: no image leaves it.
+    assert main(["export-image", str(golden_bundle), "--platform", "linux/amd64", "-o",
+                 str(tar), "--quiet"]) == 3
+    captured = capsys.readouterr()
+    assert "images/index.json" in captured.out and "--trust-key" in captured.out
+    assert "no image was written" in captured.err
+    assert not tar.exists() and leftovers(tmp_path) == []
+    assert main(["export-image", str(golden_bundle), "--platform", "linux/amd64", "-o",
+                 str(tar), "--trust-key", str(operator_key), "--quiet"]) == 0
+    assert tarfile.is_tarfile(tar)
+
+
+def test_export_checks_its_options_before_verifying(golden_bundle: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["export-image", str(golden_bundle), "--platform", "linux/amd64/v1/x", "-o",
+                 str(tmp_path / "x.tar"), "--quiet"]) == 2
+    assert "--platform" in capsys.readouterr().err
+
+
+def test_leftovers_of_a_killed_export_are_removed_by_the_next(
+        image_bundle: Path, tmp_path: Path) -> None:
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    dead = tmp_path / f".img.tar.{gone.pid}.0123abcd.part"
+    dead.write_bytes(b"half a tar")
+    unrelated = tmp_path / f".other.tar.{gone.pid}.0123abcd.part"
+    unrelated.write_bytes(b"not ours to judge")
+    export_image(image_bundle, "linux/amd64", tmp_path / "img.tar")
+    assert not dead.exists() and unrelated.exists()

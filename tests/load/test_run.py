@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -21,7 +21,7 @@ import yaml
 from airgap.cli import main
 from airgap.load.engine import LoadStopped, StreamGate, connect, load_image
 from airgap.load.serve import ServeSettings
-from tests.conftest import REGISTRY_CREDENTIALS, TEST_REPOSITORY
+from tests.conftest import REGISTRY_CREDENTIALS, TEST_REPOSITORY, docker
 from tests.peers.gpgkeys import SigningKey
 from tests.peers.images import TestImage
 from tests.peers.net import free_port
@@ -35,23 +35,6 @@ ELASTIC = "46095ACC8548582C1A2699A9D27D666CD88E42B4"
 AGENT = "beats/elastic-agent/elastic-agent-9.0.0-linux-x86_64.tar.gz"
 
 
-@pytest.fixture
-def engine(dockerd: Dockerd, monkeypatch: pytest.MonkeyPatch) -> Iterator[Dockerd]:
-    """Our dockerd as DOCKER_HOST, emptied of images and containers after each test."""
-    monkeypatch.setenv("DOCKER_HOST", dockerd.host)
-    yield dockerd
-    env = dockerd.env()
-    for kind in ("container", "image"):
-        ids = subprocess.run(["docker", kind, "ls", "-aq"], env=env, capture_output=True,
-                             text=True).stdout.split()
-        if ids:
-            subprocess.run(["docker", kind, "rm", "-f", *ids], env=env, capture_output=True)
-
-
-def docker(engine: Dockerd, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["docker", *args], env=engine.env(), capture_output=True, text=True)
-
-
 def self_signed(tmp_path: Path) -> tuple[Path, Path]:
     cert, key_file = make_certificate(tmp_path, name="tls", common_name="package-registry.test")
     key_file.chmod(0o644)  # the registry runs as uid 1000 in its container
@@ -59,9 +42,10 @@ def self_signed(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def test_load_docker_puts_the_engines_platform_in_the_engine(
-        golden_bundle: Path, engine: Dockerd, pushed_image: TestImage) -> None:
+        golden_bundle: Path, engine: Dockerd, pushed_image: TestImage,
+        operator_key: Path) -> None:
     assert main(["load", str(golden_bundle), "--docker", "--tag", "epr.local/registry:9.0.0",
-                 "--quiet"]) == 0
+                 "--trust-key", str(operator_key), "--quiet"]) == 0
     info = json.loads(docker(engine, "image", "inspect", REFERENCE).stdout)[0]
     engine_arch = docker(engine, "version", "--format", "{{.Server.Arch}}").stdout.strip()
     assert info["Architecture"] == engine_arch
@@ -74,10 +58,11 @@ def test_load_docker_puts_the_engines_platform_in_the_engine(
 
 
 def test_load_run_starts_the_registry_and_waits_for_health(golden_bundle: Path,
-                                                           engine: Dockerd) -> None:
+                                                           engine: Dockerd,
+                                                           operator_key: Path) -> None:
     port = free_port()
     assert main(["load", str(golden_bundle), "--docker", "--run", "--network", "host",
-                 "--port", str(port), "--quiet"]) == 0
+                 "--port", str(port), "--trust-key", str(operator_key), "--quiet"]) == 0
     assert httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200
     state = json.loads(docker(engine, "inspect", "package-registry").stdout)[0]
     assert state["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
@@ -93,12 +78,13 @@ def test_load_run_starts_the_registry_and_waits_for_health(golden_bundle: Path,
 
 
 def test_load_run_with_tls_answers_https_with_the_given_certificate(
-        golden_bundle: Path, engine: Dockerd, tmp_path: Path) -> None:
+        golden_bundle: Path, engine: Dockerd, tmp_path: Path, operator_key: Path) -> None:
     cert, key = self_signed(tmp_path)
     port = free_port()
     assert main(["load", str(golden_bundle), "--docker", "--run", "--network", "host",
                  "--port", str(port), "--tls-cert", str(cert), "--tls-key", str(key),
-                 "--tls-min-version", "1.2", "--quiet"]) == 0
+                 "--tls-min-version", "1.2", "--trust-key", str(operator_key),
+                 "--quiet"]) == 0
     trusted = ssl.create_default_context(cafile=str(cert))
     assert httpx.get(f"https://127.0.0.1:{port}/health", verify=trusted).status_code == 200
     with pytest.raises(httpx.ConnectError):
@@ -167,7 +153,7 @@ def stored_layers(engine: Dockerd) -> set[str]:
 @pytest.mark.parametrize("damaged", ["largest image blob", "agent binary"])
 def test_tampered_bundle_is_refused_before_anything_is_loaded(
         golden_bundle: Path, engine: Dockerd, tmp_path: Path, damaged: str,
-        capsys: pytest.CaptureFixture[str]) -> None:
+        operator_key: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bundle = tmp_path / "bundle"
     shutil.copytree(golden_bundle, bundle)
     target = bundle / "downloads" / AGENT if damaged == "agent binary" else \
@@ -177,7 +163,8 @@ def test_tampered_bundle_is_refused_before_anything_is_loaded(
     target.write_bytes(bytes(data))
     layers = stored_layers(engine)
     artifacts = tmp_path / "served"
-    assert main(["load", str(bundle), "--docker", "--artifacts", str(artifacts)]) == 3
+    assert main(["load", str(bundle), "--docker", "--artifacts", str(artifacts),
+                 "--trust-key", str(operator_key)]) == 3
     err = capsys.readouterr().err
     assert "failed verification: nothing was loaded" in err
     assert target.name in err
@@ -202,16 +189,17 @@ def test_skip_verify_still_stops_a_damaged_layer_on_its_way_to_the_engine(
 
 def test_load_registry_pushes_every_platform_and_skips_what_is_there(
         golden_bundle: Path, tmp_path_factory: pytest.TempPathFactory,
-        docker_config: Callable[..., Path]) -> None:
+        docker_config: Callable[..., Path], operator_key: Path) -> None:
     registry = DockerRegistry(tmp_path_factory.mktemp("push-registry"),
                               credentials=REGISTRY_CREDENTIALS, access_log=True).start()
     try:
         target = f"{registry.host}/mirror"
+        trust = ["--trust-key", str(operator_key)]
         assert main(["load", str(golden_bundle), "--registry", target, "--insecure",
-                     "--quiet"]) == 1  # no credentials yet: refused
+                     *trust, "--quiet"]) == 1  # no credentials yet: refused
         docker_config({registry.host: REGISTRY_CREDENTIALS})
         assert main(["load", str(golden_bundle), "--registry", target, "--insecure",
-                     "--quiet"]) == 0
+                     *trust, "--quiet"]) == 0
         authfile = Path(str(docker_config({registry.host: REGISTRY_CREDENTIALS})))
         raw = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false",
                               "--authfile", str(authfile),
@@ -231,7 +219,10 @@ def test_load_registry_pushes_every_platform_and_skips_what_is_there(
         assert main(["load", str(golden_bundle), "--registry", target, "--insecure",
                      "--quiet", "--skip-verify"]) == 0
         again = registry.requests()[before:]
-        assert not [r for r in again if "/blobs/uploads/" in r[1]], again
+        # Before verifying, load starts one upload and cancels it: the credentials may
+        # push. No blob is sent again.
+        uploads = [r[0] for r in again if "/blobs/uploads/" in r[1]]
+        assert uploads == ["POST", "DELETE"], again
         assert [r for r in again if r[0] == "HEAD" and "/blobs/" in r[1]]
     finally:
         registry.stop()
@@ -267,13 +258,17 @@ def test_load_config_writes_settings_that_parse(golden_bundle: Path, tmp_path: P
 
 
 def test_artifacts_served_for_an_elastic_agent_style_download(
-        golden_bundle: Path, signer: SigningKey, tmp_path: Path) -> None:
+        golden_bundle: Path, signer: SigningKey, tmp_path: Path, operator_key: Path) -> None:
     served = tmp_path / "artifact-registry"
     (served / "beats/elastic-agent").mkdir(parents=True)
     (served / "beats/elastic-agent/older-8.17.0.tar.gz").write_bytes(b"kept")
-    assert main(["load", str(golden_bundle), "--artifacts", str(served), "--quiet"]) == 0
+    trust = ["--trust-key", str(operator_key)]
+    assert main(["load", str(golden_bundle), "--artifacts", str(served), *trust,
+                 "--quiet"]) == 0
     assert (served / "beats/elastic-agent/older-8.17.0.tar.gz").read_bytes() == b"kept"
-    assert (served / AGENT).stat().st_ino == (golden_bundle / "downloads" / AGENT).stat().st_ino
+    # A copy: what happens on the served side never changes the bundle.
+    assert not (served / AGENT).samefile(golden_bundle / "downloads" / AGENT)
+    assert (served / AGENT).stat().st_nlink == 1
     with BackgroundArtifactServer(ServeSettings(root=served, port=0)) as server:
         base = server.source_uri
         body = httpx.get(base + AGENT).content
@@ -294,7 +289,8 @@ def test_artifacts_served_for_an_elastic_agent_style_download(
             answer = sock.recv(65536)
         assert b"root:" not in answer and answer.split(b" ")[1] in (b"400", b"403", b"404")
     # A second load finds everything in place.
-    assert main(["load", str(golden_bundle), "--artifacts", str(served), "--quiet"]) == 0
+    assert main(["load", str(golden_bundle), "--artifacts", str(served), *trust,
+                 "--quiet"]) == 0
 
 
 def test_nothing_to_do_is_a_usage_error(golden_bundle: Path) -> None:
@@ -313,12 +309,15 @@ def test_a_tag_without_a_tag_part_gets_latest_as_docker_tag_does(
     assert "--tag 'Bad Name': not an image name Docker accepts" in capsys.readouterr().err
 
 
+REGISTRY_FORM = "HOST[:PORT][/NAMESPACE], like registry.corp:5000/elastic"
+
+
 @pytest.mark.parametrize(("options", "message"), [
     (["--config", "cfg", "--registry-url", "epr.corp:8080", "--artifacts-url",
       "https://files.corp/downloads/"], "--registry-url 'epr.corp:8080' is not an http"),
-    (["--registry", "registry.corp:500O/elastic"], "expected HOST[:PORT][/NAMESPACE]"),
-    (["--registry", "registry.corp:99999"], "expected HOST[:PORT][/NAMESPACE]"),
-    (["--registry", "\u2488.example/elastic"], "expected HOST[:PORT][/NAMESPACE]"),
+    (["--registry", "registry.corp:500O/elastic"], REGISTRY_FORM),
+    (["--registry", "registry.corp:99999"], REGISTRY_FORM),
+    (["--registry", "\u2488.example/elastic"], REGISTRY_FORM),
     (["--run", "--tls-min-version", "1.2"], "--tls-min-version needs --tls-cert"),
     (["--tag", "x:"], "not an image name Docker accepts"),
 ])
@@ -346,7 +345,7 @@ def test_skip_verify_on_a_damaged_description_is_a_message(
     shutil.copytree(golden_bundle, bundle)
     (bundle / "bundle.json").write_text('{"format": 1}\n')
     assert main(["load", str(bundle), "--skip-verify", "--artifacts",
-                 str(tmp_path / "served"), "--quiet"]) == 1
+                 str(tmp_path / "served"), "--quiet"]) == 3  # a damaged bundle
     err = capsys.readouterr().err
     assert "bundle.json is damaged" in err and "airgap verify" in err
 
@@ -391,6 +390,38 @@ def test_a_refused_gate_stops_the_stream_and_the_engine_keeps_nothing(
         assert reporter.sent < 64 << 10  # not the image: at most the first member
     else:
         assert 0 < reporter.sent < total
-    assert reporter.outcomes["docker-load"] == "failed"
+    assert reporter.outcomes[f"docker load {REFERENCE}"] == "failed"
     assert docker(engine, "image", "ls", "-aq").stdout.strip() == ""
     assert stored_layers(engine) == layers
+
+
+def test_artifacts_are_copies_unless_hard_links_are_asked_for(
+        golden_bundle: Path, tmp_path: Path, operator_key: Path) -> None:
+    bundle = tmp_path / "bundle"
+    shutil.copytree(golden_bundle, bundle)
+    trust = ["--trust-key", str(operator_key), "--quiet"]
+    copied, linked = tmp_path / "copied", tmp_path / "linked"
+    assert main(["load", str(bundle), "--artifacts", str(copied), *trust]) == 0
+    (copied / AGENT).write_bytes(b"changed on the served side")
+    assert main(["verify", str(bundle), *trust]) == 0, "the bundle changed with its copy"
+    assert main(["load", str(bundle), "--artifacts", str(linked), "--hard-link", *trust]) == 0
+    assert (linked / AGENT).samefile(bundle / "downloads" / AGENT)
+    # A second load without --hard-link makes the linked tree copies again.
+    assert main(["load", str(bundle), "--artifacts", str(linked), *trust]) == 0
+    assert not (linked / AGENT).samefile(bundle / "downloads" / AGENT)
+
+
+def test_load_artifacts_of_an_unvouched_bundle_installs_nothing(
+        golden_bundle: Path, tmp_path: Path, signer_public_key: Path,
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "300")
+    served = tmp_path / "served"
+    # The binaries are signed by a key in the bundle's keys/: nobody outside vouched.
+    assert main(["load", str(golden_bundle), "--artifacts", str(served), "--quiet"]) == 3
+    captured = capsys.readouterr()
+    assert AGENT in captured.out and "--trust-signer" in captured.out
+    assert not served.exists()
+    # Naming that signer's key is enough for the binaries (the image does not leave).
+    assert main(["load", str(golden_bundle), "--artifacts", str(served), "--trust-signer",
+                 str(signer_public_key), "--quiet"]) == 0
+    assert (served / AGENT).is_file()

@@ -386,3 +386,63 @@ def test_run_server_until_signal(tree: Tree) -> None:
     assert re.fullmatch(r"agent\.download\.sourceURI: http://127\.0\.0\.1:\d+/downloads/",
                         infos[1])
     assert answers == [(tree.root / f"{AGENT_PATH}.sha512").read_text()]
+
+
+# -- strong ETags from the content, for Elastic Defend's endpoints ----------------------------
+
+
+def test_every_file_has_a_strong_etag_from_its_content(server: BackgroundArtifactServer,
+                                                       tree: Tree) -> None:
+    url = server.source_uri + AGENT_PATH
+    first = httpx.get(url)
+    tag = first.headers["etag"]
+    assert tag == f'"{hashlib.sha256(tree.data).hexdigest()}"'
+    assert not tag.startswith("W/") and "-" not in tag  # what Endpoint takes
+    assert httpx.head(url).headers["etag"] == tag
+    ranged = httpx.get(url, headers={"Range": "bytes=10-19"})
+    assert ranged.status_code == 206 and ranged.headers["etag"] == tag
+
+
+def test_if_none_match_is_answered_304_until_the_content_changes(
+        server: BackgroundArtifactServer, tree: Tree) -> None:
+    url = server.source_uri + AGENT_PATH
+    tag = httpx.get(url).headers["etag"]
+    again = httpx.get(url, headers={"If-None-Match": tag})
+    assert again.status_code == 304 and again.content == b""
+    assert again.headers["etag"] == tag
+    listed = httpx.get(url, headers={"If-None-Match": f'"other", W/{tag}'})
+    assert listed.status_code == 304  # If-None-Match compares weakly
+    assert httpx.get(url, headers={"If-None-Match": "*"}).status_code == 304
+    # The same bytes written anew (a new inode, a new mtime): the same tag.
+    path = tree.root / AGENT_PATH
+    copy = path.with_name("copy")
+    shutil.copyfile(path, copy)
+    copy.replace(path)
+    assert httpx.get(url, headers={"If-None-Match": tag}).status_code == 304
+    # Other bytes under the same name: a new tag, and the new bytes.
+    path.write_bytes(b"a new manifest")
+    changed = httpx.get(url, headers={"If-None-Match": tag})
+    assert changed.status_code == 200 and changed.content == b"a new manifest"
+    assert changed.headers["etag"] == f'"{hashlib.sha256(b"a new manifest").hexdigest()}"'
+
+
+def test_if_range_resumes_only_the_same_bytes(server: BackgroundArtifactServer,
+                                              tree: Tree) -> None:
+    url = server.source_uri + AGENT_PATH
+    tag = httpx.get(url).headers["etag"]
+    same = httpx.get(url, headers={"Range": "bytes=100-", "If-Range": tag})
+    assert same.status_code == 206 and same.content == tree.data[100:]
+    other = httpx.get(url, headers={"Range": "bytes=100-", "If-Range": '"something-else"'})
+    assert other.status_code == 200 and other.content == tree.data
+
+
+def test_curl_sees_the_etag_and_a_304(server: BackgroundArtifactServer, tmp_path: Path) -> None:
+    url = server.source_uri + AGENT_PATH
+    headers = subprocess.run(["curl", "-sS", "-D", "-", "-o", str(tmp_path / "body"), url],
+                             capture_output=True, text=True, check=True).stdout
+    tag = re.search(r"(?im)^etag: (\S+)", headers)
+    assert tag is not None
+    status = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-H",
+                             f"If-None-Match: {tag.group(1)}", url],
+                            capture_output=True, text=True, check=True).stdout
+    assert status == "304"

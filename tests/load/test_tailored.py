@@ -11,10 +11,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from airgap.cli import main
 from airgap.load.export import export_image
+from tests.conftest import TAILORED_PACKAGES
 from tests.layers import file_member, members_of, rewrite_layer
+from tests.peers.gpgkeys import SigningKey
 from tests.peers.net import free_port
 from tests.peers.processes import Containerd, Dockerd, DockerRegistry
 
@@ -50,10 +53,11 @@ def skopeo(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_load_run_starts_it_as_uid_1000_reading_every_zip_and_sig(
-        tailored_bundle: Path, engine: Dockerd) -> None:
+        tailored_bundle: Path, engine: Dockerd, operator_key: Path) -> None:
     port = free_port()
     assert main(["load", str(tailored_bundle), "--docker", "--run", "--network", "host",
-                 "--port", str(port), "--name", "tailored-registry", "--quiet"]) == 0
+                 "--port", str(port), "--name", "tailored-registry", "--quiet",
+                 "--trust-key", str(operator_key)]) == 0
     base = f"http://127.0.0.1:{port}"
     assert httpx.get(f"{base}/health").status_code == 200
     assert httpx.get(f"{base}/whoami.txt").text.strip() == "1000"
@@ -64,6 +68,9 @@ def test_load_run_starts_it_as_uid_1000_reading_every_zip_and_sig(
         assert path.startswith("/packages/package-registry/")
         read[path.rsplit("/", 1)[1]] = digest
     assert read == package_sums(tailored_bundle)
+    # /search, which load --run asked too, lists what it read.
+    listed = {(p["name"], p["version"]) for p in httpx.get(f"{base}/search").json()}
+    assert listed == {(n, v) for n, v in TAILORED_PACKAGES.items()}
     inspected = json.loads(subprocess.run(["docker", "image", "inspect", TAILORED],
                                           env=engine.env(), capture_output=True, text=True,
                                           check=True).stdout)[0]
@@ -107,7 +114,8 @@ def test_containerd_imports_it_and_unpacks_every_layer_against_its_diff_id(
 
 
 def test_skopeo_copies_it_to_the_registry_and_back_with_identical_digests(
-        tailored_bundle: Path, registry: DockerRegistry, tmp_path: Path) -> None:
+        tailored_bundle: Path, registry: DockerRegistry, tmp_path: Path,
+        operator_key: Path) -> None:
     image = description(tailored_bundle)["image"]
     assert isinstance(image, dict)
     first = f"{registry.host}/airgap-test/{tmp_path.name}/tailored:tailored-9.0.0"
@@ -119,7 +127,7 @@ def test_skopeo_copies_it_to_the_registry_and_back_with_identical_digests(
         # copies it on from there.
         pushed = f"{registry.host}/airgap-test/{tmp_path.name}"
         assert main(["load", str(tailored_bundle), "--registry", pushed, "--insecure",
-                     "--quiet"]) == 0
+                     "--quiet", "--trust-key", str(operator_key)]) == 0
         first = f"{pushed}/package-registry/distribution:tailored-9.0.0"
     second = f"{registry.host}/airgap-test/{tmp_path.name}/copied:tailored-9.0.0"
     skopeo("copy", "--all", "--preserve-digests", "--quiet", "--src-tls-verify=false",
@@ -140,14 +148,32 @@ def test_skopeo_copies_it_to_the_registry_and_back_with_identical_digests(
 
 
 def test_load_refuses_a_layer_with_an_extra_member_and_loads_nothing(
-        tailored_bundle: Path, engine: Dockerd, tmp_path: Path,
-        capsys: pytest.CaptureFixture[str]) -> None:
+        tailored_bundle: Path, engine: Dockerd, tmp_path: Path, operator: SigningKey,
+        operator_key: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bundle = tmp_path / "bundle"
     subprocess.run(["cp", "-a", str(tailored_bundle), str(bundle)], check=True)
-    rewrite_layer(bundle, [*members_of(bundle), file_member("evil-6.6.6.zip", b"PK")])
-    assert main(["load", str(bundle), "--docker", "--quiet"]) == 3
+    # Even signed again by the operator: the layer's members tell.
+    rewrite_layer(bundle, [*members_of(bundle), file_member("evil-6.6.6.zip", b"PK")],
+                  sign=operator)
+    assert main(["load", str(bundle), "--docker", "--quiet", "--trust-key",
+                 str(operator_key)]) == 3
     err = capsys.readouterr().err
     assert "failed verification: nothing was loaded" in err
     assert "evil-6.6.6.zip: a file that is not one of the bundle's verified packages" in err
     assert subprocess.run(["docker", "image", "ls", "-aq"], env=engine.env(),
                           capture_output=True, text=True).stdout.strip() == ""
+
+
+def test_kibana_is_pinned_to_exactly_the_packages_of_the_image(
+        tailored_bundle: Path, operator_key: Path, tmp_path: Path) -> None:
+    def pins(*extra: str) -> object:
+        out = tmp_path / f"settings-{len(list(tmp_path.iterdir()))}"
+        assert main(["load", str(tailored_bundle), "--config", str(out), "--registry-url",
+                     "https://epr.corp:8443", "--artifacts-url",
+                     "https://artifacts.corp:8000/downloads/", "--quiet", "--trust-key",
+                     str(operator_key), *extra]) == 0
+        return yaml.safe_load((out / "kibana.yml").read_text()).get("xpack.fleet.packages")
+
+    assert pins() == [{"name": name, "version": version}
+                      for name, version in sorted(TAILORED_PACKAGES.items())]
+    assert pins("--no-pin-packages") is None

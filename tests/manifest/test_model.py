@@ -114,8 +114,9 @@ BAD_VALUES = [
      "m.yaml:6: platforms.arch[1]: 'sparc' is not one of x86_64, arm64 (aliases: amd64, aarch64)"),
     ("platforms:\n  os: [linux, solaris]\n",
      "m.yaml:6: platforms.os[1]: 'solaris' is not one of linux, windows, darwin"),
-    ("platforms:\n  formats: [msi]\n",
-     "m.yaml:6: platforms.formats[0]: 'msi' is not one of archive, deb, rpm"),
+    ("platforms:\n  formats: [pkg]\n",
+     "m.yaml:6: platforms.formats[0]: 'pkg' is not one of archive, deb, rpm, msi, "
+     "docker-image"),
     ("platforms:\n  os: []\n",
      "m.yaml:6: platforms.os: name at least one of linux, windows, darwin"),
     ("registry:\n  flavor: tiny\n",
@@ -146,7 +147,8 @@ BAD_VALUES = [
      "m.yaml:6: sources.epr: 'https://epr.example/?x=1' must not have a query or fragment"),
     ("sources:\n  artifacts: https://bob:hunter2@mirror.example/downloads/\n",
      "m.yaml:6: sources.artifacts: must not hold a user name or password; give registry "
-     "credentials with AIRGAP_REGISTRY_USERNAME and AIRGAP_REGISTRY_PASSWORD or docker login"),
+     "credentials with AIRGAP_REGISTRY, AIRGAP_REGISTRY_USERNAME and AIRGAP_REGISTRY_PASSWORD "
+     "or docker login"),
     ("sources:\n  registry: 'http://[::1'\n",
      "m.yaml:6: sources.registry: 'http://[::1' is not a valid URL (check its host and port)"),
     ("sources:\n  registry: 'http://127.0.0.1:abc'\n",
@@ -208,7 +210,7 @@ def test_bad_type_is_reported(body: str, expected: str) -> None:
     ("artifacts:\n  product: auto\n",
      "m.yaml:6: artifacts.product: unknown key; did you mean 'products'?"),
     ("sources:\n  ca: x\n", "m.yaml:6: sources.ca: unknown key; known keys: registry, artifacts, "
-                            "epr, ca_cert"),
+                            "epr, security, ca_cert"),
     ("trust:\n  key: []\n", "m.yaml:6: trust.key: unknown key; did you mean 'keys'?"),
     ("stack:\n  versions: 1\n", "m.yaml:5: stack: given twice (lines 3 and 5); keep one"),
 ])
@@ -284,7 +286,7 @@ def test_missing_manifest_file_is_a_usage_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("name", ["minimal.yaml", "lite-x86_64.yaml", "full-multiarch.yaml",
-                                  "tailored-multiarch.yaml"])
+                                  "kubernetes-defend.yaml", "tailored-multiarch.yaml"])
 def test_shipped_example_manifests_are_valid(name: str) -> None:
     manifest = load_manifest(REPO / "manifests" / name)
     assert manifest.stack_version == "9.0.0"
@@ -355,5 +357,60 @@ TAILORED_PROBLEMS = [
 
 @pytest.mark.parametrize(("body", "expected"), TAILORED_PROBLEMS)
 def test_tailored_mistakes_name_file_line_and_key(body: str, expected: str) -> None:
+    found = problems(HEADER + body)
+    assert any(p.startswith(expected) for p in found), found
+
+
+def test_images_security_and_universal_builds_read_with_their_defaults() -> None:
+    manifest = parse(HEADER + textwrap.dedent("""\
+        integrations: [endpoint]
+        artifacts: {darwin_universal: true}
+        images:
+          - elastic-agent
+          - name: docker.elastic.co/elastic-agent/elastic-agent-wolfi
+            tag: 9.0.1
+            platforms: [linux/arm64]
+        sources: {security: 'https://mirror.corp.example/security/'}
+        """))
+    assert manifest.artifacts.darwin_universal is True
+    assert [(i.name, i.tag, i.platforms, i.known) for i in manifest.images] == [
+        ("docker.elastic.co/elastic-agent/elastic-agent", None, None, "elastic-agent"),
+        ("docker.elastic.co/elastic-agent/elastic-agent-wolfi", "9.0.1", ("linux/arm64",),
+         None)]
+    assert manifest.security.endpoint_versions is None
+    assert manifest.endpoint_versions == ("9.0.0",)
+    assert manifest.sources.security == "https://mirror.corp.example/security/"
+    assert parse(HEADER).sources.security == "https://artifacts.security.elastic.co/"
+    assert parse(HEADER).endpoint_versions == ()
+    listed = parse(HEADER + "security: {endpoint_artifacts: ['8.19.3', 9.1.0]}\n")
+    assert listed.endpoint_versions == ("8.19.3", "9.1.0")
+
+
+@pytest.mark.parametrize(("body", "expected"), [
+    ("images: [elastic-agnet]\n",
+     "m.yaml:5: images[0].name: 'elastic-agnet' is not a known image or an image repository "
+     "without tag; did you mean 'elastic-agent'?"),
+    ("images: [{name: docker.elastic.co/elastic-agent/elastic-agent:9.0.0}]\n",
+     "m.yaml:5: images[0].name: 'docker.elastic.co/elastic-agent/elastic-agent:9.0.0' is not "
+     "a known image or an image repository without tag"),
+    ("images: [{name: elastic-agent, platform: [linux/amd64]}]\n",
+     "m.yaml:5: images[0].platform: unknown key; did you mean 'platforms'?"),
+    ("images: [{name: elastic-agent, platforms: [amd64]}]\n",
+     "m.yaml:5: images[0].platforms[0]: expected a platform like linux/amd64 or linux/arm64, "
+     "got the string 'amd64'"),
+    ("images: [{tag: 9.0.0}]\n", "m.yaml:5: images[0].name: required"),
+    ("images: [elastic-agent, elastic-agent]\n",
+     "m.yaml:5: images[1]: docker.elastic.co/elastic-agent/elastic-agent is already given"),
+    ("images: [7]\n", "m.yaml:5: images[0]: expected a known image"),
+    ("security: {endpoint_artifacts: [8.14]}\n",
+     "m.yaml:5: security.endpoint_artifacts[0]: expected an Endpoint version like 9.0.0, got "
+     "the number 8.14 (quote it if YAML reads a number)"),
+    ("security: {endpoint: true}\n",
+     "m.yaml:5: security.endpoint: unknown key; did you mean 'endpoint_artifacts'?"),
+    ("artifacts: {darwin_universal: yes please}\n",
+     "m.yaml:5: artifacts.darwin_universal: expected true or false"),
+    ("sources: {security: 'ftp://x/'}\n", "m.yaml:5: sources.security:"),
+])
+def test_bad_images_and_security_keys(body: str, expected: str) -> None:
     found = problems(HEADER + body)
     assert any(p.startswith(expected) for p in found), found

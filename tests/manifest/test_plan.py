@@ -62,10 +62,12 @@ def test_multi_arch_windows_deb_rpm_plan_matches_elastic_file_names() -> None:
 def test_unavailable_products_are_skipped_with_a_note() -> None:
     plan = plan_of(MULTI)
     notes = "\n".join(plan.notes)
-    assert "deb and rpm packages exist for linux only: windows gets archives" in notes
+    assert "deb and rpm packages exist for linux only: not requested for windows" in notes
     assert "fleet-server, endpoint-security: published as archives only, no deb; left out " \
            "linux/x86_64 deb, linux/arm64 deb" in notes
     assert "not published for windows/arm64; left out windows/arm64 archive" in notes
+    assert "elastic-agent, endpoint-security: not published for windows/arm64 before 9.3.0; " \
+           "left out windows/arm64 archive" in notes
     cloud = plan_of(HEADER + "platforms: {os: [darwin], arch: [arm64]}\n"
                              "integrations: [cloud_security_posture, apm]\n")
     assert [a.product for a in cloud.artifacts] == ["elastic-agent"]
@@ -103,14 +105,14 @@ def test_image_reference_and_platforms() -> None:
 
 
 def test_explicit_products_fips_and_no_packages() -> None:
-    plan = plan_of(HEADER + "platforms: {arch: [x86_64, arm64]}\n"
-                            "artifacts: {products: [elastic-agent, fleet-server, filebeat], "
-                            "fips: true}\nintegrations: [nginx]\npackages: false\n")
+    plan = plan_of(HEADER.replace("9.0.0", "9.1.0") + "platforms: {arch: [x86_64, arm64]}\n"
+                   "artifacts: {products: [elastic-agent, fleet-server, filebeat], "
+                   "fips: true}\nintegrations: [nginx]\npackages: false\n")
     assert [a.filename for a in plan.artifacts] == [
-        "elastic-agent-fips-9.0.0-linux-x86_64.tar.gz",
-        "elastic-agent-fips-9.0.0-linux-arm64.tar.gz",
-        "fleet-server-fips-9.0.0-linux-x86_64.tar.gz",
-        "fleet-server-fips-9.0.0-linux-arm64.tar.gz",
+        "elastic-agent-fips-9.1.0-linux-x86_64.tar.gz",
+        "elastic-agent-fips-9.1.0-linux-arm64.tar.gz",
+        "fleet-server-fips-9.1.0-linux-x86_64.tar.gz",
+        "fleet-server-fips-9.1.0-linux-arm64.tar.gz",
     ]
     assert {a.reasons for a in plan.artifacts} == {("artifacts.products",)}
     assert "filebeat: no FIPS build for linux/x86_64; left out linux/x86_64 archive" in plan.notes
@@ -119,7 +121,8 @@ def test_explicit_products_fips_and_no_packages() -> None:
 
 def test_plan_json_shape() -> None:
     data = plan_of(MULTI).to_dict()
-    assert set(data) == {"manifest", "stack_version", "image", "artifacts", "packages", "notes"}
+    assert set(data) == {"manifest", "stack_version", "image", "images", "artifacts",
+                         "packages", "defend", "notes"}
     assert data["image"]["platforms"] == ["linux/amd64", "linux/arm64"]
     assert set(data["artifacts"][0]) == {"product", "os", "arch", "format", "fips", "path", "url",
                                          "sha512_url", "asc_url", "reasons"}
@@ -173,3 +176,71 @@ def test_all_versions_asks_for_every_compatible_version_except_of_a_pinned_packa
 def test_lite_and_full_plans_are_not_tailored() -> None:
     plan = plan_of(MULTI)
     assert plan.tailored is None and "tailored" not in plan.to_dict()
+
+
+def test_installers_and_image_tarballs_go_to_their_one_os() -> None:
+    plan = plan_of(HEADER + "platforms: {os: [linux, windows], arch: [x86_64, arm64], "
+                            "formats: [archive, msi, docker-image]}\n"
+                            "artifacts: {products: [elastic-agent, fleet-server]}\n")
+    files = {a.filename for a in plan.artifacts}
+    assert {"elastic-agent-9.0.0-windows-x86_64.msi",
+            "elastic-agent-9.0.0-docker-image-linux-amd64.tar.gz",
+            "elastic-agent-9.0.0-docker-image-linux-arm64.tar.gz"} <= files
+    assert not any(name.endswith(".msi") and "arm64" in name for name in files)
+    assert not any(a.product == "fleet-server" and a.format != "archive"
+                   for a in plan.artifacts)
+    notes = "\n".join(plan.notes)
+    assert "msi packages exist for windows only: not requested for linux" in notes
+    assert "docker-image packages exist for linux only: not requested for windows" in notes
+
+
+def test_darwin_universal_builds_where_published() -> None:
+    plan = plan_of(HEADER + "platforms: {os: [darwin], arch: [arm64]}\n"
+                            "integrations: [endpoint]\n"
+                            "artifacts: {darwin_universal: true}\n")
+    assert [a.filename for a in plan.artifacts] == [
+        "elastic-agent-9.0.0-darwin-aarch64.tar.gz",
+        "endpoint-security-9.0.0-darwin-aarch64.tar.gz",
+        "endpoint-security-9.0.0-darwin-universal.tar.gz"]
+    assert plan.notes == ()
+
+
+def test_defend_artifacts_follow_the_endpoint_integration() -> None:
+    plan = plan_of(HEADER + "integrations: [endpoint]\n")
+    assert [(d.endpoint_version, d.url, d.bundle_path) for d in plan.defend] == [(
+        "9.0.0",
+        "https://artifacts.security.elastic.co/downloads/endpoint/manifest/artifacts-9.0.0.zip",
+        "security/downloads/endpoint/manifest/artifacts-9.0.0.zip")]
+    assert "integration endpoint" in plan.defend[0].reason
+    assert plan_of(HEADER + "integrations: [nginx]\n").defend == ()
+    chosen = plan_of(HEADER + "integrations: [endpoint]\n"
+                              "security: {endpoint_artifacts: [8.19.3, 9.0.1]}\n"
+                              "sources: {security: 'http://127.0.0.1:9/mirror/'}\n")
+    assert [d.url for d in chosen.defend] == [
+        "http://127.0.0.1:9/mirror/downloads/endpoint/manifest/artifacts-8.19.3.zip",
+        "http://127.0.0.1:9/mirror/downloads/endpoint/manifest/artifacts-9.0.1.zip"]
+    assert {d.reason for d in chosen.defend} == {"security.endpoint_artifacts"}
+    off = plan_of(HEADER + "integrations: [endpoint]\nsecurity: {endpoint_artifacts: false}\n")
+    assert off.defend == ()
+    stack = plan_of(HEADER + "security: {endpoint_artifacts: true}\n")
+    assert [d.endpoint_version for d in stack.defend] == ["9.0.0"]
+
+
+def test_more_images_by_known_name_or_repository() -> None:
+    plan = plan_of(HEADER + "platforms: {arch: [x86_64, arm64]}\n"
+                            "sources: {registry: 'http://127.0.0.1:5000'}\n"
+                            "images:\n"
+                            "  - elastic-agent\n"
+                            "  - {name: elastic-agent-complete, tag: 9.0.1, "
+                            "platforms: [linux/amd64]}\n"
+                            "  - {name: registry.corp:5000/tools/busybox, tag: '1.36'}\n")
+    assert [(str(i.reference), i.registry_url, i.platforms) for i in plan.images] == [
+        ("docker.elastic.co/elastic-agent/elastic-agent:9.0.0", "http://127.0.0.1:5000",
+         ("linux/amd64", "linux/arm64")),
+        ("docker.elastic.co/elastic-agent/elastic-agent-complete:9.0.1",
+         "http://127.0.0.1:5000", ("linux/amd64",)),
+        ("registry.corp:5000/tools/busybox:1.36", "https://registry.corp:5000",
+         ("linux/amd64", "linux/arm64")),
+    ]
+    assert plan.images[0].reason == "images[0] (elastic-agent), the stack version 9.0.0"
+    assert plan.to_dict()["images"][1]["tag"] == "9.0.1"

@@ -2,7 +2,7 @@
 
 It has one layer shared by every platform (package zips under /packages, as in the real
 image, where they are most of the size) and one layer per platform (busybox-static, an
-entrypoint, a ``/health`` file). Its entrypoint serves ``/health`` on ``EPR_ADDRESS``
+entrypoint, ``/health`` and ``/search`` files). Its entrypoint serves them on ``EPR_ADDRESS``
 with busybox httpd, or over TLS with ``openssl s_server`` when ``EPR_TLS_CERT`` and
 ``EPR_TLS_KEY`` are set, as the real registry reads them. Like the real image, it
 declares a health check running ``curl`` against ``localhost:8080/health``; its ``curl``
@@ -15,7 +15,8 @@ With ``server=True`` it stands in for the server image alone
 own, and an entrypoint that, like the server since 1.38, refuses to start when a zip
 under ``/packages/package-registry`` has no ``.sig`` beside it, reads every zip and
 ``.sig`` there (as the user it runs as, uid 1000) and serves their SHA-512s at
-``/packages.txt`` and its uid at ``/whoami.txt``. With ``docker_v2=True`` its documents
+``/packages.txt``, its uid at ``/whoami.txt`` and the packages' names and versions at
+``/search``. With ``docker_v2=True`` its documents
 have Docker's v2 media types (which skopeo will not read from an OCI layout): it is
 then pushed with the registry API directly.
 """
@@ -65,6 +66,7 @@ bb=/bin/busybox
 $bb mkdir -p /tmp/www || exit 1
 : > /tmp/www/health
 : > /tmp/www/packages.txt
+search="["
 for zip in /packages/package-registry/*.zip; do
   [ -e "$zip" ] || continue
   if [ ! -f "$zip.sig" ]; then
@@ -72,7 +74,12 @@ for zip in /packages/package-registry/*.zip; do
     exit 1
   fi
   $bb sha512sum "$zip" "$zip.sig" >> /tmp/www/packages.txt || exit 1
+  base=$($bb basename "$zip" .zip)
+  name=${base%%-[0-9]*}
+  [ "$search" = "[" ] || search="$search,"
+  search="$search{\\"name\\":\\"$name\\",\\"version\\":\\"${base#"$name"-}\\"}"
 done
+echo "$search]" > /tmp/www/search
 $bb id -u > /tmp/www/whoami.txt
 if [ -n "${EPR_TLS_CERT:-}" ]; then
   cd /tmp/www || exit 1
@@ -227,6 +234,7 @@ def _platform_layer(platform: str, entrypoint: str = ENTRYPOINT
         ("usr", None, 0o755), ("usr/bin", None, 0o755), ("tmp", None, 0o1777),
         ("bin/busybox", Path("/bin/busybox"), 0o755),
         ("www/health", b"", 0o644),
+        ("www/search", b"[]\n", 0o644),  # the registry's /search: no packages here
         ("entrypoint.sh", entrypoint.encode(), 0o755),
         ("usr/bin/curl", CURL.encode(), 0o755),
         ("etc/airgap-test-platform", platform.encode() + b"\n", 0o644),
@@ -359,3 +367,49 @@ def _push_with_api(image: TestImage, registry_host: str, repository: str, tag: s
         client.put(f"{base}/manifests/{tag}",
                    content=(blobs / image.index_digest[7:]).read_bytes(),
                    headers={"Content-Type": DOCKER_LIST}).raise_for_status()
+
+
+def build_agent_image(root: Path, base: TestImage, *, tag: str = "9.0.0") -> TestImage:
+    """A second image, standing in for docker.elastic.co/elastic-agent/elastic-agent: for
+    each of ``base``'s platforms, ``base``'s shared layers (the same blobs, so a bundle
+    holding both images stores them once) and a small layer of its own."""
+    layout = _Layout(root)
+    index = json.loads((base.layout / "index.json").read_text())["manifests"][0]
+    base_index = json.loads((base.layout / "blobs/sha256" / index["digest"][7:]).read_text())
+    manifests: list[dict[str, object]] = []
+    digests: dict[str, str] = {}
+    own_layers: dict[str, str] = {}
+    for entry in base_index["manifests"]:
+        platform = f"{entry['platform']['os']}/{entry['platform']['architecture']}"
+        base_manifest = json.loads((base.layout / "blobs/sha256" /
+                                    entry["digest"][7:]).read_text())
+        base_config = json.loads((base.layout / "blobs/sha256" /
+                                  base_manifest["config"]["digest"][7:]).read_text())
+        shared = [layer for layer in base_manifest["layers"]
+                  if layer["digest"] in base.shared_layers]
+        for layer in shared:
+            shutil.copyfile(base.layout / "blobs/sha256" / layer["digest"][7:],
+                            layout.blobs / layer["digest"][7:])
+        diff_ids = base_config["rootfs"]["diff_ids"][:len(shared)]
+        own, own_diff = layout.add_layer(
+            [("etc", None, 0o755),
+             ("etc/elastic-agent-test", f"elastic-agent {tag} {platform}\n".encode(), 0o644)],
+            compress=True)
+        own_layers[platform] = str(own["digest"])
+        config = {"architecture": entry["platform"]["architecture"],
+                  "os": entry["platform"]["os"],
+                  "config": {"User": "1000", "Entrypoint": ["/bin/busybox", "sleep", "1"]},
+                  "rootfs": {"type": "layers", "diff_ids": [*diff_ids, own_diff]},
+                  "history": [{"created_by": "airgap test agent image"}]}
+        config_desc = layout.add_bytes(OCI_CONFIG, json.dumps(config).encode())
+        manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config_desc,
+                    "layers": [*shared, own]}
+        desc = layout.add_bytes(OCI_MANIFEST, json.dumps(manifest).encode())
+        digests[platform] = str(desc["digest"])
+        manifests.append({**desc, "platform": entry["platform"]})
+    index_desc = layout.add_bytes(OCI_INDEX, json.dumps(
+        {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests}).encode())
+    (root / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [
+        {**index_desc, "annotations": {"org.opencontainers.image.ref.name": tag}}]}))
+    return TestImage(root, tag, str(index_desc["digest"]), digests, base.shared_layers,
+                     own_layers)

@@ -1,9 +1,10 @@
 """All of Elastic's public endpoints on loopback at once, for the demo and benchmarks.
 
 A real docker-registry holding the multi-platform test image as
-``package-registry/distribution`` and the server stand-in (the base of a tailored
-registry) as ``package-registry/package-registry:v<pinned>``, the artifacts.elastic.co
-stand-in and the EPR stand-in, with everything signed by one throwaway key.
+``package-registry/distribution``, a second image sharing its large layer as
+``elastic-agent/elastic-agent`` and the server stand-in (the base of a tailored registry)
+as ``package-registry/package-registry:v<pinned>``, the artifacts.elastic.co, EPR and
+artifacts.security.elastic.co stand-ins, with everything signed by one throwaway key.
 ``publish_plan`` puts on the stand-ins exactly what a manifest's plan will ask for.
 """
 
@@ -15,13 +16,15 @@ from airgap import elastic
 from airgap.manifest import load_manifest
 from airgap.manifest.plan import make_plan
 from tests.peers.artifacts import ArtifactServer
+from tests.peers.defend import DefendServer
 from tests.peers.epr import EprServer
 from tests.peers.gpgkeys import SigningKey
-from tests.peers.images import TestImage, build_test_image, push_image
+from tests.peers.images import TestImage, build_agent_image, build_test_image, push_image
 from tests.peers.processes import DockerRegistry
 
 REPOSITORY = "package-registry/distribution"
 SERVER_REPOSITORY = "package-registry/package-registry"
+AGENT_REPOSITORY = "elastic-agent/elastic-agent"
 
 
 class LoopbackElastic:
@@ -38,6 +41,7 @@ class LoopbackElastic:
         self.registry = DockerRegistry(workdir / "registry")
         self.artifacts = ArtifactServer(workdir / "artifacts", self.signer)
         self.epr = EprServer(workdir / "epr", self.signer)
+        self.defend = DefendServer(workdir / "defend")
         self.image: TestImage | None = None
         self.server: TestImage | None = None
 
@@ -46,6 +50,7 @@ class LoopbackElastic:
         self.registry.start()
         self.artifacts.start()
         self.epr.start()
+        self.defend.start()
         self.image = build_test_image(self.workdir / "image", tag=self.tag,
                                       shared_layers=self.shared_layers)
         push_image(self.image, self.registry.host, REPOSITORY)
@@ -53,10 +58,13 @@ class LoopbackElastic:
                                        tag=f"v{elastic.PACKAGE_REGISTRY_VERSION}",
                                        shared_layers=(), server=True)
         push_image(self.server, self.registry.host, SERVER_REPOSITORY)
+        agent = build_agent_image(self.workdir / "agent-image", self.image, tag=self.tag)
+        push_image(agent, self.registry.host, AGENT_REPOSITORY)
         return self
 
     def stop(self) -> None:
         """Stop every peer."""
+        self.defend.stop()
         self.epr.stop()
         self.artifacts.stop()
         self.registry.stop()
@@ -65,7 +73,7 @@ class LoopbackElastic:
     def manifest_text(self, *, arch: tuple[str, ...] = ("x86_64", "arm64"),
                       integrations: tuple[str, ...] = ("system", "nginx", "fleet_server",
                                                        "endpoint"),
-                      flavor: str = "full") -> str:
+                      flavor: str = "full", images: tuple[str, ...] = ()) -> str:
         """A manifest that reads every source from these peers."""
         return "\n".join([
             "apiVersion: airgap/v1",
@@ -79,10 +87,12 @@ class LoopbackElastic:
             "registry:",
             f"  flavor: {flavor}",
             f"integrations: [{', '.join(integrations)}]",
+            f"images: [{', '.join(images)}]",
             "sources:",
             f"  registry: {self.registry.url}",
             f"  artifacts: {self.artifacts.url}",
             f"  epr: {self.epr.url}",
+            f"  security: {self.defend.url}",
             "trust:",
             f"  keys: [{self.public_key}]",
             "",
@@ -100,3 +110,8 @@ class LoopbackElastic:
             if package.name not in known:
                 self.epr.add(package.name, "1.0.0", payload=package_size)
                 self.epr.add(package.name, "2.0.0", payload=package_size)
+        for defend in plan.defend:
+            self.defend.publish(defend.endpoint_version, "1.0.42", {
+                f"{name}-v1": name.encode() * 20_000
+                for name in ("production-rules-linux", "production-rules-windows",
+                             "diagnostic-configuration")})

@@ -199,3 +199,85 @@ def test_checks_leave_nothing_in_the_home(data: Path, signer: SigningKey,
         for _ in range(3):
             verifier.verify(data, signer.sign(data))
         assert set(home.iterdir()) == before
+
+
+def spy_gpg(folder: Path, seen: Path) -> dict[str, str]:
+    """A ``gpg`` first on PATH that writes its environment to ``seen``, then runs gpg."""
+    folder.mkdir()
+    real = gpg_binary()
+    (folder / "gpg").write_text(f"#!/bin/sh\n/usr/bin/env >> {seen}\nexec {real} \"$@\"\n")
+    (folder / "gpg").chmod(0o755)
+    return {"PATH": f"{folder}:{os.environ['PATH']}"}
+
+
+def test_gpg_gets_no_secret_of_airgap_s(data: Path, signer: SigningKey,
+                                       signer_public_key: Path, tmp_path: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    signer.sign(data)
+    seen = tmp_path / "environment"
+    for name, value in spy_gpg(tmp_path / "bin", seen).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AIRGAP_REGISTRY_PASSWORD", "hunter2")
+    monkeypatch.setenv("AIRGAP_REGISTRY_USERNAME", "operator")
+    monkeypatch.setenv("AIRGAP_SIGN_PASSPHRASE", "sesame")
+    with Verifier([signer_public_key]) as verifier:
+        verifier.verify(data, data.with_name(data.name + ".asc"))
+    child = seen.read_text()
+    assert "PATH=" in child
+    assert "hunter2" not in child and "sesame" not in child and "AIRGAP_REGISTRY" not in child
+
+
+def test_the_homes_of_dead_processes_are_removed_by_the_next(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    dead = tmp_path / f"airgap-gnupg-{gone.pid}-abcd1234"
+    (dead / "private-keys-v1.d").mkdir(parents=True)
+    alive = tmp_path / f"airgap-gnupg-{os.getppid()}-abcd1234"
+    alive.mkdir()
+    other = tmp_path / "airgap-gnupg-notapid"
+    other.mkdir()
+    with Verifier() as verifier:
+        home = verifier._home
+        assert home.name.startswith(f"airgap-gnupg-{os.getpid()}-")
+        assert not dead.exists()
+        assert alive.exists() and other.exists()
+    assert not home.exists()
+
+
+def test_a_key_file_that_is_a_fifo_is_refused_at_once(tmp_path: Path) -> None:
+    fifo = tmp_path / "key.asc"
+    os.mkfifo(fifo)
+    started = time.monotonic()
+    with pytest.raises(UsageError, match="not a regular file"), Verifier([fifo]):
+        pass
+    assert time.monotonic() - started < 10
+
+
+def test_a_gpg_left_waiting_on_a_dead_process_s_feed_is_released(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # kill -9 during a signature check leaves gpg opening the message FIFO, for ever.
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    home = tmp_path / f"airgap-gnupg-{gone.pid}-abcd1234"
+    home.mkdir(mode=0o700)
+    os.mkfifo(home / "message-3")
+    waiting = subprocess.Popen([gpg_binary(), "--homedir", str(home), "--batch",
+                                "--no-autostart", "--verify", "--", str(home / "message-3")],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)
+        assert waiting.poll() is None, "gpg should be waiting for a writer"
+        with Verifier():
+            pass
+        assert waiting.wait(timeout=10) != 0  # it got an end of file and gave up
+        assert not home.exists()
+    finally:
+        waiting.kill()
+        waiting.wait()

@@ -1,0 +1,156 @@
+"""Not a terminal: a log. Plain lines, never wrapped, one event each with its UTC time;
+``--json`` as one document; an interruption as one line; never a traceback."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import REPO, ManifestMaker, site_manifest
+from tests.peers.artifacts import ArtifactServer
+from tests.peers.epr import EprServer
+from tests.peers.files import Fault
+from tests.peers.gpgkeys import SigningKey
+from tests.peers.registry_front import RegistryFront
+from tests.terminal import in_pipe, signal_when
+
+AGENT = "downloads/beats/elastic-agent/elastic-agent-9.0.0-linux-x86_64.tar.gz"
+STAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ "
+
+
+def test_a_piped_fetch_logs_one_line_per_event(
+        make_manifest: ManifestMaker, registry_front: RegistryFront,
+        artifact_server: ArtifactServer, epr_server: EprServer, tmp_path: Path) -> None:
+    manifest = site_manifest(make_manifest, registry_front, artifact_server, epr_server)
+    bundle = tmp_path / "bundle"
+    result = in_pipe("fetch", str(manifest), "-o", str(bundle))
+    assert result.returncode == 0, result.stderr
+    log = result.stderr.splitlines()
+    assert all(re.match(STAMP, line) for line in log), log
+    assert f"fetch {manifest} into {bundle}: " in log[0]  # what will be done, first
+    assert any(re.search(rf"fetched {re.escape(AGENT)} [\d.]+ KiB sha512 ok, signature ok", line)
+               for line in log), log
+    assert any(re.search(r"image: done", line) for line in log)
+    assert result.stdout.splitlines()[-1].startswith("done: ")  # and the result, last
+
+
+def test_a_piped_verify_keeps_whole_paths_on_one_line(golden_bundle: Path,
+                                                      tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle"
+    shutil.copytree(golden_bundle, bundle)
+    (bundle / AGENT).write_bytes(b"x")
+    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
+    # airgap verify B 2>&1 | grep -F <the file's name>
+    verify = subprocess.Popen([sys.executable, "-m", "airgap", "verify", str(bundle)],
+                              cwd=REPO, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT)
+    pipeline = subprocess.run(["grep", "-F", AGENT.rsplit("/", 1)[1]], stdin=verify.stdout,
+                              capture_output=True, text=True, check=False)
+    assert verify.stdout is not None
+    verify.stdout.close()
+    assert verify.wait(timeout=60) == 3
+    found = pipeline.stdout.splitlines()
+    assert any(line.startswith(f"problem {AGENT} modified") for line in found), found
+
+
+def test_a_piped_inspect_and_plan_are_lines(golden_bundle: Path) -> None:
+    contents = in_pipe("inspect", str(golden_bundle))
+    assert contents.returncode == 0
+    assert "artifact elastic-agent linux/x86_64 archive" in contents.stdout
+    assert AGENT in contents.stdout
+    plan = in_pipe("plan", "manifests/lite-x86_64.yaml")
+    assert plan.returncode == 0
+    assert "artifact fleet-server downloads/fleet-server/fleet-server-9.0.0-linux-x86_64.tar.gz" \
+        " ← integration fleet_server" in plan.stdout
+
+
+def test_sigterm_on_a_piped_fetch_logs_what_was_kept(
+        make_manifest: ManifestMaker, registry_front: RegistryFront,
+        artifact_server: ArtifactServer, epr_server: EprServer, tmp_path: Path) -> None:
+    manifest = site_manifest(make_manifest, registry_front, artifact_server, epr_server,
+                             size=8 << 20)
+    artifact_server.faults.inject("*.tar.gz", Fault("slow", times=-1, delay=0.05))
+    bundle = tmp_path / "bundle"
+    process = subprocess.Popen([sys.executable, "-m", "airgap", "fetch", str(manifest), "-o",
+                                str(bundle)], cwd=REPO, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True,
+                               env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    signal_when(process, lambda: any((bundle / ".airgap-next").rglob("*.tar.gz.part"))
+                if (bundle / ".airgap-next").is_dir() else False, signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143, stderr
+    last = stderr.splitlines()[-1]
+    assert last.startswith("terminated: ") and "run the same command again" in last
+    assert "Traceback" not in stderr
+
+
+def envelope(text: str) -> dict[str, object]:
+    document = json.loads(text)  # the whole of stdout is one document
+    assert isinstance(document, dict)
+    assert set(document) == {"format", "command", "status", "exit_code", "result",
+                             "problems", "warnings", "error"}
+    assert document["format"] == 1
+    return document
+
+
+def test_json_is_one_envelope_for_every_command(
+        make_manifest: ManifestMaker, registry_front: RegistryFront,
+        artifact_server: ArtifactServer, epr_server: EprServer, golden_bundle: Path,
+        operator: SigningKey, operator_key: Path, tmp_path: Path) -> None:
+    manifest = site_manifest(make_manifest, registry_front, artifact_server, epr_server)
+    bundle = tmp_path / "bundle"
+    signing = ("--sign-with", operator.fingerprint, "--gnupg-home", str(operator.home))
+    fetched = envelope(in_pipe("fetch", str(manifest), "-o", str(bundle), *signing,
+                               "--json").stdout)
+    assert fetched["command"] == "fetch" and fetched["status"] == "ok"
+    assert fetched["result"]["fetched_bytes"] > 0  # type: ignore[index]
+    again = envelope(in_pipe("fetch", str(manifest), "-o", str(bundle), *signing,
+                             "--json").stdout)
+    assert again["result"]["unchanged"] and again["result"]["fetched_bytes"] == 0  # type: ignore[index]
+    trust = ("--trust-key", str(operator_key))
+    for command in (["plan", str(manifest)], ["verify", str(bundle), *trust],
+                    ["inspect", str(bundle)],
+                    ["load", str(bundle), "--artifacts", str(tmp_path / "served"), *trust]):
+        result = in_pipe(*command, "--json")
+        document = envelope(result.stdout)
+        assert (document["command"], document["status"]) == (command[0], "ok"), result.stderr
+    damaged = tmp_path / "damaged"
+    shutil.copytree(golden_bundle, damaged)
+    (damaged / AGENT).write_bytes(b"x")
+    result = in_pipe("verify", str(damaged), "--json")
+    document = envelope(result.stdout)
+    assert result.returncode == 3 and document["status"] == "verification-failed"
+    assert any((p["path"], p["kind"]) == (AGENT, "modified")  # type: ignore[index]
+               for p in document["problems"])  # type: ignore[union-attr]
+    refused = envelope(in_pipe("load", str(damaged), "--artifacts", str(tmp_path / "x"),
+                               *trust, "--json").stdout)
+    assert refused["status"] == "verification-failed" and refused["problems"]
+    failed = in_pipe("fetch", "no-such.yaml", "-o", str(tmp_path / "b"), "--json")
+    document = envelope(failed.stdout)
+    assert failed.returncode == 2 and document["status"] == "failed"
+    assert "no such manifest" in document["error"]["message"]  # type: ignore[index]
+
+
+def test_an_unexpected_error_is_one_line_and_the_trace_only_when_asked(
+        golden_bundle: Path, tmp_path: Path) -> None:
+    # A fault in a library airgap relies on (not in airgap's own code): json.loads fails.
+    inject = tmp_path / "inject"
+    inject.mkdir()
+    (inject / "sitecustomize.py").write_text(
+        "import json\n"
+        "def broken(*args, **kwargs):\n"
+        "    raise ZeroDivisionError('injected')\n"
+        "json.loads = broken\n")
+    env = {"PYTHONPATH": f"{inject}:{REPO}"}
+    result = in_pipe("inspect", str(golden_bundle), env=env)
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[0] == "error: unexpected ZeroDivisionError: injected"
+    assert "AIRGAP_DEBUG=1" in result.stderr and "Traceback" not in result.stderr
+    debug = in_pipe("inspect", str(golden_bundle), env={**env, "AIRGAP_DEBUG": "1"})
+    assert debug.returncode == 1 and "Traceback" in debug.stderr
+    assert "error: unexpected ZeroDivisionError" in debug.stderr

@@ -1,0 +1,175 @@
+"""Answers in the first seconds: every source is asked before anything large is fetched."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from tests.conftest import IN_CI, REPO, ManifestMaker, site_manifest
+from tests.peers.artifacts import ArtifactServer
+from tests.peers.epr import EprServer
+from tests.peers.files import Fault
+from tests.peers.gpgkeys import SigningKey
+from tests.peers.net import BackgroundServer, wait_until
+from tests.peers.registry_front import RegistryFront
+from tests.peers.tls import make_certificate
+from tests.terminal import in_pipe
+
+
+def blobs_fetched(front: RegistryFront) -> int:
+    return len([r for r in front.faults.requests("/v2/*/blobs/*") if r.method == "GET"])
+
+
+def test_a_typo_in_an_integration_is_a_manifest_error_in_seconds(
+        make_manifest: ManifestMaker, registry_front: RegistryFront,
+        artifact_server: ArtifactServer, epr_server: EprServer, tmp_path: Path) -> None:
+    manifest = site_manifest(make_manifest, registry_front, artifact_server, epr_server,
+                             integrations=["system", "ngnix"])
+    started = time.monotonic()
+    result = in_pipe("fetch", str(manifest), "-o", str(tmp_path / "bundle"))
+    assert time.monotonic() - started < 20
+    assert result.returncode == 2, result.stderr
+    assert f"{manifest}:" in result.stderr and "integrations[1]: 'ngnix' is not a package" \
+        in result.stderr
+    assert "did you mean 'nginx'?" in result.stderr
+    assert blobs_fetched(registry_front) == 0, "the image was downloaded before the check"
+    assert artifact_server.faults.requests("*.tar.gz", method="GET") == []
+
+
+def test_a_package_with_no_compatible_version_is_not_called_a_typo(
+        make_manifest: ManifestMaker, registry_front: RegistryFront,
+        artifact_server: ArtifactServer, epr_server: EprServer, tmp_path: Path) -> None:
+    manifest = site_manifest(make_manifest, registry_front, artifact_server, epr_server,
+                             integrations=["legacy_only"])
+    result = in_pipe("fetch", str(manifest), "-o", str(tmp_path / "bundle"))
+    assert result.returncode == 1
+    assert "no version is compatible with Kibana 9.0.0" in result.stderr
+    assert "did you mean" not in result.stderr
+
+
+def test_a_missing_binary_is_named_before_any_download(
+        make_manifest: ManifestMaker, registry_front: RegistryFront,
+        artifact_server: ArtifactServer, epr_server: EprServer, tmp_path: Path) -> None:
+    manifest = site_manifest(make_manifest, registry_front, artifact_server, epr_server)
+    missing = "beats/filebeat/filebeat-9.0.0-linux-arm64.tar.gz"
+    (artifact_server.root / missing).unlink()
+    result = in_pipe("fetch", str(manifest), "-o", str(tmp_path / "bundle"))
+    assert result.returncode == 1
+    assert f"downloads/{missing}: not published at" in result.stderr
+    assert blobs_fetched(registry_front) == 0
+    assert artifact_server.faults.requests("*.tar.gz", method="GET") == []
+
+
+def test_an_untrusted_certificate_fails_at_once(
+        make_manifest: ManifestMaker, registry_front: RegistryFront,
+        artifact_server: ArtifactServer, tmp_path: Path) -> None:
+    cert, key = make_certificate(tmp_path / "tls")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    async def search(request: web.Request) -> web.Response:
+        return web.json_response([])
+
+    app = web.Application()
+    app.router.add_get("/search", search)
+    with BackgroundServer(app, ssl_context=context) as epr:
+        manifest = make_manifest(artifacts_from=artifact_server,
+                                 sources={"registry": registry_front.url, "epr": epr.url + "/"},
+                                 integrations=["nginx"])
+        started = time.monotonic()
+        result = in_pipe("fetch", str(manifest), "-o", str(tmp_path / "bundle"))
+    assert time.monotonic() - started < 20
+    assert result.returncode == 1
+    assert "the TLS certificate of 127.0.0.1 is not trusted" in result.stderr
+    assert "--ca-cert" in result.stderr
+    assert blobs_fetched(registry_front) == 0
+
+
+def test_plan_check_shows_sizes_and_the_total_and_downloads_nothing(
+        make_manifest: ManifestMaker, registry_front: RegistryFront,
+        artifact_server: ArtifactServer, epr_server: EprServer, tmp_path: Path) -> None:
+    manifest = site_manifest(make_manifest, registry_front, artifact_server, epr_server,
+                             size=123_456)
+    result = in_pipe("plan", str(manifest), "--check")
+    assert result.returncode == 0, result.stderr
+    agent = "downloads/beats/elastic-agent/elastic-agent-9.0.0-linux-x86_64.tar.gz"
+    assert f"{agent} 120.6 KiB" in result.stdout
+    assert "package nginx 2.0.0" in result.stdout
+    assert "in all." in result.stdout.splitlines()[-1]
+    document = json.loads(in_pipe("plan", str(manifest), "--check", "--json").stdout)
+    check = document["result"]["check"]
+    assert check["sizes"][agent] == 123_456
+    assert check["bytes"] == sum(s for s in check["sizes"].values() if s is not None)
+    assert blobs_fetched(registry_front) == 0
+    assert artifact_server.faults.requests("*.tar.gz", method="GET") == []
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 24 MiB tmpfs of this test's own, unmounted after."""
+    if os.geteuid() != 0:
+        if IN_CI:
+            pytest.fail("CI=true but not root: mounting a tmpfs needs root")
+        pytest.skip("mounting a tmpfs needs root")
+    mount = tmp_path / "small"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(mount)], check=True)
+    yield mount
+    subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_a_disk_too_small_is_refused_with_the_numbers_before_downloading(
+        make_manifest: ManifestMaker, registry_front: RegistryFront,
+        artifact_server: ArtifactServer, epr_server: EprServer, small_disk: Path) -> None:
+    manifest = site_manifest(make_manifest, registry_front, artifact_server, epr_server,
+                             size=4 << 20)  # 6 binaries of 4 MiB, and the image
+    result = in_pipe("fetch", str(manifest), "-o", str(small_disk / "bundle"))
+    assert result.returncode == 1, result.stderr
+    assert f"{small_disk / 'bundle'}: not enough space on tmpfs mounted at {small_disk}" \
+        in result.stderr
+    assert "to download and" in result.stderr and "are free" in result.stderr
+    assert artifact_server.faults.requests("*.tar.gz", method="GET") == []
+
+
+def test_a_disk_that_fills_up_meanwhile_says_where_and_how_much_and_resumes(
+        make_manifest: ManifestMaker, registry_front: RegistryFront,
+        artifact_server: ArtifactServer, epr_server: EprServer, small_disk: Path,
+        operator: SigningKey, operator_key: Path) -> None:
+    # Room for the fetch when it starts; then another program fills the disk.
+    manifest = site_manifest(make_manifest, registry_front, artifact_server, epr_server,
+                             size=1 << 20, platforms={"arch": ["x86_64"]},
+                             integrations=["system"])
+    artifact_server.faults.inject("*.tar.gz", Fault("slow", times=-1, delay=0.1))
+    bundle = small_disk / "bundle"
+    process = subprocess.Popen([sys.executable, "-m", "airgap", "fetch", str(manifest), "-o",
+                                str(bundle)], cwd=REPO, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True,
+                               env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    staged = bundle / ".airgap-next"
+    wait_until(lambda: staged.is_dir() and any(staged.rglob("*.tar.gz.part")), 60,
+               "a download under way")
+    filler = small_disk / "filler"
+    with filler.open("wb") as out, contextlib.suppress(OSError):
+        while True:
+            out.write(b"\0" * (1 << 20))
+            out.flush()
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 1, stderr
+    assert "No space left on device" in stderr and f"tmpfs mounted at {small_disk}" in stderr
+    assert "this fetch still has" in stderr and "run the same command again" in stderr
+    assert "Traceback" not in stderr
+    filler.unlink()
+    artifact_server.faults.clear()
+    again = in_pipe("fetch", str(manifest), "-o", str(bundle), "--sign-with",
+                    operator.fingerprint, "--gnupg-home", str(operator.home))
+    assert again.returncode == 0, again.stderr
+    assert in_pipe("verify", str(bundle), "--trust-key", str(operator_key)).returncode == 0
