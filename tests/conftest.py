@@ -11,6 +11,7 @@ A peer whose program is missing skips its tests with the reason, except under
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import shutil
@@ -105,6 +106,12 @@ def downloader() -> Iterator[Downloader]:
 REPO = Path(__file__).resolve().parent.parent
 #: Real files of Elastic's, copied for the tests (see its README.md).
 FIXTURES = REPO / "tests" / "fixtures"
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """Every file below ``root`` and the SHA-256 of its bytes."""
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file() and not p.is_symlink()}
 
 
 def start_airgap(*args: str, **popen: Any) -> subprocess.Popen[str]:
@@ -463,6 +470,26 @@ def tailored_manifest(path: Path, registry: DockerRegistry, epr: EprServer, trus
         "sources": {"registry": registry.url, "epr": epr.url},
         "trust": {"keys": [str(trusted)]}}, sort_keys=False))
     return path
+
+
+def grown_tailored_site(work: Path, registry: DockerRegistry, epr: EprServer, trusted: Path,
+                        operator: SigningKey, *, extra_size: int = 48 << 20) -> tuple[Path, Path]:
+    """A complete tailored bundle (OCI base, signed by the operator) in ``work/bundle``,
+    and a manifest that wants one more package, ``kafka``, of ``extra_size`` bytes: a
+    fetch of it composes for long enough to be interrupted while it does."""
+    from airgap.fetch.run import FetchSettings, fetch
+
+    work.mkdir(parents=True, exist_ok=True)
+    if not any(p.name == "elastic_agent" for p in epr.packages):
+        epr.add("elastic_agent", "2.3.0")
+    epr.add("kafka", "1.0.0", payload=extra_size)
+    first = tailored_manifest(work / "site.yaml", registry, epr, trusted, "oci")
+    bundle = work / "bundle"
+    fetch(FetchSettings(first, bundle, sign_with=operator.fingerprint,
+                        gnupg_home=operator.home), NullReporter())
+    more = tailored_manifest(work / "more.yaml", registry, epr, trusted, "oci",
+                             packages=["kafka"])
+    return bundle, more
 
 
 def publish_tailored_packages(epr: EprServer) -> None:
