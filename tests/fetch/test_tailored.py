@@ -22,6 +22,7 @@ import pytest
 from airgap import elastic
 from airgap.errors import AirgapError
 from airgap.fetch.run import FetchSettings, fetch
+from airgap.fetch.tailored import estimated_size
 from airgap.reporter import NullReporter
 from tests.conftest import (
     SERVER_REPOSITORY,
@@ -184,6 +185,20 @@ def test_a_refetch_composes_the_same_image_and_downloads_nothing_again(
     assert all(p.file.reused and p.signature.reused for p in second.packages)
     assert second.removed == ()
     assert not (bundle / ".airgap-next").exists()
+
+
+def test_the_preflights_estimate_of_the_layer_is_just_above_its_size(
+        tailored_bundle: Path) -> None:
+    description = json.loads((tailored_bundle / "bundle.json").read_text())
+    tailored = description["image"]["tailored"]
+    items = {i["path"]: i for i in description["items"]}
+    files = [f for p in tailored["packages"] for f in (p, p + ".sig")]
+    estimate = estimated_size(tailored["package_path"], files,
+                              [items[f]["size"] for f in files])
+    layer = blob(tailored_bundle, tailored["layer"])
+    tar = len(gzip.decompress(layer))
+    # Above the layer and above its tar (packages of real zips do not compress), by little.
+    assert len(layer) < estimate and tar < estimate <= tar * 1.01 + (64 << 10)
 
 
 def test_a_missing_package_stops_the_fetch_before_anything_is_composed(
