@@ -15,8 +15,10 @@ removed only by that commit.
 from __future__ import annotations
 
 import errno
+import filecmp
 import functools
 import shutil
+from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -179,7 +181,7 @@ def fetch(settings: FetchSettings, reporter: Reporter) -> FetchResult:
         keys = tuple(verifier.keys.values())
         items = describe_files(staging, image, artifacts, packages, keys, extras)
         new = description(plan, image, artifacts, packages, keys, items, extras)
-        if _unchanged(root, new):
+        if _unchanged(root, new) and not _staged_anew(staging, items):
             _keep(staging, operator, root)
             return FetchResult(root, plan, image, tuple(artifacts), tuple(packages),
                                tuple(items), keys, _signed(root), (), unchanged=True,
@@ -271,6 +273,18 @@ def _unchanged(root: Path, new: BundleDescription) -> bool:
     except AirgapError:
         return False
     return {**old.to_dict(), "created": ""} == {**new.to_dict(), "created": ""}
+
+
+def _staged_anew(staging: Staging, items: Sequence[Item]) -> bool:
+    """Whether a file of the new bundle was staged with other bytes than the bundle's
+    copy: one that no longer verified there and was fetched again, a rewritten key or
+    index. Then the bundle must be committed, even though it is described the same."""
+    for item in items:
+        staged, live = staging.path(item.path), staging.live(item.path)
+        if staged.is_file() and not (live.is_file() and not live.is_symlink()
+                                     and filecmp.cmp(staged, live, shallow=False)):
+            return True
+    return False
 
 
 def _keep(staging: Staging, operator: OperatorKey | None, root: Path) -> None:

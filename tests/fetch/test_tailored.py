@@ -160,7 +160,7 @@ def test_plan_shows_the_tailored_image_and_why_each_package_is_in_it(
                                                      "system", "kafka"]
 
 
-def test_a_refetch_composes_the_same_image_and_downloads_nothing_again(
+def test_a_refetch_keeps_the_layer_and_composes_it_again_only_when_it_rotted(
         tmp_path: Path, registry: DockerRegistry, signer: SigningKey, signer_public_key: Path,
         server_images: dict[str, TestImage]) -> None:
     epr = EprServer(tmp_path / "epr", signer).start()
@@ -176,15 +176,28 @@ def test_a_refetch_composes_the_same_image_and_downloads_nothing_again(
                                                   for p in first.packages), None)
         again = RecordingReporter()
         second = fetch(FetchSettings(manifest, bundle), again)
+        assert second.unchanged
+        assert again.outcomes[f"compose {TAILORED}"] == "kept"  # not composed a second time
+        assert second.image.stored == first.image.stored
+        assert second.image.tailored == first.image.tailored
+        assert all(p.file.reused and p.signature.reused for p in second.packages)
+        assert second.removed == ()
+        assert not (bundle / ".airgap-next").exists()
+        # A layer that rotted in the bundle is not kept: composed again, put in its place.
+        assert first.image.tailored is not None
+        layer = bundle / "images/blobs/sha256" / first.image.tailored.layer[7:]
+        data = bytearray(layer.read_bytes())
+        data[100] ^= 0xFF
+        layer.write_bytes(bytes(data))
+        third = RecordingReporter()
+        repaired = fetch(FetchSettings(manifest, bundle), third)
     finally:
         epr.stop()
-    assert second.unchanged
-    assert again.outcomes[f"compose {TAILORED}"] == "kept"  # not composed a second time
-    assert second.image.stored == first.image.stored
-    assert second.image.tailored == first.image.tailored
-    assert all(p.file.reused and p.signature.reused for p in second.packages)
-    assert second.removed == ()
-    assert not (bundle / ".airgap-next").exists()
+    assert third.outcomes[f"compose {TAILORED}"] == "done" and not repaired.unchanged
+    assert any("the packages layer from an earlier run does not match its digest" in m
+               for _, m in third.messages)
+    assert hashlib.sha256(layer.read_bytes()).hexdigest() == layer.name
+    assert repaired.image.tailored == first.image.tailored  # the same layer, byte for byte
 
 
 def test_the_preflights_estimate_of_the_layer_is_just_above_its_size(
