@@ -136,7 +136,7 @@ def render_plan(plan: Plan, check: SourceCheck | None = None) -> None:
     tailored = plan.tailored
     names = [("image", f"{tailored.reference} (tailored: composed by airgap)"),
              ("base", str(image.reference)),
-             ("packages", f"{len(plan.packages)} resolved, each with its .sig, in "
+             ("packages", f"{len(plan.packages)}, each with its .sig, in "
                           f"{tailored.package_path}")] if tailored else \
         [("image", str(image.reference))]
     composed = [("composed", f"about {human_size(check.composed)} more")] \
