@@ -11,7 +11,6 @@ failure can be replayed.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import random
@@ -27,22 +26,25 @@ import pytest
 from airgap.carry.index import INDEX, VolumeIndex
 from airgap.cli import main
 from tests.carrying import Pair
-from tests.conftest import TEST_REPOSITORY, ManifestMaker, require_root, start_airgap
+from tests.conftest import (
+    TEST_REPOSITORY,
+    ManifestMaker,
+    grown_tailored_site,
+    require_root,
+    snapshot,
+    start_airgap,
+)
 from tests.fetch.test_run import site_manifest
 from tests.peers.artifacts import ArtifactServer
 from tests.peers.epr import EprServer
 from tests.peers.files import Fault
+from tests.peers.gpgkeys import SigningKey
+from tests.peers.images import TestImage
 from tests.peers.net import wait_until
 from tests.peers.processes import Dockerd, DockerRegistry
 from tests.peers.registry_front import RegistryFront
 from tests.syscalls import kill_at, slow_open, traced
 from tests.terminal import in_pipe, piped
-
-
-def snapshot(root: Path) -> dict[str, str]:
-    """Every file below ``root`` and the SHA-256 of its bytes."""
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file() and not p.is_symlink()}
 
 
 def kill_after(process: subprocess.Popen[str], delay: float) -> None:
@@ -129,6 +131,43 @@ def test_killed_reruns_of_a_complete_bundle_lose_nothing(
     assert set(after) == set(before)
     assert {p: h for p, h in after.items() if p not in ("bundle.json", "SHA512SUMS")} == \
         {p: h for p, h in before.items() if p not in ("bundle.json", "SHA512SUMS")}
+
+
+@pytest.mark.parametrize("moment", ["before", "during"])
+def test_a_tailored_fetch_killed_as_it_composes_leaves_the_bundle_and_finishes_when_run_again(
+        moment: str, registry: DockerRegistry, epr_server: EprServer, signer_public_key: Path,
+        server_images: dict[str, TestImage], operator: SigningKey, operator_key: Path,
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bundle, more = grown_tailored_site(tmp_path / "site", registry, epr_server,
+                                       signer_public_key, operator)
+    before = snapshot(bundle)
+    staged = bundle / ".airgap-next"
+    command = ("fetch", str(more), "-o", str(bundle), "--quiet", "--sign-with",
+               operator.fingerprint, "--gnupg-home", str(operator.home))
+    process = start_airgap(*command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Just before: the last, large package still on its way, nothing composed; during: the
+    # layer being written. The run is held still there, so that the kill lands in it.
+    wanted = "packages/kafka/kafka-1.0.0.zip.part" if moment == "before" else \
+        "images/blobs/sha256/.layer.*.part"
+    wait_until(lambda: any(staged.glob(wanted)) or process.poll() is not None, 120,
+               f"the fetch {moment} composing")
+    process.send_signal(signal.SIGSTOP)
+    assert any(staged.glob(wanted)), f"it was no longer {moment} composing"
+    if moment == "before":
+        assert not any(staged.glob("images/blobs/sha256/.layer.*"))
+    kill_after(process, 0)
+    assert {p: h for p, h in snapshot(bundle).items()
+            if not p.startswith((".airgap-next/", ".airgap.lock"))} == before
+    assert main(["verify", str(bundle), "--trust-key", str(operator_key), "--quiet"]) == 0
+    again = start_airgap(*command, stderr=subprocess.PIPE)
+    _, err = again.communicate(timeout=300)
+    assert again.returncode == 0, err
+    assert orphans(process.pid) == [], "the killed run's gpg still waits"
+    assert not staged.exists()
+    capsys.readouterr()
+    assert main(["verify", str(bundle), "--trust-key", str(operator_key), "--json"]) == 0
+    described = json.loads((bundle / "bundle.json").read_text())["image"]["tailored"]
+    assert "packages/kafka/kafka-1.0.0.zip" in described["packages"]
 
 
 def test_two_fetches_into_one_bundle_one_is_refused(site: Path, tmp_path: Path,

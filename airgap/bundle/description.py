@@ -4,7 +4,8 @@ A frozen model, read with every field checked (:meth:`BundleDescription.from_dic
 raises :class:`DescriptionError` naming the field, never a ``KeyError``) and written in
 one place. ``format`` versions the whole document: a reader refuses a format it does not
 know, and a field this format does not have. Format 2 adds the images besides the
-registry's (``images``) and Elastic Defend's manifests (``defend``); format 1 bundles
+registry's (``images``), Elastic Defend's manifests (``defend``) and, for a tailored
+registry, what was added to its base (``image.tailored``, optional); format 1 bundles
 still read. Format 3 is a delta (:mod:`airgap.bundle.delta`): format 2 plus ``delta`` and
 each item's ``origin``, so that an airgap that knows only formats 1 and 2 refuses a delta
 instead of taking it for a whole bundle. See docs/bundle.md.
@@ -48,7 +49,7 @@ _SHA512 = re.compile(r"[0-9a-f]{128}\Z")
 MAX_SIZE = 64 << 20
 
 __all__ = ["BundleDescription", "DefendManifest", "Delta", "DescriptionError", "Image", "Item",
-           "Key", "ManifestRecord", "PlatformImage", "Resolved", "Verification",
+           "Key", "ManifestRecord", "PlatformImage", "Resolved", "Tailored", "Verification",
            "read_description"]
 
 
@@ -161,8 +162,31 @@ class PlatformImage:
 
 
 @dataclass(frozen=True)
+class Tailored:
+    """A tailored registry image: ``base`` (as ``Image.source`` served it) plus ``layer``,
+    which holds the bundle's ``packages`` (their zips' paths) under ``package_path``."""
+
+    base: str
+    layer: str
+    diff_id: str
+    package_path: str
+    packages: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The bundle.json form."""
+        return {"base": self.base, "layer": self.layer, "diff_id": self.diff_id,
+                "package_path": self.package_path, "packages": list(self.packages)}
+
+    @classmethod
+    def read(cls, reader: _Reader) -> Tailored:
+        return cls(reader.string("base"), reader.string("layer"), reader.string("diff_id"),
+                   reader.string("package_path"), reader.strings("packages"))
+
+
+@dataclass(frozen=True)
 class Image:
-    """The package registry image: what the tag named upstream, and what is stored."""
+    """The package registry image: what the tag named upstream, and what is stored.
+    For a tailored registry, upstream is its base, and ``tailored`` says what was added."""
 
     reference: str
     source: str
@@ -172,6 +196,7 @@ class Image:
     media_type: str
     layout: str
     platforms: Mapping[str, PlatformImage]
+    tailored: Tailored | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The bundle.json form."""
@@ -179,17 +204,25 @@ class Image:
                 "upstream_digest": self.upstream_digest,
                 "upstream_media_type": self.upstream_media_type, "digest": self.digest,
                 "media_type": self.media_type, "layout": self.layout,
-                "platforms": {p: i.to_dict() for p, i in self.platforms.items()}}
+                "platforms": {p: i.to_dict() for p, i in self.platforms.items()},
+                **({"tailored": self.tailored.to_dict()} if self.tailored else {})}
 
     @classmethod
     def read(cls, reader: _Reader) -> Image:
         platforms = reader.object("platforms")
+        tailored = Tailored.read(reader.object("tailored", _names(Tailored))) \
+            if "tailored" in reader.value else None
         return cls(reader.string("reference"), reader.string("source"),
                    reader.string("upstream_digest"), reader.string("upstream_media_type"),
                    reader.string("digest"), reader.string("media_type"),
                    reader.string("layout"),
                    {str(p): PlatformImage.read(platforms.object(str(p), _names(PlatformImage)))
-                    for p in platforms.value})
+                    for p in platforms.value},
+                   tailored)
+
+
+#: The keys of an image that is not tailored: format 1's registry image, format 2's others.
+_PLAIN_IMAGE = tuple(name for name in _names(Image) if name != "tailored")
 
 
 @dataclass(frozen=True)
@@ -371,13 +404,14 @@ class BundleDescription:
         images: tuple[Image, ...] = ()
         defend: tuple[DefendManifest, ...] = ()
         if version >= 2:
-            images = top.objects("images", Image.read, _names(Image))
+            images = top.objects("images", Image.read, _PLAIN_IMAGE)
             defend = top.objects("defend", DefendManifest.read, _names(DefendManifest))
         return cls(
             tool_version=tool.string("version"),
             created=top.string("created"),
             manifest=ManifestRecord.read(top.object("manifest", _names(ManifestRecord))),
-            image=Image.read(top.object("image", _names(Image))),
+            image=Image.read(top.object("image", _names(Image) if version >= 2
+                                        else _PLAIN_IMAGE)),
             keys=top.objects("keys", Key.read, _names(Key)),
             notes=top.strings("notes"),
             items=items, images=images, defend=defend, format=version, delta=delta,

@@ -16,9 +16,12 @@ user names (``trust_signers``), and the operator keys that must have signed SHA5
 valid by a ``trust_keys`` key (the operator vouches for the whole bundle) or when the user
 names it; the image, which Elastic does not sign, only with SHA512SUMS.asc. A file in
 ``scope`` that nothing from outside vouches for is a problem (``unvouched``) naming the
-setting that would trust it. Every problem is listed. A delta is checked for what it
-carries: the files it leaves to its base, and the signatures and checksums that pair one
-of those with a carried file, are checked when it is merged (``airgap merge``).
+setting that would trust it. A tailored registry's packages layer must hold exactly the
+bundle's verified packages (:mod:`airgap.bundle.tailored`); the image it ends is still
+vouched for only by SHA512SUMS.asc, like any image. Every problem is listed. A delta is
+checked for what it carries: the files it leaves to its base, and the signatures and
+checksums that pair one of those with a carried file, are checked when it is merged
+(``airgap merge``).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from airgap.bundle.lock import refuse_while_written
 from airgap.bundle.scan import scan
 from airgap.bundle.staging import interrupted_commit, pending
 from airgap.bundle.sums import parse_sums
+from airgap.bundle.tailored import check_tailored
 from airgap.bundle.vouch import (
     IMAGE_INDEX,
     UNSIGNED_AREAS,
@@ -184,8 +188,18 @@ def verify_bundle(settings: VerifySettings, reporter: Reporter) -> VerifyReport:
         elif layout.DESCRIPTION not in sums:
             check.add(layout.DESCRIPTION, "description", "the bundle has no bundle.json, and "
                       "SHA512SUMS does not list one: it was removed after the fetch")
-        return check.signatures(verifier, description, settings.jobs, outside, vouched,
-                                reporter)
+        count = check.signatures(verifier, description, settings.jobs, outside, vouched,
+                                 reporter)
+        if description is not None and layout.IMAGES in settings.scope:
+            # a tailored registry: its packages layer, member by member (a delta's, when it
+            # carries the layer, against the target's files: its base holds some zips)
+            layer = description.image.tailored.layer if description.image.tailored else ""
+            target = {i.path: i.sha512 for i in description.items
+                      if i.origin == "base"} if description.delta is not None else {}
+            if f"{layout.IMAGES}/blobs/sha256/{layer.removeprefix('sha256:')}" \
+                    not in check.from_base:
+                check_tailored(root, description, {**target, **sums}, check.add, check.stop)
+        return count
 
     # Whether the operator vouches for the whole bundle decides which of keys/ count:
     # known before any signature is checked.

@@ -137,10 +137,19 @@ def render_plan(plan: Plan, check: SourceCheck | None = None) -> None:
     """What a fetch of the plan's manifest would get, and why (with sizes once checked)."""
     image = plan.image
     sizes = check.sizes() if check is not None else {}
-    _facts([("image", str(image.reference)), ("platforms", ", ".join(image.platforms)),
+    tailored = plan.tailored
+    names = [("image", f"{tailored.reference} (tailored: composed by airgap)"),
+             ("base", str(image.reference)),
+             ("packages", f"{len(plan.packages)}, each with its .sig, in "
+                          f"{tailored.package_path}")] if tailored else \
+        [("image", str(image.reference))]
+    composed = [("composed", f"about {human_size(check.composed)} more")] \
+        if check is not None and check.composed else []
+    _facts([*names, ("platforms", ", ".join(image.platforms)),
             ("from", f"{image.registry_url}/v2/{image.reference.repository}"),
             ("why", f"← {image.reason}"),
-            *([("size", human_size(check.image.size))] if check is not None else [])])
+            *([("size", human_size(check.image.size))] if check is not None else []),
+            *composed])
     _render_plan_extras(plan)
     if plan.artifacts:
         previous = None
@@ -157,14 +166,16 @@ def render_plan(plan: Plan, check: SourceCheck | None = None) -> None:
     if plan.packages:
         epr = plan.manifest.sources.epr
         if check is None:
-            rows = [[p.name, p.search_url.removeprefix(epr), f"← {p.reason}"]
+            rows = [[p.label, p.search_url.removeprefix(epr), f"← {p.reason}"]
                     for p in plan.packages]
             columns = ["Package", "Resolved with", "Why"]
         else:
             rows = [[p.name, p.version, human_size(sizes.get(p.bundle_path)), f"← {reason}"]
                     for p, reason in check.packages]
             columns = ["Package", "Version", "Size", "Why"]
-        _table(f"Integration packages from {epr} (newest compatible, with .sig)", columns,
+        which = "every compatible version" if plan.manifest.registry.all_versions else \
+            "newest compatible"
+        _table(f"Integration packages from {epr} ({which}, with .sig)", columns,
                rows, "package", right=["Size"])
     for note in plan.notes:
         line(f"note: {note}")
@@ -173,7 +184,8 @@ def render_plan(plan: Plan, check: SourceCheck | None = None) -> None:
     more = f" and {len(plan.images)} more image(s)" if plan.images else ""
     defend = f", Elastic Defend's artifacts for {len(plan.defend)} Endpoint version(s)" \
         if plan.defend else ""
-    line(f"{image.reference} for {len(image.platforms)} platform(s){more}, "
+    line(f"{tailored.reference if tailored else image.reference} for "
+         f"{len(image.platforms)} platform(s){more}, "
          f"{len(plan.artifacts)} artifact(s) ({len(plan.artifacts) * 3} files with checksums "
          f"and signatures), {len(plan.packages)} package(s) to resolve{defend}{total}.")
 
@@ -202,7 +214,8 @@ def render_fetch(result: FetchResult) -> None:
                      human_size(resumed), human_size(kept)])
 
     image = result.image
-    row(f"image ({', '.join(p.platform for p in image.platforms)})", len(image.files),
+    what = "tailored image" if image.tailored else "image"
+    row(f"{what} ({', '.join(p.platform for p in image.platforms)})", len(image.files),
         image.files)
     row("artifacts", len(result.artifacts),
         [f for a in result.artifacts for f in (a.file, a.checksum, a.signature)])
@@ -274,6 +287,10 @@ def render_contents(contents: BundleContents) -> None:
         ("made", f"{contents.created} by airgap {contents.tool_version}"),
         ("stack", contents.stack_version),
         ("image", f"{image.get('reference')} ({human_size(image.get('size'))})"),
+        *([("  tailored", f"{image['tailored']['base']} + "
+                          f"{len(image['tailored']['packages'])} packages (layer "
+                          f"{image['tailored']['layer'][:19]})")]
+          if image.get("tailored") else []),
         *[(f"  {platform}", str(digest)) for platform, digest in image["platforms"].items()],
         *[("image", f"{more['reference']} ({', '.join(more['platforms'])})")
           for more in contents.images],

@@ -7,6 +7,8 @@ end: what they showed (speeds, totals) is read from the bytes the command drew.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
 import shutil
@@ -21,15 +23,24 @@ import pytest
 
 from airgap.carry.index import INDEX, VolumeIndex
 from tests.carrying import Pair
-from tests.conftest import ManifestMaker, site_manifest
+from tests.conftest import (
+    ManifestMaker,
+    grown_tailored_site,
+    publish_tailored_packages,
+    site_manifest,
+    snapshot,
+    tailored_manifest,
+)
 from tests.peers.artifacts import ArtifactServer
 from tests.peers.epr import EprServer
 from tests.peers.files import Fault
+from tests.peers.gpgkeys import SigningKey
+from tests.peers.images import TestImage
 from tests.peers.net import free_port
 from tests.peers.processes import Dockerd, DockerRegistry
 from tests.peers.registry_front import RegistryFront
 from tests.syscalls import slow_open
-from tests.terminal import Seen, at_terminal
+from tests.terminal import Seen, at_terminal, in_pipe
 
 AGENT = "downloads/beats/elastic-agent/elastic-agent-9.0.0-linux-x86_64.tar.gz"
 
@@ -74,6 +85,82 @@ def test_ctrl_c_at_a_terminal_says_what_was_kept(
     last = seen.lines[-1]
     assert last.startswith("interrupted: ") and "files done" in last
     assert "run the same command again" in last
+
+
+TAILORED = "docker.elastic.co/package-registry/distribution:tailored-9.0.0"
+
+
+def test_a_tailored_fetch_at_a_terminal_shows_it_composed(
+        registry: DockerRegistry, epr_server: EprServer, signer_public_key: Path,
+        server_images: dict[str, TestImage], operator: SigningKey, operator_key: Path,
+        tmp_path: Path) -> None:
+    publish_tailored_packages(epr_server)
+    manifest = tailored_manifest(tmp_path / "site.yaml", registry, epr_server,
+                                 signer_public_key, "oci")
+    bundle = tmp_path / "bundle"
+    seen = at_terminal("fetch", str(manifest), "-o", str(bundle), "--sign-with",
+                       operator.fingerprint, "--gnupg-home", str(operator.home))
+    seen.assert_no_traceback()
+    assert seen.code == 0, seen.text
+    text = seen.text
+    # The pre-flight counts what composing will write; the compose phase has its live line
+    # while it runs, then its item (the layer, what it is) and its end stay on the screen.
+    assert re.search(r"^check: .* to download and compose$", text, re.MULTILINE), text
+    assert re.search(r"compose\s+[━╸╺]+", seen.drawn)
+    assert re.search(rf"✓ done +packages layer of {re.escape(TAILORED)} \(8 files\) .*"
+                     r"composed: sha256:[0-9a-f]{12}, diff ID sha256:", text), text
+    assert re.search(r"^compose: done", text, re.MULTILINE), text
+    assert "tailored image (linux/amd64" in text  # the summary's first part
+    assert seen.lines[-1].startswith("done: ") and seen.lines[-1].endswith("(signed)")
+    assert in_pipe("verify", str(bundle), "--trust-key", str(operator_key)).returncode == 0
+
+
+def test_ctrl_c_while_composing_leaves_the_bundle_as_it_was_and_a_rerun_finishes(
+        registry: DockerRegistry, epr_server: EprServer, signer_public_key: Path,
+        server_images: dict[str, TestImage], operator: SigningKey, operator_key: Path,
+        tmp_path: Path) -> None:
+    bundle, more = grown_tailored_site(tmp_path / "site", registry, epr_server,
+                                       signer_public_key, operator)
+    before = snapshot(bundle)
+    composing = bundle / ".airgap-next/images/blobs/sha256"
+
+    def interrupt_while_composing(child: pexpect.spawn) -> None:
+        deadline = time.monotonic() + 120
+        while not list(composing.glob(".layer.*.part")):  # the layer being written
+            assert time.monotonic() < deadline, "never composed"
+            with contextlib.suppress(pexpect.TIMEOUT):
+                child.read_nonblocking(65536, timeout=0.005)
+        # Held still for the moment, so that the Ctrl-C lands in the middle of composing.
+        os.kill(child.pid, signal.SIGSTOP)
+        try:
+            assert list(composing.glob(".layer.*.part")), "composed before the Ctrl-C"
+            child.sendintr()
+        finally:
+            os.kill(child.pid, signal.SIGCONT)
+
+    seen = at_terminal("fetch", str(more), "-o", str(bundle), "--sign-with",
+                       operator.fingerprint, "--gnupg-home", str(operator.home),
+                       when=interrupt_while_composing)
+    seen.assert_no_traceback()
+    assert seen.code == 130, seen.text
+    assert seen.lines[-1].startswith("interrupted: ") and \
+        "run the same command again" in seen.lines[-1]
+    # The bundle as it was, file for file; what the run got waits in .airgap-next/, and no
+    # half-written layer with it.
+    assert {p: h for p, h in snapshot(bundle).items()
+            if not p.startswith((".airgap-next/", ".airgap.lock"))} == before
+    assert not list(composing.glob(".layer.*"))
+    assert in_pipe("verify", str(bundle), "--trust-key", str(operator_key)).returncode == 0
+    # The same command again finishes, with the new package in the image.
+    again = in_pipe("fetch", str(more), "-o", str(bundle), "--sign-with", operator.fingerprint,
+                    "--gnupg-home", str(operator.home), timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert "kept" in again.stderr  # the packages the interrupted run got were not fetched again
+    verified = in_pipe("verify", str(bundle), "--trust-key", str(operator_key))
+    assert verified.returncode == 0, verified.stdout
+    layer = json.loads((bundle / "bundle.json").read_text())["image"]["tailored"]
+    assert "packages/kafka/kafka-1.0.0.zip" in layer["packages"]
+    assert not (bundle / ".airgap-next").exists()
 
 
 def test_verify_at_a_terminal(golden_bundle: Path, operator_key: Path) -> None:
