@@ -40,6 +40,9 @@ from tests.peers.images import TestImage, build_agent_image, build_test_image, p
 from tests.peers.processes import Containerd, Credentials, Dockerd, DockerRegistry
 from tests.peers.registry_front import RegistryFront
 
+#: The fixtures of merge, split and join (a bundle and its delta, volumes), shared.
+pytest_plugins = ("tests.carrying",)
+
 IN_CI = os.environ.get("CI", "").lower() == "true"
 TEST_REPOSITORY = "package-registry/distribution"
 TEST_TAG = "9.0.0"
@@ -51,7 +54,7 @@ def require_programs(*programs: str) -> None:
     if not missing:
         return
     reason = (f"needs {', '.join(missing)} (Debian packages docker-registry, docker.io, "
-              "skopeo, busybox-static; `make setup` installs them)")
+              "skopeo, busybox-static, strace; `make setup` installs them)")
     if IN_CI:
         pytest.fail(f"CI=true and a peer is missing: {reason}")
     pytest.skip(reason)

@@ -1,5 +1,7 @@
 """Kills at random points, a full disk, two fetches at once: nothing outside the bundle is
-written, a complete bundle stays complete, and the same command run again finishes.
+written, a complete bundle stays complete, and the same command run again finishes. Merge,
+split and join are killed (and signalled) at exact points through strace
+(tests/syscalls.py).
 
 Each run is ``airgap`` in a process of its own, killed with SIGKILL (which no clean-up
 survives) at a point drawn from a seeded generator: the seed is in the test's id, so a
@@ -10,17 +12,20 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import random
 import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from airgap.carry.index import INDEX, VolumeIndex
 from airgap.cli import main
+from tests.carrying import Pair
 from tests.conftest import (
     TEST_REPOSITORY,
     ManifestMaker,
@@ -38,6 +43,8 @@ from tests.peers.images import TestImage
 from tests.peers.net import wait_until
 from tests.peers.processes import Dockerd, DockerRegistry
 from tests.peers.registry_front import RegistryFront
+from tests.syscalls import kill_at, slow_open, traced
+from tests.terminal import in_pipe, piped
 
 
 def kill_after(process: subprocess.Popen[str], delay: float) -> None:
@@ -277,3 +284,148 @@ def test_docker_load_killed_at_a_random_point_loads_when_run_again(
     listed = subprocess.run(["docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}"],
                             env=dockerd.env(), capture_output=True, text=True).stdout
     assert f"killed.local/epr:{seed}" in listed
+
+
+# -- merge, split and join: killed, interrupted, or out of space ------------------------------
+
+
+def volume_folders(parts: Path) -> list[Path]:
+    return sorted(p for p in parts.iterdir() if p.is_dir())
+
+
+def part_of(index: VolumeIndex, path: str) -> str:
+    """The name a join fills ``path`` under in BUNDLE/.airgap-join/parts/."""
+    return str(list(index.files()).index(path))
+
+
+@pytest.mark.parametrize("where", ["first", "middle", "SHA512SUMS"])
+def test_join_killed_while_it_puts_its_files_in_place_is_finished_when_run_again(
+        where: str, golden_volumes: Path, golden_bundle: Path, tmp_path: Path) -> None:
+    folders = volume_folders(golden_volumes)
+    index = VolumeIndex.from_bytes((folders[0] / INDEX).read_bytes(), "index")
+    files = [p for p in index.files() if p != "SHA512SUMS"]
+    path = {"first": files[0], "middle": files[len(files) // 2], "SHA512SUMS": "SHA512SUMS"}
+    joined = (tmp_path / "joined").resolve()
+    command = ("join", *map(str, folders), "-o", str(joined))
+    # SIGKILL as that file's part is renamed into place: the files before it are in place.
+    part = joined / ".airgap-join" / "parts" / part_of(index, path[where])
+    killed = in_pipe(*command, prefix=kill_at("rename", part))
+    assert killed.returncode in (-signal.SIGKILL, 128 + signal.SIGKILL), killed.stderr
+    assert part.exists() and not (joined / "SHA512SUMS").exists()
+    assert (where == "first") != (joined / files[0]).exists()
+
+    again = in_pipe(*command)
+    assert again.returncode == 0, again.stderr
+    assert f"(volume 1 of {len(folders)}) is joined already: skipped" in again.stderr
+    assert "intact: " in again.stdout
+    assert snapshot(joined) == snapshot(golden_bundle)
+
+
+def test_merge_killed_while_it_verifies_new_is_finished_when_run_again(
+        pair: Pair, operator_key: Path, tmp_path: Path) -> None:
+    new = (tmp_path / "new").resolve()
+    command = ("merge", str(pair.base), str(pair.delta), "-o", str(new))
+    # SIGKILL at the first read of NEW's bundle.json: its verification has begun.
+    killed = in_pipe(*command, prefix=kill_at("open", new / "bundle.json"))
+    assert killed.returncode in (-signal.SIGKILL, 128 + signal.SIGKILL), killed.stderr
+    assert (new / "SHA512SUMS").is_file()
+    again = in_pipe(*command)
+    assert again.returncode == 0, again.stderr
+    assert "already in place" in again.stdout and "intact: " in again.stdout
+    assert in_pipe("verify", str(new), "--trust-key", str(operator_key)).returncode == 0
+
+
+def _signal_traced(process: subprocess.Popen[str], ready: Callable[[], bool],
+                   signum: int) -> tuple[str, str]:
+    """Send ``signum`` to the airgap strace runs once ``ready()``; what it wrote."""
+    airgap = traced(process.pid)
+    wait_until(lambda: ready() or process.poll() is not None, 60, "ready to be signalled")
+    assert process.poll() is None, process.communicate()
+    os.kill(airgap, signum)
+    out, err = process.communicate(timeout=60)
+    # strace 6.1 may say something of its own as a delayed thread ends with the process.
+    return out, "".join(line for line in err.splitlines(keepends=True)
+                        if not line.startswith("strace: "))
+
+
+def test_sigterm_while_merge_verifies_new_removes_it_and_the_same_command_merges(
+        pair: Pair, tmp_path: Path) -> None:
+    new = (tmp_path / "new").resolve()
+    command = ("merge", str(pair.base), str(pair.delta), "-o", str(new))
+    process = piped(*command, prefix=slow_open(new / "bundle.json", 5))
+    # SHA512SUMS is written last, right before NEW is verified (which waits on bundle.json).
+    _, err = _signal_traced(process, lambda: (new / "SHA512SUMS").exists(), signal.SIGTERM)
+    assert process.returncode == 143, err
+    assert err.splitlines()[-1] == (
+        f"terminated: nothing is left in {new}: what was written was removed; {pair.base} "
+        f"and {pair.delta} are as they were: run the same command again")
+    assert not new.exists()
+    again = in_pipe(*command)
+    assert again.returncode == 0, again.stderr
+    assert "intact: " in again.stdout
+
+
+def test_sigterm_during_a_join_keeps_what_was_copied_and_the_same_command_goes_on(
+        golden_volumes: Path, golden_bundle: Path, tmp_path: Path) -> None:
+    folders = volume_folders(golden_volumes)
+    index = VolumeIndex.from_bytes((folders[0] / INDEX).read_bytes(), "index")
+    slow = index.of_volume(2)[0]
+    joined = (tmp_path / "joined").resolve()
+    command = ("join", *map(str, folders), "-o", str(joined))
+    process = piped(*command, "--jobs", "2",
+                    prefix=slow_open(folders[1].resolve() / slow.name, 5))
+    parts = joined / ".airgap-join" / "parts"
+    _, err = _signal_traced(process, lambda: parts.is_dir() and len(list(parts.iterdir()))
+                            == len(index.files()), signal.SIGTERM)
+    assert process.returncode == 143, err
+    last = err.splitlines()[-1]
+    assert last.startswith("terminated: ") and "files done" not in last, last
+    assert f"of the {len(index.of_volume(2))} pieces of volume 2 kept in {joined}" in last
+    assert "volume(s) 2 still to join: run the same command again to go on" in last
+    again = in_pipe(*command)
+    assert again.returncode == 0, again.stderr
+    assert f"(volume 1 of {len(folders)}) is joined already: skipped" in again.stderr
+    assert snapshot(joined) == snapshot(golden_bundle)
+
+
+def test_sigterm_during_a_split_removes_its_volumes_and_the_same_command_splits(
+        golden_bundle: Path, tmp_path: Path) -> None:
+    parts = (tmp_path / "parts").resolve()
+    command = ("split", str(golden_bundle), "-o", str(parts), "--size", "1MiB")
+    agent = golden_bundle.resolve() / "downloads/beats/elastic-agent" / \
+        "elastic-agent-9.0.0-linux-x86_64.tar.gz"
+    process = piped(*command, "--jobs", "2", prefix=slow_open(agent, 5))
+    _, err = _signal_traced(process, lambda: (parts / "001").is_dir(), signal.SIGTERM)
+    assert process.returncode == 143, err
+    assert err.splitlines()[-1] == (
+        f"terminated: no volume is left in {parts}: what was written was removed; "
+        f"{golden_bundle} is as it was: run the same command again")
+    assert not parts.exists()
+    again = in_pipe(*command)
+    assert again.returncode == 0, again.stderr
+    assert len(volume_folders(parts)) >= 3
+
+
+def test_a_full_disk_under_split_or_merge_says_what_was_removed_and_a_rerun_finishes(
+        golden_bundle: Path, pair: Pair, full_disk: Path) -> None:
+    parts = full_disk / "parts"
+    split = in_pipe("split", str(golden_bundle), "-o", str(parts), "--size", "256KiB")
+    assert split.returncode == 1, split.stderr
+    err = " ".join(split.stderr.split())
+    assert "No space left on device" in err and str(parts) in err
+    assert "the disk is full: free space there, then run the same command again (the " \
+           "volumes written so far were removed; the split writes" in err
+    assert "resumes" not in err
+    assert list(full_disk.iterdir()) == []
+    new = full_disk / "new"
+    merged = in_pipe("merge", str(pair.base), str(pair.delta), "-o", str(new))
+    assert merged.returncode == 1, merged.stderr
+    err = " ".join(merged.stderr.split())
+    assert "the disk is full: free space there, then run the same command again " \
+           f"({new} was removed; the new bundle takes up to" in err
+    assert "resumes" not in err
+    assert list(full_disk.iterdir()) == []
+    subprocess.run(["mount", "-o", "remount,size=200m", str(full_disk)], check=True)
+    assert in_pipe("split", str(golden_bundle), "-o", str(parts), "--size",
+                   "256KiB").returncode == 0
+    assert in_pipe("merge", str(pair.base), str(pair.delta), "-o", str(new)).returncode == 0

@@ -50,7 +50,7 @@ from airgap.bundle.vouch import (
     unvouched_image,
     unvouched_signer,
 )
-from airgap.errors import AirgapError, BundleError, UsageError, VerificationError
+from airgap.errors import AirgapError, BundleError, UsageError, VerificationError, setting
 from airgap.reporter import Reporter
 from airgap.threads import SidePool, map_in_threads
 from airgap.trust.checksums import read_elastic_sha512
@@ -117,6 +117,8 @@ class VerifyReport:
     warnings: tuple[str, ...]
     operator_signature: str
     delta_of: str | None = None  # a delta: the identity of its base
+    #: Valid signatures outside the scope by a signer nothing from outside vouches for.
+    not_vouched: int = 0
 
     @property
     def ok(self) -> bool:
@@ -126,7 +128,8 @@ class VerifyReport:
         """What was checked, without the problems and warnings (the ``--json`` result)."""
         return {"bundle": str(self.bundle), "ok": self.ok, "files": self.files,
                 "bytes": self.size, "signatures": self.signatures,
-                "operator_signature": self.operator_signature, "delta_of": self.delta_of}
+                "operator_signature": self.operator_signature, "delta_of": self.delta_of,
+                "signatures_not_vouched": self.not_vouched}
 
     def to_dict(self) -> dict[str, Any]:
         """Everything, problems and warnings included."""
@@ -230,7 +233,7 @@ def verify_bundle(settings: VerifySettings, reporter: Reporter) -> VerifyReport:
         check.warnings.extend(defend.stale_warnings(check.described))
     return VerifyReport(root, len(listed), size, signatures,
                         tuple(sorted(check.problems, key=lambda p: (p.path, p.kind))),
-                        tuple(check.warnings), operator, check.delta_of)
+                        tuple(check.warnings), operator, check.delta_of, check.not_vouched)
 
 
 class _Check:
@@ -247,6 +250,7 @@ class _Check:
         self.described: BundleDescription | None = None
         self.scope: frozenset[str] = EVERY_AREA
         self.unvouched_keys: set[str] = set()  # recorded keys/ that nothing outside vouches for
+        self.not_vouched = 0  # signatures outside the scope by such a key: valid, not vouched
         self.from_base: set[str] = set()  # a delta's files that its base holds
         self.delta_of: str | None = None
         self.stop = threading.Event()  # set on Ctrl-C: work in progress gives up
@@ -396,18 +400,37 @@ class _Check:
         items = description.items_by_path if description else {}
         trusted = self._keys(verifier, recorded, outside, vouched)
         wanted = self._must_be_signed(items)
+        # Outside the scope, a signer nothing vouches for is no problem: those files are
+        # counted in the phase's summary, not listed one by one as if they had failed.
+        listed = sum(1 for s in wanted if s.path.split("/", 1)[0] in self.scope)
         reporter.phase_started("signatures", f"checking {len(wanted)} signatures",
-                               items=len(wanted))
+                               items=listed)
 
-        def one(signed: _Signed) -> bool:
-            reporter.task_started(signed.signature, signed.signature, None,
-                                  phase="signatures")
+        def one(signed: _Signed) -> str:
+            in_scope = signed.path.split("/", 1)[0] in self.scope
+            if in_scope:
+                reporter.task_started(signed.signature, signed.signature, None,
+                                      phase="signatures")
             outcome = self._signed_item(verifier, trusted, signed)
-            reporter.task_finished(signed.signature, outcome)
-            return outcome == "verified"
+            if in_scope or outcome == "failed":
+                if not in_scope:
+                    reporter.task_started(signed.signature, signed.signature, None,
+                                          phase="signatures")
+                reporter.task_finished(signed.signature, outcome)
+            return outcome
 
-        count = sum(map_in_threads(one, wanted, jobs, self.stop))
-        reporter.phase_finished("signatures", f"{count} of {len(wanted)} good")
+        outcomes = map_in_threads(one, wanted, jobs, self.stop)
+        count = outcomes.count("verified")
+        self.not_vouched = sum(1 for s, outcome in zip(wanted, outcomes, strict=True)
+                               if outcome == "unvouched" and
+                               s.path.split("/", 1)[0] not in self.scope)
+        summary = f"{count} of {len(wanted)} good"
+        if self.not_vouched:
+            others = len(wanted) - self.not_vouched
+            summary = (f"{self.not_vouched} checked, signer not vouched for (give "
+                       f"{setting('trust_keys')} to check)"
+                       + (f"; {count} of {others} others good" if others else ""))
+        reporter.phase_finished("signatures", summary)
         return count
 
     def _must_be_signed(self, items: Mapping[str, Item]) -> list[_Signed]:

@@ -252,9 +252,11 @@ def render_verify(report: VerifyReport) -> None:
     """Every problem found, or a line saying the bundle is intact."""
     for warning in report.warnings:
         print_warning(warning)
+    not_vouched = (f" ({report.not_vouched} by a signer not vouched for: give --trust-key "
+                   "to check)") if report.not_vouched else ""
     summary = (f"{report.files} files ({human_size(report.size)}) re-hashed, "
-               f"{report.signatures} signatures re-checked, operator signature: "
-               f"{report.operator_signature}")
+               f"{report.signatures + report.not_vouched} signatures re-checked{not_vouched}, "
+               f"operator signature: {report.operator_signature}")
     if report.delta_of is not None:
         summary += (f"; a delta of the bundle {_identity(report.delta_of)}: merge it with "
                     f"airgap merge BASE {report.bundle} -o NEW")
@@ -367,6 +369,8 @@ def _identity(identity: str) -> str:
 
 def render_volume(report: VolumeReport) -> None:
     """One volume: intact, or each damaged piece."""
+    for warning in report.warnings:
+        print_warning(warning)
     what = (f"volume {report.number} of {report.volumes} of the "
             f"{'delta' if report.delta_of else 'bundle'} {_identity(report.bundle)}")
     summary = (f"{what}: {report.pieces} piece(s) ({human_size(report.size)}) re-hashed, "
@@ -382,7 +386,8 @@ def render_volume(report: VolumeReport) -> None:
 
 def render_merge(result: MergeResult) -> None:
     """What ``airgap merge`` made, and how."""
-    words = {"reflink": "cloned", "link": "hard-linked", "copy": "copied"}
+    words = {"reflink": "cloned", "link": "hard-linked", "copy": "copied",
+             "kept": "already in place (made by an earlier run of this merge)"}
     _facts([
         ("merged", f"{result.path}: the bundle {_identity(result.target)}"),
         ("from", f"the base {_identity(result.base)} and {result.carried} files of the delta"),
@@ -406,12 +411,14 @@ def render_split(result: SplitResult) -> None:
 
 def render_join(result: JoinResult) -> None:
     """Where a join stands."""
-    added = ", ".join(map(str, result.added))
+    added = ", ".join(map(str, result.added)) or "none"
+    skipped = f" ({', '.join(map(str, result.skipped))} joined already)" if result.skipped \
+        else ""
     if result.report is None:
         missing = ", ".join(map(str, result.missing))
-        line(f"joined volume(s) {added} of {result.volumes} into {result.bundle}; waiting "
-             f"for volume(s) {missing}")
+        line(f"joined volume(s) {added}{skipped} of {result.volumes} into {result.bundle}; "
+             f"waiting for volume(s) {missing}")
         return
-    line(f"joined volume(s) {added}: all {result.volumes} are in; {result.bundle} is the "
-         f"bundle {_identity(result.identity)}")
+    line(f"joined volume(s) {added}{skipped}: all {result.volumes} are in; {result.bundle} "
+         f"is the bundle {_identity(result.identity)}")
     render_verify(result.report)

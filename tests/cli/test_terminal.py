@@ -15,11 +15,14 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pexpect
 import pytest
 
+from airgap.carry.index import INDEX, VolumeIndex
+from tests.carrying import Pair
 from tests.conftest import (
     ManifestMaker,
     grown_tailored_site,
@@ -36,7 +39,8 @@ from tests.peers.images import TestImage
 from tests.peers.net import free_port
 from tests.peers.processes import Dockerd, DockerRegistry
 from tests.peers.registry_front import RegistryFront
-from tests.terminal import at_terminal, in_pipe
+from tests.syscalls import slow_open
+from tests.terminal import Seen, at_terminal, in_pipe
 
 AGENT = "downloads/beats/elastic-agent/elastic-agent-9.0.0-linux-x86_64.tar.gz"
 
@@ -259,3 +263,107 @@ def test_sigterm_at_a_terminal_exits_143(golden_bundle: Path, tmp_path: Path) ->
     assert seen.lines[-1].startswith("terminated: ") and "nothing was changed" in \
         seen.lines[-1]
 
+
+
+# -- merge, split and join at a terminal, and Ctrl-C in each ----------------------------------
+
+
+def drawing_until(ready: Callable[[], bool], timeout: float = 60
+                  ) -> Callable[[pexpect.spawn], None]:
+    """What a person does: watch the screen (its output is read all along) until
+    ``ready()``, then press Ctrl-C."""
+    def interrupt(child: pexpect.spawn) -> None:
+        deadline = time.monotonic() + timeout
+        while not ready():
+            assert time.monotonic() < deadline, "never ready for Ctrl-C"
+            assert child.expect([pexpect.TIMEOUT, pexpect.EOF], timeout=0.05) == 0, \
+                "it ended before Ctrl-C"
+        time.sleep(0.3)
+        child.sendintr()
+    return interrupt
+
+
+def last_line(seen: Seen) -> str:
+    """The last line airgap drew (strace 6.1 may add one of its own as a delayed thread
+    ends with the process)."""
+    return [line for line in seen.lines if "strace: " not in line][-1]
+
+
+def test_merge_at_a_terminal_and_ctrl_c_while_it_verifies_the_new_bundle(
+        pair: Pair, tmp_path: Path) -> None:
+    new = (tmp_path / "new").resolve()
+    command = ("merge", str(pair.base), str(pair.delta), "-o", str(new))
+    # Its verification waits on NEW's bundle.json (a slow disk): Ctrl-C lands in it.
+    seen = at_terminal(*command, when=drawing_until(lambda: (new / "SHA512SUMS").exists()),
+                       prefix=slow_open(new / "bundle.json", 5))
+    seen.assert_no_traceback()
+    assert seen.code == 130
+    assert last_line(seen) == (f"interrupted: nothing is left in {new}: what was written was "
+                              f"removed; {pair.base} and {pair.delta} are as they were: run "
+                              "the same command again")
+    assert not new.exists()
+
+    seen = at_terminal(*command)
+    seen.assert_no_traceback()
+    assert seen.code == 0, seen.text
+    # The facts, as a table whose cells wrap at the terminal's width (the paths are long).
+    assert re.search(r"^  merged +/", seen.text, re.MULTILINE), seen.text
+    flat = " ".join(seen.text.split())
+    assert "the bundle sha512:" in flat and "files of the delta" in flat
+    assert re.search(r"^  files +\d+ copied$", seen.text, re.MULTILINE)
+    # Without --trust-key: integrity only, the signatures counted in one line each time.
+    assert "unvouched" not in seen.text and "unvouched" not in seen.drawn
+    assert "signatures: " in seen.text and "checked, signer not vouched for (give " \
+        "--trust-key to check)" in seen.text
+    assert seen.lines[-1].startswith(f"intact: {new}: ")
+
+
+def test_split_at_a_terminal_and_ctrl_c_while_it_writes(golden_bundle: Path,
+                                                       tmp_path: Path) -> None:
+    parts = (tmp_path / "parts").resolve()
+    command = ("split", str(golden_bundle), "-o", str(parts), "--size", "1MiB")
+    seen = at_terminal(*command, "--jobs", "2", when=drawing_until(
+        lambda: (parts / "001").is_dir()), prefix=slow_open(golden_bundle.resolve() / AGENT, 5))
+    seen.assert_no_traceback()
+    assert seen.code == 130
+    assert last_line(seen) == (f"interrupted: no volume is left in {parts}: what was written "
+                              f"was removed; {golden_bundle} is as it was: run the same "
+                              "command again")
+    assert not parts.exists()
+
+    seen = at_terminal(*command)
+    seen.assert_no_traceback()
+    assert seen.code == 0, seen.text
+    assert re.search(r"\d+ volume\(s\) of the bundle sha512:[0-9a-f]{32}", seen.text)
+    assert f"{parts}/001" in seen.text
+    assert "the index is NOT signed (give --sign-with)" in seen.text
+    assert seen.lines[-1] == "check each volume where it arrives: airgap verify VOLUME " \
+                             "--trust-key KEY"
+
+
+def test_join_at_a_terminal_ctrl_c_then_the_same_command_goes_on(
+        golden_volumes: Path, golden_bundle: Path, tmp_path: Path) -> None:
+    folders = sorted(p for p in golden_volumes.iterdir() if p.is_dir())
+    index = VolumeIndex.from_bytes((folders[0] / INDEX).read_bytes(), "index")
+    joined = (tmp_path / "joined").resolve()
+    command = ("join", *map(str, folders), "-o", str(joined))
+    parts = joined / ".airgap-join" / "parts"
+    slow = folders[2].resolve() / index.of_volume(3)[0].name
+    seen = at_terminal(*command, "--jobs", "2", when=drawing_until(
+        lambda: parts.is_dir() and len(list(parts.iterdir())) == len(index.files())),
+        prefix=slow_open(slow, 5))
+    seen.assert_no_traceback()
+    assert seen.code == 130
+    last = last_line(seen)
+    assert last.startswith("interrupted: ") and "files done" not in last, last
+    assert f"kept in {joined}; volume(s) 3 still to join: run the same command again to go " \
+           "on" in last
+
+    seen = at_terminal(*command)
+    seen.assert_no_traceback()
+    assert seen.code == 0, seen.text
+    assert f"{folders[0]} (volume 1 of {len(folders)}) is joined already: skipped" in seen.text
+    others = ", ".join(str(n) for n in range(1, len(folders) + 1) if n != 3)
+    assert f"joined volume(s) 3 ({others} joined already)" in seen.text
+    assert seen.lines[-1].startswith(f"intact: {joined}: ")
+    assert (joined / "SHA512SUMS").read_bytes() == (golden_bundle / "SHA512SUMS").read_bytes()

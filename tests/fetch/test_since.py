@@ -316,3 +316,41 @@ def test_a_tailored_registry_delta_downloads_its_packages_and_carries_only_what_
     assert main(["verify", str(new), "--trust-key", str(operator_key), "--quiet"]) == 0
     assert "packages/kafka/kafka-1.0.0.zip" in \
         json.loads((new / "bundle.json").read_text())["image"]["tailored"]["packages"]
+
+
+def test_defends_artifacts_are_downloaded_again_and_carried_only_when_they_changed(
+        make_manifest: ManifestMaker, registry_front: RegistryFront, pushed_image: TestImage,
+        artifact_server: ArtifactServer, epr_server: EprServer, defend_server: DefendServer,
+        tmp_path: Path) -> None:
+    manifest = site(make_manifest, registry_front, artifact_server, epr_server, "site.yaml",
+                    defend_server, integrations=["system", "endpoint"])
+    base = tmp_path / "base"
+    run_fetch(manifest, base)
+
+    def delta_of_base(name: str) -> tuple[Path, list[str], dict[str, str]]:
+        """The delta, the Defend files it downloaded, and what it carries by kind."""
+        defend_server.faults.clear()
+        delta = tmp_path / name
+        run_fetch(manifest, delta, since=base)
+        gets = [r.path for r in defend_server.faults.requests("/downloads/*", method="GET")]
+        carried = {i["path"]: i["kind"] for i in described(delta)["items"]
+                   if i["origin"] == "carried" and i["kind"].startswith("defend")}
+        return delta, gets, carried
+
+    # Elastic's manifest unchanged: the manifest and every artifact are downloaded (the
+    # manifest says what is current only once fetched), none carried.
+    _, gets, carried = delta_of_base("same")
+    assert len([g for g in gets if "/manifest/" in g]) == 1
+    assert len([g for g in gets if "/artifacts/" in g]) == len(DEFEND_ARTIFACTS)
+    assert carried == {}
+
+    # Elastic updated one artifact: the new manifest and that artifact alone are carried.
+    defend_server.publish("9.0.0", "1.0.138", {**DEFEND_ARTIFACTS,
+                                               "production-rules-linux-v1": b"rule 2\n" * 9})
+    delta, _, carried = delta_of_base("updated")
+    assert sorted(carried.values()) == ["defend-artifact", "defend-manifest"]
+    assert any("production-rules-linux-v1" in p for p in carried)
+    new = tmp_path / "new"
+    assert merge(MergeSettings(base, delta, new), NullReporter()).report.ok
+    assert [d["manifest_version"] for d in described(new)["defend"]] == ["1.0.138"]
+    assert described(new)["defend"][0]["fetched"] == described(delta)["defend"][0]["fetched"]
