@@ -32,9 +32,11 @@ def _put(blobs: Path, data: bytes) -> tuple[str, int]:
     return f"sha256:{digest}", len(data)
 
 
-def rewrite_layer(bundle: Path, members: list[Member], sign: SigningKey | None = None) -> None:
+def rewrite_layer(bundle: Path, members: list[Member], sign: SigningKey | None = None,
+                  forget: bool = False) -> None:
     """Replace the packages layer with one of ``members`` and re-name it everywhere;
-    ``sign`` signs the new SHA512SUMS (else the bundle's signature no longer matches)."""
+    ``sign`` signs the new SHA512SUMS (else the bundle's signature no longer matches);
+    ``forget`` also removes bundle.json's record of the tailored image."""
     description = json.loads((bundle / "bundle.json").read_text())
     image, blobs = description["image"], bundle / "images/blobs/sha256"
     old_layer, old_diff = image["tailored"]["layer"], image["tailored"]["diff_id"]
@@ -83,6 +85,8 @@ def rewrite_layer(bundle: Path, members: list[Member], sign: SigningKey | None =
         item.update(size=len(data), sha512=hashlib.sha512(data).hexdigest())
         items.append(item)
     description["items"] = sorted(items, key=lambda i: i["path"])
+    if forget:
+        del image["tailored"]
     (bundle / "bundle.json").write_text(json.dumps(description, indent=2))
     sums = [(i["path"], i["sha512"]) for i in description["items"]]
     sums.append(("bundle.json", hashlib.sha512((bundle / "bundle.json").read_bytes()).hexdigest()))

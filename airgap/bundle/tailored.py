@@ -138,12 +138,19 @@ def _check_image(root: Path, tailored: Tailored, description: BundleDescription,
 
 
 def check_tailored(root: Path, description: BundleDescription, sums: Mapping[str, str],
-                   add: Add, stop: threading.Event) -> None:
+                   add: Add, stop: threading.Event) -> int:
     """Report through ``add`` every way the tailored image's packages layer differs from
-    the bundle's verified packages (nothing for an image that is not tailored)."""
+    the bundle's verified packages; return how many package zips the layer was read for
+    (0 for an image that is not tailored, or a layer that could not be read)."""
     tailored = description.image.tailored
     if tailored is None:
-        return
+        registry = description.manifest.given.get("registry")
+        if isinstance(registry, Mapping) and registry.get("flavor") == "tailored":
+            # else removing the record from bundle.json would pass any layer unread
+            add(layout.DESCRIPTION, "description", "the manifest asks for a tailored "
+                "registry, but bundle.json records no tailored image to check its packages "
+                "layer against: fetch the bundle again")
+        return 0
     if tailored.package_path != elastic.PACKAGE_PATH:
         add(layout.DESCRIPTION, "description", f"the tailored packages lie in "
                                                f"{tailored.package_path[:80]!r}, not in "
@@ -152,7 +159,7 @@ def check_tailored(root: Path, description: BundleDescription, sums: Mapping[str
         blob = f"{layout.IMAGES}/blobs/sha256/{digest_hex(tailored.layer)}"
     except AirgapError as exc:
         add(layout.DESCRIPTION, "description", exc.message)
-        return
+        return 0
     _check_image(root, tailored, description, add)
     members = _expected(tailored, sums, add)
     sizes = 0
@@ -167,15 +174,16 @@ def check_tailored(root: Path, description: BundleDescription, sums: Mapping[str
             stream.finish()
     except OSError as exc:
         add(blob, KIND, f"the packages layer cannot be read: {exc.strerror or exc}")
-        return
+        return 0
     except _Damaged as exc:
         add(blob, KIND, f"the packages layer is damaged: {exc}")
-        return
+        return 0
     if f"sha256:{stream.diff.hexdigest()}" != tailored.diff_id:
         add(blob, KIND, "the packages layer does not have the diff ID its image names")
     for member in sorted(set(members) - seen):
         add(blob, KIND, f"{member}: missing from the packages layer ({members[member]} is "
                         "in the bundle)")
+    return sum(1 for member in members if member.endswith(".zip"))
 
 
 _HEADER_ONLY = (tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE, tarfile.CHRTYPE,

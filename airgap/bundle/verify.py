@@ -119,6 +119,7 @@ class VerifyReport:
     delta_of: str | None = None  # a delta: the identity of its base
     #: Valid signatures outside the scope by a signer nothing from outside vouches for.
     not_vouched: int = 0
+    layer_packages: int = 0  # a tailored registry's: the zips its packages layer matched
 
     @property
     def ok(self) -> bool:
@@ -129,7 +130,8 @@ class VerifyReport:
         return {"bundle": str(self.bundle), "ok": self.ok, "files": self.files,
                 "bytes": self.size, "signatures": self.signatures,
                 "operator_signature": self.operator_signature, "delta_of": self.delta_of,
-                "signatures_not_vouched": self.not_vouched}
+                "signatures_not_vouched": self.not_vouched,
+                "layer_packages": self.layer_packages}
 
     def to_dict(self) -> dict[str, Any]:
         """Everything, problems and warnings included."""
@@ -198,7 +200,8 @@ def verify_bundle(settings: VerifySettings, reporter: Reporter) -> VerifyReport:
                       if i.origin == "base"} if description.delta is not None else {}
             if f"{layout.IMAGES}/blobs/sha256/{layer.removeprefix('sha256:')}" \
                     not in check.from_base:
-                check_tailored(root, description, {**target, **sums}, check.add, check.stop)
+                check.layer_packages = check_tailored(root, description, {**target, **sums},
+                                                      check.add, check.stop)
         return count
 
     # Whether the operator vouches for the whole bundle decides which of keys/ count:
@@ -233,7 +236,8 @@ def verify_bundle(settings: VerifySettings, reporter: Reporter) -> VerifyReport:
         check.warnings.extend(defend.stale_warnings(check.described))
     return VerifyReport(root, len(listed), size, signatures,
                         tuple(sorted(check.problems, key=lambda p: (p.path, p.kind))),
-                        tuple(check.warnings), operator, check.delta_of, check.not_vouched)
+                        tuple(check.warnings), operator, check.delta_of, check.not_vouched,
+                        check.layer_packages)
 
 
 class _Check:
@@ -253,6 +257,7 @@ class _Check:
         self.not_vouched = 0  # signatures outside the scope by such a key: valid, not vouched
         self.from_base: set[str] = set()  # a delta's files that its base holds
         self.delta_of: str | None = None
+        self.layer_packages = 0
         self.stop = threading.Event()  # set on Ctrl-C: work in progress gives up
         self._lock = threading.Lock()
 

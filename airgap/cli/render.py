@@ -257,6 +257,9 @@ def render_verify(report: VerifyReport) -> None:
     summary = (f"{report.files} files ({human_size(report.size)}) re-hashed, "
                f"{report.signatures + report.not_vouched} signatures re-checked{not_vouched}, "
                f"operator signature: {report.operator_signature}")
+    if report.layer_packages:
+        summary += (f", the tailored registry's layer read member by member against its "
+                    f"{report.layer_packages} verified packages")
     if report.delta_of is not None:
         summary += (f"; a delta of the bundle {_identity(report.delta_of)}: merge it with "
                     f"airgap merge BASE {report.bundle} -o NEW")

@@ -118,7 +118,8 @@ def resolve_image(item: ImageItem, downloader: Downloader, *, registry: bool = T
     try:
         data, media_type, digest = client.manifest(reference.tag)
     except NotFoundError:
-        hint = ("check registry.base: the tailored registry's server image"
+        hint = ("check registry.base, the tailored registry's server image, or, when it "
+                "is not given, registry.variant, which picks that image's tag"
                 if base else "check registry.flavor, registry.variant and registry.tag "
                 "against the tags the registry publishes") if registry else \
             "check the image's name and tag in `images`"

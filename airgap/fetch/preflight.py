@@ -192,13 +192,20 @@ def _resolve_packages(plan: Plan, downloader: Downloader
 def _unknown_package(plan: Plan, item: PackageItem, downloader: Downloader,
                      missing: NotFoundError) -> None:
     """Raise a manifest error when ``item`` names no package the registry has at all
-    (a typo), with the closest names; return when it only has no compatible version, or
-    when no key of the manifest names it (a package Fleet installs at setup)."""
+    (a typo), with the closest names, or a pinned version it does not offer; return when
+    it only has no compatible version, or when no key of the manifest names it (a package
+    Fleet installs at setup)."""
     epr = plan.manifest.sources.epr
     where = _where(plan, item.name)
-    if where is None or _search(downloader, f"{epr}search?package={item.name}"
-                                            "&prerelease=true", epr):
+    if where is None:
         return
+    if _search(downloader, f"{epr}search?package={item.name}&prerelease=true", epr):
+        if item.version is None:
+            return
+        # a pinned version the registry does not offer for this Kibana is a manifest
+        # error like a misspelt name: the file's line, exit 2
+        raise ManifestError(f"{plan.manifest.where(where)}: {missing.message}",
+                            details=missing.details) from missing
     names = sorted({str(p.get("name")) for p in _search(
         downloader, f"{epr}search?prerelease=true", epr) if isinstance(p, dict)})
     close = difflib.get_close_matches(item.name, names, n=3, cutoff=0.6)

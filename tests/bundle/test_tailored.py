@@ -102,6 +102,8 @@ def test_a_layer_rewritten_with_the_same_members_passes(
         before
     code, report = verify(bundle, capsys, "--trust-key", str(operator_key))
     assert (code, report["problems"]) == (0, [])
+    zips = [info for info, _ in members if info.name.endswith(".zip")]
+    assert report["layer_packages"] == len(zips) > 0
 
 
 @pytest.mark.parametrize(("change", "expected"), CASES, ids=[c.__name__ for c, _ in CASES])
@@ -151,3 +153,18 @@ def test_a_damaged_layer_blob_is_reported_by_name(
     assert code == 3
     mine = [p for p in report["problems"] if p["path"] == f"images/blobs/sha256/{layer[7:]}"]
     assert {p["kind"] for p in mine} >= {"modified", "tailored"}, mine
+
+
+def test_a_rewrite_that_also_removes_the_tailored_record_is_refused(
+        tailored_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        operator: SigningKey, operator_key: Path) -> None:
+    # Without the record there is no layer to read: the manifest's flavor still asks for it.
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tailored_bundle, bundle)
+    rewrite_layer(bundle, extra(members_of(bundle)), sign=operator, forget=True)
+    assert "tailored" not in json.loads((bundle / "bundle.json").read_text())["image"]
+    code, report = verify(bundle, capsys, "--trust-key", str(operator_key))
+    assert code == 3
+    assert [(p["path"], p["kind"]) for p in report["problems"]] == \
+        [("bundle.json", "description")], report["problems"]
+    assert "records no tailored image" in report["problems"][0]["message"]

@@ -190,6 +190,16 @@ def test_a_tailored_plan_is_checked_with_its_packages_and_the_layer_they_make(
     assert typo.returncode == 2, typo.stderr
     assert "registry.packages[1]: 'kafak' is not a package" in typo.stderr
     assert "did you mean 'kafka'?" in typo.stderr
+    # A version the registry does not offer for this Kibana is one too, with those it does.
+    manifest = tailored_manifest(small_disk.parent / "site.yaml", registry, epr_server,
+                                 signer_public_key, "oci", arch=("x86_64",),
+                                 packages=["kafka@9.9.9"])
+    pinned = in_pipe("plan", str(manifest), "--check")
+    assert pinned.returncode == 2, pinned.stderr
+    assert f"{manifest}:" in pinned.stderr
+    assert "registry.packages[0]: package kafka@9.9.9: not a version compatible with " \
+        "Kibana 9.0.0" in pinned.stderr
+    assert "compatible versions: 1.0.0" in pinned.stderr
     manifest = tailored_manifest(small_disk.parent / "site.yaml", registry, epr_server,
                                  signer_public_key, "oci", arch=("x86_64",),
                                  packages=["kafka"])

@@ -122,6 +122,9 @@ def test_verify_and_inspect_through_the_command_line(tailored_bundle: Path,
                        timeout=120)
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert verified.stdout.startswith(f"intact: {tailored_bundle}")
+    # It says the layer was read: 4 packages, the integrations' and Fleet's setup ones.
+    assert "the tailored registry's layer read member by member against its 4 verified " \
+        "packages" in verified.stdout
     # Without the operator's key nothing from outside vouches for the image, tailored or not.
     unvouched = in_pipe("verify", str(tailored_bundle), timeout=120)
     assert unvouched.returncode == 3
