@@ -228,7 +228,9 @@ def test_load_at_a_terminal_into_every_target(golden_bundle: Path, engine_env: d
         for step in ("verified", "docker", "pushed", "running", "artifacts", "settings"):
             assert re.search(rf"^\s+{step}\s", text, re.MULTILINE), step
         assert f"at http://127.0.0.1:{port}" in text and "reachable only" not in text
-        assert "docker load" in seen.raw and "storing the layers" in seen.raw
+        # (whether the engine's storing is drawn depends on how long it takes: the log
+        # line of it is asserted in tests/load/test_checks.py)
+        assert "docker load" in seen.raw
     finally:
         subprocess.run(["docker", "rm", "-f", name], env={**os.environ, **engine_env},
                        capture_output=True)
