@@ -23,6 +23,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 lint: venv
+	@! git grep -nE '^(<<<<<<< |>>>>>>> )' -- . || { echo "merge-conflict markers left"; exit 1; }
 	$(BIN)/ruff check airgap tests scripts $(wildcard bench)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
@@ -39,7 +40,7 @@ wheelhouse: venv
 	$(BIN)/python scripts/wheelhouse.py
 
 bench: setup
-	for script in image_fetch artifacts verify load split_join delta; do \
+	for script in image_fetch artifacts verify load tailored split_join delta; do \
 		$(BIN)/python bench/$$script.py || exit 1; done
 
 clean:

@@ -119,10 +119,16 @@ class FileSystemError(AirgapError):
         self.errno = errno
 
     @classmethod
-    def from_os_error(cls, exc: OSError) -> FileSystemError:
-        """An error naming the file and the cause, with a hint for the usual causes."""
+    def from_os_error(cls, exc: OSError, *, left: str | None = None) -> FileSystemError:
+        """An error naming the file and the cause, with a hint for the usual causes;
+        ``left`` says what the command left and that the same command starts again, for
+        one that does not resume where it stopped."""
         where = exc.filename if exc.filename is not None else "a file"
         hint = cls._HINTS.get(exc.errno or 0)
+        if left is not None and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            full = "the disk is full" if exc.errno == errno.ENOSPC else \
+                "the disk quota is used up"
+            hint = f"{full}: free space there, then run the same command again ({left})"
         return cls(f"{where}: {exc.strerror or exc}", details=[hint] if hint else [],
                    errno=exc.errno)
 

@@ -1,10 +1,15 @@
 """``make demo``: airgap's main job end to end, against local stand-ins of Elastic.
 
 Starts a real docker-registry holding a multi-platform stand-in of the package registry
-image, and stand-ins for artifacts.elastic.co and epr.elastic.co on 127.0.0.1. Then, as
-an operator would: plan, fetch (signing the bundle), verify, load (into a Docker engine
-when one can be reached or started, plus a push to a private registry, the artifact
-registry and the settings), and an agent-style download from ``airgap serve``.
+server image (busybox, which checks and reads every package zip and ``.sig`` at start-up
+as the real server does) and of the agent image, and stand-ins for artifacts.elastic.co,
+epr.elastic.co and artifacts.security.elastic.co on 127.0.0.1. Then, as an operator
+would: plan a tailored registry (the server image plus exactly the site's verified
+packages), fetch (signing the bundle), verify (trusting the operator's key), show the
+image's size beside Elastic's lite and full images, load (into a Docker engine when one
+can be reached or started, and run it; plus a push to a private registry, the artifact
+registry and the settings), and an agent-style download and a Defend update from
+``airgap serve``.
 Everything it writes stays in ``.demo/``.
 """
 
@@ -12,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import shlex
 import shutil
@@ -74,6 +80,41 @@ def agent_download(base: str, signer_keyring: Path, workdir: Path) -> None:
     print(f"  {len(body)} bytes, SHA-512 matches {name}.sha512, signature good")
 
 
+def image_sizes(bundle: Path) -> None:
+    """The tailored image's size, its parts, beside Elastic's published image sizes."""
+    description = json.loads((bundle / "bundle.json").read_text())
+    image = description["image"]
+    blobs = bundle / "images" / "blobs" / "sha256"
+
+    def size(digests: set[str]) -> int:
+        return sum((blobs / d.removeprefix("sha256:")).stat().st_size for d in digests)
+
+    layer = image["tailored"]["layer"]
+    own = {image["digest"], *(d for p in image["platforms"].values()
+                               for d in (p["manifest"], p["config"], *p["layers"]))}
+    base = {d for p in image["platforms"].values() for d in p["layers"]} - {layer}
+    count = len(image["tailored"]["packages"])
+
+    def human(count: int) -> str:
+        return f"{count / 1e6:.1f} MB" if count >= 1e6 else f"{count / 1e3:.0f} kB"
+
+    print(f"  tailored image (this bundle, {len(image['platforms'])} platforms): "
+          f"{human(size(own))} = server image {human(size(base))} + one layer of "
+          f"{count} verified packages {human(size({layer}))}")
+    print("  Elastic's lite image: a few hundred MB, 16 packages chosen by Elastic "
+          "(published)")
+    print("  Elastic's full image: about 20 GB at 8.17.2, its packages in one 21.3 GB layer "
+          "(published, package-registry #1283 and #1941)")
+    print("  (here the server image is a busybox stand-in; Elastic's is tens of MB)")
+
+
+def registry_read(url: str) -> None:
+    """What the running registry read at start-up: every zip and .sig, as uid 1000."""
+    listed = httpx.get(f"{url}/packages.txt").text.splitlines()
+    uid = httpx.get(f"{url}/whoami.txt").text.strip()
+    print(f"  the registry read {len(listed)} files (each zip and its .sig) as uid {uid}")
+
+
 def defend_update(root: str) -> None:
     """Poll as Elastic Endpoint does: the manifest, then again with its ETag (304)."""
     url = f"{root}downloads/endpoint/manifest/artifacts-9.0.0.zip"
@@ -102,8 +143,9 @@ def main() -> None:
     summary: list[str] = []
     try:
         manifest = workdir / "airgap.yaml"
-        manifest.write_text(site.manifest_text(images=("elastic-agent",)))
-        site.publish_plan(manifest)
+        manifest.write_text(site.manifest_text(flavor="tailored", images=("elastic-agent",)))
+        # Packages of about the size of Elastic's example package zip (351 kB).
+        site.publish_plan(manifest, package_size=350_000)
         operator_key = operator.export_public(workdir / "operator.asc")
         print(f"  registry {site.registry.url}, artifacts {site.artifacts.url}, "
               f"EPR {site.epr.url}, Defend {site.defend.url}\n\n{rel(manifest)}:\n"
@@ -120,7 +162,10 @@ def main() -> None:
         say("3. after the transfer: prove nothing was lost or altered")
         airgap("verify", rel(bundle), "--trust-key", rel(operator_key))
         airgap("inspect", rel(bundle))
-        summary.append("verified  every file, checksum and signature, and the operator's")
+        summary.append("verified  every file, checksum and signature, the operator's, and "
+                       "every package in the image")
+        say("the size of the package registry image this site needs")
+        image_sizes(bundle)
 
         say("4. isolated side: load")
         env, engine = docker_engine()
@@ -134,7 +179,8 @@ def main() -> None:
             airgap("load", rel(bundle), "--docker", "--run", "--network", "host", "--port",
                    str(registry_port), "--name", "airgap-demo-registry", "--replace", *common,
                    env=env)
-            summary.append(f"running   the package registry at http://127.0.0.1:{registry_port}"
+            registry_read(f"http://127.0.0.1:{registry_port}")
+            summary.append(f"running   the tailored registry at http://127.0.0.1:{registry_port}"
                            " (loaded into Docker, /health answered)")
         else:
             say("no Docker engine can be reached or started: artifacts, settings and the "

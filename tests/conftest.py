@@ -11,6 +11,7 @@ A peer whose program is missing skips its tests with the reason, except under
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import shutil
@@ -39,6 +40,9 @@ from tests.peers.images import TestImage, build_agent_image, build_test_image, p
 from tests.peers.processes import Containerd, Credentials, Dockerd, DockerRegistry
 from tests.peers.registry_front import RegistryFront
 
+#: The fixtures of merge, split and join (a bundle and its delta, volumes), shared.
+pytest_plugins = ("tests.carrying",)
+
 IN_CI = os.environ.get("CI", "").lower() == "true"
 TEST_REPOSITORY = "package-registry/distribution"
 TEST_TAG = "9.0.0"
@@ -50,7 +54,7 @@ def require_programs(*programs: str) -> None:
     if not missing:
         return
     reason = (f"needs {', '.join(missing)} (Debian packages docker-registry, docker.io, "
-              "skopeo, busybox-static; `make setup` installs them)")
+              "skopeo, busybox-static, strace; `make setup` installs them)")
     if IN_CI:
         pytest.fail(f"CI=true and a peer is missing: {reason}")
     pytest.skip(reason)
@@ -103,6 +107,14 @@ def downloader() -> Iterator[Downloader]:
 
 
 REPO = Path(__file__).resolve().parent.parent
+#: Real files of Elastic's, copied for the tests (see its README.md).
+FIXTURES = REPO / "tests" / "fixtures"
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """Every file below ``root`` and the SHA-256 of its bytes."""
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file() and not p.is_symlink()}
 
 
 def start_airgap(*args: str, **popen: Any) -> subprocess.Popen[str]:
@@ -413,6 +425,107 @@ def golden_bundle(tmp_path_factory: pytest.TempPathFactory, signer: SigningKey,
         yield bundle
     finally:
         artifacts.stop()
+        epr.stop()
+
+
+# -- tailored registries ----------------------------------------------------------------------
+
+SERVER_REPOSITORY = "package-registry/package-registry"
+DOCKER_SERVER_REPOSITORY = "airgap-test/package-registry-docker-v2"
+#: The packages the tailored bundles hold: Fleet's own three, and nginx as an integration.
+TAILORED_PACKAGES = {"elastic_agent": "2.3.0", "fleet_server": "1.6.0", "system": "2.1.0",
+                     "nginx": "2.0.0"}
+
+
+@pytest.fixture(scope="session")
+def server_images(tmp_path_factory: pytest.TempPathFactory, registry: DockerRegistry
+                  ) -> dict[str, TestImage]:
+    """The package registry server stand-in (no packages; checks and reads every zip and
+    .sig at start-up), amd64 and arm64, in the loopback registry: ``oci`` as Elastic's
+    ``package-registry/package-registry:v<pinned>``, ``docker`` with Docker v2 media
+    types as ``DOCKER_SERVER_REPOSITORY`` at the same tag."""
+    from airgap import elastic
+
+    require_programs("skopeo")
+    tag = f"v{elastic.PACKAGE_REGISTRY_VERSION}"
+    root = tmp_path_factory.mktemp("server-images")
+    images = {"oci": build_test_image(root / "oci", tag=tag, shared_layers=(), server=True),
+              "docker": build_test_image(root / "docker", tag=tag, shared_layers=(),
+                                         server=True, docker_v2=True)}
+    push_image(images["oci"], registry.host, SERVER_REPOSITORY)
+    push_image(images["docker"], registry.host, DOCKER_SERVER_REPOSITORY)
+    return images
+
+
+def tailored_manifest(path: Path, registry: DockerRegistry, epr: EprServer, trusted: Path,
+                      family: str, *, arch: tuple[str, ...] = ("x86_64", "arm64"),
+                      **registry_keys: Any) -> Path:
+    """A manifest for a tailored registry on the server stand-in of ``family`` (both
+    architectures unless ``arch`` says), nginx as the only integration, no binaries."""
+    from airgap import elastic
+
+    keys: dict[str, Any] = {"flavor": "tailored", **registry_keys}
+    if family == "docker":
+        keys.setdefault("base", f"docker.elastic.co/{DOCKER_SERVER_REPOSITORY}:"
+                                f"v{elastic.PACKAGE_REGISTRY_VERSION}")
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "airgap/v1", "kind": "Bundle", "stack": {"version": "9.0.0"},
+        "platforms": {"arch": list(arch)}, "registry": keys,
+        "integrations": ["nginx"], "artifacts": {"products": []},
+        "sources": {"registry": registry.url, "epr": epr.url},
+        "trust": {"keys": [str(trusted)]}}, sort_keys=False))
+    return path
+
+
+def grown_tailored_site(work: Path, registry: DockerRegistry, epr: EprServer, trusted: Path,
+                        operator: SigningKey, *, extra_size: int = 48 << 20) -> tuple[Path, Path]:
+    """A complete tailored bundle (OCI base, signed by the operator) in ``work/bundle``,
+    and a manifest that wants one more package, ``kafka``, of ``extra_size`` bytes: a
+    fetch of it composes for long enough to be interrupted while it does."""
+    from airgap.fetch.run import FetchSettings, fetch
+
+    work.mkdir(parents=True, exist_ok=True)
+    if not any(p.name == "elastic_agent" for p in epr.packages):
+        epr.add("elastic_agent", "2.3.0")
+    epr.add("kafka", "1.0.0", payload=extra_size)
+    first = tailored_manifest(work / "site.yaml", registry, epr, trusted, "oci")
+    bundle = work / "bundle"
+    fetch(FetchSettings(first, bundle, sign_with=operator.fingerprint,
+                        gnupg_home=operator.home), NullReporter())
+    more = tailored_manifest(work / "more.yaml", registry, epr, trusted, "oci",
+                             packages=["kafka"])
+    return bundle, more
+
+
+def publish_tailored_packages(epr: EprServer) -> None:
+    """``TAILORED_PACKAGES`` on ``epr``, each beside an older version."""
+    for name, version in TAILORED_PACKAGES.items():
+        epr.add(name, "1.0.0" if version != "1.0.0" else "0.9.0")
+        epr.add(name, version)
+
+
+@pytest.fixture(scope="session", params=["oci", "docker"])
+def tailored_bundle(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+                    signer: SigningKey, signer_public_key: Path, registry: DockerRegistry,
+                    server_images: dict[str, TestImage], operator: SigningKey
+                    ) -> Iterator[Path]:
+    """A bundle of a tailored registry, fetched and signed by the operator once per
+    session for each base family (``oci``, ``docker``): the server stand-in plus the four
+    ``TAILORED_PACKAGES``. Read it, or copy it before changing anything."""
+    from airgap.fetch.run import FetchSettings, fetch
+    from airgap.reporter import NullReporter
+
+    work = tmp_path_factory.mktemp(f"tailored-{request.param}")
+    epr = EprServer(work / "epr", signer).start()
+    try:
+        publish_tailored_packages(epr)
+        manifest = tailored_manifest(work / "airgap.yaml", registry, epr, signer_public_key,
+                                     request.param)
+        bundle = work / "bundle"
+        fetch(FetchSettings(manifest, bundle, sign_with=operator.fingerprint,
+                            gnupg_home=operator.home), NullReporter())
+        yield bundle
+    finally:
         epr.stop()
 
 

@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import pexpect
@@ -84,11 +84,14 @@ def _env(extra: dict[str, str] | None) -> dict[str, str]:
 
 
 def at_terminal(*args: str, env: dict[str, str] | None = None, timeout: float = 180,
-                when: Callable[[pexpect.spawn], None] | None = None) -> Seen:
+                when: Callable[[pexpect.spawn], None] | None = None,
+                prefix: Sequence[str] = ()) -> Seen:
     """Run ``airgap ARGS`` in a pseudo-terminal of 120x40 and render what it drew;
-    ``when`` may drive the terminal meanwhile (wait for a line, type, send a signal)."""
+    ``when`` may drive the terminal meanwhile (wait for a line, type, send a signal);
+    ``prefix`` runs it under another program (tests/syscalls.py's faults)."""
     log = io.BytesIO()
-    child = pexpect.spawn(sys.executable, ["-m", "airgap", *args], cwd=str(REPO),
+    command = [*prefix, sys.executable, "-m", "airgap", *args]
+    child = pexpect.spawn(command[0], command[1:], cwd=str(REPO),
                           env=_env(env), dimensions=(ROWS, COLUMNS), timeout=timeout)
     child.logfile_read = log
     try:
@@ -110,11 +113,21 @@ def at_terminal(*args: str, env: dict[str, str] | None = None, timeout: float = 
 
 
 def in_pipe(*args: str, env: dict[str, str] | None = None, timeout: float = 180,
-            stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    """Run ``airgap ARGS`` with stdout and stderr piped, as into a log."""
-    return subprocess.run([sys.executable, "-m", "airgap", *args], cwd=REPO,
+            stdin: str | None = None, prefix: Sequence[str] = ()
+            ) -> subprocess.CompletedProcess[str]:
+    """Run ``airgap ARGS`` with stdout and stderr piped, as into a log (``prefix``: under
+    another program)."""
+    return subprocess.run([*prefix, sys.executable, "-m", "airgap", *args], cwd=REPO,
                           env=_env(env), capture_output=True, text=True, timeout=timeout,
                           input=stdin)
+
+
+def piped(*args: str, prefix: Sequence[str] = ()) -> subprocess.Popen[str]:
+    """``airgap ARGS`` started with stdout and stderr piped, for a test that signals it
+    (:func:`signal_when`) before it reads what it wrote."""
+    return subprocess.Popen([*prefix, sys.executable, "-m", "airgap", *args], cwd=REPO,
+                            env=_env(None), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
 
 
 def signal_when(process: subprocess.Popen[str], ready: Callable[[], bool], signum: int,
@@ -129,4 +142,5 @@ def signal_when(process: subprocess.Popen[str], ready: Callable[[], bool], signu
     return time.monotonic()
 
 
-__all__ = ["COLUMNS", "ROWS", "Seen", "at_terminal", "in_pipe", "signal", "signal_when"]
+__all__ = ["COLUMNS", "ROWS", "Seen", "at_terminal", "in_pipe", "piped", "signal",
+           "signal_when"]

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import TEST_REPOSITORY, TEST_TAG
+from tests.conftest import FIXTURES, TEST_REPOSITORY, TEST_TAG
 from tests.peers.artifacts import ArtifactServer
 from tests.peers.defend import DefendServer
 from tests.peers.epr import EprServer, satisfies
@@ -219,6 +219,54 @@ def test_epr_package_info_and_signed_downloads(epr_server: EprServer, signer: Si
                             str(tmp_path / "p.zip.sig"), str(tmp_path / "p.zip")],
                            capture_output=True)
     assert check.returncode == 0, check.stderr
+
+
+def test_epr_follows_the_real_registrys_rules(epr_server: EprServer) -> None:
+    def versions(**params: str) -> list[str]:
+        answer = httpx.get(epr_server.url + "search", params=params)
+        assert answer.status_code == 200, answer.text
+        return [i["version"] for i in answer.json()]
+
+    # 0.x versions are ordinary releases; only a semver pre-release part makes one.
+    epr_server.add("young", "0.3.0")
+    epr_server.add("young", "0.4.0-rc1")
+    assert versions(package="young", prerelease="false") == ["0.3.0"]
+    assert versions(package="young", prerelease="true") == ["0.4.0-rc1"]
+    # Parameters it does not know are accepted (the registry's default).
+    assert versions(package="young", unknown="x", capabilities="apm") == ["0.3.0"]
+    # spec.min and spec.max bound the package's format_version (major.minor).
+    epr_server.add("specced", "1.0.0", format_version="2.2.0")
+    epr_server.add("specced", "2.0.0", format_version="3.3.1")
+    epr_server.add("specced", "3.0.0", format_version="3.4.0")
+    assert versions(package="specced", all="true") == ["1.0.0", "2.0.0", "3.0.0"]
+    assert versions(package="specced", all="true", **{"spec.min": "2.3", "spec.max": "3.3"}) \
+        == ["2.0.0"]
+    assert versions(package="specced", **{"spec.max": "3.4"}) == ["3.0.0"]
+    assert httpx.get(epr_server.url + "search?spec.max=three").status_code == 400
+
+
+def test_epr_answers_have_the_shape_of_the_golden_files(epr_server: EprServer) -> None:
+    def shape(value: object) -> object:
+        if isinstance(value, dict):
+            return {key: shape(item) for key, item in value.items()}
+        return type(value).__name__
+
+    golden = FIXTURES / "package-registry"
+    (search,) = json.loads((golden / "search-package-example.json").read_text())
+    package = json.loads((golden / "package-zip.json").read_text())
+    (item,) = httpx.get(epr_server.url + "search", params={"package": "nginx"}).json()
+    info = httpx.get(epr_server.url + "package/nginx/2.0.0/").json()
+    for expected, answer in ((search, item), (package, info)):
+        missing = set(expected) - set(answer)
+        assert not missing, missing
+        for key in expected:
+            if isinstance(expected[key], dict | list | str):
+                assert type(answer[key]) is type(expected[key]), key
+    assert shape(item["conditions"]) == shape(search["conditions"])
+    assert item["signature_path"] == item["download"] + ".sig"
+    epr_server.add("unsigned", "1.0.0", signed=False)
+    (bare,) = httpx.get(epr_server.url + "search", params={"package": "unsigned"}).json()
+    assert "signature_path" not in bare  # as the registry answers for a zip without .sig
 
 
 def test_constraint_matching() -> None:

@@ -4,7 +4,8 @@ A frozen model, read with every field checked (:meth:`BundleDescription.from_dic
 raises :class:`DescriptionError` naming the field, never a ``KeyError``) and written in
 one place. ``format`` versions the whole document: a reader refuses a format it does not
 know, and a field this format does not have. Format 2 adds the images besides the
-registry's (``images``) and Elastic Defend's manifests (``defend``); format 1 bundles
+registry's (``images``), Elastic Defend's manifests (``defend``) and, for a tailored
+registry, what was added to its base (``image.tailored``, optional); format 1 bundles
 still read. Format 3 is a delta (:mod:`airgap.bundle.delta`): format 2 plus ``delta`` and
 each item's ``origin``, so that an airgap that knows only formats 1 and 2 refuses a delta
 instead of taking it for a whole bundle. See docs/bundle.md.
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from airgap.bundle.image_records import PLAIN_IMAGE, Image, PlatformImage, Tailored
 from airgap.bundle.layout import DESCRIPTION
 from airgap.bundle.reading import DescriptionError
 from airgap.bundle.reading import Reader as _Reader
@@ -48,7 +50,7 @@ _SHA512 = re.compile(r"[0-9a-f]{128}\Z")
 MAX_SIZE = 64 << 20
 
 __all__ = ["BundleDescription", "DefendManifest", "Delta", "DescriptionError", "Image", "Item",
-           "Key", "ManifestRecord", "PlatformImage", "Resolved", "Verification",
+           "Key", "ManifestRecord", "PlatformImage", "Resolved", "Tailored", "Verification",
            "read_description"]
 
 
@@ -141,55 +143,6 @@ class Key:
     def read(cls, reader: _Reader) -> Key:
         return cls(reader.string("fingerprint"), reader.strings("uids"),
                    reader.string("source"), reader.string("path"), reader.boolean("elastic"))
-
-
-@dataclass(frozen=True)
-class PlatformImage:
-    """One platform of the image: its manifest, config and layers (digests)."""
-
-    manifest: str
-    config: str
-    layers: tuple[str, ...]
-
-    def to_dict(self) -> dict[str, Any]:
-        """The bundle.json form."""
-        return {"manifest": self.manifest, "config": self.config, "layers": list(self.layers)}
-
-    @classmethod
-    def read(cls, reader: _Reader) -> PlatformImage:
-        return cls(reader.string("manifest"), reader.string("config"), reader.strings("layers"))
-
-
-@dataclass(frozen=True)
-class Image:
-    """The package registry image: what the tag named upstream, and what is stored."""
-
-    reference: str
-    source: str
-    upstream_digest: str
-    upstream_media_type: str
-    digest: str
-    media_type: str
-    layout: str
-    platforms: Mapping[str, PlatformImage]
-
-    def to_dict(self) -> dict[str, Any]:
-        """The bundle.json form."""
-        return {"reference": self.reference, "source": self.source,
-                "upstream_digest": self.upstream_digest,
-                "upstream_media_type": self.upstream_media_type, "digest": self.digest,
-                "media_type": self.media_type, "layout": self.layout,
-                "platforms": {p: i.to_dict() for p, i in self.platforms.items()}}
-
-    @classmethod
-    def read(cls, reader: _Reader) -> Image:
-        platforms = reader.object("platforms")
-        return cls(reader.string("reference"), reader.string("source"),
-                   reader.string("upstream_digest"), reader.string("upstream_media_type"),
-                   reader.string("digest"), reader.string("media_type"),
-                   reader.string("layout"),
-                   {str(p): PlatformImage.read(platforms.object(str(p), _names(PlatformImage)))
-                    for p in platforms.value})
 
 
 @dataclass(frozen=True)
@@ -371,13 +324,14 @@ class BundleDescription:
         images: tuple[Image, ...] = ()
         defend: tuple[DefendManifest, ...] = ()
         if version >= 2:
-            images = top.objects("images", Image.read, _names(Image))
+            images = top.objects("images", Image.read, PLAIN_IMAGE)
             defend = top.objects("defend", DefendManifest.read, _names(DefendManifest))
         return cls(
             tool_version=tool.string("version"),
             created=top.string("created"),
             manifest=ManifestRecord.read(top.object("manifest", _names(ManifestRecord))),
-            image=Image.read(top.object("image", _names(Image))),
+            image=Image.read(top.object("image", _names(Image) if version >= 2
+                                        else PLAIN_IMAGE)),
             keys=top.objects("keys", Key.read, _names(Key)),
             notes=top.strings("notes"),
             items=items, images=images, defend=defend, format=version, delta=delta,

@@ -85,7 +85,8 @@ def describe_bundle(path: Path) -> BundleContents:
         image={"reference": image.reference, "digest": image.digest,
                "upstream_digest": image.upstream_digest,
                "platforms": {p: v.manifest for p, v in image.platforms.items()},
-               "size": sum(i.size for i in items if i.path.startswith(f"{IMAGES}/"))},
+               "size": sum(i.size for i in items if i.path.startswith(f"{IMAGES}/")),
+               **({"tailored": image.tailored.to_dict()} if image.tailored else {})},
         artifacts=dict(artifacts),
         packages=packages,
         keys=[{"fingerprint": k.fingerprint, "uids": list(k.uids), "elastic": k.elastic}

@@ -16,9 +16,12 @@ user names (``trust_signers``), and the operator keys that must have signed SHA5
 valid by a ``trust_keys`` key (the operator vouches for the whole bundle) or when the user
 names it; the image, which Elastic does not sign, only with SHA512SUMS.asc. A file in
 ``scope`` that nothing from outside vouches for is a problem (``unvouched``) naming the
-setting that would trust it. Every problem is listed. A delta is checked for what it
-carries: the files it leaves to its base, and the signatures and checksums that pair one
-of those with a carried file, are checked when it is merged (``airgap merge``).
+setting that would trust it. A tailored registry's packages layer must hold exactly the
+bundle's verified packages (:mod:`airgap.bundle.tailored`); the image it ends is still
+vouched for only by SHA512SUMS.asc, like any image. Every problem is listed. A delta is
+checked for what it carries: the files it leaves to its base, and the signatures and
+checksums that pair one of those with a carried file, are checked when it is merged
+(``airgap merge``).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from airgap.bundle.lock import refuse_while_written
 from airgap.bundle.scan import scan
 from airgap.bundle.staging import interrupted_commit, pending
 from airgap.bundle.sums import parse_sums
+from airgap.bundle.tailored import check_tailored
 from airgap.bundle.vouch import (
     IMAGE_INDEX,
     UNSIGNED_AREAS,
@@ -46,7 +50,7 @@ from airgap.bundle.vouch import (
     unvouched_image,
     unvouched_signer,
 )
-from airgap.errors import AirgapError, BundleError, UsageError, VerificationError
+from airgap.errors import AirgapError, BundleError, UsageError, VerificationError, setting
 from airgap.reporter import Reporter
 from airgap.threads import SidePool, map_in_threads
 from airgap.trust.checksums import read_elastic_sha512
@@ -113,6 +117,9 @@ class VerifyReport:
     warnings: tuple[str, ...]
     operator_signature: str
     delta_of: str | None = None  # a delta: the identity of its base
+    #: Valid signatures outside the scope by a signer nothing from outside vouches for.
+    not_vouched: int = 0
+    layer_packages: int = 0  # a tailored registry's: the zips its packages layer matched
 
     @property
     def ok(self) -> bool:
@@ -122,7 +129,9 @@ class VerifyReport:
         """What was checked, without the problems and warnings (the ``--json`` result)."""
         return {"bundle": str(self.bundle), "ok": self.ok, "files": self.files,
                 "bytes": self.size, "signatures": self.signatures,
-                "operator_signature": self.operator_signature, "delta_of": self.delta_of}
+                "operator_signature": self.operator_signature, "delta_of": self.delta_of,
+                "signatures_not_vouched": self.not_vouched,
+                "layer_packages": self.layer_packages}
 
     def to_dict(self) -> dict[str, Any]:
         """Everything, problems and warnings included."""
@@ -181,8 +190,19 @@ def verify_bundle(settings: VerifySettings, reporter: Reporter) -> VerifyReport:
         elif layout.DESCRIPTION not in sums:
             check.add(layout.DESCRIPTION, "description", "the bundle has no bundle.json, and "
                       "SHA512SUMS does not list one: it was removed after the fetch")
-        return check.signatures(verifier, description, settings.jobs, outside, vouched,
-                                reporter)
+        count = check.signatures(verifier, description, settings.jobs, outside, vouched,
+                                 reporter)
+        if description is not None and layout.IMAGES in settings.scope:
+            # a tailored registry: its packages layer, member by member (a delta's, when it
+            # carries the layer, against the target's files: its base holds some zips)
+            layer = description.image.tailored.layer if description.image.tailored else ""
+            target = {i.path: i.sha512 for i in description.items
+                      if i.origin == "base"} if description.delta is not None else {}
+            if f"{layout.IMAGES}/blobs/sha256/{layer.removeprefix('sha256:')}" \
+                    not in check.from_base:
+                check.layer_packages = check_tailored(root, description, {**target, **sums},
+                                                      check.add, check.stop)
+        return count
 
     # Whether the operator vouches for the whole bundle decides which of keys/ count:
     # known before any signature is checked.
@@ -217,7 +237,8 @@ def verify_bundle(settings: VerifySettings, reporter: Reporter) -> VerifyReport:
         check.warnings.extend(defend.stale_warnings(check.described))
     return VerifyReport(root, len(listed), size, signatures,
                         tuple(sorted(check.problems, key=lambda p: (p.path, p.kind))),
-                        tuple(check.warnings), operator, check.delta_of)
+                        tuple(check.warnings), operator, check.delta_of, check.not_vouched,
+                        check.layer_packages)
 
 
 class _Check:
@@ -234,8 +255,10 @@ class _Check:
         self.described: BundleDescription | None = None
         self.scope: frozenset[str] = EVERY_AREA
         self.unvouched_keys: set[str] = set()  # recorded keys/ that nothing outside vouches for
+        self.not_vouched = 0  # signatures outside the scope by such a key: valid, not vouched
         self.from_base: set[str] = set()  # a delta's files that its base holds
         self.delta_of: str | None = None
+        self.layer_packages = 0
         self.stop = threading.Event()  # set on Ctrl-C: work in progress gives up
         self._lock = threading.Lock()
 
@@ -383,18 +406,37 @@ class _Check:
         items = description.items_by_path if description else {}
         trusted = self._keys(verifier, recorded, outside, vouched)
         wanted = self._must_be_signed(items)
+        # Outside the scope, a signer nothing vouches for is no problem: those files are
+        # counted in the phase's summary, not listed one by one as if they had failed.
+        listed = sum(1 for s in wanted if s.path.split("/", 1)[0] in self.scope)
         reporter.phase_started("signatures", f"checking {len(wanted)} signatures",
-                               items=len(wanted))
+                               items=listed)
 
-        def one(signed: _Signed) -> bool:
-            reporter.task_started(signed.signature, signed.signature, None,
-                                  phase="signatures")
+        def one(signed: _Signed) -> str:
+            in_scope = signed.path.split("/", 1)[0] in self.scope
+            if in_scope:
+                reporter.task_started(signed.signature, signed.signature, None,
+                                      phase="signatures")
             outcome = self._signed_item(verifier, trusted, signed)
-            reporter.task_finished(signed.signature, outcome)
-            return outcome == "verified"
+            if in_scope or outcome == "failed":
+                if not in_scope:
+                    reporter.task_started(signed.signature, signed.signature, None,
+                                          phase="signatures")
+                reporter.task_finished(signed.signature, outcome)
+            return outcome
 
-        count = sum(map_in_threads(one, wanted, jobs, self.stop))
-        reporter.phase_finished("signatures", f"{count} of {len(wanted)} good")
+        outcomes = map_in_threads(one, wanted, jobs, self.stop)
+        count = outcomes.count("verified")
+        self.not_vouched = sum(1 for s, outcome in zip(wanted, outcomes, strict=True)
+                               if outcome == "unvouched" and
+                               s.path.split("/", 1)[0] not in self.scope)
+        summary = f"{count} of {len(wanted)} good"
+        if self.not_vouched:
+            others = len(wanted) - self.not_vouched
+            summary = (f"{self.not_vouched} checked, signer not vouched for (give "
+                       f"{setting('trust_keys')} to check)"
+                       + (f"; {count} of {others} others good" if others else ""))
+        reporter.phase_finished("signatures", summary)
         return count
 
     def _must_be_signed(self, items: Mapping[str, Item]) -> list[_Signed]:

@@ -1,8 +1,10 @@
 """``airgap verify VOLUME``: one volume checked alone, the moment it is inserted.
 
 Its index must be intact (and, with ``trust_keys``, signed by one of them); the pieces the
-index puts in this volume must all be there, each of its size and SHA-512; anything else
-in the volume is reported. A damaged volume can be sent again before the others arrive.
+index puts in this volume must all be there, each of its size and SHA-512. Anything else
+in the volume is named in a warning and ignored, as ``airgap join`` ignores it: the files
+a medium's system adds (``System Volume Information/``, ``.Trashes``, ``._*``, ...) are no
+damage. A damaged volume can be sent again before the others arrive.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from airgap.bundle.verify import Problem
-from airgap.carry.index import INDEX, INDEX_SIGNATURE, Piece
-from airgap.carry.volumes import copy_piece, open_volume
+from airgap.carry.index import Piece
+from airgap.carry.volumes import copy_piece, extras_warning, open_volume
 from airgap.reporter import Reporter
 from airgap.threads import map_in_threads
 
@@ -42,6 +44,7 @@ class VolumeReport:
     size: int
     signature: str
     problems: tuple[Problem, ...]
+    warnings: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -55,19 +58,20 @@ class VolumeReport:
 
     def to_dict(self) -> dict[str, Any]:
         """Everything, problems included."""
-        return {**self.summary(), "problems": [p.to_dict() for p in self.problems]}
+        return {**self.summary(), "problems": [p.to_dict() for p in self.problems],
+                "warnings": list(self.warnings)}
 
 
 def verify_volume(settings: VolumeSettings, reporter: Reporter) -> VolumeReport:
     """Check the volume at ``settings.volume``; raises only when it cannot be read as a
     volume at all (no index, a damaged or badly signed index)."""
     found = open_volume(settings.volume, settings.trust_keys)
-    problems = [Problem(odd.path, odd.kind, odd.message) for odd in found.odd]
     expected = found.expected
     names = {p.name for p in expected}
-    for extra in sorted(found.present - names - {INDEX, INDEX_SIGNATURE}):
-        problems.append(Problem(extra, "unlisted", f"not a piece of {found.shown}: added "
-                                                   "after the split"))
+    # What stands where one of its pieces must be is damage; anything else is not read.
+    problems = [Problem(odd.path, odd.kind, odd.message) for odd in found.odd
+                if odd.path in names]
+    warnings = [message for message in (extras_warning(found),) if message]
     size = sum(p.size for p in expected)
     reporter.task_started("volume", f"checking {found.shown}", size)
     stop = threading.Event()
@@ -87,5 +91,6 @@ def verify_volume(settings: VolumeSettings, reporter: Reporter) -> VolumeReport:
     reporter.task_finished("volume", "done")
     return VolumeReport(found.folder, found.number, found.index.volumes, found.index.bundle,
                         found.index.delta_of, len(expected), size, found.signature,
-                        tuple(sorted(problems, key=lambda p: (p.path, p.kind))))
+                        tuple(sorted(problems, key=lambda p: (p.path, p.kind))),
+                        tuple(warnings))
 

@@ -6,6 +6,11 @@ it holds, its size and its SHA-512. A volume's number follows from the pieces it
 which the index assigns, so nothing outside the signed index says which volume it is.
 The index is hostile until checked: :meth:`VolumeIndex.from_bytes` refuses any field it
 does not expect, a path that leaves the bundle, and pieces that do not tile their file.
+
+The index carries its own SHA-512 (``index_sha512``, of its canonical content without
+that field), which needs no key: a bit flipped on the medium is damage of that volume,
+never a volume of "another split". It is also the identity of the set of volumes. It
+proves nothing against someone who rewrites the index whole: the signature does that.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from airgap.bundle import layout
+from airgap.documents import DocumentError, parse_json
 from airgap.errors import VerificationError
 
 INDEX = "airgap-volume.json"
@@ -29,8 +35,9 @@ MAX_INDEX = 64 << 20
 MAX_VOLUMES = 99_999
 PIECE_NAME = re.compile(r"[0-9]{6}\Z")
 _SHA512 = re.compile(r"[0-9a-f]{128}\Z")
+_DIGEST = "index_sha512"
 _TOP = ("format", "kind", "bundle", "delta_of", "created", "volumes", "volume_size",
-        "block", "max_file", "pieces")
+        "block", "max_file", "pieces", _DIGEST)
 _PIECE = ("name", "volume", "file", "offset", "size", "sha512")
 
 
@@ -74,14 +81,23 @@ class VolumeIndex:
     pieces: tuple[Piece, ...]
     delta_of: str | None = None
 
+    def _content(self) -> dict[str, Any]:
+        return {"format": FORMAT, "kind": KIND, "bundle": self.bundle,
+                "delta_of": self.delta_of, "created": self.created,
+                "volumes": self.volumes, "volume_size": self.volume_size,
+                "block": self.block, "max_file": self.max_file,
+                "pieces": [p.to_dict() for p in self.pieces]}
+
+    @property
+    def identity(self) -> str:
+        """The identity of this set of volumes: the index's own SHA-512 (``index_sha512``),
+        the same in every volume of one split, another for each split."""
+        return _digest(self._content())
+
     def to_bytes(self) -> bytes:
-        """The index file's bytes."""
-        document = {"format": FORMAT, "kind": KIND, "bundle": self.bundle,
-                    "delta_of": self.delta_of, "created": self.created,
-                    "volumes": self.volumes, "volume_size": self.volume_size,
-                    "block": self.block, "max_file": self.max_file,
-                    "pieces": [p.to_dict() for p in self.pieces]}
-        return (json.dumps(document, indent=1) + "\n").encode()
+        """The index file's bytes, its own SHA-512 included."""
+        content = self._content()
+        return (json.dumps({**content, _DIGEST: _digest(content)}, indent=1) + "\n").encode()
 
     def of_volume(self, number: int) -> tuple[Piece, ...]:
         """The pieces volume ``number`` holds."""
@@ -103,12 +119,17 @@ class VolumeIndex:
     def from_bytes(cls, data: bytes, where: str) -> VolumeIndex:
         """The index ``data`` holds, every field checked; raises :class:`DamagedIndexError`."""
         try:
-            document = json.loads(data)
-        except ValueError:
-            raise DamagedIndexError(f"{where}: not an airgap volume index (not JSON)") from None
+            document = parse_json(data, max_size=MAX_INDEX)
+        except DocumentError as exc:
+            raise DamagedIndexError(f"{where}: not an airgap volume index: {exc}") from None
         top = _object(document, where, _TOP)
         if top.get("format") != FORMAT or top.get("kind") != KIND:
             raise DamagedIndexError(f"{where}: not an airgap volume index of format {FORMAT}")
+        # Before any field is read: a flipped bit is damage, whatever field it is in.
+        if _sha512(top, _DIGEST, where) != _digest({k: v for k, v in top.items()
+                                                    if k != _DIGEST}):
+            raise DamagedIndexError(f"{where} is damaged: its content differs from the "
+                                    f"SHA-512 it records ({_DIGEST})")
         volumes = _count(top, "volumes", where, 1, MAX_VOLUMES)
         pieces = tuple(_piece(value, f"{where}: pieces[{i}]", volumes)
                        for i, value in enumerate(_list(top, "pieces", where)))
@@ -121,9 +142,10 @@ class VolumeIndex:
         return index
 
 
-def set_identity(data: bytes) -> str:
-    """The identity of a set of volumes: the SHA-512 of their index."""
-    return hashlib.sha512(data).hexdigest()
+def _digest(content: Mapping[str, Any]) -> str:
+    """The SHA-512 of an index's content in canonical form (keys sorted, no spaces)."""
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha512(canonical.encode()).hexdigest()
 
 
 def _check_tiling(index: VolumeIndex, where: str) -> None:

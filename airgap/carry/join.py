@@ -6,12 +6,15 @@ when its SHA-512 is the index's. What is joined so far waits in ``BUNDLE/.airgap
 (the index, the pieces done, the files being filled); when the last piece is in, the
 files take their names, SHA512SUMS last (its SHA-512 must be the bundle's identity), and
 the bundle is verified as any bundle. Volumes are only ever read, never changed or
-removed. A volume of another bundle (or of another split), one given twice, one already
-joined, or a set still missing volumes is refused, by number.
+removed. A volume of another bundle (or of another split) or one given twice is refused,
+and a set still missing volumes is not finished, naming the volumes still to join; a
+volume joined already (the same command run again after Ctrl-C) is skipped.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
 import shutil
 import threading
@@ -25,8 +28,8 @@ from airgap.bundle import layout
 from airgap.bundle.delta import identity, shown
 from airgap.bundle.lock import BundleLock
 from airgap.bundle.verify import VerifyReport, VerifySettings, carry_scope, verify_bundle
-from airgap.carry.index import Piece, VolumeIndex, set_identity
-from airgap.carry.volumes import FoundVolume, copy_piece, open_volume
+from airgap.carry.index import Piece, VolumeIndex
+from airgap.carry.volumes import FoundVolume, copy_piece, extras_warning, open_volume
 from airgap.errors import AirgapError, BundleError, UsageError, VerificationError, setting
 from airgap.files import atomic_write, fsync_folder
 from airgap.reporter import Reporter
@@ -49,8 +52,9 @@ class JoinSettings:
 
 @dataclass(frozen=True)
 class JoinResult:
-    """Where the join stands: the volumes added now, those still awaited, and, once the
-    bundle is whole, its verification."""
+    """Where the join stands: the volumes added now, those given that were in already,
+    every volume in so far, those still awaited, and, once the bundle is whole, its
+    verification."""
 
     bundle: Path
     identity: str
@@ -58,17 +62,30 @@ class JoinResult:
     added: tuple[int, ...]
     missing: tuple[int, ...]
     report: VerifyReport | None
+    skipped: tuple[int, ...] = ()
+    joined: tuple[int, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Where the join stands, for ``--json``."""
         return {"bundle": str(self.bundle), "identity": self.identity,
                 "volumes": self.volumes, "added": list(self.added),
+                "skipped": list(self.skipped), "joined": list(self.joined),
                 "missing": list(self.missing), "complete": self.report is not None,
                 "verification": self.report.summary() if self.report is not None else None}
 
 
 class IncompleteError(AirgapError):
-    """Volumes are missing: the bundle is not whole yet (what was joined is kept)."""
+    """Volumes are missing: the bundle is not whole yet (what was joined is kept);
+    ``result`` says which are in and which are not."""
+
+    def __init__(self, result: JoinResult) -> None:
+        root = result.bundle
+        super().__init__(
+            f"volume(s) {_numbers(result.missing)} of {result.volumes} are missing: {root} "
+            "is not a bundle yet",
+            details=[f"the pieces of volume(s) {_numbers(result.joined) or 'none'} are kept; "
+                     f"add the others with airgap join VOLUME -o {root}"])
+        self.result = result
 
 
 class JoinRefused(VerificationError):
@@ -82,91 +99,174 @@ class JoinRefused(VerificationError):
 
 def join(settings: JoinSettings, reporter: Reporter) -> JoinResult:
     """Add ``settings.volumes`` to the bundle at ``settings.bundle``; finish it when every
-    volume is in."""
+    volume is in. Volumes joined already (by a run that was stopped, say) are skipped."""
     if not settings.volumes:
         raise UsageError("no volume given")
     found = [open_volume(v, settings.trust_keys) for v in settings.volumes]
+    for volume in found:
+        if (extras := extras_warning(volume)) is not None:
+            reporter.warning(extras)
     root = settings.bundle
     state = _State(root)
     _check_bundle_folder(root, state, found[0])
-    with BundleLock(root):
-        data = state.index() or found[0].data
-        index = VolumeIndex.from_bytes(data, str(state.path))
-        _refuse_foreign(found, data, index)
-        done = state.done()
-        _refuse_twice(found, index, done, root)
-        state.start(data)
-        added, problems = _add(found, index, state, done, settings.jobs, reporter)
-        done |= added
-        if problems:
-            raise VerificationError(f"{len(problems)} damaged piece(s): send those volumes "
-                                    "again; every intact piece is kept", details=problems)
-        complete = {n for n in range(1, index.volumes + 1)
-                    if all(p.name in done for p in index.of_volume(n))}
-        missing = tuple(n for n in range(1, index.volumes + 1) if n not in complete)
-        added_now = tuple(sorted({v.number for v in found}))
-        if missing:
-            if settings.partial:
-                return JoinResult(root, index.bundle, index.volumes, added_now, missing, None)
-            raise IncompleteError(
-                f"volume(s) {_numbers(missing)} of {index.volumes} are missing: {root} is "
-                "not a bundle yet",
-                details=[f"the pieces of volume(s) {_numbers(sorted(complete))} are kept; add "
-                         f"the others with airgap join VOLUME -o {root}"])
-        state.finish(index)
+    fresh, had_lock = not root.exists(), (root / layout.LOCK).exists()
+    started = False
+    try:
+        with BundleLock(root):
+            data = state.index() or found[0].data
+            index = VolumeIndex.from_bytes(data, str(state.path))
+            done = state.done()
+            _refuse_foreign(found, index, _missing(index, done))
+            _refuse_twice(found, index, _missing(index, done))
+            whole = _holds_bundle(root, index.bundle)
+            if whole:  # stopped once every file was in place: only the check is left
+                state.forget()
+                reporter.info(f"{root} holds every volume of the bundle "
+                              f"{shown(index.bundle)} already: checking it again")
+                done = {p.name for p in index.pieces}
+            joined_before = _joined(index, done)
+            skipped = tuple(sorted({v.number for v in found if v.number in joined_before}))
+            if not whole:
+                for volume in sorted(found, key=lambda v: v.number):
+                    if volume.number in joined_before:
+                        reporter.info(f"{volume.folder} ({volume.shown}) is joined already: "
+                                      "skipped")
+                state.start(data)
+                started = True
+                added, problems = _add(found, index, state, done, settings.jobs, reporter)
+                done |= added
+                if problems:
+                    raise VerificationError(f"{len(problems)} damaged piece(s): send those "
+                                            "volumes again; every intact piece is kept",
+                                            details=problems)
+            joined = _joined(index, done)
+            missing = _missing(index, done)
+            added_now = tuple(sorted({v.number for v in found} - set(skipped)))
+            result = JoinResult(root, index.bundle, index.volumes, added_now, missing, None,
+                                skipped, joined)
+            if missing:
+                if settings.partial:
+                    return result
+                raise IncompleteError(result)
+            if not whole:
+                state.finish(index)
+    except BaseException:
+        if not started:  # refused (or stopped) before anything was written: leave nothing
+            _leave_nothing(root, fresh, had_lock)
+        raise
     report = verify_bundle(VerifySettings(root, settings.trust_keys, settings.trust_signers,
                                           carry_scope(settings.trust_keys),
                                           settings.jobs), reporter)
     if not report.ok:
         raise JoinRefused(report)
-    return JoinResult(root, index.bundle, index.volumes, added_now, (), report)
+    return dataclasses.replace(result, report=report)
+
+
+def where_it_stands(root: Path) -> str:
+    """What a join stopped in ``root`` (by Ctrl-C, say) left there, and what to run; read
+    from the disk, so that it is true however far the join got."""
+    state = _State(root)
+    data = state.index()
+    if data is None:
+        if (root / layout.SUMS).is_file():
+            return (f"every volume is joined into {root}: run the same command again to "
+                    "check the bundle")
+        if not root.exists():
+            return f"nothing was written ({root} was not made): run the same command again"
+        return f"nothing was joined into {root}: run the same command again"
+    try:
+        index = VolumeIndex.from_bytes(data, str(state.path))
+    except AirgapError:
+        return f"what was joined is kept in {root}/{STATE}: run the same command again"
+    done = state.done()
+    joined, missing = _joined(index, done), _missing(index, done)
+    if not missing:
+        return (f"every volume is joined into {root}: run the same command again to put "
+                "the files in place and check the bundle")
+    partly = [n for n in missing if any(p.name in done for p in index.of_volume(n))]
+    some = "".join(f" and {sum(p.name in done for p in index.of_volume(n))} of the "
+                   f"{len(index.of_volume(n))} pieces of volume {n}" for n in partly)
+    kept = f"volume(s) {_numbers(joined)} of {index.volumes}" if joined else "no volume"
+    return (f"{kept}{some} kept in {root}; volume(s) {_numbers(missing)} still to join: "
+            "run the same command again to go on")
 
 
 def _numbers(numbers: Iterable[int]) -> str:
     return ", ".join(str(n) for n in numbers)
 
 
-def _check_bundle_folder(root: Path, state: _State, first: FoundVolume) -> None:
-    """A join goes into a new or empty folder, or one an earlier join of the set began."""
-    if state.path.is_dir() or not root.exists():
-        return
+def _joined(index: VolumeIndex, done: set[str]) -> tuple[int, ...]:
+    """The volumes whose every piece is in."""
+    return tuple(n for n in range(1, index.volumes + 1)
+                 if all(p.name in done for p in index.of_volume(n)))
+
+
+def _missing(index: VolumeIndex, done: set[str]) -> tuple[int, ...]:
+    joined = set(_joined(index, done))
+    return tuple(n for n in range(1, index.volumes + 1) if n not in joined)
+
+
+def _still_missing(missing: tuple[int, ...], volumes: int) -> list[str]:
+    return [f"volume(s) {_numbers(missing)} of {volumes} are still to join"] if missing else []
+
+
+def _holds_bundle(root: Path, bundle: str) -> bool:
+    """Whether ``root`` holds the SHA512SUMS of ``bundle``: put in place last, it says every
+    file of the join is in place."""
     sums = root / layout.SUMS
-    if sums.is_file() and identity(sums.read_bytes()) == first.index.bundle:
-        raise UsageError(f"{root} already holds the bundle {shown(first.index.bundle)}: "
-                         "every volume is joined", details=[f"check it: airgap verify {root}"])
+    try:
+        return sums.is_file() and not sums.is_symlink() and \
+            identity(sums.read_bytes()) == bundle
+    except OSError:
+        return False
+
+
+def _check_bundle_folder(root: Path, state: _State, first: FoundVolume) -> None:
+    """A join goes into a new or empty folder, or one a join of the same bundle began or
+    finished (then it goes on, or checks it again)."""
+    if state.path.is_dir() or not root.exists() or _holds_bundle(root, first.index.bundle):
+        return
     if not root.is_dir() or any(p.name != layout.LOCK for p in root.iterdir()):
-        raise UsageError(f"{root} is not a new or empty folder, nor one a join began",
+        raise UsageError(f"{root} is not a new or empty folder, nor one a join of the bundle "
+                         f"{shown(first.index.bundle)} began",
                          details=[f"give {setting('output')} a folder of its own"])
 
 
-def _refuse_foreign(found: list[FoundVolume], data: bytes, index: VolumeIndex) -> None:
+def _leave_nothing(root: Path, fresh: bool, had_lock: bool) -> None:
+    """Take back the lock file (and the folder, when this run made it)."""
+    if not had_lock:
+        with contextlib.suppress(OSError):
+            (root / layout.LOCK).unlink()
+    if fresh:
+        with contextlib.suppress(OSError):
+            root.rmdir()
+
+
+def _refuse_foreign(found: list[FoundVolume], index: VolumeIndex,
+                    missing: tuple[int, ...]) -> None:
     for volume in found:
-        if volume.data == data:
+        if volume.index.identity == index.identity:
             continue
         if volume.index.bundle == index.bundle:
             raise UsageError(f"{volume.folder} ({volume.shown}) is from another split of the "
                              f"same bundle {shown(index.bundle)}: volumes of one split only",
-                             details=[f"this split's set is {shown(set_identity(data))}, that "
-                                      f"volume's {shown(set_identity(volume.data))}"])
+                             details=[f"this split's set is {shown(index.identity)}, that "
+                                      f"volume's {shown(volume.index.identity)}",
+                                      *_still_missing(missing, index.volumes)])
         raise UsageError(f"{volume.folder} ({volume.shown}) belongs to the bundle "
                          f"{shown(volume.index.bundle)}, not to {shown(index.bundle)}, "
-                         "the bundle being joined: it is a foreign volume")
+                         "the bundle being joined: it is a foreign volume",
+                         details=_still_missing(missing, index.volumes))
 
 
-def _refuse_twice(found: list[FoundVolume], index: VolumeIndex, done: set[str],
-                  root: Path) -> None:
+def _refuse_twice(found: list[FoundVolume], index: VolumeIndex,
+                  missing: tuple[int, ...]) -> None:
     counts = Counter(v.number for v in found)
     for number, count in sorted(counts.items()):
         if count > 1:
             folders = ", ".join(str(v.folder) for v in found if v.number == number)
             raise UsageError(f"volume {number} of {index.volumes} is given {count} times "
-                             f"({folders})")
-    if len(done) == len(index.pieces):
-        return  # every piece is in: what stopped the last join was putting them in place
-    for volume in found:
-        if all(p.name in done for p in volume.expected):
-            raise UsageError(f"{volume.folder} ({volume.shown}) is already joined into "
-                             f"{root}", details=["give only the volumes still missing"])
+                             f"({folders})", details=_still_missing(missing, index.volumes))
 
 
 def _add(found: list[FoundVolume], index: VolumeIndex, state: _State, done: set[str],
@@ -176,8 +276,10 @@ def _add(found: list[FoundVolume], index: VolumeIndex, state: _State, done: set[
     intact, and a line for each damaged one."""
     numbers = {path: k for k, path in enumerate(index.files())}
     todo = [(volume, p) for volume in found for p in volume.expected if p.name not in done]
-    reporter.task_started("join", f"joining {_numbers(sorted(v.number for v in found))} of "
-                                  f"{index.volumes} volumes", sum(p.size for _, p in todo))
+    if not todo:
+        return set(), []
+    reporter.task_started("join", f"joining {_numbers(sorted({v.number for v, _ in todo}))} "
+                                  f"of {index.volumes} volumes", sum(p.size for _, p in todo))
     added: set[str] = set()
     wrong: list[str] = []
     lock = threading.Lock()
@@ -247,25 +349,48 @@ class _State:
         """Remember ``done`` (their bytes are on disk already)."""
         atomic_write(self._done, "".join(f"{name}\n" for name in sorted(done)))
 
+    def forget(self) -> None:
+        """Remove what is left of a join that put every file in place."""
+        shutil.rmtree(self.path, ignore_errors=True)
+
     def finish(self, index: VolumeIndex) -> None:
-        """Give every file its name, SHA512SUMS last; then forget the join."""
+        """Give every file its name, SHA512SUMS last; then forget the join. A run stopped
+        in the middle (Ctrl-C, ``kill -9``, a power cut) is finished by the next: a file
+        whose part is gone was put in place (a rename is whole or not at all), and the
+        verification that follows re-hashes every file."""
         files = list(index.files())
-        sums_part = self.part(files.index(layout.SUMS))
-        if identity(sums_part.read_bytes()) != index.bundle:
+        sums = files.index(layout.SUMS)
+        sums_part = self.part(sums)
+        joined_sums = sums_part if sums_part.exists() else self.root / layout.SUMS
+        try:
+            joined_identity = identity(joined_sums.read_bytes())
+        except OSError as exc:
+            raise BundleError(f"{joined_sums}: cannot be read ({exc.strerror}): the join's "
+                              f"state in {self.path} is damaged",
+                              details=[f"remove {self.root} and join every volume again"]
+                              ) from None
+        if joined_identity != index.bundle:
             raise VerificationError(f"the joined {layout.SUMS} is not the bundle's "
                                     f"{shown(index.bundle)}: the index does not describe "
                                     "its own bundle")
         for number, path in enumerate(files):
             if path != layout.SUMS:
                 self._place(number, path)
-        self._place(files.index(layout.SUMS), layout.SUMS)
-        shutil.rmtree(self.path)
+        self._place(sums, layout.SUMS)
+        self.forget()
 
     def _place(self, number: int, path: str) -> None:
         target = layout.inside(self.root, path)
+        part = self.part(number)
+        if not part.exists():
+            if target.is_file() and not target.is_symlink():
+                return  # put in place by a run that was stopped after
+            raise BundleError(f"{target}: neither joined nor in place: the join's state in "
+                              f"{self.path} is damaged",
+                              details=[f"remove {self.root} and join every volume again"])
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self.part(number).replace(target)
+            part.replace(target)
         except OSError as exc:
             raise BundleError(f"{target}: cannot be put in place: {exc.strerror}") from None
         fsync_folder(target.parent)

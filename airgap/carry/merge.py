@@ -17,6 +17,7 @@ and ``verify`` with ``--trust-key`` do that.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections import Counter
@@ -30,9 +31,18 @@ from airgap.bundle.description import BundleDescription, read_description
 from airgap.bundle.lock import BundleLock
 from airgap.bundle.sums import parse_sums
 from airgap.bundle.verify import VerifyReport, VerifySettings, carry_scope, verify_bundle
-from airgap.errors import BundleError, UsageError, VerificationError, setting
+from airgap.carry.index import INDEX
+from airgap.errors import (
+    AirgapError,
+    BundleError,
+    FileSystemError,
+    UsageError,
+    VerificationError,
+    setting,
+)
 from airgap.files import atomic_write, clone_or_copy, share_or_copy
 from airgap.reporter import Reporter
+from airgap.units import human_size
 
 
 @dataclass(frozen=True)
@@ -89,8 +99,11 @@ class BaseMismatchError(VerificationError):
 def merge(settings: MergeSettings, reporter: Reporter) -> MergeResult:
     """Merge ``settings.delta`` into ``settings.base`` as ``settings.output``."""
     base, delta_root, output = settings.base, settings.delta, settings.output
+    _refuse_a_volume(delta_root, "the delta")
+    _refuse_a_volume(base, "the base")
     description = _delta_description(delta_root)
     assert description.delta is not None
+    target = description.delta.target
     base_identity = _identity(base)
     _refuse_a_delta_as_base(base)
     if base_identity != description.delta.base:
@@ -100,12 +113,22 @@ def merge(settings: MergeSettings, reporter: Reporter) -> MergeResult:
             details=["merge it into the bundle it was made from, or make a delta of this "
                      f"one on the connected side: airgap fetch MANIFEST --since <{base}'s "
                      "bundle.json and SHA512SUMS> -o DELTA"])
-    _check_output(output, base, delta_root)
+    found = _check_output(output, base, delta_root, target)
     for what, folder in (("the delta", delta_root), ("the base", base)):
         report = verify_bundle(settings.verification(folder), reporter)
         if not report.ok:
             raise MergeRefused(f"{what} {folder} failed verification: nothing was written",
                                report)
+    carried = sum(1 for i in description.items if i.origin == "carried")
+    if found == "merged":  # a merge made it, and was stopped before it said so: check it
+        with BundleLock(output):
+            pass  # nobody writes it; and the lock a killed merge left goes
+        report = verify_bundle(settings.verification(output), reporter)
+        if report.ok and _identity(output) == target:
+            return MergeResult(output, base_identity, target, carried,
+                               {"kept": len(description.items)}, report)
+        reporter.warning(f"{output} holds the bundle this merge makes, but it fails "
+                         "verification: it is made again")
     text, sums = target_files(description)
     base_paths = {digest: path for path, digest in
                   parse_sums((base / layout.SUMS).read_text(encoding="utf-8"))[0].items()}
@@ -115,17 +138,18 @@ def merge(settings: MergeSettings, reporter: Reporter) -> MergeResult:
         raise BaseMismatchError(f"{base} lacks {len(lacking)} file(s) {delta_root} leaves "
                                 f"to it, such as {lacking[0]}: nothing was written")
     placed: Counter[str] = Counter()
-    with BundleLock(output):
-        try:
+    fresh = not output.exists()
+    total = sum(i.size for i in description.items)
+    try:
+        with BundleLock(output):
             _clear(output)
-            total = sum(i.size for i in description.items)
             reporter.task_started("merge", f"placing {len(description.items)} files", total)
             for item in description.items:
                 source = layout.inside(delta_root, item.path) if item.origin == "carried" \
                     else layout.inside(base, base_paths[item.sha512])
-                target = layout.inside(output, item.path)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                placed[_place(source, target, settings.hard_link)] += 1
+                destination = layout.inside(output, item.path)
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                placed[_place(source, destination, settings.hard_link)] += 1
                 reporter.task_advanced("merge", item.size)
             reporter.task_finished("merge", "done")
             atomic_write(output / layout.DESCRIPTION, text)
@@ -133,18 +157,62 @@ def merge(settings: MergeSettings, reporter: Reporter) -> MergeResult:
                 atomic_write(output / layout.SUMS_SIGNATURE,
                              description.delta.target_signature)
             atomic_write(output / layout.SUMS, sums)
-        except BaseException:
-            shutil.rmtree(output, ignore_errors=True)
-            raise
-    report = verify_bundle(settings.verification(output), reporter)
-    if not report.ok or identity((output / layout.SUMS).read_bytes()) != \
-            description.delta.target:
+        # Until it verifies, NEW is no bundle: whatever stops the merge now removes it.
+        report = verify_bundle(settings.verification(output), reporter)
+        if not report.ok or _identity(output) != target:
+            raise MergeRefused(f"the merged bundle failed verification: "
+                               f"{_removed(output, fresh)}", report)
+    except MergeRefused:
+        _remove(output, fresh)
+        raise
+    except OSError as exc:
+        _remove(output, fresh)
+        raise FileSystemError.from_os_error(exc, left=(
+            f"{_removed(output, fresh)}; the new bundle takes up to {human_size(total)}"
+        )) from None
+    except BaseException:
+        _remove(output, fresh)
+        raise
+    return MergeResult(output, base_identity, target, carried, dict(placed), report)
+
+
+def what_is_left(settings: MergeSettings) -> str:
+    """What a merge stopped by Ctrl-C or SIGTERM left, read from the disk (so that it is
+    true however far it got), and what to run."""
+    output = settings.output
+    sources = f"{settings.base} and {settings.delta} are as they were"
+    try:
+        entries = {p.name for p in output.iterdir()} if output.is_dir() else set()
+        delta = read_description(settings.delta).delta if layout.SUMS in entries else None
+        merged = delta is not None and _identity(output) == delta.target
+    except (AirgapError, OSError):
+        entries, merged = {"?"}, False
+    if merged:
+        return (f"{output} holds the merged bundle, as before; {sources}: run the same "
+                "command again to check it")
+    if not entries - {layout.LOCK}:
+        return (f"nothing is left in {output}: what was written was removed; {sources}: "
+                "run the same command again")
+    return (f"{output} holds an unfinished merge, which the same command run again "
+            f"replaces; {sources}")
+
+
+def _removed(output: Path, fresh: bool) -> str:
+    """What :func:`_remove` does to ``output``, as a message says it."""
+    return f"{output} was removed" if fresh else f"what was written in {output} was removed"
+
+
+def _remove(output: Path, fresh: bool) -> None:
+    """Remove what this merge wrote: the whole folder when it made it, else what is in it."""
+    if fresh:
         shutil.rmtree(output, ignore_errors=True)
-        raise MergeRefused(f"the merged bundle failed verification: {output} was removed",
-                           report)
-    carried = sum(1 for i in description.items if i.origin == "carried")
-    return MergeResult(output, base_identity, description.delta.target, carried,
-                       dict(placed), report)
+        return
+    with contextlib.suppress(OSError):
+        for entry in output.iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
 
 
 def _place(source: Path, target: Path, hard_link: bool) -> str:
@@ -186,23 +254,50 @@ def _identity(base: Path) -> str:
         raise BundleError(f"{base / layout.SUMS}: cannot be read: {exc.strerror}") from None
 
 
-def _check_output(output: Path, base: Path, delta: Path) -> None:
-    """NEW is a new or empty folder (or one an interrupted merge left), outside both."""
+def _check_output(output: Path, base: Path, delta: Path, target: str) -> str:
+    """NEW is a new or empty folder (``new``), one an interrupted merge left (``unfinished``,
+    by its lock and no SHA512SUMS yet) or the bundle this merge makes (``merged``: by the
+    identity of its SHA512SUMS, a merge stopped while it verified it), outside both."""
     resolved = output.resolve()
     for folder in (base, delta):
         if resolved == folder.resolve() or folder.resolve() in resolved.parents:
             raise UsageError(f"{setting('output')} {output} is inside {folder}: the new "
                              "bundle goes into a folder of its own, never into its sources")
     if not output.exists():
-        return
+        return "new"
     if not output.is_dir():
         raise UsageError(f"{output} exists and is not a folder")
     entries = [p.name for p in output.iterdir()]
-    left_by_merge = layout.LOCK in entries and layout.SUMS not in entries
-    if entries and not left_by_merge:
-        raise UsageError(f"{output} is not a new or empty folder",
-                         details=[f"give {setting('output')} a new folder for the merged "
-                                  "bundle"])
+    if not entries:
+        return "new"
+    if layout.SUMS in entries and _identity(output) == target:
+        return "merged"
+    if layout.LOCK in entries and layout.SUMS not in entries:
+        return "unfinished"
+    raise UsageError(f"{output} is not a new or empty folder, nor one a merge of this delta "
+                     "left", details=[f"give {setting('output')} a new folder for the merged "
+                                      "bundle"])
+
+
+def _refuse_a_volume(folder: Path, what: str) -> None:
+    """A volume of a split bundle (or the folder of volumes) is joined first."""
+    if (folder / INDEX).is_file():
+        volumes, shown_as = folder.parent, f"{folder}, given as {what}, is a volume of a split " \
+                                           "bundle, not a bundle"
+    elif any((entry / INDEX).is_file() for entry in _subfolders(folder)):
+        volumes, shown_as = folder, f"{folder}, given as {what}, holds the volumes of a " \
+                                    "split bundle, not a bundle"
+    else:
+        return
+    raise UsageError(shown_as, details=[f"join the volumes first: airgap join {volumes}/* -o "
+                                        f"FOLDER, then give that FOLDER as {what}"])
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    try:
+        return [entry for entry in folder.iterdir() if entry.is_dir() and not entry.is_symlink()]
+    except OSError:
+        return []
 
 
 def _clear(output: Path) -> None:

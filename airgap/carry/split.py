@@ -10,6 +10,7 @@ is not finished.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import shutil
@@ -28,12 +29,19 @@ from airgap.bundle.staging import interrupted_commit
 from airgap.bundle.sums import parse_sums
 from airgap.carry.index import INDEX, INDEX_SIGNATURE, PIECE_NAME, Piece, VolumeIndex
 from airgap.carry.volumes import Limits, blocks, pack
-from airgap.errors import BundleError, ChecksumMismatchError, UsageError, setting
+from airgap.errors import (
+    BundleError,
+    ChecksumMismatchError,
+    FileSystemError,
+    UsageError,
+    setting,
+)
 from airgap.files import PART, atomic_output, atomic_write
 from airgap.reporter import Reporter
 from airgap.threads import map_in_threads
 from airgap.trust.digests import CHUNK, Hasher
 from airgap.trust.signing import OperatorKey
+from airgap.units import human_size
 
 _SIGNATURE_SLACK = 512  # an armoured signature's length varies by a few bytes
 
@@ -109,10 +117,11 @@ def split(settings: SplitSettings, reporter: Reporter) -> SplitResult:
                          f"index of {len(pieces)} pieces")
 
     folders = _volume_folders(output, index.volumes)
-    for folder in earlier:
-        shutil.rmtree(folder)
-    output.mkdir(parents=True, exist_ok=True)
+    fresh = not output.exists()
     try:
+        for folder in earlier:
+            shutil.rmtree(folder)
+        output.mkdir(parents=True, exist_ok=True)
         for folder in folders:
             folder.mkdir()
         hashed = _write_pieces(root, folders, index, sums, bundle_identity, settings.jobs,
@@ -128,9 +137,14 @@ def split(settings: SplitSettings, reporter: Reporter) -> SplitResult:
             if signature is not None:
                 atomic_write(folder / INDEX_SIGNATURE, signature)
             atomic_write(folder / INDEX, data)
+    except OSError as exc:
+        _remove(output, folders, fresh)
+        raise FileSystemError.from_os_error(exc, left=(
+            f"the volumes written so far were removed; the split writes "
+            f"{human_size(sum(blocks(size, limits.block) for _, size in files))} and the "
+            "indexes")) from None
     except BaseException:
-        for folder in folders:
-            shutil.rmtree(folder, ignore_errors=True)
+        _remove(output, folders, fresh)
         raise
     sizes = tuple(sum(blocks(p.size, limits.block) for p in index.of_volume(n))
                   + blocks(len(data), limits.block)
@@ -138,6 +152,30 @@ def split(settings: SplitSettings, reporter: Reporter) -> SplitResult:
                   for n in range(1, index.volumes + 1))
     return SplitResult(output, bundle_identity, tuple(folders), sizes, len(index.pieces),
                        len(files), sum(size for _, size in files), operator is not None)
+
+
+def what_is_left(bundle: Path, output: Path) -> str:
+    """What a split stopped by Ctrl-C or SIGTERM left, read from the disk (so that it is
+    true however far it got), and what to run."""
+    try:
+        volumes = [entry for entry in output.iterdir() if _is_volume(entry)] \
+            if output.is_dir() else []
+    except OSError:
+        volumes = []
+    if volumes:
+        kept = f"{output} holds the {len(volumes)} volume(s) of an earlier split, as they were"
+    else:
+        kept = f"no volume is left in {output}: what was written was removed"
+    return f"{kept}; {bundle} is as it was: run the same command again"
+
+
+def _remove(output: Path, folders: Sequence[Path], fresh: bool) -> None:
+    """Remove the volumes this split wrote (and ``output`` when it made it)."""
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
+    if fresh:
+        with contextlib.suppress(OSError):
+            output.rmdir()
 
 
 def _bundle_files(root: Path) -> tuple[list[tuple[str, int]], dict[str, str], str]:

@@ -35,6 +35,7 @@ from airgap.trust.gpg import Verifier
 BLOCK = 4096
 PLACEHOLDER = "0" * 128  # a piece's SHA-512 before it is written: the index's size is known
 _MAX_PIECES = 999_999
+_EXTRAS_SHOWN = 20
 _TRUST = setting("trust_keys")
 # Never through a link; never blocking on a FIFO a medium may hold instead of a file.
 _READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
@@ -116,13 +117,36 @@ class FoundVolume:
         return f"volume {self.number} of {self.index.volumes}"
 
 
+def extras_warning(volume: FoundVolume) -> str | None:
+    """A warning naming what ``volume`` holds besides its pieces and index (what a medium's
+    system adds, or a person), which is never read; None when there is nothing."""
+    names = {p.name for p in volume.expected} | {INDEX, INDEX_SIGNATURE}
+    extras = sorted((volume.present | {odd.path for odd in volume.odd}) - names)
+    if not extras:
+        return None
+    shown = ", ".join(extras[:_EXTRAS_SHOWN]) + (
+        f" and {len(extras) - _EXTRAS_SHOWN} more" if len(extras) > _EXTRAS_SHOWN else "")
+    return (f"{volume.folder} ({volume.shown}) holds {len(extras)} file(s) that are not its "
+            f"pieces, ignored (added after the split, as a medium's system adds "
+            f"System Volume Information/ or ._* files): {shown}")
+
+
 def open_volume(folder: Path, trust_keys: Sequence[Path]) -> FoundVolume:
     """Read the volume at ``folder``: its index, signed by a ``trust_keys`` key when they
     are given, and the volume number its pieces give. Raises what makes it unusable."""
     if not folder.is_dir():
         raise UsageError(f"{folder}: no such folder")
+    if not (folder / INDEX).exists() and (held := _volumes_inside(folder)):
+        raise UsageError(f"{folder} is not a volume: it holds {len(held)} volumes "
+                         f"({', '.join(held[:3])}{', ...' if len(held) > 3 else ''})",
+                         details=[f"give the volumes themselves: {folder}/*"])
     data = _read_small(folder / INDEX, f"{folder} is not an airgap volume: it has no {INDEX}")
-    index = VolumeIndex.from_bytes(data, str(folder / INDEX))
+    try:
+        index = VolumeIndex.from_bytes(data, str(folder / INDEX))
+    except DamagedIndexError as exc:
+        raise DamagedIndexError(exc.message, details=[
+            *exc.details, f"the volume {folder} is damaged: send it again (nothing of it "
+            "was used)"]) from None
     signature = _check_signature(folder, data, trust_keys)
     found = scan(folder)
     by_name = index.by_name()
@@ -136,6 +160,16 @@ def open_volume(folder: Path, trust_keys: Sequence[Path]) -> FoundVolume:
                                 "volume in a folder (or a medium) of its own")
     return FoundVolume(folder, data, index, numbers[0], signature, frozenset(found.regular),
                        tuple(found.odd))
+
+
+def _volumes_inside(folder: Path) -> list[str]:
+    """The names of the volumes right below ``folder`` (a split's output), if any."""
+    try:
+        return sorted(entry.name for entry in folder.iterdir()
+                      if entry.is_dir() and not entry.is_symlink()
+                      and (entry / INDEX).is_file())
+    except OSError:
+        return []
 
 
 def _read_small(path: Path, missing: str) -> bytes:

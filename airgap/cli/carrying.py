@@ -4,6 +4,8 @@ into volumes that fit the medium, ``join`` them back (``verify VOLUME`` checks o
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import click
@@ -12,6 +14,22 @@ from airgap.cli import options, render
 from airgap.cli.group import begin, cli, emit, json_option, reporting
 from airgap.cli.session import Session
 from airgap.errors import ExitCode, VerificationError
+
+
+@contextlib.contextmanager
+def interruption_says(session: Session, left: Callable[[], str]) -> Iterator[None]:
+    """On Ctrl-C or SIGTERM, the line printed says what ``left()`` reads from the disk then:
+    what was kept, what was removed, what to run. The progress' counts (files done, partial)
+    are not what these commands keep, so they are left out."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        try:
+            session.on_interrupt = left()
+        except Exception:  # the line must come, whatever the disk holds
+            session.on_interrupt = "run the same command again"
+        session.reporter = None
+        raise
 
 
 def verify_volume(session: Session, volume: Path, trust_keys: tuple[Path, ...], jobs: int,
@@ -25,7 +43,8 @@ def verify_volume(session: Session, volume: Path, trust_keys: tuple[Path, ...], 
                                f"damaged: {len(report.problems)} problem(s); send it again")
     if session.json:
         emit(session, report.summary(), exit_code=ExitCode.OK if report.ok else
-              failed.exit_code, problems=[p.to_dict() for p in report.problems])
+              failed.exit_code, problems=[p.to_dict() for p in report.problems],
+              warnings=report.warnings)
     else:
         render.render_volume(report)
     if not report.ok:
@@ -51,14 +70,14 @@ def merge_command(base: Path, delta: Path, output: Path, trust_keys: tuple[Path,
                   as_json: bool) -> None:
     """Merge DELTA into BASE, the bundle it was made from, as a new complete bundle
     (verified as one); nothing is written unless DELTA names BASE and both verify."""
-    from airgap.carry.merge import MergeRefused, MergeSettings, merge
+    from airgap.carry.merge import MergeRefused, MergeSettings, merge, what_is_left
 
-    session = begin("merge", as_json, f"{base} and {delta} are as they were; {output} "
-                     "was removed")
+    session = begin("merge", as_json)
     settings = MergeSettings(base=base, delta=delta, output=output, trust_keys=trust_keys,
                              trust_signers=trust_signers, hard_link=hard_link, jobs=jobs)
     try:
-        with reporting(session, quiet) as reporter:
+        with interruption_says(session, lambda: what_is_left(settings)), \
+                reporting(session, quiet) as reporter:
             result = merge(settings, reporter)
     except MergeRefused as refused:
         if session.json:
@@ -98,15 +117,15 @@ def split_command(bundle: Path, output: Path, size: int, max_file: int | None, b
                   as_json: bool) -> None:
     """Write BUNDLE (a bundle or a delta) as volumes that fit the medium, each holding the
     same signed index; whole files packed, larger ones cut into pieces."""
-    from airgap.carry.split import SplitSettings, split
+    from airgap.carry.split import SplitSettings, split, what_is_left
     from airgap.carry.volumes import Limits
 
-    session = begin("split", as_json, f"{bundle} is as it was; run the same command again "
-                     f"to write {output} anew")
+    session = begin("split", as_json)
     settings = SplitSettings(bundle=bundle, output=output,
                              limits=Limits(size=size, block=block, max_file=max_file),
                              sign_with=sign_with, gnupg_home=gnupg_home, jobs=jobs)
-    with reporting(session, quiet) as reporter:
+    with interruption_says(session, lambda: what_is_left(bundle, output)), \
+            reporting(session, quiet) as reporter:
         result = split(settings, reporter)
     if session.json:
         emit(session, result.to_dict())
@@ -130,15 +149,26 @@ def join_command(volumes: tuple[Path, ...], bundle: Path, partial: bool,
                  quiet: bool, as_json: bool) -> None:
     """Join VOLUME... back into a bundle: in any order, all at once or one at a time as
     they arrive; each piece is checked as it is copied, and the bundle at the end."""
-    from airgap.carry.join import JoinRefused, JoinSettings, join
+    from airgap.carry.join import (
+        IncompleteError,
+        JoinRefused,
+        JoinSettings,
+        join,
+        where_it_stands,
+    )
 
-    session = begin("join", as_json, f"the pieces copied so far are kept in {bundle}: "
-                     "run the same command again")
+    session = begin("join", as_json)
     settings = JoinSettings(volumes=volumes, bundle=bundle, trust_keys=trust_keys,
                             trust_signers=trust_signers, partial=partial, jobs=jobs)
     try:
-        with reporting(session, quiet) as reporter:
+        with interruption_says(session, lambda: where_it_stands(bundle)), \
+                reporting(session, quiet) as reporter:
             result = join(settings, reporter)
+    except IncompleteError as incomplete:
+        if session.json:
+            emit(session, incomplete.result.to_dict(), exit_code=incomplete.exit_code,
+                 error=incomplete)
+        raise
     except JoinRefused as refused:
         if session.json:
             emit(session, refused.report.summary(), exit_code=refused.exit_code,

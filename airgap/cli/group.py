@@ -14,7 +14,7 @@ import click
 from airgap import __version__
 from airgap.cli import progress, render
 from airgap.cli.session import Session
-from airgap.errors import ExitCode
+from airgap.errors import AirgapError, ExitCode
 
 EPILOG = """\b
 A site, from end to end:
@@ -76,10 +76,11 @@ def reporting(session: Session, quiet: bool) -> Iterator[progress.CountingReport
 
 
 def emit(session: Session, result: Any, *, exit_code: int = ExitCode.OK,
-         problems: Sequence[Any] = (), warnings: Sequence[str] = ()) -> None:
+         problems: Sequence[Any] = (), warnings: Sequence[str] = (),
+         error: AirgapError | None = None) -> None:
     """Print the one JSON document of this run."""
     render.print_json(render.envelope(session.command, exit_code, result, problems=problems,
-                                      warnings=warnings))
+                                      warnings=warnings, error=error))
     session.json_printed = True
 
 

@@ -308,7 +308,7 @@ class TerminalReporter(CountingReporter):
             return  # its one item said it all
         moved = f"{human_size(state.new)} now" if state.new else ""
         line = ", ".join(p for p in (summary, moved, _counts(state)) if p)
-        self.console.print(Text(f"{phase}: {line}", style="bold"))
+        self.console.print(Text(flags(f"{phase}: {line}"), style="bold"))
 
     def _item_ended(self, item: _Item, outcome: str, detail: str) -> None:
         mark = _OUTCOME_MARKS.get(outcome, "·")

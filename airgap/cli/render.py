@@ -138,10 +138,19 @@ def render_plan(plan: Plan, check: SourceCheck | None = None) -> None:
     """What a fetch of the plan's manifest would get, and why (with sizes once checked)."""
     image = plan.image
     sizes = check.sizes() if check is not None else {}
-    _facts([("image", str(image.reference)), ("platforms", ", ".join(image.platforms)),
+    tailored = plan.tailored
+    names = [("image", f"{tailored.reference} (tailored: composed by airgap)"),
+             ("base", str(image.reference)),
+             ("packages", f"{len(plan.packages)}, each with its .sig, in "
+                          f"{tailored.package_path}")] if tailored else \
+        [("image", str(image.reference))]
+    composed = [("composed", f"about {human_size(check.composed)} more")] \
+        if check is not None and check.composed else []
+    _facts([*names, ("platforms", ", ".join(image.platforms)),
             ("from", f"{image.registry_url}/v2/{image.reference.repository}"),
             ("why", f"← {image.reason}"),
-            *([("size", human_size(check.image.size))] if check is not None else [])])
+            *([("size", human_size(check.image.size))] if check is not None else []),
+            *composed])
     _render_plan_extras(plan)
     if plan.artifacts:
         previous = None
@@ -158,14 +167,16 @@ def render_plan(plan: Plan, check: SourceCheck | None = None) -> None:
     if plan.packages:
         epr = plan.manifest.sources.epr
         if check is None:
-            rows = [[p.name, p.search_url.removeprefix(epr), f"← {p.reason}"]
+            rows = [[p.label, p.search_url.removeprefix(epr), f"← {p.reason}"]
                     for p in plan.packages]
             columns = ["Package", "Resolved with", "Why"]
         else:
             rows = [[p.name, p.version, human_size(sizes.get(p.bundle_path)), f"← {reason}"]
                     for p, reason in check.packages]
             columns = ["Package", "Version", "Size", "Why"]
-        _table(f"Integration packages from {epr} (newest compatible, with .sig)", columns,
+        which = "every compatible version" if plan.manifest.registry.all_versions else \
+            "newest compatible"
+        _table(f"Integration packages from {epr} ({which}, with .sig)", columns,
                rows, "package", right=["Size"])
     for note in plan.notes:
         line(f"note: {note}")
@@ -174,7 +185,8 @@ def render_plan(plan: Plan, check: SourceCheck | None = None) -> None:
     more = f" and {len(plan.images)} more image(s)" if plan.images else ""
     defend = f", Elastic Defend's artifacts for {len(plan.defend)} Endpoint version(s)" \
         if plan.defend else ""
-    line(f"{image.reference} for {len(image.platforms)} platform(s){more}, "
+    line(f"{tailored.reference if tailored else image.reference} for "
+         f"{len(image.platforms)} platform(s){more}, "
          f"{len(plan.artifacts)} artifact(s) ({len(plan.artifacts) * 3} files with checksums "
          f"and signatures), {len(plan.packages)} package(s) to resolve{defend}{total}.")
 
@@ -203,7 +215,8 @@ def render_fetch(result: FetchResult) -> None:
                      human_size(resumed), human_size(kept)])
 
     image = result.image
-    row(f"image ({', '.join(p.platform for p in image.platforms)})", len(image.files),
+    what = "tailored image" if image.tailored else "image"
+    row(f"{what} ({', '.join(p.platform for p in image.platforms)})", len(image.files),
         image.files)
     row("artifacts", len(result.artifacts),
         [f for a in result.artifacts for f in (a.file, a.checksum, a.signature)])
@@ -243,9 +256,14 @@ def render_verify(report: VerifyReport) -> None:
     """Every problem found, or a line saying the bundle is intact."""
     for warning in report.warnings:
         print_warning(warning)
+    not_vouched = (f" ({report.not_vouched} by a signer not vouched for: give --trust-key "
+                   "to check)") if report.not_vouched else ""
     summary = (f"{report.files} files ({human_size(report.size)}) re-hashed, "
-               f"{report.signatures} signatures re-checked, operator signature: "
-               f"{report.operator_signature}")
+               f"{report.signatures + report.not_vouched} signatures re-checked{not_vouched}, "
+               f"operator signature: {report.operator_signature}")
+    if report.layer_packages:
+        summary += (f", the tailored registry's layer read member by member against its "
+                    f"{report.layer_packages} verified packages")
     if report.delta_of is not None:
         summary += (f"; a delta of the bundle {_identity(report.delta_of)}: merge it with "
                     f"airgap merge BASE {report.bundle} -o NEW")
@@ -276,6 +294,10 @@ def render_contents(contents: BundleContents) -> None:
         ("made", f"{contents.created} by airgap {contents.tool_version}"),
         ("stack", contents.stack_version),
         ("image", f"{image.get('reference')} ({human_size(image.get('size'))})"),
+        *([("  tailored", f"{image['tailored']['base']} + "
+                          f"{len(image['tailored']['packages'])} packages (layer "
+                          f"{image['tailored']['layer'][:19]})")]
+          if image.get("tailored") else []),
         *[(f"  {platform}", str(digest)) for platform, digest in image["platforms"].items()],
         *[("image", f"{more['reference']} ({', '.join(more['platforms'])})")
           for more in contents.images],
@@ -354,6 +376,8 @@ def _identity(identity: str) -> str:
 
 def render_volume(report: VolumeReport) -> None:
     """One volume: intact, or each damaged piece."""
+    for warning in report.warnings:
+        print_warning(warning)
     what = (f"volume {report.number} of {report.volumes} of the "
             f"{'delta' if report.delta_of else 'bundle'} {_identity(report.bundle)}")
     summary = (f"{what}: {report.pieces} piece(s) ({human_size(report.size)}) re-hashed, "
@@ -369,7 +393,8 @@ def render_volume(report: VolumeReport) -> None:
 
 def render_merge(result: MergeResult) -> None:
     """What ``airgap merge`` made, and how."""
-    words = {"reflink": "cloned", "link": "hard-linked", "copy": "copied"}
+    words = {"reflink": "cloned", "link": "hard-linked", "copy": "copied",
+             "kept": "already in place (made by an earlier run of this merge)"}
     _facts([
         ("merged", f"{result.path}: the bundle {_identity(result.target)}"),
         ("from", f"the base {_identity(result.base)} and {result.carried} files of the delta"),
@@ -393,12 +418,14 @@ def render_split(result: SplitResult) -> None:
 
 def render_join(result: JoinResult) -> None:
     """Where a join stands."""
-    added = ", ".join(map(str, result.added))
+    added = ", ".join(map(str, result.added)) or "none"
+    skipped = f" ({', '.join(map(str, result.skipped))} joined already)" if result.skipped \
+        else ""
     if result.report is None:
         missing = ", ".join(map(str, result.missing))
-        line(f"joined volume(s) {added} of {result.volumes} into {result.bundle}; waiting "
-             f"for volume(s) {missing}")
+        line(f"joined volume(s) {added}{skipped} of {result.volumes} into {result.bundle}; "
+             f"waiting for volume(s) {missing}")
         return
-    line(f"joined volume(s) {added}: all {result.volumes} are in; {result.bundle} is the "
-         f"bundle {_identity(result.identity)}")
+    line(f"joined volume(s) {added}{skipped}: all {result.volumes} are in; {result.bundle} "
+         f"is the bundle {_identity(result.identity)}")
     render_verify(result.report)

@@ -62,7 +62,9 @@ def _image_items(staging: Staging, images: Sequence[ImageResult]) -> list[Item]:
     files = {f.dest: f for image in images for f in image.files}  # a shared blob once
     for fetched in files.values():
         digest = f"sha256:{fetched.digests.sha256}"
-        items.append(_item(staging, fetched, kinds.get(digest, "image-blob"), fetched.url,
+        # A blob airgap composed (a tailored registry's) has no source URL.
+        items.append(_item(staging, fetched, kinds.get(digest, "image-blob"),
+                           fetched.url or None,
                            Verification(sha256="matches the blob's digest")))
     for name in ("oci-layout", "index.json"):
         digests = hash_file(staging.path(f"{layout.IMAGES}/{name}"))
@@ -132,7 +134,8 @@ def _image(image: ImageResult) -> Image:
         media_type=image.stored.media_type, layout=layout.IMAGES,
         platforms={p.platform: PlatformImage(p.manifest.digest, p.config.digest,
                                              tuple(layer.digest for layer in p.layers))
-                   for p in image.platforms})
+                   for p in image.platforms},
+        tailored=image.tailored)
 
 
 def _defend(result: DefendResult) -> DefendManifest:
@@ -160,7 +163,7 @@ def description(plan: Plan, image: ImageResult, artifacts: Sequence[ArtifactResu
         image=_image(image),
         keys=tuple(Key(k.fingerprint, k.uids, k.source, f"{layout.KEYS}/{k.fingerprint}.asc",
                        k.is_elastic) for k in keys),
-        notes=plan.notes,
+        notes=(*plan.notes, *image.notes),
         items=tuple(items),
         images=tuple(_image(i) for i in extras.images),
         defend=tuple(_defend(d) for d in extras.defend),

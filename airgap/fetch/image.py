@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from airgap import oci
+from airgap.bundle.description import Tailored
 from airgap.bundle.layout import IMAGES
 from airgap.bundle.staging import Staging
 from airgap.errors import NotFoundError, ServerResponseError, UsageError
@@ -57,6 +58,9 @@ class ResolvedImage:
     stored: oci.Descriptor
     documents: tuple[tuple[str, bytes], ...]  # (the URL it came from, its bytes)
     platforms: tuple[PlatformImage, ...]
+    #: The platforms of the upstream index that were not taken (``unknown/unknown`` for
+    #: an attestation manifest).
+    left_out: tuple[str, ...] = ()
 
     def blobs(self) -> list[tuple[oci.Descriptor, str]]:
         """Each blob once, however many platforms share it, with what it is."""
@@ -88,17 +92,24 @@ class ImageResult:
     stored: oci.Descriptor
     platforms: tuple[PlatformImage, ...]
     files: tuple[Fetched, ...]
+    #: The platforms of the upstream index that were not taken (``unknown/unknown`` for
+    #: an attestation manifest).
+    left_out: tuple[str, ...] = ()
+    #: What a tailored registry added to its base (see airgap.fetch.tailored), and what
+    #: its composition noted for bundle.json.
+    tailored: Tailored | None = None
+    notes: tuple[str, ...] = ()
 
     @property
     def size(self) -> int:
         return sum(f.digests.size for f in self.files)
 
 
-def resolve_image(item: ImageItem, downloader: Downloader, *,
-                  registry: bool = True) -> ResolvedImage:
+def resolve_image(item: ImageItem, downloader: Downloader, *, registry: bool = True,
+                  base: bool = False) -> ResolvedImage:
     """Find ``item``'s manifests for its platforms, and so every blob it needs;
     ``registry`` when it is the package registry image (which the registry settings
-    name)."""
+    name), ``base`` when that is the base of a tailored registry."""
     reference = item.reference
     client = RegistryClient(downloader, item.registry_url, reference.repository,
                             find_credentials(host_port(item.registry_url)))
@@ -107,20 +118,23 @@ def resolve_image(item: ImageItem, downloader: Downloader, *,
     try:
         data, media_type, digest = client.manifest(reference.tag)
     except NotFoundError:
-        hint = ("check registry.flavor, registry.variant and registry.tag against the tags "
-                "the registry publishes") if registry else \
+        hint = ("check registry.base, the tailored registry's server image, or, when it "
+                "is not given, registry.variant, which picks that image's tag"
+                if base else "check registry.flavor, registry.variant and registry.tag "
+                "against the tags the registry publishes") if registry else \
             "check the image's name and tag in `images`"
         raise NotFoundError(f"{source}: no such image tag", details=[hint]) from None
     wanted = [oci.Platform.parse(p) for p in item.platforms]
     documents: list[tuple[str, bytes]] = []
+    left_out: list[str] = []
     if media_type in oci.INDEX_TYPES:
         platforms, stored = _from_index(client, data, media_type, wanted, source,
-                                        reference.tag, documents)
+                                        reference.tag, documents, left_out)
     else:
         platforms, stored = _from_single(client, data, media_type, digest, wanted, source,
                                          documents)
     return ResolvedImage(item, client, source, digest, media_type, stored, tuple(documents),
-                         tuple(platforms))
+                         tuple(platforms), tuple(left_out))
 
 
 def fetch_image(resolved: ResolvedImage, staging: Staging,
@@ -130,12 +144,14 @@ def fetch_image(resolved: ResolvedImage, staging: Staging,
 
 
 def fetch_images(images: Sequence[ResolvedImage], staging: Staging,
-                 downloader: Downloader, since: Since | None = None) -> list[ImageResult]:
+                 downloader: Downloader, since: Since | None = None,
+                 read_configs: bool = False) -> list[ImageResult]:
     """Store the images' documents and download their blobs, each once however many
     platforms and images share it, each kept from the bundle when its copy there still
     matches its digest (with ``since``, not downloaded when the base of a delta holds
-    it); ``index.json`` names them all, the first (the package registry) by its tag as
-    well, the others by their full reference."""
+    it, but for the configs when ``read_configs``); ``index.json`` names them all, the
+    first (the package registry) by its tag as well, the others by their full
+    reference."""
     layout = oci.Layout(staging.path(IMAGES))
     live = oci.Layout(staging.live(IMAGES))
     documents: list[list[Fetched]] = []
@@ -159,29 +175,39 @@ def fetch_images(images: Sequence[ResolvedImage], staging: Staging,
         descriptor, layout.blob(descriptor.digest),
         f"{IMAGES}/blobs/sha256/{descriptor.hex} ({what})", existing=live.blob(descriptor.digest),
         phase=PHASE) for descriptor, what, client in blobs.values()]
-    held = [since.blob(d) if since is not None else None for d in downloads]
+    # A tailored registry's composition reads the configs (a few KB each): fetched then.
+    configs = {image.config.digest for resolved in images for image in resolved.platforms} \
+        if read_configs else set()
+    held = [since.blob(d) if since is not None and digest not in configs else None
+            for d, digest in zip(downloads, blobs, strict=True)]
     fetched = iter(downloader.fetch_all([d for d, h in zip(downloads, held, strict=True)
                                          if h is None]))
     by_digest = {digest: h if h is not None else next(fetched)
                  for digest, h in zip(blobs, held, strict=True)}
-    entries = []
     results = []
     for number, image in enumerate(images):
-        reference = image.item.reference
-        annotations = {oci.REF_NAME: reference.tag if number == 0 else str(reference),
-                       oci.CONTAINERD_NAME: str(reference)}
-        stored = image.stored
-        entries.append({"mediaType": stored.media_type, "digest": stored.digest,
-                        "size": stored.size, "annotations": annotations})
         files = {f.dest: f for f in documents[number]}
         for descriptor, _ in image.blobs():
             blob = by_digest[descriptor.digest]
             files.setdefault(blob.dest, blob)
-        results.append(ImageResult(reference, image.source, image.upstream_digest,
-                                   image.upstream_media_type, stored, image.platforms,
-                                   tuple(files.values())))
-    layout.write_index(entries)
+        results.append(ImageResult(image.item.reference, image.source, image.upstream_digest,
+                                   image.upstream_media_type, image.stored, image.platforms,
+                                   tuple(files.values()), image.left_out))
+    write_image_index(staging, results)
     return results
+
+
+def write_image_index(staging: Staging, images: Sequence[ImageResult]) -> None:
+    """Write the staged ``images/index.json``: every image, the first (the package
+    registry) by its tag as well, the others by their full reference."""
+    entries = []
+    for number, image in enumerate(images):
+        reference, stored = image.reference, image.stored
+        annotations = {oci.REF_NAME: reference.tag if number == 0 else str(reference),
+                       oci.CONTAINERD_NAME: str(reference)}
+        entries.append({"mediaType": stored.media_type, "digest": stored.digest,
+                        "size": stored.size, "annotations": annotations})
+    oci.Layout(staging.path(IMAGES)).write_index(entries)
 
 
 def _digests(data: bytes) -> Digests:
@@ -190,7 +216,7 @@ def _digests(data: bytes) -> Digests:
 
 def _from_index(client: RegistryClient, data: bytes, media_type: str,
                 wanted: list[oci.Platform], source: str, tag: str,
-                documents: list[tuple[str, bytes]]
+                documents: list[tuple[str, bytes]], left_out: list[str]
                 ) -> tuple[list[PlatformImage], oci.Descriptor]:
     document = oci.load_json(data, source)
     entries = oci.index_entries(document, source)
@@ -208,6 +234,7 @@ def _from_index(client: RegistryClient, data: bytes, media_type: str,
     platforms = [_platform_image(client, str(p), d, source, documents) for p, d in chosen]
     picked = {d.digest for _, d in chosen}
     every = {e.digest for e in entries}
+    left_out.extend(str(e.platform or "no platform") for e in entries if e.digest not in picked)
     if picked == every:
         body = data  # all of it: keep the registry's own index and its digest
     else:

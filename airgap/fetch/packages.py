@@ -1,14 +1,15 @@
 """Integration packages from the package registry (EPR), with their ``.sig``.
 
-For each integration, ``/search`` names the newest GA version compatible with the
-stack's Kibana; its zip and signature land in ``BUNDLE/packages/<name>/``. Kibana does
-not verify packages uploaded by hand, so the bundle verifies them before transfer.
+For each package, ``/search`` is asked as Kibana asks it (its version, GA only, the spec
+range it reads; :func:`airgap.elastic.epr_search_path`) and names the newest compatible
+version, every one, or confirms a pinned one (:mod:`airgap.fetch.selection`); its zip and
+signature come from the paths the answer gives, into ``BUNDLE/packages/<name>/``. Kibana
+does not verify packages uploaded by hand, so the bundle verifies them before transfer.
 """
 
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,32 +18,33 @@ from typing import Any
 from airgap import elastic
 from airgap.bundle.layout import PACKAGES
 from airgap.bundle.staging import Staging
-from airgap.errors import AirgapError, NotFoundError, ServerResponseError
+from airgap.errors import AirgapError, NotFoundError, SignatureError
 from airgap.fetch.artifacts import MAX_SIGNATURE_FILE, check_armored_signature
+from airgap.fetch.selection import choose, offered_versions
 from airgap.fetch.since import Since
 from airgap.manifest.plan import PackageItem
 from airgap.net.download import Download, Downloader, Fetched
 from airgap.trust.digests import Digests
 from airgap.trust.gpg import TrustedKey, Verifier
 
-_VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z.-]+))?\Z")
 MAX_PACKAGE_SIZE = 512 << 20  # Kibana takes uploads of at most 100 MB; stay well above
 PHASE = "packages"
 
 
 @dataclass(frozen=True)
 class ResolvedPackage:
-    """The version ``/search`` chose for an integration, and where to get it."""
+    """A version ``/search`` offered for a package, and where its files are."""
 
     name: str
     version: str
     search_url: str
     url: str
+    signature_url: str
 
     @property
     def bundle_path(self) -> str:
         """``packages/<name>/<name>-<version>.zip``."""
-        return f"{PACKAGES}/{self.name}/{self.name}-{self.version}.zip"
+        return f"{PACKAGES}/{self.name}/{elastic.package_filename(self.name, self.version)}"
 
 
 @dataclass(frozen=True)
@@ -56,46 +58,35 @@ class PackageResult:
     signer: TrustedKey
 
 
-def version_key(version: str) -> tuple[int, int, int, int, str]:
-    """Semantic version order: a pre-release sorts before its release."""
-    match = _VERSION.match(version)
-    if match is None:
-        raise ValueError(version)
-    major, minor, patch, pre = match.groups()
-    return int(major), int(minor), int(patch), 0 if pre else 1, pre or ""
-
-
 def newest_version(name: str, answer: Any, source: str) -> str:
     """The newest version of ``name`` in a ``/search`` answer (a list of packages)."""
-    if not isinstance(answer, list):
-        raise ServerResponseError(f"{source}: expected a JSON list of packages")
-    versions = []
-    for entry in answer:
-        if not isinstance(entry, dict) or entry.get("name") != name:
-            continue
-        version = entry.get("version")
-        if not isinstance(version, str) or not _VERSION.match(version):
-            raise ServerResponseError(f"{source}: {version!r} is not a package version")
-        versions.append(version)
-    if not versions:
-        raise NotFoundError("")
-    return max(versions, key=version_key)
+    offered = offered_versions(name, answer, source)
+    if not offered:
+        raise NotFoundError(f"{source}: no version of {name}")
+    return offered[-1].version
 
 
 def resolve(item: PackageItem, stack_version: str, epr: str,
-            downloader: Downloader) -> ResolvedPackage:
-    """Ask the EPR which version of ``item`` to take."""
+            downloader: Downloader) -> list[ResolvedPackage]:
+    """Ask the EPR which versions of ``item`` to take, and where their files are."""
     answer = downloader.fetch_small(item.search_url, accept="application/json")
     document = answer.json()
-    try:
-        version = newest_version(item.name, document, item.search_url)
-    except NotFoundError:
-        raise NotFoundError(f"integration {item.name}: no version is compatible with Kibana "
-                            f"{stack_version} on {epr}",
-                            details=["check the name, or remove it from `integrations`"]
-                            ) from None
-    return ResolvedPackage(item.name, version, item.search_url,
-                           epr + elastic.epr_package_path(item.name, version))
+    offered = offered_versions(item.name, document, item.search_url)
+    chosen = choose(item.name, offered, version=item.version, all_versions=item.all_versions,
+                    where=f"Kibana {stack_version} on {epr}", why=item.reason)
+    resolved = []
+    for version in chosen:
+        if version.signature_path is None:
+            raise SignatureError(
+                f"package {item.name} {version.version}: {epr} publishes no signature for it "
+                "(its search entry has no signature_path), so it cannot be verified",
+                details=["airgap carries only packages it can verify: pin another version "
+                         "in registry.packages, or ask the registry's operator"])
+        resolved.append(ResolvedPackage(
+            item.name, version.version, item.search_url,
+            elastic.epr_file_url(epr, version.download),
+            elastic.epr_file_url(epr, version.signature_path)))
+    return resolved
 
 
 def fetch_packages(packages: Sequence[tuple[ResolvedPackage, str]], staging: Staging,
@@ -119,7 +110,7 @@ def fetch_package(package: ResolvedPackage, reason: str, staging: Staging,
     signers: list[TrustedKey] = []
     try:
         signature = downloader.fetch(Download(
-            package.url + ".sig", staging.path(signature_path), signature_path,
+            package.signature_url, staging.path(signature_path), signature_path,
             max_size=MAX_SIGNATURE_FILE, existing=staging.live(signature_path), phase=PHASE,
             check=functools.partial(check_armored_signature, name=signature_path)))
         held = since.signed(dest, package.url, signature, None, PHASE) \

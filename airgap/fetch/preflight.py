@@ -7,14 +7,14 @@ the image for every wanted platform; the package registry must know every integr
 every planned binary must be there (a ``HEAD``, which also gives its size); every Elastic
 Defend manifest must be there and read as one (a small zip, read whole: a 404 is a
 manifest error naming the Endpoint version), and the artifacts it lists are counted. The
-sizes then tell whether the bundle's file system has room for what remains to download.
+sizes then tell whether the bundle's file system has room for what remains to download,
+and, for a tailored registry, for the packages layer composed from the packages.
 """
 
 from __future__ import annotations
 
 import difflib
 import functools
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +31,7 @@ from airgap.errors import (
 )
 from airgap.fetch.image import ResolvedImage, resolve_image
 from airgap.fetch.packages import ResolvedPackage, resolve
+from airgap.fetch.tailored import estimated_size, layer_in_bundle
 from airgap.files import PART, file_system
 from airgap.manifest.plan import ArtifactItem, DefendItem, PackageItem, Plan
 from airgap.net.download import Downloader
@@ -48,13 +49,15 @@ ENDPOINT_ARTIFACTS = "security.endpoint_artifacts"
 @dataclass(frozen=True)
 class SourceCheck:
     """What the sources answered: the image resolved, every binary's size, every package
-    resolved (with why it is there) and its size. A size is None when a server gave none."""
+    resolved (with why it is there) and its size. A size is None when a server gave none.
+    For a tailored registry, ``composed`` is about what its packages layer will take."""
 
     image: ResolvedImage
     artifacts: Mapping[str, int | None]
     packages: tuple[tuple[ResolvedPackage, str], ...]
     package_sizes: Mapping[str, int | None]
     images: tuple[ResolvedImage, ...] = ()  # those besides the package registry's
+    composed: int | None = None
     #: Elastic Defend's manifests and every artifact they list, by path in the bundle.
     defend: Mapping[str, int | None] = field(default_factory=dict)
 
@@ -83,8 +86,18 @@ class SourceCheck:
         """What ``plan --check`` found, for ``--json``."""
         return {"bytes": self.total, "files_of_unknown_size": self.unknown,
                 "image": {"digest": self.image.upstream_digest, "bytes": self.image.size},
-                "packages": {p.name: p.version for p, _ in self.packages},
+                "packages": _versions(self.packages),
+                **({"composed_bytes": self.composed} if self.composed is not None else {}),
                 "sizes": self.sizes()}
+
+
+def _versions(packages: Sequence[tuple[ResolvedPackage, str]]) -> dict[str, str | list[str]]:
+    """Each package's version; every version, for a package taken in several."""
+    found: dict[str, list[str]] = {}
+    for package, _ in packages:
+        found.setdefault(package.name, []).append(package.version)
+    return {name: versions[0] if len(versions) == 1 else versions
+            for name, versions in found.items()}
 
 
 def check_plan(plan: Plan, ca_cert: Path | None, jobs: int,
@@ -112,13 +125,17 @@ def check_sources(plan: Plan, downloader: Downloader) -> SourceCheck:
                    "the sources cannot give everything the manifest asks for")
     resolved, sizes = packages.result()
     first, *others = images.result()
-    return SourceCheck(first, artifacts.result(), resolved, sizes, tuple(others),
+    composed = None
+    if plan.tailored is not None:
+        known = [size for size in sizes.values() if size is not None]
+        composed = estimated_size(plan.tailored.package_path, sizes, known)
+    return SourceCheck(first, artifacts.result(), resolved, sizes, tuple(others), composed,
                        defend.result())
 
 
 def _resolve_images(plan: Plan, downloader: Downloader) -> list[ResolvedImage]:
     """The package registry image, then the others, each resolved (small documents)."""
-    return [resolve_image(plan.image, downloader),
+    return [resolve_image(plan.image, downloader, base=plan.tailored is not None),
             *(resolve_image(item, downloader, registry=False) for item in plan.images)]
 
 
@@ -195,53 +212,75 @@ def _resolve_packages(plan: Plan, downloader: Downloader
     manifest = plan.manifest
     epr = manifest.sources.epr
 
-    def one(index: int, item: PackageItem) -> tuple[ResolvedPackage, int | None]:
+    def one(item: PackageItem) -> list[ResolvedPackage]:
         try:
-            package = resolve(item, manifest.stack_version, epr, downloader)
+            return resolve(item, manifest.stack_version, epr, downloader)
         except NotFoundError as missing:
-            _unknown_package(plan, index, item, downloader, missing)
+            _unknown_package(plan, item, downloader, missing)
             raise
-        return package, probe_size(downloader, package.url, package.bundle_path)
 
-    tasks = [functools.partial(one, i, item) for i, item in enumerate(plan.packages)]
+    tasks = [functools.partial(one, item) for item in plan.packages]
     found = downloader.run_all(tasks, what="packages") if tasks else []
+    # A package may come in several versions (registry.all_versions): each is a file.
     resolved = tuple((package, item.reason)
-                     for (package, _), item in zip(found, plan.packages, strict=True))
-    return resolved, {package.bundle_path: size for package, size in found}
+                     for versions, item in zip(found, plan.packages, strict=True)
+                     for package in versions)
+    probes = [functools.partial(probe_size, downloader, package.url, package.bundle_path)
+              for package, _ in resolved]
+    sizes = downloader.run_all(probes, what="package sizes") if probes else []
+    return resolved, {package.bundle_path: size
+                      for (package, _), size in zip(resolved, sizes, strict=True)}
 
 
-def _unknown_package(plan: Plan, index: int, item: PackageItem, downloader: Downloader,
+def _unknown_package(plan: Plan, item: PackageItem, downloader: Downloader,
                      missing: NotFoundError) -> None:
     """Raise a manifest error when ``item`` names no package the registry has at all
-    (a typo), with the closest names; return when it only has no compatible version."""
+    (a typo), with the closest names, or a pinned version it does not offer; return when
+    it only has no compatible version, or when no key of the manifest names it (a package
+    Fleet installs at setup)."""
     epr = plan.manifest.sources.epr
-    if _search(downloader, f"{epr}search?package={item.name}&prerelease=true", epr):
+    where = _where(plan, item.name)
+    if where is None:
         return
+    if _search(downloader, f"{epr}search?package={item.name}&prerelease=true", epr):
+        if item.version is None:
+            return
+        # a pinned version the registry does not offer for this Kibana is a manifest
+        # error like a misspelt name: the file's line, exit 2
+        raise ManifestError(f"{plan.manifest.where(where)}: {missing.message}",
+                            details=missing.details) from missing
     names = sorted({str(p.get("name")) for p in _search(
         downloader, f"{epr}search?prerelease=true", epr) if isinstance(p, dict)})
     close = difflib.get_close_matches(item.name, names, n=3, cutoff=0.6)
     hint = f"; did you mean {' or '.join(repr(n) for n in close)}?" if close else \
         f" ({len(names)} packages are)"
-    position = plan.manifest.integrations.index(item.name) \
-        if item.name in plan.manifest.integrations else index
-    raise ManifestError(f"{plan.manifest.where(f'integrations[{position}]')}: {item.name!r} "
+    raise ManifestError(f"{plan.manifest.where(where)}: {item.name!r} "
                         f"is not a package of {epr}{hint}") from missing
 
 
+def _where(plan: Plan, name: str) -> str | None:
+    """The manifest key that asks for package ``name``: an integration, or one of a
+    tailored registry's ``registry.packages``."""
+    manifest = plan.manifest
+    if name in manifest.integrations:
+        return f"integrations[{manifest.integrations.index(name)}]"
+    extras = [extra.name for extra in manifest.registry.packages]
+    if name in extras:
+        return f"registry.packages[{extras.index(name)}]"
+    return None
+
+
 def _search(downloader: Downloader, url: str, epr: str) -> list[Any]:
-    answer = downloader.fetch_small(url, accept="application/json")
-    try:
-        document = json.loads(answer.content)
-    except (ValueError, RecursionError):
-        raise ServerResponseError(f"{url}: the answer is not JSON") from None
+    document = downloader.fetch_small(url, accept="application/json").json()
     if not isinstance(document, list):
         raise ServerResponseError(f"{epr}: /search did not answer a list of packages")
     return document
 
 
 def remaining_bytes(check: SourceCheck, staging: Staging) -> int:
-    """What is left to download: files the bundle or the staging folder already hold
-    whole count for nothing, partial downloads for what they lack."""
+    """What is left to download (and compose: :func:`to_compose`): files the bundle or the
+    staging folder already hold whole count for nothing, partial downloads for what they
+    lack."""
     left = 0
     for relative, size in check.sizes().items():
         if size is None:
@@ -256,17 +295,27 @@ def remaining_bytes(check: SourceCheck, staging: Staging) -> int:
             if part.is_file():
                 have = min(part.stat().st_size, size)
         left += size - have
-    return left
+    return left + to_compose(check, staging)
 
 
-def check_space(staging: Staging, needed: int) -> None:
-    """Refuse to start downloads the bundle's file system has no room for."""
+def to_compose(check: SourceCheck, staging: Staging) -> int:
+    """About what a tailored registry's packages layer will take, unless the bundle's can
+    most likely be kept; 0 for any other registry."""
+    if not check.composed or layer_in_bundle(staging, check.package_sizes):
+        return 0
+    return check.composed
+
+
+def check_space(staging: Staging, needed: int, *, composing: bool = False) -> None:
+    """Refuse to start downloads the bundle's file system has no room for (``needed``
+    counts a tailored registry's packages layer too when ``composing``)."""
     system = file_system(staging.root)
     wanted = needed + MARGIN + needed // 100
     if wanted <= system.free:
         return
+    what = "to download and compose" if composing else "to download"
     raise FileSystemError(
         f"{staging.root}: not enough space on {system}: this fetch still has "
-        f"{human_size(needed)} to download and {human_size(system.free)} are free",
+        f"{human_size(needed)} {what} and {human_size(system.free)} are free",
         details=[f"free {human_size(wanted - system.free)} there, or give "
                  f"{setting('output')} a folder on another file system"])

@@ -5,8 +5,9 @@ untrusted certificate or a full disk is reported in seconds, before anything lar
 downloaded. Then the images, the artifacts, the packages and Elastic Defend's artifacts
 are fetched (each phase in parallel) into the bundle's staging folder, each file kept
 from the bundle when its copy there still verifies, and airgap's own wheelhouse copied
-when asked; then ``keys/``, ``bundle.json`` and ``SHA512SUMS`` are written, and one
-commit puts it all in place (:mod:`airgap.bundle.staging`). A bundle that was
+when asked; a tailored registry's packages layer is composed onto its base image
+(:mod:`airgap.fetch.tailored`); then ``keys/``, ``bundle.json`` and ``SHA512SUMS`` are
+written, and one commit puts it all in place (:mod:`airgap.bundle.staging`). A bundle that was
 complete stays complete whatever a run does; files the manifest no longer wants are
 removed only by that commit. With ``since``, the bundle is a delta of that
 earlier bundle (:mod:`airgap.fetch.since`, :mod:`airgap.bundle.delta`).
@@ -15,8 +16,10 @@ earlier bundle (:mod:`airgap.fetch.since`, :mod:`airgap.bundle.delta`).
 from __future__ import annotations
 
 import errno
+import filecmp
 import functools
 import shutil
+from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,8 +41,15 @@ from airgap.fetch.defend import DefendResult, fetch_defend
 from airgap.fetch.describe import Extras, describe_files, description
 from airgap.fetch.image import ImageResult, fetch_images
 from airgap.fetch.packages import PackageResult, fetch_packages
-from airgap.fetch.preflight import SourceCheck, check_sources, check_space, remaining_bytes
+from airgap.fetch.preflight import (
+    SourceCheck,
+    check_sources,
+    check_space,
+    remaining_bytes,
+    to_compose,
+)
 from airgap.fetch.since import Since, open_base
+from airgap.fetch.tailored import compose_tailored
 from airgap.fetch.tools import check_wheelhouse, copy_wheelhouse
 from airgap.files import atomic_write, file_system
 from airgap.manifest.model import load_manifest
@@ -108,7 +118,9 @@ class FetchResult:
             "stack_version": self.plan.manifest.stack_version,
             "image": {"reference": str(self.image.reference),
                       "digest": self.image.stored.digest,
-                      "platforms": [p.platform for p in self.image.platforms]},
+                      "platforms": [p.platform for p in self.image.platforms],
+                      **({"tailored": self.image.tailored.to_dict()}
+                         if self.image.tailored else {})},
             "files": len(self.items) + 1, "bytes": self.total_size,
             "fetched_bytes": sum(f.fetched_now for f in files),
             "resumed_bytes": sum(f.resumed for f in files if not f.reused),
@@ -157,18 +169,26 @@ def fetch(settings: FetchSettings, reporter: Reporter) -> FetchResult:
         left = remaining_bytes(check, staging)
         if since is not None:
             left = max(0, left - since.likely_held(check.sizes()))
+        composing = to_compose(check, staging) > 0
         reporter.phase_finished("check", f"{human_size(check.total)} in "
                                          f"{len(check.sizes())} files, {human_size(left)} "
-                                         "to download")
-        check_space(staging, left)
+                                         f"to download{' and compose' if composing else ''}")
+        check_space(staging, left, composing=composing)
         try:
             images, artifacts, packages, defend = _fetch_phases(
                 plan, check, staging, downloader, verifier, reporter, since)
+            if plan.tailored is not None:  # the base image plus the verified packages
+                images = compose_tailored(plan.tailored, images, packages, staging, reporter)
             tools = copy_wheelhouse(settings.with_tool, staging) if settings.with_tool \
                 else []
         except OSError as exc:  # a full disk, most likely: say where and how much
             raise _with_space_left(FileSystemError.from_os_error(exc), check,
                                    staging) from exc
+        except FileSystemError as exc:  # the packages layer's writer names its file
+            full = _with_space_left(exc, check, staging)
+            if full is exc:
+                raise
+            raise full from exc
         image = images[0]
         extras = Extras(images[1:], defend, tools)
         keys = tuple(verifier.keys.values())
@@ -183,7 +203,7 @@ def fetch(settings: FetchSettings, reporter: Reporter) -> FetchResult:
             return FetchResult(root, plan, image, tuple(artifacts), tuple(packages),
                                tuple(items), keys, operator is not None, tuple(drop),
                                extras=extras, delta=delta)
-        if _unchanged(root, new):
+        if _unchanged(root, new) and not _staged_anew(staging, items):
             _keep(staging, operator, root)
             return FetchResult(root, plan, image, tuple(artifacts), tuple(packages),
                                tuple(items), keys, _signed(root), (), unchanged=True,
@@ -236,11 +256,14 @@ def _fetch_phases(plan: Plan, check: SourceCheck, staging: Staging, downloader: 
         phases.append(defend_phase.PHASE)
     with SidePool("airgap-phase", workers=4, on_failure=downloader.cancel) as pool:
         jobs: list[Future[Any]] = [
-            pool.submit(fetch_images, images, staging, downloader, since),
+            pool.submit(fetch_images, images, staging, downloader, since,
+                        plan.tailored is not None),
             pool.submit(fetch_artifacts, plan.artifacts, staging, downloader, verifier,
                         since),
+            # A tailored registry's layer is composed from the zips themselves: a delta
+            # downloads them all the same (and carries only those its base lacks).
             pool.submit(fetch_packages, check.packages, staging, downloader, verifier,
-                        since)]
+                        since if plan.tailored is None else None)]
         if plan.defend:
             jobs.append(pool.submit(fetch_defend, plan.defend, staging, downloader))
         for job, phase in zip(jobs, phases, strict=True):
@@ -261,8 +284,9 @@ def _with_space_left(exc: FileSystemError, check: SourceCheck,
         return exc
     system = file_system(staging.root)
     left = remaining_bytes(check, staging)
+    what = "to download and compose" if to_compose(check, staging) else "to download"
     return FileSystemError(f"{exc.message} ({system}, {human_size(system.free)} free)",
-                           details=[f"this fetch still has {human_size(left)} to download: "
+                           details=[f"this fetch still has {human_size(left)} {what}: "
                                     "free that much there, then run the same command again; "
                                     "it resumes", *exc.details[1:]])
 
@@ -276,6 +300,18 @@ def _unchanged(root: Path, new: BundleDescription) -> bool:
     except AirgapError:
         return False
     return {**old.to_dict(), "created": ""} == {**new.to_dict(), "created": ""}
+
+
+def _staged_anew(staging: Staging, items: Sequence[Item]) -> bool:
+    """Whether a file of the new bundle was staged with other bytes than the bundle's
+    copy: one that no longer verified there and was fetched again, a rewritten key or
+    index. Then the bundle must be committed, even though it is described the same."""
+    for item in items:
+        staged, live = staging.path(item.path), staging.live(item.path)
+        if staged.is_file() and not (live.is_file() and not live.is_symlink()
+                                     and filecmp.cmp(staged, live, shallow=False)):
+            return True
+    return False
 
 
 def _keep(staging: Staging, operator: OperatorKey | None, root: Path) -> None:

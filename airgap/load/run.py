@@ -228,9 +228,9 @@ def _selected(settings: LoadSettings, reporter: Reporter
 def _config_settings(settings: LoadSettings, description: BundleDescription
                      ) -> ConfigSettings:
     assert settings.config_dir and settings.registry_url and settings.artifacts_url
-    given = description.manifest.given.get("registry")
-    flavor = given.get("flavor") if isinstance(given, dict) else None
-    pin = settings.pin_packages if settings.pin_packages is not None else flavor == "tailored"
+    # A tailored registry holds exactly the bundle's packages: Kibana is pinned to them.
+    tailored = description.image.tailored is not None
+    pin = settings.pin_packages if settings.pin_packages is not None else tailored
     config = ConfigSettings(settings.config_dir, settings.registry_url, settings.artifacts_url,
                             settings.ca_cert, description.manifest.resolved.stack_version,
                             dict(description.manifest.resolved.packages) if pin else None,

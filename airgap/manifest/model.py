@@ -19,6 +19,7 @@ import yaml
 from airgap import elastic
 from airgap.errors import ManifestError
 from airgap.files import FileTooLargeError, read_regular
+from airgap.manifest.registry import RegistrySpec, read_registry
 from airgap.manifest.strict import LOADER, Checker, TooComplex, check_bounds, describe, key_lines
 from airgap.oci.reference import is_image_name, is_tag
 
@@ -48,16 +49,6 @@ class Platforms:
     def image_platforms(self) -> tuple[str, ...]:
         """The registry image's OCI platforms, e.g. ``("linux/amd64", "linux/arm64")``."""
         return tuple(elastic.IMAGE_PLATFORMS[a] for a in self.arch)
-
-
-@dataclass(frozen=True)
-class RegistrySpec:
-    """Which package registry distribution image to fetch."""
-
-    image: str = elastic.DEFAULT_REGISTRY_IMAGE
-    flavor: str = "full"
-    variant: str | None = None
-    tag: str | None = None
 
 
 @dataclass(frozen=True)
@@ -108,7 +99,7 @@ class Manifest:
 
     stack_version: str
     platforms: Platforms = Platforms()
-    registry: RegistrySpec = RegistrySpec()
+    registry: RegistrySpec = field(default_factory=RegistrySpec)
     integrations: tuple[str, ...] = ()
     artifacts: ArtifactsSpec = ArtifactsSpec()
     packages: bool = True
@@ -207,13 +198,18 @@ class _Checker(Checker):
                 self.problem(key, f"{top[key]!r} is not supported; this airgap reads "
                                   f"{key}: {expected}")
         version = self.stack_version(top)
+        registry = self.registry(top.get("registry"))
+        packages = self.boolean(top.get("packages"), "packages", True)
+        if registry.tailored and not packages:
+            self.problem("packages", "false cannot go with registry.flavor: tailored, whose "
+                                     "image is made of the packages; remove one of them")
         return Manifest(
             stack_version=version or "0.0.0",
             platforms=self.platforms(top.get("platforms")),
-            registry=self.registry(top.get("registry")),
+            registry=registry,
             integrations=self.integrations(top.get("integrations")),
             artifacts=self.artifacts(top.get("artifacts")),
-            packages=self.boolean(top.get("packages"), "packages", True),
+            packages=packages,
             images=self.images(top.get("images")),
             security=self.security(top.get("security"), version or "0.0.0"),
             sources=self.sources(top.get("sources")),
@@ -249,29 +245,7 @@ class _Checker(Checker):
         )
 
     def registry(self, value: Any) -> RegistrySpec:
-        section = self.mapping(value, "registry", ("image", "flavor", "variant", "tag"))
-        default = RegistrySpec()
-        image = default.image
-        if section.get("image") is not None:
-            text = self.string(section["image"], "registry.image", default.image)
-            if text is not None and is_image_name(text, tagged=False):
-                image = text
-            elif text is not None:
-                self.problem("registry.image", f"{text!r} is not an image repository; give it "
-                                               "without tag or digest (use registry.tag)")
-        flavor = default.flavor
-        if section.get("flavor") is not None:
-            flavor = self.choice(section["flavor"], "registry.flavor", elastic.FLAVORS) or flavor
-        variant = None
-        if section.get("variant") is not None:
-            variant = self.choice(section["variant"], "registry.variant", elastic.VARIANTS)
-        tag = None
-        if section.get("tag") is not None:
-            tag = self.string(section["tag"], "registry.tag", "lite-9.0.0")
-            if tag is not None and not is_tag(tag):
-                self.problem("registry.tag", f"{tag!r} is not a valid image tag")
-                tag = None
-        return RegistrySpec(image=image, flavor=flavor, variant=variant, tag=tag)
+        return read_registry(self, value)
 
     def integrations(self, value: Any) -> tuple[str, ...]:
         pairs: list[tuple[str, str | None]] = []

@@ -74,15 +74,42 @@ class ArtifactItem:
 
 @dataclass(frozen=True)
 class PackageItem:
-    """An integration package to resolve on the EPR source and download with its ``.sig``."""
+    """An integration package to resolve on the EPR source and download with its ``.sig``:
+    the newest compatible version, every one (``all_versions``), or the ``version``
+    pinned."""
 
     name: str
     search_url: str
     reason: str
+    version: str | None = None
+    all_versions: bool = False
+
+    @property
+    def label(self) -> str:
+        """``nginx``, ``nginx@2.0.0`` or ``nginx (every compatible version)``."""
+        if self.version:
+            return f"{self.name}@{self.version}"
+        return f"{self.name} (every compatible version)" if self.all_versions else self.name
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view."""
-        return {"name": self.name, "search_url": self.search_url, "reason": self.reason}
+        return {"name": self.name, "version": self.version, "all_versions": self.all_versions,
+                "search_url": self.search_url, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class TailoredItem:
+    """A tailored registry: ``base`` (the server image, which :class:`ImageItem` pulls)
+    plus one layer holding the packages, named ``reference``."""
+
+    reference: ImageReference
+    base: ImageReference
+    package_path: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view."""
+        return {"reference": str(self.reference), "base": str(self.base),
+                "package_path": self.package_path}
 
 
 @dataclass(frozen=True)
@@ -116,12 +143,15 @@ class Plan:
     artifacts: tuple[ArtifactItem, ...]
     packages: tuple[PackageItem, ...]
     notes: tuple[str, ...]
+    tailored: TailoredItem | None = None
     images: tuple[ImageItem, ...] = ()  # besides the registry's
     defend: tuple[DefendItem, ...] = ()
 
     def summary(self) -> str:
         """What a fetch of this plan gets, in one line."""
-        return (f"{self.image.reference} for {', '.join(self.image.platforms)}, "
+        image = f"{self.tailored.reference} (tailored on {self.image.reference})" \
+            if self.tailored else str(self.image.reference)
+        return (f"{image} for {', '.join(self.image.platforms)}, "
                 f"{len(self.artifacts)} binaries with their .sha512 and .asc, "
                 f"{len(self.packages)} packages with their .sig")
 
@@ -131,6 +161,7 @@ class Plan:
             "manifest": self.manifest.source,
             "stack_version": self.manifest.stack_version,
             "image": self.image.to_dict(),
+            **({"tailored": self.tailored.to_dict()} if self.tailored else {}),
             "images": [i.to_dict() for i in self.images],
             "artifacts": [a.to_dict() for a in self.artifacts],
             "packages": [p.to_dict() for p in self.packages],
@@ -143,19 +174,28 @@ def make_plan(manifest: Manifest) -> Plan:
     """Expand ``manifest`` into a :class:`Plan`."""
     notes: list[str] = []
     image = _image(manifest)
+    tailored = _tailored(manifest)
     return Plan(
         manifest=manifest,
         image=image,
         artifacts=tuple(_artifacts(manifest, notes)),
         packages=tuple(_packages(manifest)),
         notes=tuple(notes),
-        images=_extra_images(manifest, image),
+        images=_extra_images(manifest, image, tailored),
         defend=tuple(_defend(manifest)),
+        tailored=tailored,
     )
 
 
 def _image(manifest: Manifest) -> ImageItem:
     spec = manifest.registry
+    if spec.tailored:
+        why = "registry.base" if spec.base else \
+            f"Elastic's package registry server {elastic.PACKAGE_REGISTRY_VERSION}"
+        return ImageItem(reference=parse_reference(spec.base_image),
+                         registry_url=manifest.sources.registry,
+                         platforms=manifest.platforms.image_platforms,
+                         reason=f"{why}, the base of the tailored registry")
     reference = parse_reference(spec.image, default_tag=manifest.registry_tag)
     if spec.tag:
         reason = "registry.tag"
@@ -232,10 +272,13 @@ def _artifacts(manifest: Manifest, notes: list[str]) -> Iterator[ArtifactItem]:
         notes.append(f"{', '.join(names)}: {why_not}; left out {', '.join(left)}")
 
 
-def _extra_images(manifest: Manifest, registry: ImageItem) -> tuple[ImageItem, ...]:
+def _extra_images(manifest: Manifest, registry: ImageItem,
+                  tailored: TailoredItem | None) -> tuple[ImageItem, ...]:
     """The images besides the registry's, each once, from where its host's images come."""
     items: list[ImageItem] = []
-    seen = {str(registry.reference): "registry"}
+    seen = {str(registry.reference): "registry.base" if tailored else "registry"}
+    if tailored is not None:
+        seen[str(tailored.reference)] = "the tailored registry"
     for number, wanted in enumerate(manifest.images):
         item = _extra_image(manifest, wanted, number)
         if str(item.reference) in seen:
@@ -268,13 +311,42 @@ def _defend(manifest: Manifest) -> Iterator[DefendItem]:
                          "protection updates)")
 
 
+# -- packages, and the tailored registry they make ---------------------------------------
+
+
+def _tailored(manifest: Manifest) -> TailoredItem | None:
+    spec = manifest.registry
+    if not spec.tailored:
+        return None
+    name = parse_reference(spec.image)
+    return TailoredItem(ImageReference(name.host, name.repository, manifest.registry_tag),
+                        parse_reference(spec.base_image), elastic.PACKAGE_PATH)
+
+
+def package_reasons(manifest: Manifest) -> dict[str, list[str]]:
+    """Each package to fetch, in order, with why it is wanted: the integrations; for a
+    tailored registry also what Fleet installs at setup and ``registry.packages``."""
+    wanted: dict[str, list[str]] = {}
+    for name in manifest.integrations:
+        wanted.setdefault(name, []).append(f"integration {name}")
+    if manifest.registry.tailored:
+        for name in elastic.FLEET_SETUP_PACKAGES:
+            wanted.setdefault(name, []).append("Fleet installs it at setup")
+        for extra in manifest.registry.packages:
+            wanted.setdefault(extra.name, []).append(f"registry.packages ({extra})")
+    return wanted
+
+
 def _packages(manifest: Manifest) -> Iterator[PackageItem]:
     if not manifest.packages:
         return
-    for name in manifest.integrations:
-        yield PackageItem(
-            name=name,
-            search_url=manifest.sources.epr
-            + elastic.epr_search_path(name, manifest.stack_version),
-            reason=f"integration {name}",
-        )
+    pins = {e.name: e.version for e in manifest.registry.packages if e.version}
+    every = manifest.registry.all_versions
+    for name, reasons in package_reasons(manifest).items():
+        version = pins.get(name)
+        search = elastic.epr_search_path(
+            name, manifest.stack_version, all_versions=every or version is not None,
+            prerelease=version is not None and "-" in version)
+        yield PackageItem(name=name, search_url=manifest.sources.epr + search,
+                          reason="; ".join(reasons), version=version,
+                          all_versions=every and version is None)

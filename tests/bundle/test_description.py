@@ -101,6 +101,35 @@ def test_format_2_records_images_and_defend_manifests(rich_bundle: Path) -> None
     with pytest.raises(DescriptionError) as refused:
         BundleDescription.from_dict(broken)
     assert refused.value.field == "defend[0].fetched"
+
+
+def test_a_tailored_image_is_an_optional_field_of_format_2_only(tailored_bundle: Path,
+                                                                tmp_path: Path) -> None:
+    description = read_description(tailored_bundle)
+    assert description.format == 2 and description.image.tailored is not None
+    assert description.image.tailored.packages and description.images == ()
+    description.write(tmp_path)
+    assert (tmp_path / "bundle.json").read_bytes() == \
+        (tailored_bundle / "bundle.json").read_bytes()
+    document = json.loads((tailored_bundle / "bundle.json").read_text())
+    incomplete = copy.deepcopy(document)
+    del incomplete["image"]["tailored"]["diff_id"]
+    with pytest.raises(DescriptionError) as refused:
+        BundleDescription.from_dict(incomplete)
+    assert refused.value.field == "image.tailored.diff_id"
+    older = copy.deepcopy(document)  # format 1 had no tailored registries
+    del older["images"], older["defend"]
+    older["format"] = 1
+    with pytest.raises(DescriptionError, match="not a field of this bundle format") as refused:
+        BundleDescription.from_dict(older)
+    assert refused.value.field == "image.tailored"
+    another = copy.deepcopy(document)  # only the registry's image is ever tailored
+    another["images"] = [copy.deepcopy(document["image"])]
+    with pytest.raises(DescriptionError) as refused:
+        BundleDescription.from_dict(another)
+    assert refused.value.field == "images[0].tailored"
+
+
 @pytest.mark.parametrize(("content", "said"), [
     ("[" * 100_000 + "]" * 100_000, "nested deeper than the 64 levels"),
     ("{\"format\": 1," + " " * (64 << 20), "larger than the"),

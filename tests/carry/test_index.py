@@ -1,13 +1,18 @@
-"""The volume index: read with every field checked, a hostile one refused."""
+"""The volume index: read with every field checked, a hostile one refused, a damaged one
+known as damaged by its own SHA-512 (no key needed)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from airgap.carry.index import DamagedIndexError, VolumeIndex
+from airgap.carry.index import INDEX, DamagedIndexError, VolumeIndex
+from tests.terminal import in_pipe
 
 
 def index(**change: Any) -> dict[str, Any]:
@@ -26,8 +31,16 @@ def index(**change: Any) -> dict[str, Any]:
     return document
 
 
+def sealed(document: dict[str, Any]) -> dict[str, Any]:
+    """``document`` with the SHA-512 of its canonical form (docs/bundle.md) added."""
+    content = {k: v for k, v in document.items() if k != "index_sha512"}
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
+    return {**content, "index_sha512": hashlib.sha512(canonical.encode()).hexdigest()}
+
+
 def parse(document: dict[str, Any]) -> VolumeIndex:
-    return VolumeIndex.from_bytes(json.dumps(document).encode(), "v/airgap-volume.json")
+    return VolumeIndex.from_bytes(json.dumps(sealed(document)).encode(),
+                                  "v/airgap-volume.json")
 
 
 def test_an_index_reads_back_as_written() -> None:
@@ -35,6 +48,22 @@ def test_an_index_reads_back_as_written() -> None:
     assert VolumeIndex.from_bytes(read.to_bytes(), "again") == read
     assert [p.name for p in read.of_volume(2)] == ["000002", "000003"]
     assert read.files()["images/blob"][1].describe() == "images/blob (bytes 5-9)"
+    assert read.identity == sealed(index())["index_sha512"]
+    assert parse(index(created="2026-12-02T00:00:00Z")).identity != read.identity
+
+
+@pytest.mark.parametrize("field", ["created", "bundle", "volume_size", "index_sha512"])
+def test_a_bit_flipped_anywhere_in_the_index_is_damage(field: str) -> None:
+    data = bytearray(parse(index()).to_bytes())
+    # One bit of a digit (or an "a") past the value's first character: still valid JSON,
+    # still of the field's form; only the index's own SHA-512 can tell.
+    at = data.index(f'"{field}": '.encode()) + len(field) + 5
+    while not (chr(data[at]).isdigit() or data[at] == ord("a")):
+        at += 1
+    data[at] ^= 0x01 if chr(data[at]).isdigit() else 0x02
+    with pytest.raises(DamagedIndexError, match="is damaged: its content differs from the "
+                                                "SHA-512 it records"):
+        VolumeIndex.from_bytes(bytes(data), "v/airgap-volume.json")
 
 
 @pytest.mark.parametrize("path", ["../../etc/cron.d/x", "/etc/passwd", "images/./blob",
@@ -72,3 +101,22 @@ def test_pieces_must_tile_their_file() -> None:
     elsewhere["pieces"][1]["volume"] = 7
     with pytest.raises(DamagedIndexError, match="volume is not a number from 1 to 2"):
         parse(elsewhere)
+
+
+def test_a_deeply_nested_index_is_damage_of_that_volume_not_a_traceback(
+        golden_volumes: Path, tmp_path: Path) -> None:
+    folders = sorted(shutil.copytree(p, tmp_path / p.name)
+                     for p in golden_volumes.iterdir() if p.is_dir())
+    # Valid JSON nested deeper than Python's parser recurses.
+    (folders[1] / INDEX).write_bytes(b"[" * 100_000 + b"]" * 100_000)
+    joined = tmp_path / "joined"
+    for command in (("verify", str(folders[1])),
+                    ("join", *map(str, folders), "-o", str(joined))):
+        done = in_pipe(*command)
+        assert done.returncode == 3, done.stderr
+        assert "Traceback" not in done.stderr and "RecursionError" not in done.stderr
+        assert done.stderr.splitlines()[:2] == [
+            f"error: {folders[1] / INDEX}: not an airgap volume index: nested deeper than "
+            "the 64 levels it may have",
+            f"  the volume {folders[1]} is damaged: send it again (nothing of it was used)"]
+    assert not joined.exists()

@@ -5,6 +5,7 @@ the original, SHA512SUMS byte for byte."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import random
 import re
@@ -17,10 +18,12 @@ import pytest
 
 from airgap.carry.index import INDEX, VolumeIndex
 from airgap.cli import main
-from tests.carry.conftest import VOLUME_SIZE, Pair, read_report
 from tests.carry.media import tmpfs, used
+from tests.carry.test_index import sealed
+from tests.carrying import VOLUME_SIZE, Pair, read_report
 from tests.conftest import REPO
 from tests.peers.gpgkeys import SigningKey
+from tests.terminal import in_pipe
 
 
 def volume_folders(parts: Path) -> list[Path]:
@@ -96,18 +99,70 @@ def test_a_missing_volume_is_named_and_what_came_is_kept(
     assert tree(joined) == tree(golden_bundle)
 
 
-def test_a_volume_given_twice_or_joined_already_is_refused(
-        golden_volumes: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_volume_given_twice_is_refused_and_one_joined_already_is_skipped(
+        golden_volumes: Path, golden_bundle: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
     folders = volume_folders(golden_volumes)
+    count = len(folders)
     again = shutil.copytree(folders[1], tmp_path / "second-copy")
     joined = tmp_path / "joined"
     assert main(["join", str(folders[0]), str(folders[1]), str(again), "-o",
                  str(joined)]) == 2
-    assert f"volume 2 of {len(folders)} is given 2 times" in flat(capsys.readouterr().err)
+    err = flat(capsys.readouterr().err)
+    assert f"volume 2 of {count} is given 2 times" in err
+    assert f"volume(s) {', '.join(map(str, range(1, count + 1)))} of {count} are still to " \
+           "join" in err
     assert main(["join", str(folders[0]), "-o", str(joined), "--partial"]) == 0
     capsys.readouterr()
-    assert main(["join", str(folders[0]), "-o", str(joined), "--partial"]) == 2
-    assert f"(volume 1 of {len(folders)}) is already joined" in flat(capsys.readouterr().err)
+    # The same volume again (the same command run again, say): skipped, with a note.
+    added = in_pipe("join", str(folders[0]), "-o", str(joined), "--partial")
+    assert added.returncode == 0, added.stderr
+    assert f"{folders[0]} (volume 1 of {count}) is joined already: skipped" in added.stderr
+    assert f"joined volume(s) none (1 joined already) of {count}" in flat(added.stdout)
+    refused = in_pipe("join", str(folders[0]), str(folders[1]), str(again), "-o", str(joined))
+    assert refused.returncode == 2
+    assert f"volume(s) {', '.join(map(str, range(2, count + 1)))} of {count} are still to " \
+           "join" in flat(refused.stderr)
+    assert main(["join", *map(str, folders), "-o", str(joined)]) == 0
+    assert tree(joined) == tree(golden_bundle)
+    # Once the bundle is whole, the same command again only checks it.
+    again_out = in_pipe("join", *map(str, folders), "-o", str(joined))
+    assert again_out.returncode == 0, again_out.stderr
+    assert "already: checking it again" in flat(again_out.stderr)
+    assert "intact: " in again_out.stdout
+    assert tree(joined) == tree(golden_bundle)
+
+
+def test_what_a_person_may_give_by_mistake_is_named(
+        golden_volumes: Path, golden_bundle: Path, tmp_path: Path) -> None:
+    joined = tmp_path / "joined"
+    parent = in_pipe("join", str(golden_volumes), "-o", str(joined))
+    assert parent.returncode == 2
+    assert f"give the volumes themselves: {golden_volumes}/*" in parent.stderr
+    assert not joined.exists()
+    bundle = in_pipe("join", str(golden_bundle), "-o", str(joined))
+    assert bundle.returncode == 1
+    assert "is not an airgap volume: it has no airgap-volume.json" in bundle.stderr
+    assert not joined.exists()
+
+
+def test_volumes_missing_are_in_the_json_result(golden_volumes: Path,
+                                                tmp_path: Path) -> None:
+    folders = volume_folders(golden_volumes)
+    joined = tmp_path / "joined"
+    done = in_pipe("join", str(folders[0]), str(folders[2]), "-o", str(joined), "--json")
+    assert done.returncode == 1
+    document = json.loads(done.stdout)
+    assert document["exit_code"] == 1 and "are missing" in document["error"]["message"]
+    result = document["result"]
+    missing = [n for n in range(1, len(folders) + 1) if n not in (1, 3)]
+    assert (result["added"], result["joined"], result["missing"]) == ([1, 3], [1, 3], missing)
+    assert result["complete"] is False and result["skipped"] == []
+    partial = in_pipe("join", str(folders[0]), str(folders[1]), "-o", str(joined), "--json",
+                      "--partial")
+    assert partial.returncode == 0
+    result = json.loads(partial.stdout)["result"]
+    assert (result["added"], result["skipped"], result["joined"]) == ([2], [1], [1, 2, 3])
 
 
 def test_a_flipped_piece_is_named_and_that_volume_alone_is_sent_again(
@@ -164,9 +219,24 @@ def test_a_volume_of_another_bundle_or_another_split_is_refused(
     theirs_id = VolumeIndex.from_bytes((theirs[1] / INDEX).read_bytes(), "x").bundle[:32]
     assert f"(volume 2 of {len(theirs)}) belongs to the bundle sha512:{theirs_id}" in err
     assert f"not to sha512:{ours_id}" in err and "foreign volume" in err
+    assert not (tmp_path / "a").exists(), "a join refused at once leaves nothing"
     assert main(["join", str(ours[0]), str(volume_folders(resplit)[0]), "-o",
                  str(tmp_path / "b")]) == 2
     assert "is from another split of the same bundle" in flat(capsys.readouterr().err)
+    assert not (tmp_path / "b").exists()
+    # Into a folder of one's own, given empty: it stays, empty; a join begun keeps its
+    # pieces and names the volumes it still needs.
+    (tmp_path / "c").mkdir()
+    assert main(["join", str(theirs[0]), str(ours[1]), "-o", str(tmp_path / "c")]) == 2
+    assert list((tmp_path / "c").iterdir()) == []
+    assert main(["join", str(ours[0]), "-o", str(tmp_path / "c"), "--partial"]) == 0
+    capsys.readouterr()
+    assert main(["join", str(theirs[1]), "-o", str(tmp_path / "c")]) == 2
+    err = flat(capsys.readouterr().err)
+    assert "foreign volume" in err
+    assert f"volume(s) {', '.join(map(str, range(2, len(ours) + 1)))} of {len(ours)} are " \
+           "still to join" in err
+    assert sorted(p.name for p in (tmp_path / "c").iterdir()) == [".airgap-join"]
 
 
 def test_an_index_the_trusted_key_did_not_sign_is_refused(
@@ -179,10 +249,14 @@ def test_an_index_the_trusted_key_did_not_sign_is_refused(
     assert main(["join", str(first), "-o", str(tmp_path / "j1"), "--trust-key",
                  str(operator_key)]) == 3
     assert "has no airgap-volume.json.asc" in flat(capsys.readouterr().err)
-    # An index rewritten to match a replaced piece: its signature no longer holds.
+    # An index rewritten whole (its own SHA-512 made again, as anyone can): its signature
+    # no longer holds.
     forged = shutil.copytree(volume_folders(golden_volumes)[0], tmp_path / "forged")
-    text = (forged / INDEX).read_text().replace('"created": "', '"created": "1', 1)
-    (forged / INDEX).write_text(text)
+    document = json.loads((forged / INDEX).read_bytes())
+    document["created"] = "1" + document["created"]
+    (forged / INDEX).write_text(json.dumps(sealed(document)))
+    assert main(["verify", str(forged)]) == 0
+    capsys.readouterr()
     assert main(["verify", str(forged), "--trust-key", str(operator_key)]) == 3
     assert "does not match its signature" in flat(capsys.readouterr().err)
     attacker.sign(forged / INDEX, forged / "airgap-volume.json.asc")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -17,9 +18,10 @@ from airgap.bundle.sums import format_sums
 from airgap.carry.merge import MergeSettings, merge
 from airgap.cli import main
 from airgap.reporter import NullReporter
-from tests.carry.conftest import Pair, read_report
 from tests.carry.media import tmpfs
+from tests.carrying import Pair, read_report
 from tests.peers.gpgkeys import SigningKey
+from tests.terminal import in_pipe
 
 
 def copy(source: Path, target: Path) -> Path:
@@ -193,6 +195,62 @@ def test_what_an_interrupted_merge_left_is_replaced(pair: Pair, tmp_path: Path) 
     assert result.report.ok
     assert not (new / "images" / "half-written").exists()
     assert not (new / ".airgap.lock").exists()
+
+
+def test_a_merged_bundle_a_stopped_merge_left_is_checked_not_refused(
+        pair: Pair, operator_key: Path, tmp_path: Path) -> None:
+    new = tmp_path / "new"
+    command = ("merge", str(pair.base), str(pair.delta), "-o", str(new))
+    assert in_pipe(*command, "--quiet").returncode == 0
+    made = state(new)
+    # As a merge killed while it verified NEW leaves it: whole, and not said to be good.
+    again = in_pipe(*command)
+    assert again.returncode == 0, again.stderr
+    assert "already in place" in again.stdout and "intact: " in again.stdout
+    assert state(new) == made, "nothing was written again"
+    # One that does not verify is made again.
+    victim = next(p for p in from_base(pair.delta) if p.startswith("downloads/"))
+    (new / victim).write_bytes(b"damaged")
+    remade = in_pipe(*command)
+    assert remade.returncode == 0, remade.stderr
+    assert "fails verification: it is made again" in " ".join(remade.stderr.split())
+    assert (new / victim).read_bytes() == (pair.base / victim).read_bytes()
+
+
+def test_without_trust_key_signatures_are_checked_not_listed_as_failures(
+        pair: Pair, operator_key: Path, tmp_path: Path) -> None:
+    merged = in_pipe("merge", str(pair.base), str(pair.delta), "-o", str(tmp_path / "new"))
+    assert merged.returncode == 0, merged.stderr
+    assert "unvouched" not in merged.stderr
+    assert re.search(r"signatures: \d+ checked, signer not vouched for \(give --trust-key "
+                     r"to check\)", merged.stderr), merged.stderr
+    assert "0 of" not in merged.stderr
+    assert re.search(r"(\d+) signatures re-checked \(\1 by a signer not vouched for: "
+                     r"give --trust-key to check\)", " ".join(merged.stdout.split()))
+    # With the key, each signature is listed, as verify lists them.
+    trusted = in_pipe("merge", str(pair.base), str(pair.delta), "-o", str(tmp_path / "new2"),
+                      "--trust-key", str(operator_key))
+    assert trusted.returncode == 0, trusted.stderr
+    assert re.search(r"verified downloads/\S+\.asc", trusted.stderr)
+    assert "not vouched" not in trusted.stderr
+    # And verify, without it, still names every file nothing vouches for.
+    checked = in_pipe("verify", str(tmp_path / "new"))
+    assert checked.returncode == 3 and "unvouched" in checked.stdout
+
+
+def test_a_volume_given_as_the_delta_is_to_be_joined_first(
+        pair: Pair, tmp_path: Path) -> None:
+    parts = tmp_path / "parts"
+    assert main(["split", str(pair.delta), "-o", str(parts), "--size", "40KiB",
+                 "--quiet"]) == 0
+    for given in (parts / "001", parts):
+        refused = in_pipe("merge", str(pair.base), str(given), "-o", str(tmp_path / "new"))
+        assert refused.returncode == 2
+        err = " ".join(refused.stderr.split())
+        assert f"{given}, given as the delta, " in err and "not a bundle" in err
+        assert f"join the volumes first: airgap join {parts}/* -o FOLDER" in err
+        assert "airgap fetch" not in err
+    assert not (tmp_path / "new").exists()
 
 
 def test_verify_checks_what_a_delta_carries_and_the_target_it_names(

@@ -17,8 +17,9 @@ from airgap.bundle.staging import Staging
 from airgap.carry.index import INDEX, INDEX_SIGNATURE, VolumeIndex
 from airgap.carry.volumes import blocks
 from airgap.cli import main
-from tests.carry.conftest import MAX_FILE, VOLUME_SIZE
+from tests.carrying import MAX_FILE, VOLUME_SIZE
 from tests.conftest import REPO
+from tests.terminal import in_pipe
 
 
 def volume_folders(parts: Path) -> list[Path]:
@@ -93,7 +94,7 @@ def test_a_damaged_bundle_is_not_split(golden_bundle: Path, tmp_path: Path,
     assert main(["split", str(bundle), "-o", str(parts), "--size", "1MiB"]) == 3
     assert "its SHA-512 differs from SHA512SUMS: the bundle is damaged" in \
         " ".join(capsys.readouterr().err.split())
-    assert list(parts.iterdir()) == []
+    assert not parts.exists(), "the folder the split made is removed with its volumes"
 
     (bundle / "SHA512SUMS").unlink()
     assert main(["split", str(bundle), "-o", str(tmp_path / "again"), "--size", "1MiB"]) == 1
@@ -158,3 +159,19 @@ def test_a_split_again_replaces_what_an_earlier_or_interrupted_one_left(
     assert main(["split", str(golden_bundle), "-o", str(parts), "--size", "4MiB"]) == 2
     assert "nor one holding volumes" in capsys.readouterr().err
     assert (few[0] / "notes.txt").read_text() == "mine"
+
+
+def test_split_into_a_pipe_prints_one_line_per_volume_and_logs_on_stderr(
+        golden_bundle: Path, tmp_path: Path) -> None:
+    parts = tmp_path / "parts"
+    done = in_pipe("split", str(golden_bundle), "-o", str(parts), "--size", "2MiB")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    folders = volume_folders(parts)
+    assert re.fullmatch(rf"{len(folders)} volume\(s\) of the bundle sha512:[0-9a-f]{{32}}",
+                        lines[0])
+    for line, folder in zip(lines[1:], folders, strict=False):
+        assert re.fullmatch(rf"volume {re.escape(str(folder))} [\d.]+ (KiB|MiB)", line), line
+    assert lines[-2].startswith("done: ") and "NOT signed (give --sign-with)" in lines[-2]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ done writing \d+ pieces [\d.]+ MiB",
+                        done.stderr.strip())

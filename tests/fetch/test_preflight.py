@@ -15,13 +15,15 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from tests.conftest import IN_CI, REPO, ManifestMaker, site_manifest
+from tests.conftest import IN_CI, REPO, ManifestMaker, site_manifest, tailored_manifest
 from tests.peers.artifacts import ArtifactServer
 from tests.peers.defend import DefendServer
 from tests.peers.epr import EprServer
 from tests.peers.files import Fault
 from tests.peers.gpgkeys import SigningKey
+from tests.peers.images import TestImage
 from tests.peers.net import BackgroundServer, wait_until
+from tests.peers.processes import DockerRegistry
 from tests.peers.registry_front import RegistryFront
 from tests.peers.tls import make_certificate
 from tests.terminal import at_terminal, in_pipe
@@ -269,3 +271,46 @@ def test_a_defend_manifest_naming_a_path_outside_downloads_fails_before_any_down
     assert "is not below /downloads/" in result.stderr
     assert blobs_fetched(registry_front) == 0
     assert not (tmp_path / "bundle" / "security").exists()
+
+
+def test_a_tailored_plan_is_checked_with_its_packages_and_the_layer_they_make(
+        registry: DockerRegistry, epr_server: EprServer, signer_public_key: Path,
+        server_images: dict[str, TestImage], small_disk: Path) -> None:
+    epr_server.add("elastic_agent", "2.3.0")
+    epr_server.add("kafka", "1.0.0", payload=10 << 20)
+    manifest = tailored_manifest(small_disk.parent / "site.yaml", registry, epr_server,
+                                 signer_public_key, "oci", arch=("x86_64",),
+                                 packages=["kafka", "kafak"])
+    # A typo among registry.packages is a manifest error naming that entry.
+    typo = in_pipe("plan", str(manifest), "--check")
+    assert typo.returncode == 2, typo.stderr
+    assert "registry.packages[1]: 'kafak' is not a package" in typo.stderr
+    assert "did you mean 'kafka'?" in typo.stderr
+    # A version the registry does not offer for this Kibana is one too, with those it does.
+    manifest = tailored_manifest(small_disk.parent / "site.yaml", registry, epr_server,
+                                 signer_public_key, "oci", arch=("x86_64",),
+                                 packages=["kafka@9.9.9"])
+    pinned = in_pipe("plan", str(manifest), "--check")
+    assert pinned.returncode == 2, pinned.stderr
+    assert f"{manifest}:" in pinned.stderr
+    assert "registry.packages[0]: package kafka@9.9.9: not a version compatible with " \
+        "Kibana 9.0.0" in pinned.stderr
+    assert "compatible versions: 1.0.0" in pinned.stderr
+    manifest = tailored_manifest(small_disk.parent / "site.yaml", registry, epr_server,
+                                 signer_public_key, "oci", arch=("x86_64",),
+                                 packages=["kafka"])
+    document = json.loads(in_pipe("plan", str(manifest), "--check", "--json").stdout)
+    check = document["result"]["check"]
+    assert set(check["packages"]) == {"nginx", "elastic_agent", "fleet_server", "system",
+                                      "kafka"}
+    zips = sum(size for path, size in check["sizes"].items() if path.startswith("packages/"))
+    assert zips > 10 << 20
+    # The layer holds every zip again (and its .sig): about as much as the zips.
+    assert zips < check["composed_bytes"] < zips * 1.01 + (128 << 10)
+    # 24 MiB hold what is downloaded (the base image, the zips), not the layer on top.
+    assert check["bytes"] < 20 << 20 < check["bytes"] + check["composed_bytes"]
+    result = in_pipe("fetch", str(manifest), "-o", str(small_disk / "bundle"))
+    assert result.returncode == 1, result.stderr
+    assert "not enough space on tmpfs" in result.stderr
+    assert "to download and compose" in result.stderr
+    assert epr_server.faults.requests("*.zip", method="GET") == []

@@ -187,3 +187,22 @@ def test_a_fetch_without_the_wheelhouse_says_it_was_not_asked_for(
         in again.stdout
     assert "no longer in the manifest" not in again.stdout
     assert not (bundle / "tools").exists()
+
+
+def test_a_refetch_repairs_a_file_of_the_bundle_that_no_longer_verifies(
+        make_manifest: ManifestMaker, registry_front: RegistryFront,
+        artifact_server: ArtifactServer, epr_server: EprServer, operator: SigningKey,
+        operator_key: Path, tmp_path: Path) -> None:
+    manifest = site_manifest(make_manifest, registry_front, artifact_server, epr_server)
+    bundle = tmp_path / "bundle"
+    signed_fetch(manifest, bundle, operator)
+    package = bundle / "packages/nginx/nginx-2.0.0.zip"
+    package.write_bytes(package.read_bytes()[:-1] + b"!")  # rotted on the disk
+    result = in_pipe("fetch", str(manifest), "-o", str(bundle), *signing(operator))
+    assert result.returncode == 0, result.stderr
+    assert "does not verify" in result.stderr and "downloading it again" in result.stderr
+    # The good copy replaces the bad: the plan is the same, but the bundle was not.
+    assert "unchanged" not in result.stdout
+    assert coreutils_agrees(bundle)
+    verified = in_pipe("verify", str(bundle), "--trust-key", str(operator_key))
+    assert verified.returncode == 0, verified.stdout + verified.stderr

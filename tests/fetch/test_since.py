@@ -20,7 +20,7 @@ from airgap.fetch.run import FetchResult, FetchSettings, fetch
 from airgap.manifest import load_manifest
 from airgap.manifest.plan import make_plan
 from airgap.reporter import NullReporter
-from tests.conftest import DEFEND_ARTIFACTS, TEST_REPOSITORY, ManifestMaker
+from tests.conftest import DEFEND_ARTIFACTS, TEST_REPOSITORY, ManifestMaker, grown_tailored_site
 from tests.peers.artifacts import ArtifactServer
 from tests.peers.defend import DefendServer
 from tests.peers.epr import EprServer
@@ -292,3 +292,65 @@ def test_the_delta_goes_into_a_folder_of_its_own(
     assert not (other / ".airgap.lock").exists()
     assert len(artifact_server.faults.requests(method="GET")) == seen + len(make_plan(
         load_manifest(manifest)).artifacts) * 3, "only the full fetch of other/ downloaded"
+
+
+def test_a_tailored_registry_delta_downloads_its_packages_and_carries_only_what_is_new(
+        registry: DockerRegistry, epr_server: EprServer, signer_public_key: Path,
+        server_images: dict[str, TestImage], operator: SigningKey, operator_key: Path,
+        tmp_path: Path) -> None:
+    # The layer is composed from the zips themselves: with --since they are downloaded all
+    # the same, and only the new package and the new layer are carried.
+    base, more = grown_tailored_site(tmp_path / "site", registry, epr_server,
+                                     signer_public_key, operator, extra_size=1 << 20)
+    delta = tmp_path / "delta"
+    run_fetch(more, delta, operator, since=base)
+    described = json.loads((delta / "bundle.json").read_text())
+    carried = {i["path"] for i in described["items"] if i["origin"] == "carried"}
+    layer = described["image"]["tailored"]["layer"]
+    assert "packages/kafka/kafka-1.0.0.zip" in carried
+    assert "packages/nginx/" not in " ".join(carried)
+    assert f"images/blobs/sha256/{layer.removeprefix('sha256:')}" in carried
+    new = tmp_path / "new"
+    assert main(["merge", str(base), str(delta), "-o", str(new), "--trust-key",
+                 str(operator_key), "--quiet"]) == 0
+    assert main(["verify", str(new), "--trust-key", str(operator_key), "--quiet"]) == 0
+    assert "packages/kafka/kafka-1.0.0.zip" in \
+        json.loads((new / "bundle.json").read_text())["image"]["tailored"]["packages"]
+
+
+def test_defends_artifacts_are_downloaded_again_and_carried_only_when_they_changed(
+        make_manifest: ManifestMaker, registry_front: RegistryFront, pushed_image: TestImage,
+        artifact_server: ArtifactServer, epr_server: EprServer, defend_server: DefendServer,
+        tmp_path: Path) -> None:
+    manifest = site(make_manifest, registry_front, artifact_server, epr_server, "site.yaml",
+                    defend_server, integrations=["system", "endpoint"])
+    base = tmp_path / "base"
+    run_fetch(manifest, base)
+
+    def delta_of_base(name: str) -> tuple[Path, list[str], dict[str, str]]:
+        """The delta, the Defend files it downloaded, and what it carries by kind."""
+        defend_server.faults.clear()
+        delta = tmp_path / name
+        run_fetch(manifest, delta, since=base)
+        gets = [r.path for r in defend_server.faults.requests("/downloads/*", method="GET")]
+        carried = {i["path"]: i["kind"] for i in described(delta)["items"]
+                   if i["origin"] == "carried" and i["kind"].startswith("defend")}
+        return delta, gets, carried
+
+    # Elastic's manifest unchanged: the manifest and every artifact are downloaded (the
+    # manifest says what is current only once fetched), none carried.
+    _, gets, carried = delta_of_base("same")
+    assert len([g for g in gets if "/manifest/" in g]) == 1
+    assert len([g for g in gets if "/artifacts/" in g]) == len(DEFEND_ARTIFACTS)
+    assert carried == {}
+
+    # Elastic updated one artifact: the new manifest and that artifact alone are carried.
+    defend_server.publish("9.0.0", "1.0.138", {**DEFEND_ARTIFACTS,
+                                               "production-rules-linux-v1": b"rule 2\n" * 9})
+    delta, _, carried = delta_of_base("updated")
+    assert sorted(carried.values()) == ["defend-artifact", "defend-manifest"]
+    assert any("production-rules-linux-v1" in p for p in carried)
+    new = tmp_path / "new"
+    assert merge(MergeSettings(base, delta, new), NullReporter()).report.ok
+    assert [d["manifest_version"] for d in described(new)["defend"]] == ["1.0.138"]
+    assert described(new)["defend"][0]["fetched"] == described(delta)["defend"][0]["fetched"]

@@ -3,6 +3,7 @@ of a verification; what no retry can mend is not retried; a start that fails cle
 
 from __future__ import annotations
 
+import re
 import shutil
 import socket
 import time
@@ -45,8 +46,12 @@ def test_a_port_in_use_is_refused_before_the_bundle_is_verified(damaged: Path,
 def test_a_name_taken_and_a_missing_platform_are_refused_first(
         golden_bundle: Path, damaged: Path, engine: Dockerd, operator_key: Path) -> None:
     env = {"DOCKER_HOST": engine.host}
-    assert in_pipe("load", str(golden_bundle), "--docker", "--trust-key", str(operator_key),
-                   env=env).returncode == 0
+    loaded = in_pipe("load", str(golden_bundle), "--docker", "--trust-key", str(operator_key),
+                     env=env)
+    assert loaded.returncode == 0, loaded.stderr
+    # Into a log, the wait for the engine after the last byte is a line of its own.
+    assert re.search(r"docker load \S+ \(linux/\w+\): sent: the engine is storing the "
+                     r"layers$", loaded.stderr, re.MULTILINE), loaded.stderr
     docker(engine, "create", "--name", "package-registry", "--pull", "never", REFERENCE)
     taken = in_pipe("load", str(damaged), "--run", env=env)
     assert taken.returncode == 2, taken.stderr

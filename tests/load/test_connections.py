@@ -72,8 +72,10 @@ def test_more_slow_clients_than_the_file_limit_allows_and_agents_are_still_answe
     process, port = serve(tree, "--header-timeout", "3", files=160)
     try:
         with slow_clients(port, 250) as sockets:
+            # Answered at all is what counts here (room is made at once at the cap:
+            # test_at_the_cap_a_waiting_connection_makes_room); a loaded machine may be slow.
             for _ in range(10):
-                answer = httpx.get(f"http://127.0.0.1:{port}/downloads/{AGENT}", timeout=5)
+                answer = httpx.get(f"http://127.0.0.1:{port}/downloads/{AGENT}", timeout=30)
                 assert answer.status_code == 200 and answer.content == b"agent" * 1000
             # Most slow clients already made room; the rest time out.
             assert all(closed_by_server(s, 6) for s in sockets[-20:])

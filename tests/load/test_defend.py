@@ -113,8 +113,8 @@ def test_no_defend_settings_for_a_bundle_without_defend(golden_bundle: Path,
     assert not (out / "elastic-defend-advanced-settings.yml").exists()
 
 
-def test_packages_are_pinned_on_request_and_for_tailored_registries(
-        rich_bundle: Path, tmp_path: Path) -> None:
+def test_packages_are_pinned_on_request(rich_bundle: Path, tmp_path: Path) -> None:
+    # A tailored registry's bundle pins them by default: tests/load/test_tailored.py.
     def pins(bundle: Path, *extra: str) -> object:
         out = tmp_path / f"settings-{len(list(tmp_path.iterdir()))}"
         assert main(["load", str(bundle), "--config", str(out), "--registry-url",
@@ -124,13 +124,6 @@ def test_packages_are_pinned_on_request_and_for_tailored_registries(
 
     assert pins(rich_bundle) is None
     assert pins(rich_bundle, "--pin-packages") == [{"name": "endpoint", "version": "9.0.0"}]
-    tailored = tmp_path / "tailored"
-    shutil.copytree(rich_bundle, tailored)
-    document = json.loads((tailored / "bundle.json").read_text())
-    document["manifest"]["given"]["registry"] = {"flavor": "tailored"}
-    (tailored / "bundle.json").write_text(json.dumps(document))
-    assert pins(tailored, "--skip-verify") == [{"name": "endpoint", "version": "9.0.0"}]
-    assert pins(tailored, "--skip-verify", "--no-pin-packages") is None
 
 
 def misplaced(rich_bundle: Path, operator: SigningKey, tmp_path: Path) -> Path:

@@ -120,7 +120,7 @@ BAD_VALUES = [
     ("platforms:\n  os: []\n",
      "m.yaml:6: platforms.os: name at least one of linux, windows, darwin"),
     ("registry:\n  flavor: tiny\n",
-     "m.yaml:6: registry.flavor: 'tiny' is not one of full, lite"),
+     "m.yaml:6: registry.flavor: 'tiny' is not one of full, lite, tailored"),
     ("registry:\n  variant: alpine\n",
      "m.yaml:6: registry.variant: 'alpine' is not one of ubi, fips"),
     ("registry:\n  image: docker.elastic.co/package-registry/distribution:9.0.0\n",
@@ -183,7 +183,7 @@ BAD_TYPES = [
     ("platforms:\n  arch: x86_64\n", "m.yaml:6: platforms.arch: expected a list, "
                                      "got the string 'x86_64'"),
     ("registry: lite\n", "m.yaml:5: registry: expected a mapping with keys image, flavor, "
-                         "variant, tag, got the string 'lite'"),
+                         "variant, tag, base, packages, all_versions, got the string 'lite'"),
     ("integrations: nginx\n", "m.yaml:5: integrations: expected a list, got the string 'nginx'"),
     ("artifacts:\n  products: elastic-agent\n",
      "m.yaml:6: artifacts.products: expected a list, got the string 'elastic-agent'"),
@@ -286,10 +286,79 @@ def test_missing_manifest_file_is_a_usage_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("name", ["minimal.yaml", "lite-x86_64.yaml", "full-multiarch.yaml",
-                                  "kubernetes-defend.yaml"])
+                                  "kubernetes-defend.yaml", "tailored-multiarch.yaml"])
 def test_shipped_example_manifests_are_valid(name: str) -> None:
     manifest = load_manifest(REPO / "manifests" / name)
     assert manifest.stack_version == "9.0.0"
+
+
+# -- registry.flavor: tailored ----------------------------------------------------------------
+
+
+def test_tailored_defaults_to_elastics_pinned_server_image() -> None:
+    from airgap import elastic
+
+    manifest = parse(HEADER + "registry:\n  flavor: tailored\n")
+    assert manifest.registry.tailored
+    assert manifest.registry.base_image == \
+        f"docker.elastic.co/package-registry/package-registry:v{elastic.PACKAGE_REGISTRY_VERSION}"
+    assert manifest.registry_tag == "tailored-9.0.0"
+    assert manifest.registry.packages == () and manifest.registry.all_versions is False
+    fips = parse(HEADER + "registry: {flavor: tailored, variant: fips}\n")
+    assert fips.registry.base_image.endswith(f"v{elastic.PACKAGE_REGISTRY_VERSION}-fips")
+    assert fips.registry_tag == "tailored-9.0.0-fips"
+
+
+def test_tailored_reads_base_packages_and_all_versions() -> None:
+    manifest = parse(HEADER + textwrap.dedent("""\
+        registry:
+          flavor: tailored
+          base: mirror.corp:5000/elastic/package-registry:v1.41.0
+          packages: [kafka, apache@1.2.3, beta_pkg@0.3.0-rc.1]
+          all_versions: true
+          tag: site-a
+    """))
+    registry = manifest.registry
+    assert registry.base_image == "mirror.corp:5000/elastic/package-registry:v1.41.0"
+    assert [str(p) for p in registry.packages] == ["kafka", "apache@1.2.3",
+                                                  "beta_pkg@0.3.0-rc.1"]
+    assert registry.all_versions is True
+    assert manifest.registry_tag == "site-a"
+
+
+TAILORED_PROBLEMS = [
+    ("registry:\n  flavor: lite\n  packages: [kafka]\n",
+     "m.yaml:7: registry.packages: only for registry.flavor: tailored (the lite image "
+     "holds its own packages)"),
+    ("registry:\n  base: x.io/server:v1\n",
+     "m.yaml:6: registry.base: only for registry.flavor: tailored (the full image holds its "
+     "own packages)"),
+    ("registry:\n  flavor: tailored\n  base: docker.elastic.co/package-registry/"
+     "package-registry\n",
+     "m.yaml:7: registry.base: 'docker.elastic.co/package-registry/package-registry' is not "
+     "an image name with a tag, like docker.elastic.co/package-registry/package-registry:v"),
+    ("registry:\n  flavor: tailored\n  packages: [kafka, 'Bad!', nginx@2]\n",
+     "m.yaml:7: registry.packages[1]: expected a package name like 'nginx', or a name and "
+     "version like 'nginx@2.0.0', got the string 'Bad!'"),
+    ("registry:\n  flavor: tailored\n  packages: [nginx@2]\n",
+     "m.yaml:7: registry.packages[0]: expected a package name like 'nginx', or a name and "
+     "version like 'nginx@2.0.0', got the string 'nginx@2'"),
+    ("registry:\n  flavor: tailored\n  packages: [kafka, kafka@1.0.0]\n",
+     "m.yaml:7: registry.packages[1]: kafka is already given at registry.packages[0]"),
+    ("registry:\n  flavor: tailored\n  all_versions: 'yes'\n",
+     "m.yaml:7: registry.all_versions: expected true or false, got the string 'yes'"),
+    ("registry:\n  flavor: tailored\n  all_version: true\n",
+     "m.yaml:7: registry.all_version: unknown key; did you mean 'all_versions'?"),
+    ("registry:\n  flavor: tailored\npackages: false\n",
+     "m.yaml:7: packages: false cannot go with registry.flavor: tailored, whose image is "
+     "made of the packages; remove one of them"),
+]
+
+
+@pytest.mark.parametrize(("body", "expected"), TAILORED_PROBLEMS)
+def test_tailored_mistakes_name_file_line_and_key(body: str, expected: str) -> None:
+    found = problems(HEADER + body)
+    assert any(p.startswith(expected) for p in found), found
 
 
 def test_images_security_and_universal_builds_read_with_their_defaults() -> None:

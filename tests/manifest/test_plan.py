@@ -90,7 +90,8 @@ def test_every_item_says_why() -> None:
         ("system", "integration system"), ("fleet_server", "integration fleet_server"),
         ("endpoint", "integration endpoint"), ("apm", "integration apm")]
     assert plan.packages[0].search_url == \
-        "https://epr.elastic.co/search?package=system&kibana.version=9.0.0&prerelease=false"
+        "https://epr.elastic.co/search?package=system&kibana.version=9.0.0&prerelease=false" \
+        "&spec.min=2.3&spec.max=3.3"
     unlisted = plan_of(HEADER + "integrations: [nginx]\n")
     assert {a.product: a.reasons for a in unlisted.artifacts}["filebeat"] == \
         ("integration nginx (log and metrics inputs)",)
@@ -129,6 +130,56 @@ def test_plan_json_shape() -> None:
     assert data["image"]["platforms"] == ["linux/amd64", "linux/arm64"]
     assert set(data["artifacts"][0]) == {"product", "os", "arch", "format", "fips", "path", "url",
                                          "sha512_url", "asc_url", "reasons"}
+
+
+def test_a_tailored_plan_pulls_the_server_image_and_names_every_package_with_its_reason(
+        ) -> None:
+    from airgap import elastic
+
+    plan = plan_of(HEADER + "platforms: {arch: [x86_64, arm64]}\n"
+                            "integrations: [nginx, system]\n"
+                            "registry:\n  flavor: tailored\n"
+                            "  packages: [kafka, nginx@1.20.0, apache]\n")
+    assert str(plan.image.reference) == \
+        f"docker.elastic.co/package-registry/package-registry:v{elastic.PACKAGE_REGISTRY_VERSION}"
+    assert plan.image.platforms == ("linux/amd64", "linux/arm64")
+    assert "the base of the tailored registry" in plan.image.reason
+    assert plan.tailored is not None
+    assert str(plan.tailored.reference) == \
+        "docker.elastic.co/package-registry/distribution:tailored-9.0.0"
+    assert plan.tailored.package_path == "/packages/package-registry"
+    assert [(p.label, p.reason) for p in plan.packages] == [
+        ("nginx@1.20.0", "integration nginx; registry.packages (nginx@1.20.0)"),
+        ("system", "integration system; Fleet installs it at setup"),
+        ("elastic_agent", "Fleet installs it at setup"),
+        ("fleet_server", "Fleet installs it at setup"),
+        ("kafka", "registry.packages (kafka)"),
+        ("apache", "registry.packages (apache)")]
+    pinned = plan.packages[0]
+    assert pinned.version == "1.20.0" and "&all=true" in pinned.search_url
+    assert "&all=" not in plan.packages[1].search_url
+    data = plan.to_dict()
+    assert data["tailored"] == {
+        "reference": "docker.elastic.co/package-registry/distribution:tailored-9.0.0",
+        "base": str(plan.image.reference), "package_path": "/packages/package-registry"}
+
+
+def test_all_versions_asks_for_every_compatible_version_except_of_a_pinned_package() -> None:
+    plan = plan_of(HEADER + "registry:\n  flavor: tailored\n  all_versions: true\n"
+                            "  base: mirror.corp/epr/server:v2\n  packages: [beta@0.3.0-rc.1]\n")
+    assert str(plan.image.reference) == "mirror.corp/epr/server:v2"
+    assert plan.image.reason == "registry.base, the base of the tailored registry"
+    every = {p.name: p for p in plan.packages}
+    assert every["system"].all_versions and every["system"].label == \
+        "system (every compatible version)"
+    assert every["system"].search_url.endswith("&all=true")
+    assert not every["beta"].all_versions and every["beta"].version == "0.3.0-rc.1"
+    assert "prerelease=true" in every["beta"].search_url  # a pinned pre-release is asked for
+
+
+def test_lite_and_full_plans_are_not_tailored() -> None:
+    plan = plan_of(MULTI)
+    assert plan.tailored is None and "tailored" not in plan.to_dict()
 
 
 def test_installers_and_image_tarballs_go_to_their_one_os() -> None:

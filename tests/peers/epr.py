@@ -1,16 +1,22 @@
 """A stand-in for the Elastic Package Registry API (elastic/package-registry).
 
 Routes as in elastic/package-registry ``main.go``: ``/`` and ``/index.json``, ``/health``,
-``/search`` (``package``, ``kibana.version``, ``prerelease``, ``all``, ``type``),
-``/package/<name>/<version>/``, ``/epr/<name>/<name>-<version>.zip`` and ``.sig``.
-Search answers with only the newest matching version of each package unless
-``all=true``; a version below 1.0.0 or with a pre-release part is a pre-release.
-Downloads can redirect to a storage host, as production does, and take faults.
+``/search`` (``package``, ``kibana.version``, ``prerelease``, ``all``, ``type``,
+``spec.min``, ``spec.max``; other parameters are accepted and ignored, as the registry
+does by default), ``/package/<name>/<version>/``, ``/epr/<name>/<name>-<version>.zip``
+and ``.sig``. Search answers with only the newest matching version of each package
+unless ``all=true``; only a version with a semver pre-release part is a pre-release
+(``0.x`` versions are not: the real ``search.json`` holds many). ``spec.min`` and
+``spec.max`` bound the major.minor of a package's ``format_version``. Answers have the
+shape of the registry's golden files (tests/fixtures/package-registry). Downloads can
+redirect to a storage host, as production does, and take faults; a package can be
+published without its ``.sig`` (its answer then has no ``signature_path``).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import zipfile
 from dataclasses import dataclass
@@ -38,8 +44,19 @@ def version_key(version: str) -> tuple[int, int, int, int, str]:
 
 
 def is_prerelease(version: str) -> bool:
-    """The registry's rule: major 0, or a pre-release part, makes a pre-release."""
-    return version_key(version)[0] < 1 or bool(version_key(version)[4])
+    """The registry's rule: a semver pre-release part makes a pre-release (0.x does not)."""
+    return bool(version_key(version)[4])
+
+
+_SPEC = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+))?\Z")
+
+
+def spec_key(text: str) -> tuple[int, int]:
+    """``3.3`` (or ``3.3.0``) as (major, minor); ValueError otherwise."""
+    match = _SPEC.match(text)
+    if match is None:
+        raise ValueError(text)
+    return int(match.group(1)), int(match.group(2))
 
 
 def _bounds(term: str) -> list[tuple[str, tuple[int, int, int, int, str]]]:
@@ -83,33 +100,44 @@ class EprPackage:
     version: str
     kibana: str
     type: str = "integration"
+    format_version: str = "3.0.0"
+    signed: bool = True
 
     @property
     def download(self) -> str:
         return f"/epr/{self.name}/{self.name}-{self.version}.zip"
 
     def base(self) -> dict[str, Any]:
-        """The search item shape (``packages.BasePackage``)."""
-        return {
+        """The search item shape (``packages.BasePackage``, as search-package-example.json)."""
+        path = f"/package/{self.name}/{self.version}"
+        item = {
             "name": self.name,
             "title": self.name.replace("_", " ").title(),
             "version": self.version,
             "release": "beta" if is_prerelease(self.version) else "ga",
+            "source": {"license": "Elastic-2.0"},
             "description": f"Collect data with the {self.name} integration",
             "type": self.type,
             "download": self.download,
-            "path": f"/package/{self.name}/{self.version}",
+            "path": path,
+            "policy_templates": [{"name": self.name, "title": self.name.title(),
+                                  "description": f"Collect {self.name} logs and metrics"}],
             "conditions": {"kibana": {"version": self.kibana}},
             "owner": {"github": "elastic/integrations", "type": "elastic"},
             "categories": ["observability"],
-            "signature_path": f"{self.download}.sig",
+            "data_streams": [{"type": "logs", "dataset": f"{self.name}.log", "title": "Logs"}],
         }
+        if self.signed:
+            item["signature_path"] = f"{self.download}.sig"
+        return item
 
     def info(self) -> dict[str, Any]:
-        """The ``/package/<name>/<version>/`` shape: the base plus the package details."""
-        return {**self.base(), "format_version": "3.0.0", "source": {"license": "Elastic-2.0"},
-                "policy_templates": [{"name": self.name, "title": self.name}],
-                "assets": [f"/package/{self.name}/{self.version}/manifest.yml"]}
+        """The ``/package/<name>/<version>/`` shape (package-zip.json): the base plus the
+        package details."""
+        path = f"/package/{self.name}/{self.version}"
+        return {**self.base(), "format_version": self.format_version,
+                "readme": f"{path}/docs/README.md", "license": "basic", "screenshots": [],
+                "assets": [f"{path}/manifest.yml", f"{path}/docs/README.md"]}
 
 
 class EprServer:
@@ -121,6 +149,11 @@ class EprServer:
         self.redirect = redirect
         self.faults = Faults()
         self.packages: list[EprPackage] = []
+        #: (name, version) -> the download path its answers give instead of the usual one
+        #: (its signature beside it): a mirror that lays files out its own way.
+        self.paths: dict[tuple[str, str], str] = {}
+        #: The query of every /search, in order.
+        self.searches: list[dict[str, str]] = []
         root.mkdir(parents=True, exist_ok=True)
         self._storage = BackgroundServer(storage_app(root, self.faults))
         self._server = BackgroundServer(self._app())
@@ -139,17 +172,23 @@ class EprServer:
         self._storage.stop()
 
     def add(self, name: str, version: str, kibana: str = "^8.13.0 || ^9.0.0",
-            *, payload: int = 2048) -> EprPackage:
-        """Publish a package version: a real zip with a manifest, and its ``.sig``."""
-        package = EprPackage(name, version, kibana)
+            *, payload: int = 2048, format_version: str = "3.0.0",
+            signed: bool = True) -> EprPackage:
+        """Publish a package version: a real zip with a manifest, and its ``.sig`` unless
+        ``signed`` is false."""
+        package = EprPackage(name, version, kibana, format_version=format_version,
+                             signed=signed)
         path = safe_join(self.root, package.download.lstrip("/"))
         path.parent.mkdir(parents=True, exist_ok=True)
         with zipfile.ZipFile(path, "w") as archive:
             archive.writestr(f"{name}-{version}/manifest.yml",
-                             f"format_version: 3.0.0\nname: {name}\nversion: {version}\n"
+                             f"format_version: {format_version}\nname: {name}\n"
+                             f"version: {version}\n"
                              f"conditions:\n  kibana:\n    version: '{kibana}'\n")
-            archive.writestr(f"{name}-{version}/docs/README.md", "x" * payload)
-        self.signer.sign(path, path.with_name(path.name + ".sig"))
+            # Random bytes, stored: as incompressible as the deflated content of a real zip.
+            archive.writestr(f"{name}-{version}/docs/README.md", os.urandom(payload))
+        if signed:
+            self.signer.sign(path, path.with_name(path.name + ".sig"))
         self.packages.append(package)
         return package
 
@@ -168,17 +207,40 @@ class EprServer:
                 return web.Response(status=400, text=f"invalid '{flag}' query param: "
                                                      f"'{query[flag]}'\n")
             flags[flag] = value in ("true", "1")
+        bounds: dict[str, tuple[int, int]] = {}
+        for name in ("spec.min", "spec.max"):
+            if name in query:
+                try:
+                    bounds[name] = spec_key(query[name])
+                except ValueError:
+                    return web.Response(status=400, text=f"invalid '{name}' query param: "
+                                                         f"'{query[name]}'\n")
+
+        def spec_fits(package: EprPackage) -> bool:
+            spec = spec_key(package.format_version)
+            return bounds.get("spec.min", spec) <= spec <= bounds.get("spec.max", spec)
+
         found = [p for p in self.packages
                  if (not query.get("package") or p.name == query["package"])
                  and (not query.get("type") or p.type == query["type"])
                  and (kibana is None or satisfies(kibana, p.kibana))
-                 and (flags["prerelease"] or not is_prerelease(p.version))]
+                 and (flags["prerelease"] or not is_prerelease(p.version))
+                 and spec_fits(p)]
         found.sort(key=lambda p: (p.name, version_key(p.version)))
         if not flags["all"]:
             newest = {p.name: p for p in found}
             found = list(newest.values())
-        return web.json_response([p.base() for p in found],
+        return web.json_response([self._item(p) for p in found],
                                  dumps=lambda d: json.dumps(d, indent=2))
+
+    def _item(self, package: EprPackage) -> dict[str, Any]:
+        item = package.base()
+        moved = self.paths.get((package.name, package.version))
+        if moved is not None:
+            item["download"] = moved
+            if package.signed:
+                item["signature_path"] = f"{moved}.sig"
+        return item
 
     def _app(self) -> web.Application:
         async def index(request: web.Request) -> web.Response:
@@ -190,6 +252,7 @@ class EprServer:
 
         async def search(request: web.Request) -> web.Response:
             self.faults.record(request)
+            self.searches.append(dict(request.query))
             return self._search(request)
 
         async def package(request: web.Request) -> web.Response:
@@ -200,7 +263,7 @@ class EprServer:
             return web.Response(status=404, text="package not found\n")
 
         async def download(request: web.Request) -> web.StreamResponse:
-            relative = f"epr/{request.match_info['name']}/{request.match_info['file']}"
+            relative = f"epr/{request.match_info['path']}"
             if self.redirect:
                 self.faults.record(request)
                 raise web.HTTPFound(f"{self._storage.url}/{relative}")
@@ -212,5 +275,5 @@ class EprServer:
         app.router.add_get("/health", health)
         app.router.add_get("/search", search)
         app.router.add_get("/package/{name}/{version}/", package)
-        app.router.add_get("/epr/{name}/{file}", download)
+        app.router.add_get("/epr/{path:.+}", download)
         return app

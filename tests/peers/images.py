@@ -9,6 +9,16 @@ declares a health check running ``curl`` against ``localhost:8080/health``; its 
 is a script doing what that check needs (busybox wget, or openssl for https). It is
 written as an OCI layout by this module (independently of airgap's own code) and pushed
 with skopeo.
+
+With ``server=True`` it stands in for the server image alone
+(``package-registry:v<version>``, the base of a tailored registry): no packages of its
+own, and an entrypoint that, like the server since 1.38, refuses to start when a zip
+under ``/packages/package-registry`` has no ``.sig`` beside it, reads every zip and
+``.sig`` there (as the user it runs as, uid 1000) and serves their SHA-512s at
+``/packages.txt``, its uid at ``/whoami.txt`` and the packages' names and versions at
+``/search``. With ``docker_v2=True`` its documents
+have Docker's v2 media types (which skopeo will not read from an OCI layout): it is
+then pushed with the registry API directly.
 """
 
 from __future__ import annotations
@@ -34,6 +44,10 @@ OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 
 ENTRYPOINT = """\
 addr="${EPR_ADDRESS:-0.0.0.0:8080}"
@@ -43,6 +57,36 @@ if [ -n "${EPR_TLS_CERT:-}" ]; then
     -key "$EPR_TLS_KEY" -WWW
 fi
 exec /bin/busybox httpd -f -p "$addr" -h /www
+"""
+
+# The server stand-in: the checks the real server makes of its packages at start-up.
+SERVER_ENTRYPOINT = """\
+addr="${EPR_ADDRESS:-0.0.0.0:8080}"
+bb=/bin/busybox
+$bb mkdir -p /tmp/www || exit 1
+: > /tmp/www/health
+: > /tmp/www/packages.txt
+search="["
+for zip in /packages/package-registry/*.zip; do
+  [ -e "$zip" ] || continue
+  if [ ! -f "$zip.sig" ]; then
+    echo "package $zip has no signature file $zip.sig" >&2
+    exit 1
+  fi
+  $bb sha512sum "$zip" "$zip.sig" >> /tmp/www/packages.txt || exit 1
+  base=$($bb basename "$zip" .zip)
+  name=${base%%-[0-9]*}
+  [ "$search" = "[" ] || search="$search,"
+  search="$search{\\"name\\":\\"$name\\",\\"version\\":\\"${base#"$name"-}\\"}"
+done
+echo "$search]" > /tmp/www/search
+$bb id -u > /tmp/www/whoami.txt
+if [ -n "${EPR_TLS_CERT:-}" ]; then
+  cd /tmp/www || exit 1
+  exec /usr/bin/openssl s_server -quiet -accept "$addr" -cert "$EPR_TLS_CERT" \\
+    -key "$EPR_TLS_KEY" -WWW
+fi
+exec $bb httpd -f -p "$addr" -h /tmp/www
 """
 
 # curl [--silent] [--fail] [--insecure] [http[s]://]HOST:PORT/PATH, for health checks.
@@ -76,6 +120,7 @@ class TestImage:
     manifests: dict[str, str]  # "linux/amd64" -> manifest digest
     shared_layers: tuple[str, ...]
     platform_layers: dict[str, str]
+    docker_v2: bool = False
 
     @property
     def size(self) -> int:
@@ -96,7 +141,7 @@ class _Layout:
         return {"mediaType": media_type, "digest": f"sha256:{digest}", "size": len(data)}
 
     def add_layer(self, build: list[tuple[str, bytes | Path | None, int]],
-                  compress: bool) -> tuple[dict[str, object], str]:
+                  compress: bool, media: str | None = None) -> tuple[dict[str, object], str]:
         """Write a layer from (path in image, content, mode) entries; None = directory.
 
         Returns the descriptor and the diff ID (sha256 of the uncompressed tar).
@@ -126,7 +171,7 @@ class _Layout:
         digest = _file_sha256(tmp)
         size = tmp.stat().st_size
         tmp.rename(self.blobs / digest)
-        media = OCI_LAYER_GZIP if compress else OCI_LAYER
+        media = media or (OCI_LAYER_GZIP if compress else OCI_LAYER)
         return {"mediaType": media, "digest": f"sha256:{digest}", "size": size}, \
             f"sha256:{diff.hexdigest()}"
 
@@ -182,14 +227,15 @@ def _tls_server_files() -> list[tuple[str, Path, int]]:
     return files
 
 
-def _platform_layer(platform: str) -> list[tuple[str, bytes | Path | None, int]]:
+def _platform_layer(platform: str, entrypoint: str = ENTRYPOINT
+                    ) -> list[tuple[str, bytes | Path | None, int]]:
     entries: list[tuple[str, bytes | Path | None, int]] = [
         ("bin", None, 0o755), ("www", None, 0o755), ("etc", None, 0o755),
         ("usr", None, 0o755), ("usr/bin", None, 0o755), ("tmp", None, 0o1777),
         ("bin/busybox", Path("/bin/busybox"), 0o755),
         ("www/health", b"", 0o644),
         ("www/search", b"[]\n", 0o644),  # the registry's /search: no packages here
-        ("entrypoint.sh", ENTRYPOINT.encode(), 0o755),
+        ("entrypoint.sh", entrypoint.encode(), 0o755),
         ("usr/bin/curl", CURL.encode(), 0o755),
         ("etc/airgap-test-platform", platform.encode() + b"\n", 0o644),
     ]
@@ -209,9 +255,15 @@ def _platform_layer(platform: str) -> list[tuple[str, bytes | Path | None, int]]
 def build_test_image(root: Path, *, tag: str = "9.0.0",
                      platforms: tuple[str, ...] = ("linux/amd64", "linux/arm64"),
                      shared_layers: tuple[int, ...] = (1 << 20,),
-                     compress: bool = True) -> TestImage:
+                     compress: bool = True, server: bool = False,
+                     docker_v2: bool = False) -> TestImage:
     """Write the image as an OCI layout at ``root``; ``shared_layers`` gives the size in
-    bytes of each layer of random package data shared by every platform."""
+    bytes of each layer of random package data shared by every platform. ``server``
+    makes the server stand-in (give it no shared layers), ``docker_v2`` Docker's media
+    types."""
+    types = (DOCKER_LIST, DOCKER_MANIFEST, DOCKER_CONFIG, DOCKER_LAYER_GZIP) if docker_v2 \
+        else (OCI_INDEX, OCI_MANIFEST, OCI_CONFIG, None)
+    index_type, manifest_type, config_type, layer_type = types
     layout = _Layout(root)
     scratch = root / "scratch"
     scratch.mkdir(exist_ok=True)
@@ -220,7 +272,8 @@ def build_test_image(root: Path, *, tag: str = "9.0.0",
         data = _random_file(scratch / f"packages-{number}.zip", size)
         shared.append(layout.add_layer(
             [("packages", None, 0o755), ("packages/package-registry", None, 0o755),
-             (f"packages/package-registry/bundle-{number}.zip", data, 0o644)], compress))
+             (f"packages/package-registry/bundle-{number}.zip", data, 0o644)], compress,
+            layer_type))
         data.unlink()
     scratch.rmdir()
 
@@ -229,7 +282,9 @@ def build_test_image(root: Path, *, tag: str = "9.0.0",
     platform_layers: dict[str, str] = {}
     for platform in platforms:
         os_name, arch, *variant = platform.split("/")
-        own, own_diff = layout.add_layer(_platform_layer(platform), compress)
+        own, own_diff = layout.add_layer(
+            _platform_layer(platform, SERVER_ENTRYPOINT if server else ENTRYPOINT), compress,
+            layer_type)
         platform_layers[platform] = str(own["digest"])
         layers = [d for d, _ in shared] + [own]
         config = {
@@ -245,29 +300,33 @@ def build_test_image(root: Path, *, tag: str = "9.0.0",
             "rootfs": {"type": "layers", "diff_ids": [d for _, d in shared] + [own_diff]},
             "history": [{"created_by": "airgap test image"}],
         }
-        config_desc = layout.add_bytes(OCI_CONFIG, json.dumps(config).encode())
-        manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config_desc,
+        config_desc = layout.add_bytes(config_type, json.dumps(config).encode())
+        manifest = {"schemaVersion": 2, "mediaType": manifest_type, "config": config_desc,
                     "layers": layers}
-        desc = layout.add_bytes(OCI_MANIFEST, json.dumps(manifest).encode())
+        desc = layout.add_bytes(manifest_type, json.dumps(manifest).encode())
         manifest_digests[platform] = str(desc["digest"])
         platform_desc: dict[str, str] = {"architecture": arch, "os": os_name}
         if variant:
             platform_desc["variant"] = variant[0]
         index_manifests.append({**desc, "platform": platform_desc})
 
-    index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": index_manifests}
-    index_desc = layout.add_bytes(OCI_INDEX, json.dumps(index).encode())
+    index = {"schemaVersion": 2, "mediaType": index_type, "manifests": index_manifests}
+    index_desc = layout.add_bytes(index_type, json.dumps(index).encode())
     top = {"schemaVersion": 2, "manifests": [
         {**index_desc, "annotations": {"org.opencontainers.image.ref.name": tag}}]}
     (root / "index.json").write_text(json.dumps(top))
     return TestImage(root, tag, str(index_desc["digest"]), manifest_digests,
-                     tuple(str(d["digest"]) for d, _ in shared), platform_layers)
+                     tuple(str(d["digest"]) for d, _ in shared), platform_layers, docker_v2)
 
 
 def push_image(image: TestImage, registry_host: str, repository: str, *, tag: str | None = None,
                credentials: Credentials | None = None, tls_verify: bool = False) -> str:
-    """Copy every platform to ``registry_host/repository:tag`` with skopeo, digests kept."""
+    """Copy every platform to ``registry_host/repository:tag`` with skopeo, digests kept
+    (a Docker v2 image with the registry API: skopeo reads no such OCI layout)."""
     destination = f"docker://{registry_host}/{repository}:{tag or image.tag}"
+    if image.docker_v2:
+        _push_with_api(image, registry_host, repository, tag or image.tag)
+        return destination
     argv = ["skopeo", "copy", "--all", "--preserve-digests", "--quiet",
             f"--dest-tls-verify={'true' if tls_verify else 'false'}"]
     with tempfile.TemporaryDirectory(prefix="ag-skopeo-") as scratch:
@@ -281,6 +340,33 @@ def push_image(image: TestImage, registry_host: str, repository: str, *, tag: st
         argv += [f"oci:{image.layout}:{image.tag}", destination]
         subprocess.run(argv, check=True, capture_output=True, text=True, timeout=600)
     return destination
+
+
+def _push_with_api(image: TestImage, registry_host: str, repository: str, tag: str) -> None:
+    """Every blob (monolithic upload), each platform manifest by digest, the index by tag:
+    the distribution API as a client uses it, no credentials, plain HTTP."""
+    import httpx
+
+    base = f"http://{registry_host}/v2/{repository}"
+    blobs = image.layout / "blobs" / "sha256"
+    with httpx.Client(timeout=60) as client:
+        for blob in sorted(blobs.iterdir()):
+            digest = f"sha256:{blob.name}"
+            if client.head(f"{base}/blobs/{digest}").status_code == 200:
+                continue
+            started = client.post(f"{base}/blobs/uploads/")
+            started.raise_for_status()
+            location = str(httpx.URL(base).join(started.headers["location"]))
+            separator = "&" if "?" in location else "?"
+            client.put(f"{location}{separator}digest={digest}", content=blob.read_bytes(),
+                       headers={"Content-Type": "application/octet-stream"}
+                       ).raise_for_status()
+        for digest in image.manifests.values():
+            client.put(f"{base}/manifests/{digest}", content=(blobs / digest[7:]).read_bytes(),
+                       headers={"Content-Type": DOCKER_MANIFEST}).raise_for_status()
+        client.put(f"{base}/manifests/{tag}",
+                   content=(blobs / image.index_digest[7:]).read_bytes(),
+                   headers={"Content-Type": DOCKER_LIST}).raise_for_status()
 
 
 def build_agent_image(root: Path, base: TestImage, *, tag: str = "9.0.0") -> TestImage:

@@ -1,8 +1,9 @@
 """All of Elastic's public endpoints on loopback at once, for the demo and benchmarks.
 
 A real docker-registry holding the multi-platform test image as
-``package-registry/distribution`` and a second image sharing its large layer as
-``elastic-agent/elastic-agent``, the artifacts.elastic.co, EPR and
+``package-registry/distribution``, a second image sharing its large layer as
+``elastic-agent/elastic-agent`` and the server stand-in (the base of a tailored registry)
+as ``package-registry/package-registry:v<pinned>``, the artifacts.elastic.co, EPR and
 artifacts.security.elastic.co stand-ins, with everything signed by one throwaway key.
 ``publish_plan`` puts on the stand-ins exactly what a manifest's plan will ask for.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from airgap import elastic
 from airgap.manifest import load_manifest
 from airgap.manifest.plan import make_plan
 from tests.peers.artifacts import ArtifactServer
@@ -21,6 +23,7 @@ from tests.peers.images import TestImage, build_agent_image, build_test_image, p
 from tests.peers.processes import DockerRegistry
 
 REPOSITORY = "package-registry/distribution"
+SERVER_REPOSITORY = "package-registry/package-registry"
 AGENT_REPOSITORY = "elastic-agent/elastic-agent"
 
 
@@ -40,6 +43,7 @@ class LoopbackElastic:
         self.epr = EprServer(workdir / "epr", self.signer)
         self.defend = DefendServer(workdir / "defend")
         self.image: TestImage | None = None
+        self.server: TestImage | None = None
 
     def start(self) -> LoopbackElastic:
         """Start every peer and push the test image."""
@@ -50,6 +54,10 @@ class LoopbackElastic:
         self.image = build_test_image(self.workdir / "image", tag=self.tag,
                                       shared_layers=self.shared_layers)
         push_image(self.image, self.registry.host, REPOSITORY)
+        self.server = build_test_image(self.workdir / "server",
+                                       tag=f"v{elastic.PACKAGE_REGISTRY_VERSION}",
+                                       shared_layers=(), server=True)
+        push_image(self.server, self.registry.host, SERVER_REPOSITORY)
         agent = build_agent_image(self.workdir / "agent-image", self.image, tag=self.tag)
         push_image(agent, self.registry.host, AGENT_REPOSITORY)
         return self
@@ -65,7 +73,7 @@ class LoopbackElastic:
     def manifest_text(self, *, arch: tuple[str, ...] = ("x86_64", "arm64"),
                       integrations: tuple[str, ...] = ("system", "nginx", "fleet_server",
                                                        "endpoint"),
-                      images: tuple[str, ...] = ()) -> str:
+                      flavor: str = "full", images: tuple[str, ...] = ()) -> str:
         """A manifest that reads every source from these peers."""
         return "\n".join([
             "apiVersion: airgap/v1",
@@ -76,6 +84,8 @@ class LoopbackElastic:
             "  os: [linux]",
             f"  arch: [{', '.join(arch)}]",
             "  formats: [archive]",
+            "registry:",
+            f"  flavor: {flavor}",
             f"integrations: [{', '.join(integrations)}]",
             f"images: [{', '.join(images)}]",
             "sources:",
@@ -88,16 +98,18 @@ class LoopbackElastic:
             "",
         ])
 
-    def publish_plan(self, manifest: Path, *, artifact_size: int = 256 << 10) -> None:
-        """Publish every artifact and package the manifest's plan names."""
+    def publish_plan(self, manifest: Path, *, artifact_size: int = 256 << 10,
+                     package_size: int = 2048) -> None:
+        """Publish every artifact and package the manifest's plan names (each package in
+        two versions of about ``package_size`` bytes)."""
         plan = make_plan(load_manifest(manifest))
         for item in plan.artifacts:
             self.artifacts.publish(item.path, artifact_size)
         known = {p.name for p in self.epr.packages}
         for package in plan.packages:
             if package.name not in known:
-                self.epr.add(package.name, "1.0.0")
-                self.epr.add(package.name, "2.0.0")
+                self.epr.add(package.name, "1.0.0", payload=package_size)
+                self.epr.add(package.name, "2.0.0", payload=package_size)
         for defend in plan.defend:
             self.defend.publish(defend.endpoint_version, "1.0.42", {
                 f"{name}-v1": name.encode() * 20_000

@@ -1,5 +1,7 @@
-"""What the carry tests share: a bundle with a signed delta of it, and the golden bundle
-split into volumes (signed), each made once per session. Copy before changing."""
+"""What the tests of merge, split and join share (tests/carry/, the kill and terminal
+tests): a bundle with a signed delta of it, and the golden bundle split into volumes
+(signed), each made once per session (a plugin of tests/conftest.py). Copy before
+changing."""
 
 from __future__ import annotations
 
