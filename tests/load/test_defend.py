@@ -163,6 +163,10 @@ def test_a_defend_file_outside_downloads_is_refused_before_anything_is_laid_out(
     loaded = in_pipe("load", str(bundle), *trust, "--artifacts", str(served))
     assert loaded.returncode == 3, loaded.stderr
     assert not served.exists() or not any(served.rglob("*"))
+    serving = in_pipe("serve", str(bundle), *trust, "--port", "0", timeout=60)
+    assert serving.returncode == 3, serving.stderr
+    assert "is not below /downloads/" in serving.stdout
+    assert "nothing was served" in serving.stderr
     # Unverified, the layout itself still refuses it, before the binaries are copied.
     skipped = in_pipe("load", str(bundle), "--skip-verify", "--artifacts", str(served))
     assert skipped.returncode == 3, skipped.stderr
