@@ -68,14 +68,25 @@ _BEATS_FORMATS = frozenset({"archive", "deb", "rpm", "msi", "docker-image"})
 _PACKAGED = frozenset({"archive", "deb", "rpm"})
 _ARCHIVE = frozenset({"archive"})
 
-# Version gates, from Elastic's code and documentation:
-# - windows/arm64 zips: elastic-agent's upgrade artifact.go gained "windows-binary-arm64"
-#   in 9.3 (PR #11673); its packages.yml builds endpoint-security for every platform.
+# Version gates, from Elastic's code, release notes and documentation (docs/manifest.md
+# "What is left out" has the sources and what is not known). A gate that the
+# sources do not settle plans nothing: a file planned that is not published fails the fetch.
+# - windows/arm64: elastic-agent's zip from 9.3.2 (its release notes: "Elastic Agent for
+#   Windows on ARM64 is now available in technical preview"; GA with 9.5.0, kibana PR
+#   #288255); fleet-server's from 9.5.0 (fleet-server's magefile at v9.5.0 builds it, the
+#   9.3 and 9.4 backports of #6957 were reverted, #7313/#7314; the agent's 9.5.0 release
+#   notes: "Include fleet-server in windows/arm64 packages", #14120). endpoint-security:
+#   the agent's windows/arm64 package carries Elastic Defend, but no source shows a
+#   standalone endpoint-security-<v>-windows-arm64.zip (only 7.x agents fetched it apart).
 # - FIPS builds: "FIPS mode for Ingest tools" (elastic/docs-content
-#   deploy-manage/security/fips-ingest.md) applies from 9.1 (and 8.19, released with it);
-#   none exist at 8.14 (the 8.14.0 release manifest); Windows FIPS zips of the agent from
-#   9.5 (elastic-agent dev-tools/packaging/packages.yml).
-_WINDOWS_ARM64_SINCE = {("windows", "arm64"): "9.3.0"}
+#   deploy-manage/security/fips-ingest.md, PR #2136): Agent, Fleet Server, Filebeat,
+#   Metricbeat and APM Server, "Linux 64-bit (FIPS)" and "Linux aarch64 (FIPS)", from 9.1
+#   (and 8.19, released with it); none at 8.14 (the 8.14.0 release manifest). Windows FIPS
+#   zips of the agent from 9.5.0: its packaging settings at v9.5.0 build FIPS for
+#   windows/amd64 and windows/arm64, and the v9.5.0 release pipeline packages them
+#   (elastic-agent PR #14444); its 9.5.2 release notes fix a Windows FIPS upgrade.
+_AGENT_WINDOWS_ARM64 = {("windows", "arm64"): "9.3.2"}
+_FLEET_WINDOWS_ARM64 = {("windows", "arm64"): "9.5.0"}
 _FIPS_LINUX = {("linux", "x86_64"): "9.1.0", ("linux", "arm64"): "9.1.0"}
 _FIPS_SINCE_8 = "8.19.0"  # the 8.x line got FIPS builds with 8.19
 
@@ -100,15 +111,15 @@ class Product:
     docker_suffixes: Mapping[str, str] | None = None
 
 
-_AGENT_FIPS = {**_FIPS_LINUX, ("windows", "x86_64"): "9.5.0"}
+_AGENT_FIPS = {**_FIPS_LINUX, ("windows", "x86_64"): "9.5.0", ("windows", "arm64"): "9.5.0"}
 
 PRODUCTS: dict[str, Product] = {
     p.name: p
     for p in (
-        Product("elastic-agent", "beats/elastic-agent", _ALL | frozenset(_WINDOWS_ARM64_SINCE),
-                _BEATS_FORMATS, _AGENT_FIPS, _WINDOWS_ARM64_SINCE),
-        Product("filebeat", "beats/filebeat", _ALL, _BEATS_FORMATS),
-        Product("metricbeat", "beats/metricbeat", _ALL, _BEATS_FORMATS),
+        Product("elastic-agent", "beats/elastic-agent", _ALL | frozenset(_AGENT_WINDOWS_ARM64),
+                _BEATS_FORMATS, _AGENT_FIPS, _AGENT_WINDOWS_ARM64),
+        Product("filebeat", "beats/filebeat", _ALL, _BEATS_FORMATS, _FIPS_LINUX),
+        Product("metricbeat", "beats/metricbeat", _ALL, _BEATS_FORMATS, _FIPS_LINUX),
         Product("auditbeat", "beats/auditbeat", _ALL, _BEATS_FORMATS),
         Product("heartbeat", "beats/heartbeat", _ALL, _BEATS_FORMATS),
         Product("packetbeat", "beats/packetbeat", _ALL, _BEATS_FORMATS),
@@ -117,9 +128,9 @@ PRODUCTS: dict[str, Product] = {
                 docker_suffixes={"x86_64": "docker-image.tar.gz",
                                  "arm64": "docker-image-arm64.tar.gz"}),
         Product("cloudbeat", "cloudbeat", _LINUX, _ARCHIVE),
-        Product("fleet-server", "fleet-server", _ALL, _ARCHIVE, _FIPS_LINUX),
-        Product("endpoint-security", "endpoint-dev", _ALL | frozenset(_WINDOWS_ARM64_SINCE),
-                _ARCHIVE, platforms_since=_WINDOWS_ARM64_SINCE, universal=True),
+        Product("fleet-server", "fleet-server", _ALL | frozenset(_FLEET_WINDOWS_ARM64),
+                _ARCHIVE, _FIPS_LINUX, _FLEET_WINDOWS_ARM64),
+        Product("endpoint-security", "endpoint-dev", _ALL, _ARCHIVE, universal=True),
         Product("pf-host-agent", "prodfiler", _LINUX, _PACKAGED),
         Product("pf-elastic-collector", "prodfiler", _LINUX, _PACKAGED),
         Product("pf-elastic-symbolizer", "prodfiler", _LINUX, _PACKAGED),
@@ -369,6 +380,10 @@ DEFEND_STALE_DAYS = 30
 DEFEND_BASE_URL_SETTINGS = ("linux.advanced.artifacts.global.base_url",
                             "mac.advanced.artifacts.global.base_url",
                             "windows.advanced.artifacts.global.base_url")
+#: "an additional PEM-encoded certificate to validate the protection artifact update
+#: SSL/TLS server" (elastic/docs-content reference/security/defend-advanced-settings.md).
+DEFEND_CA_CERT_SETTINGS = tuple(s.replace(".base_url", ".ca_cert")
+                                for s in DEFEND_BASE_URL_SETTINGS)
 #: The integration whose sites need the artifacts (``security.endpoint_artifacts: auto``).
 DEFEND_INTEGRATION = "endpoint"
 
@@ -402,9 +417,11 @@ ELASTIC_REGISTRY_HOST = "docker.elastic.co"
 # The first Kibana that reads each setting: xpack.fleet.isAirGapped from 8.13 (kibana PR
 # #174214; the 8.13 "Fleet settings in Kibana" page is the first to list it);
 # packageVerification.gpgKeyPath listed from the 8.5 page; binaryDownloadSource, agent
-# binary sources preconfigured in kibana.yml (kibana PR #283454, merged 2026-08-06, the
-# cycle whose next Fleet change, #290101, is labelled v9.6.0). registryUrl and packages
-# exist in every 8.x.
+# binary sources preconfigured in kibana.yml (kibana PR #283454, merged into main on
+# 2026-08-06, after the 9.5 branch was cut and 9.5.0 released on 2026-07-29, so 9.6.0 is
+# the first release that can have it; whether a 9.5.x patch got it is not known, and a
+# setting Kibana does not know stops it from starting: written from 9.6.0 only).
+# registryUrl and packages exist in every 8.x.
 
 KIBANA_SETTINGS_SINCE = {
     "xpack.fleet.isAirGapped": "8.13.0",

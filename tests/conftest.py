@@ -166,16 +166,18 @@ def make_manifest(tmp_path: Path, signer_public_key: Path) -> ManifestMaker:
 
 def site_manifest(make_manifest: ManifestMaker, front: RegistryFront,
                   artifacts: ArtifactServer, epr: EprServer, *, size: int = 30_000,
-                  **keys: object) -> Path:
+                  defend: DefendServer | None = None, **keys: object) -> Path:
     """A manifest reading from the given stand-ins, with every artifact it plans
-    published there (``size`` bytes each)."""
+    published there (``size`` bytes each); Elastic Defend's from ``defend`` when given."""
     keys.setdefault("platforms", {"arch": ["x86_64", "arm64"]})
     keys.setdefault("integrations", ["system", "nginx", "fleet_server"])
     # Elastic Defend's artifacts have tests of their own (with the endpoint integration,
     # a fetch would otherwise ask artifacts.security.elastic.co for them).
     keys.setdefault("security", {"endpoint_artifacts": False})
-    path = make_manifest(artifacts_from=artifacts, epr_from=epr, **keys,
-                         sources={"registry": front.url})
+    sources = {"registry": front.url}
+    if defend is not None:
+        sources["security"] = defend.url
+    path = make_manifest(artifacts_from=artifacts, epr_from=epr, **keys, sources=sources)
     for item in make_plan(load_manifest(path)).artifacts:
         if not (artifacts.root / item.path).exists():
             artifacts.publish(item.path, size)

@@ -13,17 +13,18 @@ format and its sources are in docs/defend.md.
 from __future__ import annotations
 
 import datetime
+import io
 import json
 import re
 import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from airgap import elastic
 from airgap.bundle.description import BundleDescription, parse_timestamp
-from airgap.bundle.layout import SECURITY
+from airgap.bundle.layout import DOWNLOADS, SECURITY
 from airgap.errors import ServerResponseError
 
 MAX_MANIFEST_ZIP = 16 << 20
@@ -80,10 +81,23 @@ def read_manifest_zip(path: Path, name: str) -> DefendManifestFile:
     """The manifest in the zip at ``path`` (``name`` names it in messages); raises
     :class:`BadDefendManifest` for anything that is not one."""
     try:
-        if path.stat().st_size > MAX_MANIFEST_ZIP:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise BadDefendManifest(f"{name}: not a readable zip: {exc}") from None
+    return _read(path, size, name)
+
+
+def read_manifest_data(data: bytes, name: str) -> DefendManifestFile:
+    """:func:`read_manifest_zip` of a zip held in memory (a server's answer)."""
+    return _read(io.BytesIO(data), len(data), name)
+
+
+def _read(source: Path | BinaryIO, size: int, name: str) -> DefendManifestFile:
+    try:
+        if size > MAX_MANIFEST_ZIP:
             raise BadDefendManifest(f"{name}: larger than {MAX_MANIFEST_ZIP} bytes: not a "
                                     "Defend artifact manifest")
-        with zipfile.ZipFile(path) as archive:
+        with zipfile.ZipFile(source) as archive:
             names = archive.namelist()
             if len(names) != len(set(names)):
                 raise BadDefendManifest(f"{name}: a member is in the zip twice")
@@ -181,6 +195,12 @@ def relative_path(value: Any, where: str) -> str:
         raise BadDefendManifest(f"{where}.relative_url: {value[:120]!r} is not a plain path "
                                 "below the server's root")
     path = "/".join(parts)
+    if parts[0] != DOWNLOADS or len(parts) < 2:
+        # Endpoints find the artifacts below /downloads/ (Elastic's layout), which is what
+        # load --artifacts lays out and airgap serve serves: anything else would be lost.
+        raise BadDefendManifest(f"{where}.relative_url: {value[:120]!r} is not below "
+                                f"/{DOWNLOADS}/, where Elastic Defend's artifacts lie and a "
+                                "mirror serves them")
     if elastic.is_defend_manifest_path(path):
         raise BadDefendManifest(f"{where}.relative_url: {value[:120]!r} is where a manifest "
                                 "lies, not an artifact")
@@ -190,11 +210,20 @@ def relative_path(value: Any, where: str) -> str:
 # -- in a bundle -------------------------------------------------------------------------------
 
 
+def unsigned_warning(name: str) -> str:
+    """The warning for a manifest zip without ``manifest.sig`` (docs/defend.md: whether
+    Elastic's endpoint zips always carry one is not settled, so it is not refused)."""
+    return (f"{name}: the zip holds no {elastic.DEFEND_SIGNATURE_MEMBER}: Elastic Endpoint "
+            "checks the manifest's signature and may refuse this manifest")
+
+
 def check_bundle(root: Path, description: BundleDescription, regular: set[str],
                  sizes: Mapping[str, int], sha256: Mapping[str, str],
-                 problem: Callable[[str, str, str], None]) -> None:
+                 problem: Callable[[str, str, str], None]) -> list[str]:
     """Every artifact each recorded manifest lists must be in the bundle with the size and
-    SHA-256 the manifest gives; ``problem(path, kind, message)`` hears what is not."""
+    SHA-256 the manifest gives; ``problem(path, kind, message)`` hears what is not. Returns
+    the warnings (a manifest without its signature)."""
+    warnings = []
     for record in description.defend:
         if record.path not in regular:
             continue  # missing: already reported from SHA512SUMS
@@ -203,6 +232,8 @@ def check_bundle(root: Path, description: BundleDescription, regular: set[str],
         except ServerResponseError as exc:
             problem(record.path, "defend", exc.message)
             continue
+        if not manifest.signed:
+            warnings.append(unsigned_warning(record.path))
         if manifest.manifest_version != record.manifest_version:
             problem(record.path, "defend", f"holds manifest_version "
                                            f"{manifest.manifest_version}, bundle.json records "
@@ -217,6 +248,7 @@ def check_bundle(root: Path, description: BundleDescription, regular: set[str],
                                         f"{entry.encoded_size}")
             elif sha256.get(path) is not None and sha256[path] != entry.encoded_sha256:
                 problem(path, "defend", f"its SHA-256 differs from what {record.path} says")
+    return warnings
 
 
 def stale_warnings(description: BundleDescription,

@@ -231,8 +231,9 @@ def verify_bundle(settings: VerifySettings, reporter: Reporter) -> VerifyReport:
         # to the base are there for the manifests it carries.
         carried = dataclasses.replace(check.described, defend=tuple(
             r for r in check.described.defend if r.path not in check.from_base))
-        defend.check_bundle(root, carried, found.regular | check.from_base, check.sizes,
-                            check.sha256, check.add)
+        check.warnings.extend(defend.check_bundle(
+            root, carried, found.regular | check.from_base, check.sizes, check.sha256,
+            check.add))
         check.warnings.extend(defend.stale_warnings(check.described))
     return VerifyReport(root, len(listed), size, signatures,
                         tuple(sorted(check.problems, key=lambda p: (p.path, p.kind))),

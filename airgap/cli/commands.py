@@ -283,6 +283,10 @@ def load_command(bundle: Path, skip_verify: bool, trust_keys: tuple[Path, ...],
 
 @cli.command("serve", short_help="Serve a downloads/ tree as the agents' binary source.")
 @click.argument("root", type=options.BUNDLE, metavar="DIR_OR_BUNDLE")
+@click.option("--skip-verify", is_flag=True,
+              help="Do not verify BUNDLE first (unsafe: whatever it holds is served).")
+@options.trust_keys
+@options.trust_signers
 @click.option("--bind", default="127.0.0.1", show_default=True,
               help="Address to listen on (0.0.0.0 for every interface).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
@@ -290,7 +294,7 @@ def load_command(bundle: Path, skip_verify: bool, trust_keys: tuple[Path, ...],
 @click.option("--tls-cert", type=options.FILE, help="PEM certificate (chain) to serve HTTPS with.")
 @click.option("--tls-key", type=options.FILE, help="PEM private key of --tls-cert.")
 @click.option("--tls-min-version", type=click.Choice(["1.0", "1.1", "1.2", "1.3"]),
-              default="1.2", show_default=True, help="The oldest TLS version accepted.")
+              help="The oldest TLS version accepted (default 1.2; needs --tls-cert).")
 @click.option("--max-connections", type=click.IntRange(1), metavar="N",
               help="Connections open at once (default: as many as the open-file limit "
                    "allows, at most 4096); at the cap, one waiting for its request makes room.")
@@ -300,18 +304,31 @@ def load_command(bundle: Path, skip_verify: bool, trust_keys: tuple[Path, ...],
 @click.option("--keepalive-timeout", type=click.FloatRange(0.1), default=15.0,
               show_default=True, metavar="SECONDS",
               help="Time an idle connection is kept open between requests.")
+@click.option("--send-timeout", type=click.FloatRange(0.1), default=60.0, show_default=True,
+              metavar="SECONDS", help="Time a client may take none of its answer (it stopped "
+                                      "reading) before its connection is cut off.")
 @options.quiet
-def serve_command(root: Path, bind: str, port: int, tls_cert: Path | None,
-                  tls_key: Path | None, tls_min_version: str, max_connections: int | None,
-                  header_timeout: float, keepalive_timeout: float, quiet: bool) -> None:
+def serve_command(root: Path, skip_verify: bool, trust_keys: tuple[Path, ...],
+                  trust_signers: tuple[Path, ...], bind: str, port: int, tls_cert: Path | None,
+                  tls_key: Path | None, tls_min_version: str | None, max_connections: int | None,
+                  header_timeout: float, keepalive_timeout: float, send_timeout: float,
+                  quiet: bool) -> None:
     """Serve a bundle's downloads/ tree (or such a tree) as the agents' binary source,
-    until Ctrl-C or SIGTERM."""
+    until Ctrl-C or SIGTERM. A bundle is verified first, as load --artifacts does."""
+    from airgap.bundle.verify import BundleRefused
     from airgap.load.connections import Limits
     from airgap.load.serve import ServeSettings, run_server
 
     begin("serve")
     settings = ServeSettings(root=root, bind=bind, port=port, tls_cert=tls_cert,
                              tls_key=tls_key, tls_min_version=tls_min_version,
-                             limits=Limits(max_connections, header_timeout, keepalive_timeout))
-    run_server(settings, progress.service_reporter(quiet),
-               access_log=None if quiet else progress.access_logger())
+                             limits=Limits(max_connections, header_timeout, keepalive_timeout,
+                                           send_timeout),
+                             skip_verify=skip_verify, trust_keys=trust_keys,
+                             trust_signers=trust_signers)
+    try:
+        run_server(settings, progress.service_reporter(quiet),
+                   access_log=None if quiet else progress.access_logger())
+    except BundleRefused as refused:
+        render.render_verify(refused.report)
+        raise

@@ -19,8 +19,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from airgap.bundle.layout import TOOLS
 from airgap.cli.options import flags
-from airgap.errors import AirgapError, ExitCode
+from airgap.errors import AirgapError, ExitCode, setting
 from airgap.units import human_size
 
 if TYPE_CHECKING:
@@ -245,7 +246,10 @@ def render_fetch(result: FetchResult) -> None:
              f"of {d.files} files, {human_size(d.carried_size)} of {human_size(d.size)}, "
              f"{state}; merged, it makes the bundle {_identity(d.target)}")
     for path in result.removed:
-        line(f"removed {path} (no longer in the manifest)")
+        # The wheelhouse is carried because of an option, not because of the manifest.
+        why = f"not asked for: {flags(setting('with_tool'))}" if path.startswith(f"{TOOLS}/") else \
+            "no longer in the manifest"
+        line(f"removed {path} ({why})")
 
 
 def render_verify(report: VerifyReport) -> None:

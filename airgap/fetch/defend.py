@@ -23,6 +23,7 @@ from airgap.bundle.defend import (
     DefendEntry,
     DefendManifestFile,
     read_manifest_zip,
+    unsigned_warning,
 )
 from airgap.bundle.description import utc_timestamp
 from airgap.bundle.staging import Staging
@@ -53,6 +54,8 @@ def fetch_defend(items: Sequence[DefendItem], staging: Staging, downloader: Down
                                    what="Defend manifests")
     wanted: dict[str, tuple[DefendEntry, DefendItem]] = {}
     for item, _, document, _ in manifests:
+        if not document.signed:
+            downloader.reporter.warning(unsigned_warning(item.url))
         for entry in document.entries:
             earlier = wanted.get(entry.path)
             if earlier is not None and not earlier[0].same_file(entry):

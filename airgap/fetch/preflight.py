@@ -4,9 +4,11 @@ download (``airgap plan --check`` runs the same, and downloads nothing).
 Each server must answer, with a TLS certificate the run trusts; the registry must have
 the image for every wanted platform; the package registry must know every integration
 (an unknown name is a manifest error naming the line, with the closest known names);
-every planned binary must be there (a ``HEAD``, which also gives its size). The sizes
-then tell whether the bundle's file system has room for what remains to download, and,
-for a tailored registry, for the packages layer composed from the packages.
+every planned binary must be there (a ``HEAD``, which also gives its size); every Elastic
+Defend manifest must be there and read as one (a small zip, read whole: a 404 is a
+manifest error naming the Endpoint version), and the artifacts it lists are counted. The
+sizes then tell whether the bundle's file system has room for what remains to download,
+and, for a tailored registry, for the packages layer composed from the packages.
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ from __future__ import annotations
 import difflib
 import functools
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from airgap.bundle.defend import MAX_MANIFEST_ZIP, DefendManifestFile, read_manifest_data
 from airgap.bundle.staging import Staging
 from airgap.errors import (
     FileSystemError,
@@ -30,7 +33,7 @@ from airgap.fetch.image import ResolvedImage, resolve_image
 from airgap.fetch.packages import ResolvedPackage, resolve
 from airgap.fetch.tailored import estimated_size, layer_in_bundle
 from airgap.files import PART, file_system
-from airgap.manifest.plan import ArtifactItem, PackageItem, Plan
+from airgap.manifest.plan import ArtifactItem, DefendItem, PackageItem, Plan
 from airgap.net.download import Downloader
 from airgap.net.transport import NetworkSettings, make_client, open_stream
 from airgap.reporter import Reporter
@@ -40,6 +43,7 @@ from airgap.units import human_size
 #: Room left free on the bundle's file system beyond what the downloads take (the index,
 #: signatures, keys, and what the file system itself needs): this, and 1% more.
 MARGIN = 1 << 20
+ENDPOINT_ARTIFACTS = "security.endpoint_artifacts"
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,8 @@ class SourceCheck:
     package_sizes: Mapping[str, int | None]
     images: tuple[ResolvedImage, ...] = ()  # those besides the package registry's
     composed: int | None = None
+    #: Elastic Defend's manifests and every artifact they list, by path in the bundle.
+    defend: Mapping[str, int | None] = field(default_factory=dict)
 
     def sizes(self) -> dict[str, int | None]:
         """Every file to fetch by its path in the bundle, with its size when known."""
@@ -63,6 +69,7 @@ class SourceCheck:
                                         for d, _ in image.blobs()}
         found.update(self.artifacts)
         found.update(self.package_sizes)
+        found.update(self.defend)
         return found
 
     @property
@@ -109,11 +116,12 @@ def check_plan(plan: Plan, ca_cert: Path | None, jobs: int,
 def check_sources(plan: Plan, downloader: Downloader) -> SourceCheck:
     """Ask every source about everything ``plan`` needs, the three at once; raise the
     errors found, all of them, before anything large is downloaded."""
-    with SidePool("airgap-check", workers=3, on_failure=downloader.cancel) as side:
+    with SidePool("airgap-check", workers=4, on_failure=downloader.cancel) as side:
         images = side.submit(_resolve_images, plan, downloader)
         artifacts = side.submit(_artifact_sizes, plan.artifacts, downloader)
         packages = side.submit(_resolve_packages, plan, downloader)
-    raise_failures([images, artifacts, packages],
+        defend = side.submit(_defend_sizes, plan, downloader)
+    raise_failures([images, artifacts, packages, defend],
                    "the sources cannot give everything the manifest asks for")
     resolved, sizes = packages.result()
     first, *others = images.result()
@@ -121,7 +129,8 @@ def check_sources(plan: Plan, downloader: Downloader) -> SourceCheck:
     if plan.tailored is not None:
         known = [size for size in sizes.values() if size is not None]
         composed = estimated_size(plan.tailored.package_path, sizes, known)
-    return SourceCheck(first, artifacts.result(), resolved, sizes, tuple(others), composed)
+    return SourceCheck(first, artifacts.result(), resolved, sizes, tuple(others), composed,
+                       defend.result())
 
 
 def _resolve_images(plan: Plan, downloader: Downloader) -> list[ResolvedImage]:
@@ -161,6 +170,40 @@ def _artifact_sizes(items: Sequence[ArtifactItem], downloader: Downloader
              for item in items]
     sizes = downloader.run_all(tasks, what="binaries") if tasks else []
     return {item.bundle_path: size for item, size in zip(items, sizes, strict=True)}
+
+
+def _defend_sizes(plan: Plan, downloader: Downloader) -> dict[str, int | None]:
+    """Each Defend manifest (small: read whole, as the fetch will check it), and the size
+    of every artifact it lists."""
+    tasks = [functools.partial(_defend_manifest, plan, item, downloader)
+             for item in plan.defend]
+    found = downloader.run_all(tasks, what="Defend manifests") if tasks else []
+    sizes: dict[str, int | None] = {}
+    for item, (size, manifest) in zip(plan.defend, found, strict=True):
+        sizes[item.bundle_path] = size
+        sizes.update((entry.bundle_path, entry.encoded_size) for entry in manifest.entries)
+    return sizes
+
+
+def _defend_manifest(plan: Plan, item: DefendItem, downloader: Downloader
+                     ) -> tuple[int, DefendManifestFile]:
+    try:
+        answer = downloader.fetch_small(item.url, max_size=MAX_MANIFEST_ZIP)
+    except NotFoundError:
+        manifest = plan.manifest
+        chosen = manifest.security.endpoint_versions
+        if chosen is None:  # auto: the stack version, for the endpoint integration
+            where, hint = manifest.where("stack.version"), f"set {ENDPOINT_ARTIFACTS} to " \
+                "the Endpoint versions in use, or false"
+        else:
+            key = f"{ENDPOINT_ARTIFACTS}[{chosen.index(item.endpoint_version)}]"
+            where = manifest.where(key if key in manifest.lines else ENDPOINT_ARTIFACTS)
+            hint = "check the Endpoint version (Elastic publishes one manifest for each " \
+                "Endpoint release)"
+        raise ManifestError(f"{where}: Elastic Defend's artifacts for Endpoint "
+                            f"{item.endpoint_version} are not published at {item.url} (404)",
+                            details=[hint]) from None
+    return len(answer.content), read_manifest_data(answer.content, item.url)
 
 
 def _resolve_packages(plan: Plan, downloader: Downloader

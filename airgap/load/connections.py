@@ -8,6 +8,10 @@ aiohttp answers the requests; this module decides which connections it gets to a
 - a connection must send its request headers within ``header_timeout`` of connecting (or
   of its first byte after a keep-alive pause), and may sit idle between requests for
   ``keepalive_timeout``; a TLS handshake gets ``header_timeout`` too;
+- a connection whose client takes none of its answer for ``send_timeout`` (its window
+  closed: it stopped reading) is cut off, so that a reader that stalls cannot hold its
+  place, its socket and its file for ever; progress is what the peer acknowledged, from
+  the kernel (``TCP_INFO``, Linux), which also sees what ``sendfile`` sends;
 - at the cap, the connection that has waited longest without a request in progress makes
   room for the new one (a slow client loses its place, an agent downloading never does);
   only when every connection is busy is the newcomer refused with a 503;
@@ -24,6 +28,7 @@ import logging
 import resource
 import socket
 import ssl
+import struct
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -31,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airgap.errors import UsageError, setting
+from airgap.load.sendqueue import buffered, sending
 from airgap.reporter import Reporter
 
 _MAX_DEFAULT = 4096
@@ -48,6 +54,7 @@ class Limits:
     max_connections: int | None = None  # None: as many as the open-file limit allows
     header_timeout: float = 10.0
     keepalive_timeout: float = 15.0
+    send_timeout: float = 60.0
     report_interval: float = 60.0
 
 
@@ -78,6 +85,8 @@ class _Connection:
     requests: int = 0        # requests answered
     waiting_since: float = 0.0  # when it last had nothing in progress
     first_byte: float | None = None  # of the request it is sending now
+    acked: int | None = None  # bytes the client acknowledged, when last looked at
+    progress: float = 0.0     # when it last took some of its answer (or had none waiting)
 
     def deadline(self, limits: Limits) -> float | None:
         """When it must have sent a complete request, or None while one is in progress."""
@@ -141,6 +150,7 @@ class ConnectionGuard:
     failures: Counter[str] = field(default_factory=Counter)
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     _reported: float = 0.0
+    _cut_off: int = 0  # connections cut off whose broken pipe aiohttp has still to log
     _saved_loggers: list[tuple[logging.Logger, bool, list[logging.Handler]]] = \
         field(default_factory=list)
 
@@ -176,6 +186,7 @@ class ConnectionGuard:
         entry = self.by_transport.get(transport)
         if entry is not None:
             entry.busy += 1
+            entry.progress = time.monotonic()
 
     def request_ended(self, transport: Any) -> None:
         """A request is answered: its connection waits for the next one."""
@@ -261,11 +272,16 @@ class ConnectionGuard:
 
     async def _watch(self) -> None:
         tick = max(0.05, min(1.0, self.limits.header_timeout / 4,
-                             self.limits.keepalive_timeout / 4))
+                             self.limits.keepalive_timeout / 4, self.limits.send_timeout / 4))
         while True:
             await asyncio.sleep(tick)
             now = time.monotonic()
             for entry in list(self.connections):
+                if self._stalled(entry, now):
+                    self.fail(f"timed out: the client took none of its answer for "
+                              f"{self.limits.send_timeout:g} s")
+                    self._abort(entry)
+                    continue
                 deadline = entry.deadline(self.limits)
                 if deadline is None or now < deadline or entry.transport is None:
                     continue
@@ -275,6 +291,48 @@ class ConnectionGuard:
                 self._close(entry)  # else: an idle keep-alive connection, closed as usual
             if self.failures and now - self._reported >= self.limits.report_interval:
                 self._report()
+
+    def _stalled(self, entry: _Connection, now: float) -> bool:
+        """True when bytes wait to go to the client and it has acknowledged none of them
+        for ``send_timeout`` (a server still preparing an answer has none waiting)."""
+        transport = entry.transport
+        if transport is None or transport.is_closing():
+            return False
+        sent = sending(transport)
+        if sent is None:
+            return False
+        acked, queued = sent
+        waiting = queued > 0 or buffered(transport) > 0
+        if not waiting or acked != entry.acked or not entry.progress:
+            entry.acked, entry.progress = acked, now
+            return False
+        return now - entry.progress >= self.limits.send_timeout
+
+    def _abort(self, entry: _Connection) -> None:
+        """End a connection whose client reads nothing: from the kernel's side, so that
+        the write waiting on it (``sendfile`` included, which holds the socket apart
+        from its transport) fails and aiohttp closes the transport as after any broken
+        pipe. ``close()`` would wait for ever to flush what the client does not read."""
+        sock = entry.transport.get_extra_info("socket") if entry.transport else None
+        if sock is None:
+            return
+        with contextlib.suppress(OSError):
+            # Closed, the socket is reset: what is queued for the client is dropped.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.shutdown(socket.SHUT_RDWR)
+        entry.busy, entry.progress = 0, 0.0  # counted once; forgotten when it is lost
+        self._cut_off += 1
+
+    def expected(self, error: BaseException | None) -> bool:
+        """Whether ``error`` is the broken pipe of a connection cut off here (already
+        counted as timed out); over TLS, Python 3.11's ``sendfile`` fallback turns it into
+        an AttributeError as it restores its protocol, the broken pipe as its context."""
+        while self._cut_off and error is not None:
+            if isinstance(error, ConnectionError):
+                self._cut_off -= 1
+                return True
+            error = error.__context__
+        return False
 
     # -- failures: counted, reported together ----------------------------------------------
 
@@ -324,6 +382,8 @@ class _CountingHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         error = record.exc_info[1] if record.exc_info else None
+        if self._guard.expected(error):
+            return
         reason = type(error).__name__ if error is not None else record.getMessage()
         self._guard.fail(f"{reason.splitlines()[0][:120] if reason else 'error'}")
 

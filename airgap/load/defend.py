@@ -16,7 +16,7 @@ from pathlib import Path
 
 from airgap.bundle.description import BundleDescription
 from airgap.bundle.layout import DOWNLOADS, SECURITY
-from airgap.errors import UsageError
+from airgap.errors import DamagedBundleError
 from airgap.files import clone_or_copy, link_atomically
 from airgap.reporter import Reporter
 from airgap.trust.digests import hash_file
@@ -32,6 +32,24 @@ class DefendInstall:
     manifests: tuple[str, ...]  # "<endpoint version> (manifest_version <v>)"
 
 
+def defend_files(description: BundleDescription) -> list[str]:
+    """The bundle's Defend files in the order they are laid out (artifacts, then
+    manifests); :class:`DamagedBundleError` when one lies outside ``security/downloads/``
+    (checked before anything is copied: a half-laid tree would serve a broken update)."""
+    below = f"{SECURITY}/{DOWNLOADS}/"
+    files = sorted(path for path, item in description.items_by_path.items()
+                   if item.kind == "defend-artifact")
+    ordered = [*files, *(record.path for record in description.defend)]
+    outside = [path for path in ordered if not path.startswith(below)]
+    if outside:
+        raise DamagedBundleError(
+            f"{outside[0]}: an Elastic Defend file outside {below}, where endpoints would not "
+            "find it at the same path; nothing was laid out",
+            details=[f"{len(outside)} such file(s); a fetch refuses a manifest naming such "
+                     "paths: this bundle did not come from airgap's fetch as it is"])
+    return ordered
+
+
 def install_defend(root: Path, description: BundleDescription, destination: Path,
                    reporter: Reporter, *, hard_link: bool = False) -> DefendInstall | None:
     """Put the bundle's Defend artifacts, then its manifests, into ``destination``
@@ -41,13 +59,8 @@ def install_defend(root: Path, description: BundleDescription, destination: Path
         return None
     known = description.items_by_path
     below = f"{SECURITY}/{DOWNLOADS}/"
-    files = sorted(path for path, item in known.items() if item.kind == "defend-artifact")
-    manifests = [record.path for record in description.defend]
     added = unchanged = 0
-    for path in [*files, *manifests]:
-        if not path.startswith(below):
-            raise UsageError(f"{path}: a Defend file outside {below}, where endpoints would "
-                             "not find it at the same path; fetch the bundle again")
+    for path in defend_files(description):
         source = root / path
         target = destination / path.removeprefix(below)
         item = known[path]

@@ -11,15 +11,19 @@ from airgap import elastic
 
 def readme(registry: str, artifacts: str, *, kibana_version: str, kibana: Mapping[str, Any],
            with_ca: bool, key_path: str, ca_path: str, pgp_dir: str,
-           defend: str | None, defend_file: str) -> str:
+           defend: str | None, defend_file: str,
+           defend_certificates: int | None = None) -> str:
     """The README's text."""
     kibana_lines = "".join(f"  - `{key}`\n" for key in kibana)
     left_out = [key for key in elastic.KIBANA_SETTINGS_SINCE if key not in kibana
                 and key != "xpack.fleet.packages"]
     older = "".join(f"  - not `{key}`: Kibana reads it from "
                     f"{elastic.KIBANA_SETTINGS_SINCE[key]} only\n" for key in left_out)
-    pinned = ("- `xpack.fleet.packages` pins Kibana to the package versions the bundle "
-              "carries: Kibana installs exactly those, and no other version.\n"
+    # Elastic's Fleet settings reference says only that these are "installed when the
+    # Fleet app starts up": no promise that Kibana keeps to them afterwards.
+    pinned = ("- `xpack.fleet.packages` names the package versions the bundle carries: Kibana "
+              "installs them when the Fleet app starts up (Elastic's Fleet settings say no "
+              "more: someone may still install or upgrade another version later).\n"
               if "xpack.fleet.packages" in kibana else "")
     ca = (f"- `ca.pem` → `{ca_path}`, and the line in `kibana.env` into Kibana's "
           "environment (for a systemd service: `Environment=` in a drop-in; for Docker: "
@@ -37,12 +41,28 @@ def readme(registry: str, artifacts: str, *, kibana_version: str, kibana: Mappin
     if defend is not None:
         settings = "".join(f"  - `{key}`: `{defend}`\n"
                            for key in elastic.DEFEND_BASE_URL_SETTINGS)
+        if defend_certificates == 1:
+            settings += "".join(f"  - `{key}`: the certificate in `ca.pem`, so endpoints "
+                                "trust the mirror's TLS certificate\n"
+                                for key in elastic.DEFEND_CA_CERT_SETTINGS)
+        elif defend_certificates:
+            settings += (f"  - `ca.pem` holds {defend_certificates} certificates and Elastic "
+                         "documents `…advanced.artifacts.global.ca_cert` as one certificate: "
+                         "give it (in each of the three operating systems) the one that "
+                         "signed the mirror's certificate\n")
         defend_text = f"""
 ## Elastic Defend (Kibana → Security → Manage → Policies → each policy → Advanced settings)
 
-- Set the three settings in `{defend_file}`, so endpoints update their protection
+- Enter the settings in `{defend_file}`, so endpoints download their protection
   artifacts from the artifact registry (which serves them, with an `ETag` for each):
-{settings}- Check: on an endpoint, `Endpoint.policy.applied.artifacts.global.version` (the
+{settings}- Recent Kibana lets only a superuser change these `artifacts.global` settings (a
+  403 "requires superuser/admin privileges" otherwise): enter them as one.
+- A policy whose Protection updates are pinned to a date (`global_manifest_version`)
+  is not known to work with a mirror: the bundle carries the newest manifest only
+  (`artifacts-<version>.zip`, as Elastic's offline page mirrors it), and Elastic does
+  not document where Endpoint finds a dated one. Keep automatic updates on for
+  endpoints that use the mirror, or check that they report the version you chose.
+- Check: on an endpoint, `Endpoint.policy.applied.artifacts.global.version` (the
   `endpoint.policy` documents of `metrics-*`) becomes the bundle's `manifest_version`.
 - Elastic updates these artifacts continuously: carry a new bundle across at least
   monthly (`airgap verify` and `airgap inspect` warn after

@@ -5,7 +5,8 @@ says where each file goes and in which order to upgrade. The settings are Elasti
 Kibana's Fleet settings (``xpack.fleet.*``, "Air-gapped install" in the Fleet and
 Elastic Agent guide), Fleet Server's ``elastic-agent-upgrade-keys/default.pgp``
 (fleet-server's PGP key endpoint), ``agent.download.sourceURI`` and Elastic Defend's
-``advanced.artifacts.global.base_url``. ``kibana.yml`` holds only settings the bundle's
+``advanced.artifacts.global.base_url`` (and ``…ca_cert`` for an HTTPS mirror with a
+private CA). ``kibana.yml`` holds only settings the bundle's
 Kibana version reads (:func:`airgap.elastic.kibana_knows`).
 """
 
@@ -20,7 +21,7 @@ import yaml
 
 from airgap import elastic
 from airgap.errors import UsageError, setting
-from airgap.files import atomic_write, copy_atomically, remove_dead_leftovers
+from airgap.files import atomic_write, copy_atomically, read_regular, remove_dead_leftovers
 from airgap.load.fleet_readme import readme
 from airgap.net.urls import BadURL, check_url
 from airgap.trust.gpg import elastic_key_text
@@ -102,6 +103,34 @@ def kibana_settings(settings: ConfigSettings, registry: str, artifacts: str
     return {key: value for key, value in wanted.items() if elastic.kibana_knows(key, version)}
 
 
+_PEM_BEGIN = "-----BEGIN CERTIFICATE-----"
+MAX_CA = 1 << 20
+
+
+class _BlockDumper(yaml.SafeDumper):
+    """Writes a certificate as the block of lines it is, to paste as it is."""
+
+
+def _block_strings(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_BlockDumper.add_representer(str, _block_strings)
+
+
+def _defend_ca(ca_cert: Path | None, defend: str) -> str | None:
+    """The PEM text of ``--ca-cert`` for Defend's ``…artifacts.global.ca_cert``: only
+    for a mirror served over HTTPS (an http:// one has no certificate to check)."""
+    if ca_cert is None or not defend.startswith("https://"):
+        return None
+    try:
+        text = read_regular(ca_cert, MAX_CA).decode("ascii")
+    except (OSError, UnicodeDecodeError):
+        return None  # not PEM text: ca.pem is copied for Kibana as it is, nothing more
+    return text.strip() + "\n" if _PEM_BEGIN in text else None
+
+
 def write_config(settings: ConfigSettings) -> ConfigResult:
     """Write every snippet into ``settings.directory`` (files are replaced atomically)."""
     registry, artifacts = check_urls(settings.registry_url, settings.artifacts_url)
@@ -131,15 +160,21 @@ def write_config(settings: ConfigSettings) -> ConfigResult:
     put("agent-binary-source.txt", artifacts + "\n")
     # Fleet Server serves this file to agents that ask for the upgrade key; it must be 0600.
     put("elastic-agent-upgrade-keys/default.pgp", key, 0o600)
+    defend_ca = None
     if defend is not None:
+        defend_ca = _defend_ca(settings.ca_cert, defend)
+        policy: dict[str, str] = dict.fromkeys(elastic.DEFEND_BASE_URL_SETTINGS, defend)
+        if defend_ca is not None and defend_ca.count(_PEM_BEGIN) == 1:
+            policy.update(dict.fromkeys(elastic.DEFEND_CA_CERT_SETTINGS, defend_ca))
         put(DEFEND_SETTINGS, "# Elastic Defend integration policy → Advanced settings, in "
             "each policy (written by airgap load --config)\n"
-            + yaml.safe_dump(dict.fromkeys(elastic.DEFEND_BASE_URL_SETTINGS, defend),
-                             sort_keys=False))
+            + yaml.dump(policy, Dumper=_BlockDumper, sort_keys=False))
     put("README.md", readme(registry, artifacts, kibana_version=settings.stack_version,
                             kibana=kibana, with_ca=settings.ca_cert is not None,
                             key_path=KIBANA_KEY_PATH, ca_path=KIBANA_CA_PATH,
-                            pgp_dir=FLEET_PGP_DIR, defend=defend, defend_file=DEFEND_SETTINGS))
+                            pgp_dir=FLEET_PGP_DIR, defend=defend, defend_file=DEFEND_SETTINGS,
+                            defend_certificates=None if defend_ca is None else
+                            defend_ca.count(_PEM_BEGIN)))
     return ConfigResult(out, tuple(written))
 
 

@@ -35,7 +35,7 @@ from airgap.bundle.verify import BundleRefused, VerifyReport, VerifySettings, ve
 from airgap.errors import BundleError, UsageError, setting
 from airgap.load.artifacts import ArtifactsResult, install_artifacts
 from airgap.load.container import RunningRegistry, RunSettings, check_run, run_registry
-from airgap.load.defend import DefendInstall, install_defend
+from airgap.load.defend import DefendInstall, defend_files, install_defend
 from airgap.load.engine import LoadedImage, StreamGate, connect, load_image, select
 from airgap.load.fleet_settings import (
     ConfigResult,
@@ -45,6 +45,7 @@ from airgap.load.fleet_settings import (
     write_config,
 )
 from airgap.load.images import connect_each, load_more, push_each
+from airgap.load.known import laid_out_files, write_index
 from airgap.load.push import PushResult, PushTarget
 from airgap.load.select import select_images
 from airgap.net.download import Downloader
@@ -198,10 +199,13 @@ def load(settings: LoadSettings, reporter: Reporter) -> LoadResult:
         if engine is not None and settings.run else None
     artifacts = defend = None
     if settings.artifacts_dir:
+        defend_files(description)  # a Defend file misplaced: refused before any copy
         artifacts = install_artifacts(settings.bundle, settings.artifacts_dir, reporter,
                                       hard_link=settings.hard_link)
         defend = install_defend(settings.bundle, description, settings.artifacts_dir,
                                 reporter, hard_link=settings.hard_link)
+        if not settings.skip_verify:  # what was laid out is verified: serve needs no hash
+            write_index(settings.artifacts_dir, laid_out_files(description))
     config = write_config(config_settings) if config_settings is not None else None
     return LoadResult(report, loaded, pushed, running, artifacts, config, more_loaded,
                       tuple(pushed_more), defend)

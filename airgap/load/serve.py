@@ -3,7 +3,9 @@
 Agents upgrade from it as from artifacts.elastic.co: ``agent.download.sourceURI`` is
 ``http(s)://host:port/downloads/``; they fetch ``beats/elastic-agent/<file>``, its ``.sha512``
 and ``.asc``. Elastic Defend's endpoints fetch ``endpoint/...`` below the same
-``/downloads/`` (their ``base_url`` is the server's root). Files go out through aiohttp's
+``/downloads/`` (their ``base_url`` is the server's root): a tree ``load --artifacts``
+laid out holds both; a bundle is served from its ``downloads/`` and its
+``security/downloads/`` at once (:func:`served_tree`). Files go out through aiohttp's
 ``FileResponse`` (sendfile, Range, HEAD), each with a strong ``ETag`` from its content
 (:mod:`airgap.load.etags`) that ``If-None-Match`` and ``If-Range`` are judged by; nothing
 outside the tree, no listing, no ``.part`` file is answered.
@@ -23,11 +25,13 @@ from aiohttp import hdrs, web, web_response
 from aiohttp.abc import AbstractStreamWriter
 from aiohttp.typedefs import Handler
 
-from airgap.bundle.layout import DOWNLOADS
+from airgap.bundle.layout import DOWNLOADS, SECURITY
 from airgap.errors import UsageError, setting
 from airgap.files import check_regular
 from airgap.load.connections import ConnectionGuard, Limits, listen
-from airgap.load.etags import ContentTags, not_modified, range_applies
+from airgap.load.etags import ContentTags, HashingStopped, not_modified, range_applies
+from airgap.load.known import KnownDigests
+from airgap.load.served import verify_served
 from airgap.reporter import NullReporter, Reporter
 
 #: Where the tree is served, so the sourceURI reads like Elastic's ``.../downloads/``.
@@ -57,18 +61,42 @@ class ServeSettings:
     port: int = 8000
     tls_cert: Path | None = None
     tls_key: Path | None = None
-    tls_min_version: str = "1.2"
+    tls_min_version: str | None = None  # None: 1.2 (with TLS); without TLS, refused
     limits: Limits = field(default_factory=Limits)
+    # A bundle is verified before it is served (by run_server), as load --artifacts does.
+    skip_verify: bool = False
+    trust_keys: tuple[Path, ...] = ()
+    trust_signers: tuple[Path, ...] = ()
 
 
-def resolve_root(path: Path) -> Path:
-    """The directory actually served: ``path/downloads`` for a bundle, else ``path`` itself."""
+@dataclass(frozen=True)
+class ServedTree:
+    """What is served at ``/downloads/``: the folders looked in, in order, and the
+    digests already known of their files."""
+
+    roots: tuple[Path, ...]
+    known: KnownDigests
+    bundle: bool = False
+
+
+def served_tree(path: Path) -> ServedTree:
+    """For a bundle, its ``downloads/`` and Elastic Defend's ``security/downloads/`` (both
+    at ``/downloads/``, as Elastic serves them from two hosts), with bundle.json's
+    digests; else the tree ``path`` itself (as ``load --artifacts`` lays it out)."""
     if not path.is_dir():
         what = "does not exist" if not path.exists() else "is not a directory"
         raise UsageError(f"{path} {what}: give a bundle directory (with downloads/ inside) "
                          "or a downloads tree to serve")
-    downloads = path / DOWNLOADS
-    return (downloads if downloads.is_dir() else path).resolve()
+    trees = [tree.resolve() for tree in (path / DOWNLOADS, path / SECURITY / DOWNLOADS)
+             if tree.is_dir()]
+    if trees:
+        return ServedTree(tuple(trees), KnownDigests.of_bundle(path), bundle=True)
+    return ServedTree((path.resolve(),), KnownDigests.of_tree(path))
+
+
+def resolve_root(path: Path) -> Path:
+    """The first directory served: ``path/downloads`` for a bundle, else ``path`` itself."""
+    return served_tree(path).roots[0]
 
 
 def content_type_for(name: str) -> str:
@@ -78,13 +106,23 @@ def content_type_for(name: str) -> str:
                 "application/octet-stream")
 
 
-def _safe_file(root: Path, relative: str) -> Path | None:
-    """The regular file ``relative`` names below ``root``, or None if it must not be served."""
+def _safe_file(roots: tuple[Path, ...], relative: str) -> Path | None:
+    """The regular file ``relative`` names below the first of ``roots`` that has it, or
+    None if it must not be served."""
     parts = relative.split("/")
-    # Empty parts would make an absolute path; "." and ".." could climb out of root.
-    if any(part in ("", ".", "..") or "\x00" in part for part in parts) or \
-            parts[-1].endswith(".part"):
+    # Empty parts would make an absolute path; "." and ".." could climb out of root;
+    # .airgap* are airgap's own (load's digest index, a fetch's staging folder).
+    if any(part in ("", ".", "..") or "\x00" in part or part.startswith(".airgap")
+           for part in parts) or parts[-1].endswith(".part"):
         return None
+    for root in roots:
+        found = _below(root, parts)
+        if found is not None:
+            return found
+    return None
+
+
+def _below(root: Path, parts: list[str]) -> Path | None:
     try:
         resolved = root.joinpath(*parts).resolve(strict=True)
     except (OSError, RuntimeError):
@@ -125,12 +163,12 @@ async def _content_etag(request: web.Request, response: web.StreamResponse) -> N
         response.headers[hdrs.ETAG] = tag
 
 
-def make_app(root: Path, access_log: logging.Logger | None = None,
+def make_app(tree: ServedTree, access_log: logging.Logger | None = None,
              guard: ConnectionGuard | None = None) -> web.Application:
-    """The application serving ``root`` at ``/downloads/``, plus ``/health`` and ``/``; each
+    """The application serving ``tree`` at ``/downloads/``, plus ``/health`` and ``/``; each
     request is logged through ``access_log``, one line, once its answer is sent, and
     ``guard`` told when it starts and ends."""
-    root = root.resolve()
+    roots = tree.roots
 
     @web.middleware
     async def log_access(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -156,17 +194,19 @@ def make_app(root: Path, access_log: logging.Logger | None = None,
                                 request.raw_path, *request.version, status,
                                 "-" if size is None or request.method == "HEAD" else size)
 
-    tags = ContentTags()
+    tags = ContentTags(tree.known)
 
     async def download(request: web.Request) -> web.StreamResponse:
         relative = request.match_info["path"]
-        path = await asyncio.to_thread(_safe_file, root, relative)
+        path = await asyncio.to_thread(_safe_file, roots, relative)
         if path is None:
             raise web.HTTPNotFound(text="404: Not Found\n")
         try:
             tag = await tags.tag_async(path)
         except OSError:  # gone, or unreadable, since it was found
             raise web.HTTPNotFound(text="404: Not Found\n") from None
+        except HashingStopped:  # the server stops: no tag to give
+            raise web.HTTPServiceUnavailable(text="503: stopping\n") from None
         if not_modified(request.headers.get(hdrs.IF_NONE_MATCH), tag):
             return web.Response(status=304, headers={hdrs.ETAG: tag})
         response = _IdentityFileResponse(path, tag,
@@ -187,7 +227,11 @@ def make_app(root: Path, access_log: logging.Logger | None = None,
     async def server_header(request: web.Request, response: web.StreamResponse) -> None:
         response.headers[hdrs.SERVER] = SERVER
 
+    async def close_tags(app: web.Application) -> None:
+        tags.close()  # at once: a hash in progress must not hold up the shutdown
+
     app = web.Application(middlewares=[log_access])
+    app.on_shutdown.append(close_tags)
     app.on_response_prepare.append(_content_etag)
     app.on_response_prepare.append(server_header)
     app.router.add_get(URL_PREFIX + "{path:.+}", download)
@@ -199,13 +243,19 @@ def make_app(root: Path, access_log: logging.Logger | None = None,
 def ssl_context_for(settings: ServeSettings) -> ssl.SSLContext | None:
     """The server TLS context for ``settings``; None to serve plain HTTP."""
     cert, key = settings.tls_cert, settings.tls_key
+    minimum = settings.tls_min_version
     if cert is None and key is None:
+        if minimum is not None:  # plain HTTP has no TLS version: the option would be lost
+            raise UsageError(f"{setting('tls_min_version')} needs {setting('tls_cert')} and "
+                             f"{setting('tls_key')}: give them to serve HTTPS, or leave "
+                             f"{setting('tls_min_version')} out to serve plain HTTP")
         return None
     if cert is None or key is None:
         raise UsageError("TLS needs both a certificate and its private key: give both, "
                          "or neither to serve plain HTTP")
-    if settings.tls_min_version not in TLS_VERSIONS:
-        raise UsageError(f"{setting('tls_min_version')} {settings.tls_min_version!r}: give one "
+    minimum = minimum or "1.2"
+    if minimum not in TLS_VERSIONS:
+        raise UsageError(f"{setting('tls_min_version')} {minimum!r}: give one "
                          f"of {', '.join(TLS_VERSIONS)}")
     for path in (cert, key):
         try:
@@ -214,7 +264,7 @@ def ssl_context_for(settings: ServeSettings) -> ssl.SSLContext | None:
             raise UsageError(f"cannot read TLS certificate {cert} or key {key}: "
                              f"{path}: {exc.strerror or exc}") from None
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = TLS_VERSIONS[settings.tls_min_version]
+    context.minimum_version = TLS_VERSIONS[minimum]
     try:
         # An empty password: an encrypted key fails here instead of prompting on the terminal.
         context.load_cert_chain(cert, key, password="")
@@ -234,6 +284,7 @@ class Serving:
     runner: web.AppRunner
     guard: ConnectionGuard
     port: int
+    tree: ServedTree
 
 
 async def start_server(settings: ServeSettings, access_log: logging.Logger | None,
@@ -241,7 +292,7 @@ async def start_server(settings: ServeSettings, access_log: logging.Logger | Non
     """Start serving on the running event loop (``settings.port`` 0 picks a free port);
     ``reporter`` gets the counted warnings about failed connections."""
     ssl_context = ssl_context_for(settings)
-    root = resolve_root(settings.root)
+    tree = served_tree(settings.root)
     try:
         sockets = listen(settings.bind, settings.port)
     except OSError as exc:
@@ -251,7 +302,7 @@ async def start_server(settings: ServeSettings, access_log: logging.Logger | Non
                          "machine's: choose another)") from exc
     guard = ConnectionGuard(sockets, None, settings.limits, ssl_context,
                             reporter or NullReporter())
-    runner = web.AppRunner(make_app(root, access_log, guard), access_log=None,
+    runner = web.AppRunner(make_app(tree, access_log, guard), access_log=None,
                            handle_signals=False, shutdown_timeout=shutdown_timeout,
                            keepalive_timeout=settings.limits.keepalive_timeout)
     try:
@@ -265,7 +316,7 @@ async def start_server(settings: ServeSettings, access_log: logging.Logger | Non
             sock.close()
         await runner.cleanup()
         raise
-    return Serving(runner, guard, int(sockets[0].getsockname()[1]))
+    return Serving(runner, guard, int(sockets[0].getsockname()[1]), tree)
 
 
 def base_url(settings: ServeSettings, port: int) -> str:
@@ -277,8 +328,14 @@ def base_url(settings: ServeSettings, port: int) -> str:
 
 def run_server(settings: ServeSettings, reporter: Reporter,
                access_log: logging.Logger | None = None) -> None:
-    """Serve ``settings.root`` until SIGINT or SIGTERM and report the sourceURI to configure;
-    :class:`UsageError` for a missing root, bad TLS files or a port already in use."""
+    """Verify ``settings.root`` if it is a bundle (:func:`verify_served`), then serve it
+    until SIGINT or SIGTERM and report the sourceURI to configure; :class:`UsageError` for
+    a missing root, bad TLS files or a port already in use, :class:`BundleRefused` for a
+    bundle that fails verification (nothing is served)."""
+    ssl_context_for(settings)  # the options, before minutes of hashing
+    verify_served(settings.root, served_tree(settings.root).bundle,
+                  skip_verify=settings.skip_verify, trust_keys=settings.trust_keys,
+                  trust_signers=settings.trust_signers, reporter=reporter)
 
     async def serve() -> None:
         serving = await start_server(settings, access_log, shutdown_timeout=5,
@@ -292,8 +349,12 @@ def run_server(settings: ServeSettings, reporter: Reporter,
                 loop.add_signal_handler(signum, stop.set)
         try:
             source_uri = base_url(settings, port) + URL_PREFIX
-            reporter.info(f"serving {resolve_root(settings.root)} at {source_uri}")
+            tree = serving.tree
+            reporter.info(f"serving {' and '.join(map(str, tree.roots))} at {source_uri}")
             reporter.info(f"agent.download.sourceURI: {source_uri}")
+            if tree.bundle and len(tree.roots) > 1:
+                reporter.info(f"Elastic Defend's artifacts ({tree.roots[1]}): "
+                              f"advanced.artifacts.global.base_url: {base_url(settings, port)}")
             await stop.wait()
         finally:
             await stop_server(serving, cancel_tasks=False)

@@ -282,7 +282,7 @@ def _extra_images(manifest: Manifest, registry: ImageItem,
     for number, wanted in enumerate(manifest.images):
         item = _extra_image(manifest, wanted, number)
         if str(item.reference) in seen:
-            raise ManifestError(f"{manifest.source}: images[{number}]: {item.reference} is "
+            raise ManifestError(f"{manifest.where(f'images[{number}]')}: {item.reference} is "
                                 f"already in the bundle (as {seen[str(item.reference)]})")
         seen[str(item.reference)] = f"images[{number}]"
         items.append(item)

@@ -77,6 +77,9 @@ def zipped(name: str, data: bytes) -> bytes:
     (make_manifest_zip(document(a=entry(relative_url="/downloads//x"))), "is not a plain path"),
     (make_manifest_zip(document(a=entry(relative_url="/downloads/%2e%2e/x"))),
      "is not a plain path"),
+    (make_manifest_zip(document(a=entry(relative_url="/elsewhere/rules/abc"))),
+     "'/elsewhere/rules/abc' is not below /downloads/, where Elastic Defend's artifacts lie"),
+    (make_manifest_zip(document(a=entry(relative_url="/downloads"))), "is not below"),
     (make_manifest_zip(document(a=entry(
         relative_url="/downloads/endpoint/manifest/artifacts-9.0.0.zip"))),
      "is where a manifest lies"),

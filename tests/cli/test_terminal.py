@@ -236,14 +236,15 @@ def test_load_at_a_terminal_into_every_target(golden_bundle: Path, engine_env: d
                        capture_output=True)
 
 
-def test_serve_at_a_terminal_stops_on_ctrl_c(golden_bundle: Path) -> None:
+def test_serve_at_a_terminal_stops_on_ctrl_c(golden_bundle: Path, operator_key: Path) -> None:
     port = free_port()
 
     def stop(child: pexpect.spawn) -> None:
         child.expect("agent.download.sourceURI", timeout=60)
         child.sendintr()
 
-    seen = at_terminal("serve", str(golden_bundle), "--port", str(port), when=stop)
+    seen = at_terminal("serve", str(golden_bundle), "--port", str(port), "--trust-key",
+                       str(operator_key), when=stop)
     seen.assert_no_traceback()
     assert seen.code == 0
     assert f"http://127.0.0.1:{port}/downloads/" in seen.text

@@ -14,9 +14,14 @@ from airgap.errors import AirgapError, ChecksumMismatchError
 from airgap.fetch.defend import DefendResult, fetch_defend
 from airgap.manifest.plan import DefendItem
 from airgap.net.download import Downloader
-from tests.conftest import move_staged
+from tests.conftest import ManifestMaker, move_staged, site_manifest
+from tests.peers.artifacts import ArtifactServer
 from tests.peers.defend import DefendServer, manifest_path
+from tests.peers.epr import EprServer
 from tests.peers.files import Fault
+from tests.peers.gpgkeys import SigningKey
+from tests.peers.registry_front import RegistryFront
+from tests.terminal import in_pipe
 
 RULES = {"production-rules-linux-v1": b"linux rule\n" * 5000,
          "production-rules-macos-v1": b"macos rule\n" * 5000}
@@ -113,3 +118,30 @@ def test_a_new_fetch_takes_the_new_manifest_and_what_two_versions_share_comes_on
     # What the first fetch got is kept; what both versions list comes once: only the new.
     assert [g.path.split("/")[4] for g in gets] == ["new-v1"]
     assert len(defend_server.faults.requests("/downloads/endpoint/manifest/*")) == 2
+
+
+def signing(operator: SigningKey) -> tuple[str, ...]:
+    return ("--sign-with", operator.fingerprint, "--gnupg-home", str(operator.home))
+
+
+def test_a_manifest_without_its_signature_is_kept_with_a_warning_in_fetch_and_verify(
+        make_manifest: ManifestMaker, registry_front: RegistryFront,
+        artifact_server: ArtifactServer, epr_server: EprServer, defend_server: DefendServer,
+        operator: SigningKey, operator_key: Path, tmp_path: Path) -> None:
+    defend_server.publish("9.0.0", "1.0.7", RULES, signed=False)
+    manifest = site_manifest(make_manifest, registry_front, artifact_server, epr_server,
+                             defend=defend_server, security={"endpoint_artifacts": ["9.0.0"]})
+    bundle = tmp_path / "bundle"
+    fetched = in_pipe("fetch", str(manifest), "-o", str(bundle), *signing(operator))
+    assert fetched.returncode == 0, fetched.stderr
+    url = defend_server.url + manifest_path("9.0.0")
+    assert f"{url}: the zip holds no manifest.sig: Elastic Endpoint checks the manifest's " \
+           "signature and may refuse this manifest" in fetched.stderr
+    checked = in_pipe("verify", str(bundle), "--trust-key", str(operator_key))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert f"security/{manifest_path('9.0.0')}: the zip holds no manifest.sig" \
+        in checked.stderr
+    # Signed, as Elastic's are: no warning.
+    defend_server.publish("9.0.0", "1.0.8", RULES)
+    again = in_pipe("fetch", str(manifest), "-o", str(bundle), *signing(operator))
+    assert again.returncode == 0 and "manifest.sig" not in again.stderr, again.stderr

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from tests.conftest import IN_CI, REPO, ManifestMaker, site_manifest, tailored_manifest
 from tests.peers.artifacts import ArtifactServer
+from tests.peers.defend import DefendServer
 from tests.peers.epr import EprServer
 from tests.peers.files import Fault
 from tests.peers.gpgkeys import SigningKey
@@ -25,7 +26,7 @@ from tests.peers.net import BackgroundServer, wait_until
 from tests.peers.processes import DockerRegistry
 from tests.peers.registry_front import RegistryFront
 from tests.peers.tls import make_certificate
-from tests.terminal import in_pipe
+from tests.terminal import at_terminal, in_pipe
 
 
 def blobs_fetched(front: RegistryFront) -> int:
@@ -175,6 +176,101 @@ def test_a_disk_that_fills_up_meanwhile_says_where_and_how_much_and_resumes(
                     operator.fingerprint, "--gnupg-home", str(operator.home))
     assert again.returncode == 0, again.stderr
     assert in_pipe("verify", str(bundle), "--trust-key", str(operator_key)).returncode == 0
+
+
+# -- Elastic Defend's manifests ------------------------------------------------------------------
+
+RULES = {"production-rules-linux-v1": b"linux rule\n" * 5000,
+         "production-rules-macos-v1": b"macos rule\n" * 5000}
+
+
+def defend_gets(server: DefendServer) -> list[str]:
+    return [r.path for r in server.faults.requests("/downloads/*", method="GET")]
+
+
+def test_a_defend_version_not_published_is_a_manifest_error_before_any_download(
+        make_manifest: ManifestMaker, registry_front: RegistryFront,
+        artifact_server: ArtifactServer, epr_server: EprServer, defend_server: DefendServer,
+        tmp_path: Path) -> None:
+    defend_server.publish("9.0.0", "1.0.7", RULES)
+    manifest = site_manifest(make_manifest, registry_front, artifact_server, epr_server,
+                             defend=defend_server,
+                             security={"endpoint_artifacts": ["9.0.0", "8.19.99"]})
+    line = next(n for n, text in enumerate(manifest.read_text().splitlines(), 1)
+                if "8.19.99" in text)
+    url = defend_server.url + "downloads/endpoint/manifest/artifacts-8.19.99.zip"
+    expected = (f"{manifest}:{line}: security.endpoint_artifacts[1]: Elastic Defend's "
+                f"artifacts for Endpoint 8.19.99 are not published at {url} (404)")
+    for command in (("plan", str(manifest), "--check"),
+                    ("fetch", str(manifest), "-o", str(tmp_path / "bundle"))):
+        result = in_pipe(*command)
+        assert result.returncode == 2, result.stderr
+        assert expected in result.stderr
+    seen = at_terminal("plan", str(manifest), "--check")
+    assert seen.code == 2, seen.text
+    assert "security.endpoint_artifacts[1]: Elastic Defend's artifacts for Endpoint 8.19.99 " \
+           "are not published" in " ".join(seen.text.split())
+    seen.assert_no_traceback()
+    assert blobs_fetched(registry_front) == 0, "the image was downloaded before the check"
+    assert artifact_server.faults.requests("*.tar.gz", method="GET") == []
+    assert not any("/artifacts/" in path for path in defend_gets(defend_server))
+    assert not (tmp_path / "bundle" / "security").exists()
+
+
+def test_the_stack_versions_defend_artifacts_missing_name_the_stack_version(
+        make_manifest: ManifestMaker, registry_front: RegistryFront,
+        artifact_server: ArtifactServer, epr_server: EprServer, defend_server: DefendServer,
+        tmp_path: Path) -> None:
+    manifest = site_manifest(make_manifest, registry_front, artifact_server, epr_server,
+                             defend=defend_server, integrations=["system", "endpoint"],
+                             security={"endpoint_artifacts": "auto"})
+    result = in_pipe("plan", str(manifest), "--check")
+    assert result.returncode == 2, result.stderr
+    assert f"{manifest}:4: stack.version: Elastic Defend's artifacts for Endpoint 9.0.0 " \
+           "are not published at" in result.stderr
+    assert "set security.endpoint_artifacts to the Endpoint versions in use" in result.stderr
+
+
+def test_plan_check_counts_the_defend_manifests_and_their_artifacts(
+        make_manifest: ManifestMaker, registry_front: RegistryFront,
+        artifact_server: ArtifactServer, epr_server: EprServer, defend_server: DefendServer,
+        tmp_path: Path) -> None:
+    document = defend_server.publish("9.0.0", "1.0.7", RULES)
+    defend_server.publish("8.19.0", "1.0.7", RULES)  # the same artifacts: counted once
+    manifest = site_manifest(make_manifest, registry_front, artifact_server, epr_server,
+                             defend=defend_server,
+                             security={"endpoint_artifacts": ["9.0.0", "8.19.0"]})
+    answer = in_pipe("plan", str(manifest), "--check", "--json")
+    assert answer.returncode == 0, answer.stderr
+    sizes = json.loads(answer.stdout)["result"]["check"]["sizes"]
+    for version in ("9.0.0", "8.19.0"):
+        zip_path = f"downloads/endpoint/manifest/artifacts-{version}.zip"
+        assert sizes[f"security/{zip_path}"] == (defend_server.root / zip_path).stat().st_size
+    for entry in document["artifacts"].values():
+        assert sizes["security" + entry["relative_url"]] == entry["encoded_size"]
+    assert len([p for p in sizes if p.startswith("security/")]) == 4
+    # Only the small manifests were read; no artifact was downloaded.
+    assert all("/manifest/" in path for path in defend_gets(defend_server))
+
+
+def test_a_defend_manifest_naming_a_path_outside_downloads_fails_before_any_download(
+        make_manifest: ManifestMaker, registry_front: RegistryFront,
+        artifact_server: ArtifactServer, epr_server: EprServer, defend_server: DefendServer,
+        tmp_path: Path) -> None:
+    document = defend_server.publish("9.0.0", "1.0.7", RULES)
+    entry = document["artifacts"]["production-rules-linux-v1"]
+    entry["relative_url"] = "/elsewhere" + entry["relative_url"]
+    defend_server.write_manifest("9.0.0", document)
+    manifest = site_manifest(make_manifest, registry_front, artifact_server, epr_server,
+                             defend=defend_server, security={"endpoint_artifacts": ["9.0.0"]})
+    result = in_pipe("fetch", str(manifest), "-o", str(tmp_path / "bundle"))
+    assert result.returncode == 1, result.stderr
+    url = defend_server.url + "downloads/endpoint/manifest/artifacts-9.0.0.zip"
+    assert f"{url}: manifest.json: artifacts.production-rules-linux-v1.relative_url: " \
+           "'/elsewhere/downloads/endpoint/" in result.stderr
+    assert "is not below /downloads/" in result.stderr
+    assert blobs_fetched(registry_front) == 0
+    assert not (tmp_path / "bundle" / "security").exists()
 
 
 def test_a_tailored_plan_is_checked_with_its_packages_and_the_layer_they_make(

@@ -13,7 +13,7 @@ import yaml
 
 from airgap.bundle.lock import writer
 from airgap.bundle.staging import Staging, recover
-from tests.conftest import REPO, ManifestMaker, site_manifest
+from tests.conftest import REPO, ManifestMaker, make_wheelhouse, site_manifest
 from tests.peers.artifacts import ArtifactServer
 from tests.peers.epr import EprServer
 from tests.peers.files import Fault
@@ -170,6 +170,23 @@ def test_a_commit_cut_short_is_reported_then_finished_by_the_next_run(
     assert recover(bundle)
     assert not staging.folder.exists()
     assert in_pipe("verify", str(bundle), "--trust-key", str(operator_key)).returncode == 0
+
+
+def test_a_fetch_without_the_wheelhouse_says_it_was_not_asked_for(
+        make_manifest: ManifestMaker, registry_front: RegistryFront,
+        artifact_server: ArtifactServer, epr_server: EprServer, tmp_path: Path) -> None:
+    manifest = site_manifest(make_manifest, registry_front, artifact_server, epr_server)
+    bundle = tmp_path / "bundle"
+    wheelhouse = make_wheelhouse(tmp_path / "airgap-0.1.0-wheelhouse")
+    first = in_pipe("fetch", str(manifest), "-o", str(bundle), "--with-tool", str(wheelhouse))
+    assert first.returncode == 0, first.stderr
+    again = in_pipe("fetch", str(manifest), "-o", str(bundle))
+    assert again.returncode == 0, again.stderr
+    # The wheelhouse goes because the option was not given, not because of the manifest.
+    assert "removed tools/airgap-0.1.0-wheelhouse/install.sh (not asked for: --with-tool)" \
+        in again.stdout
+    assert "no longer in the manifest" not in again.stdout
+    assert not (bundle / "tools").exists()
 
 
 def test_a_refetch_repairs_a_file_of_the_bundle_that_no_longer_verifies(

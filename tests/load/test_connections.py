@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import resource
-import signal
 import socket
 import ssl
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -24,9 +22,7 @@ import pytest
 from airgap.errors import UsageError
 from airgap.load.connections import Limits, connection_cap
 from airgap.load.serve import ServeSettings
-from tests.conftest import start_airgap
-from tests.peers.net import free_port, port_open, wait_until
-from tests.peers.serving import BackgroundArtifactServer
+from tests.peers.serving import BackgroundArtifactServer, serve, stop
 from tests.peers.tls import make_certificate
 from tests.reporting import RecordingReporter
 
@@ -39,38 +35,6 @@ def tree(tmp_path: Path) -> Path:
     (root / AGENT).parent.mkdir(parents=True)
     (root / AGENT).write_bytes(b"agent" * 1000)
     return root
-
-
-def serve(tree: Path, *options: str, files: int | None = None
-          ) -> tuple[subprocess.Popen[str], int]:
-    """``airgap serve TREE`` on a free port, optionally with an open-file limit of
-    ``files``; returns once it answers."""
-    port = free_port()
-
-    def limit() -> None:
-        if files is not None:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (files, files))
-
-    process = start_airgap("serve", str(tree), "--port", str(port), *options,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=limit)
-    try:
-        wait_until(lambda: port_open(port), 30, "airgap serve listening")
-    except BaseException:
-        process.kill()
-        process.communicate()
-        raise
-    return process, port
-
-
-def stop(process: subprocess.Popen[str]) -> str:
-    """SIGTERM, then what the server wrote to stderr."""
-    process.send_signal(signal.SIGTERM)
-    try:
-        _, err = process.communicate(timeout=30)
-    finally:
-        process.kill()
-    assert process.returncode in (0, 143), err
-    return err
 
 
 @contextlib.contextmanager
@@ -145,6 +109,95 @@ def test_a_client_that_sends_its_headers_slowly_is_cut_off(tree: Path) -> None:
         err = stop(process)
     assert "timed out: no complete request within 1.5 s" in err
     assert "Traceback" not in err
+
+
+BIG = "beats/elastic-agent/big.tar.gz"
+BIG_SIZE = 64 << 20  # far more than the kernel's buffers on both sides hold
+
+
+def stalled_reader(port: int, path: str, tls: ssl.SSLContext | None = None) -> socket.socket:
+    """A client that asks for ``path``, takes the first bytes of the answer, then reads
+    nothing more (a small receive window, so the server's side fills up soon)."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", port))
+    if tls is not None:
+        sock = tls.wrap_socket(sock, server_hostname="127.0.0.1")
+    sock.sendall(f"GET /downloads/{path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    sock.settimeout(10)
+    assert sock.recv(4096).startswith(b"HTTP/1.1 200 ")
+    return sock
+
+
+def read_to_the_end(sock: socket.socket, within: float) -> tuple[int, bool]:
+    """The bytes still to come, and whether the server ended the connection."""
+    sock.settimeout(within)
+    total = 0
+    try:
+        while chunk := sock.recv(1 << 20):
+            total += len(chunk)
+    except TimeoutError:
+        return total, False
+    except OSError:
+        return total, True  # reset
+    return total, True
+
+
+@pytest.fixture
+def big_tree(tree: Path) -> Path:
+    with (tree / BIG).open("wb") as big:
+        big.truncate(BIG_SIZE)
+    return tree
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])  # sendfile; TLS records written
+def test_a_client_that_stops_reading_is_cut_off(big_tree: Path, tmp_path: Path,
+                                                scheme: str) -> None:
+    tls, options = None, []
+    if scheme == "https":
+        cert, key = make_certificate(tmp_path, name="serve", common_name="127.0.0.1")
+        tls = ssl.create_default_context(cafile=str(cert))
+        options = ["--tls-cert", str(cert), "--tls-key", str(key)]
+    process, port = serve(big_tree, "--send-timeout", "1.5", "--keepalive-timeout", "30",
+                          *options)
+    try:
+        sock = stalled_reader(port, BIG, tls)
+        time.sleep(5)  # reads nothing: the server must give up within 1.5 s and a tick
+        started = time.monotonic()
+        rest, ended = read_to_the_end(sock, 10)
+        sock.close()
+        assert ended, "the server still holds the connection of a client that stopped reading"
+        assert rest < BIG_SIZE // 2, f"{rest} bytes came after the stall: never cut off"
+        assert time.monotonic() - started < 5
+        # The server goes on answering others, the same file in full.
+        with httpx.stream("GET", f"{scheme}://127.0.0.1:{port}/downloads/{BIG}",
+                          verify=tls or True) as answer:
+            assert sum(len(chunk) for chunk in answer.iter_bytes()) == BIG_SIZE
+    finally:
+        err = stop(process)
+    assert "1 connection(s) failed: 1 timed out: the client took none of its answer " \
+        "for 1.5 s" in err
+    assert "Traceback" not in err
+
+
+def test_a_client_that_reads_slowly_but_steadily_is_not_cut_off(big_tree: Path) -> None:
+    process, port = serve(big_tree, "--send-timeout", "1")
+    try:
+        sock = stalled_reader(port, BIG)
+        received = 4096
+        until = time.monotonic() + 4  # four send timeouts, a little taken every 0.3 s
+        while time.monotonic() < until:
+            received += len(sock.recv(16384))
+            time.sleep(0.3)
+        sock.settimeout(30)
+        while received < BIG_SIZE:  # then the rest, at full speed
+            chunk = sock.recv(1 << 20)
+            assert chunk, f"cut off after {received} bytes"
+            received += len(chunk)
+        sock.close()
+    finally:
+        err = stop(process)
+    assert "failed" not in err, err
 
 
 def test_an_idle_keep_alive_connection_is_closed_quietly(tree: Path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -15,8 +16,13 @@ import yaml
 
 from airgap.cli import main
 from airgap.load.serve import ServeSettings
+from tests.bundle.test_verify import forge
 from tests.conftest import DEFEND_ARTIFACTS
+from tests.peers.defend import make_manifest_zip
+from tests.peers.gpgkeys import SigningKey
 from tests.peers.serving import BackgroundArtifactServer
+from tests.peers.tls import make_certificate
+from tests.terminal import in_pipe
 
 MANIFEST = "endpoint/manifest/artifacts-9.0.0.zip"
 SETTINGS = ("linux.advanced.artifacts.global.base_url", "mac.advanced.artifacts.global.base_url",
@@ -118,3 +124,89 @@ def test_packages_are_pinned_on_request(rich_bundle: Path, tmp_path: Path) -> No
 
     assert pins(rich_bundle) is None
     assert pins(rich_bundle, "--pin-packages") == [{"name": "endpoint", "version": "9.0.0"}]
+
+
+def misplaced(rich_bundle: Path, operator: SigningKey, tmp_path: Path) -> Path:
+    """A copy of the bundle whose manifest lists an artifact outside /downloads/, the file
+    there, bundle.json and SHA512SUMS agreeing, signed by the operator (what an airgap
+    without the rule fetched from a mirror that misplaces a file)."""
+    bundle = tmp_path / "misplaced"
+    shutil.copytree(rich_bundle, bundle)
+    manifest = bundle / "security/downloads" / MANIFEST
+    with zipfile.ZipFile(manifest) as archive:
+        document = json.loads(archive.read("manifest.json"))
+        signature = archive.read("manifest.sig")
+    entry = document["artifacts"]["production-rules-linux-v1"]
+    old = "security" + entry["relative_url"]
+    entry["relative_url"] = "/elsewhere" + entry["relative_url"]
+    new = "security" + entry["relative_url"]
+    (bundle / new).parent.mkdir(parents=True)
+    (bundle / old).rename(bundle / new)
+    manifest.write_bytes(make_manifest_zip(document, extra={"manifest.sig": signature}))
+    description = json.loads((bundle / "bundle.json").read_text())
+    for item in description["items"]:
+        item["path"] = new if item["path"] == old else item["path"]
+    forge(bundle, description)
+    operator.sign(bundle / "SHA512SUMS", bundle / "SHA512SUMS.asc")
+    return bundle
+
+
+def test_a_defend_file_outside_downloads_is_refused_before_anything_is_laid_out(
+        rich_bundle: Path, operator: SigningKey, operator_key: Path, tmp_path: Path) -> None:
+    bundle = misplaced(rich_bundle, operator, tmp_path)
+    trust = ("--trust-key", str(operator_key))
+    checked = in_pipe("verify", str(bundle), *trust)
+    assert checked.returncode == 3, checked.stdout + checked.stderr
+    assert "relative_url: '/elsewhere/downloads/endpoint/" in checked.stdout
+    assert "is not below /downloads/" in checked.stdout
+    served = tmp_path / "served"
+    loaded = in_pipe("load", str(bundle), *trust, "--artifacts", str(served))
+    assert loaded.returncode == 3, loaded.stderr
+    assert not served.exists() or not any(served.rglob("*"))
+    serving = in_pipe("serve", str(bundle), *trust, "--port", "0", timeout=60)
+    assert serving.returncode == 3, serving.stderr
+    assert "is not below /downloads/" in serving.stdout
+    assert "nothing was served" in serving.stderr
+    # Unverified, the layout itself still refuses it, before the binaries are copied.
+    skipped = in_pipe("load", str(bundle), "--skip-verify", "--artifacts", str(served))
+    assert skipped.returncode == 3, skipped.stderr
+    assert "an Elastic Defend file outside security/downloads/" in skipped.stderr
+    assert "nothing was laid out" in skipped.stderr
+    assert not served.exists() or not [p for p in served.rglob("*") if p.is_file()]
+
+
+def test_a_private_ca_goes_into_defends_ca_cert_and_the_readme_says_what_is_known(
+        rich_bundle: Path, tmp_path: Path) -> None:
+    ca, _ = make_certificate(tmp_path / "tls", common_name="corp CA")
+    out = tmp_path / "settings"
+    loaded = in_pipe("load", str(rich_bundle), "--config", str(out), "--registry-url",
+                     "https://epr.corp:8443", "--artifacts-url",
+                     "https://artifacts.corp:8000/downloads/", "--ca-cert", str(ca))
+    assert loaded.returncode == 0, loaded.stderr
+    settings = yaml.safe_load((out / "elastic-defend-advanced-settings.yml").read_text())
+    ca_keys = [key.replace(".base_url", ".ca_cert") for key in SETTINGS]
+    assert settings == {**dict.fromkeys(SETTINGS, "https://artifacts.corp:8000"),
+                        **dict.fromkeys(ca_keys, ca.read_text().strip() + "\n")}
+    readme = " ".join((out / "README.md").read_text().split())
+    assert "`linux.advanced.artifacts.global.ca_cert`: the certificate in `ca.pem`" in readme
+    assert "only a superuser change these `artifacts.global` settings" in readme
+    assert "`global_manifest_version`) is not known to work with a mirror" in readme
+    # Two certificates: Elastic documents one; the README says which to give.
+    both = tmp_path / "both.pem"
+    both.write_text(ca.read_text() + make_certificate(tmp_path / "other")[0].read_text())
+    other = tmp_path / "settings-2"
+    assert in_pipe("load", str(rich_bundle), "--config", str(other), "--registry-url",
+                   "https://epr.corp:8443", "--artifacts-url",
+                   "https://artifacts.corp:8000/downloads/", "--ca-cert",
+                   str(both)).returncode == 0
+    assert set(yaml.safe_load((other / "elastic-defend-advanced-settings.yml")
+                              .read_text())) == set(SETTINGS)
+    assert "`ca.pem` holds 2 certificates" in (other / "README.md").read_text()
+    # A plain-HTTP mirror has no certificate to check.
+    plain = tmp_path / "settings-3"
+    assert in_pipe("load", str(rich_bundle), "--config", str(plain), "--registry-url",
+                   "https://epr.corp:8443", "--artifacts-url",
+                   "http://artifacts.corp:8000/downloads/", "--ca-cert",
+                   str(ca)).returncode == 0
+    assert set(yaml.safe_load((plain / "elastic-defend-advanced-settings.yml")
+                              .read_text())) == set(SETTINGS)

@@ -45,6 +45,10 @@ def test_packages_pinned_when_asked(tmp_path: Path) -> None:
     assert pinned["xpack.fleet.packages"] == [{"name": "endpoint", "version": "9.0.0"},
                                               {"name": "system", "version": "2.1.0"}]
     assert "xpack.fleet.packages" not in kibana(tmp_path, "9.0.1")
+    # What Elastic documents, no more: installed when the Fleet app starts up.
+    readme = " ".join((tmp_path / "9.0.0" / "README.md").read_text().split())
+    assert "Kibana installs them when the Fleet app starts up" in readme
+    assert "no other version" not in readme
 
 
 def test_readme_says_what_fleet_server_needs_for_the_pgp_endpoint(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import pexpect
 import pytest
 from cryptography.hazmat.primitives import serialization
 
@@ -35,9 +36,13 @@ from airgap.load.serve import (
     run_server,
     ssl_context_for,
 )
-from tests.peers.serving import BackgroundArtifactServer
+from tests.conftest import DEFEND_ARTIFACTS
+from tests.load.test_defend import endpoint_update
+from tests.peers.net import free_port
+from tests.peers.serving import BackgroundArtifactServer, serve, stop
 from tests.peers.tls import make_certificate
 from tests.reporting import RecordingReporter
+from tests.terminal import at_terminal, in_pipe
 
 AGENT_DIR = "beats/elastic-agent"
 AGENT = "elastic-agent-9.0.0-linux-x86_64.tar.gz"
@@ -292,6 +297,25 @@ def test_tls_settings_are_checked(tree: Tree, tmp_path: Path) -> None:
         pass
 
 
+@pytest.mark.parametrize("how", ["pipe", "terminal"])
+def test_tls_min_version_without_a_certificate_is_a_usage_error(tree: Tree, how: str) -> None:
+    port = free_port()
+    args = ("serve", str(tree.root), "--port", str(port), "--tls-min-version", "1.3")
+    if how == "pipe":
+        result = in_pipe(*args, timeout=60)
+        code, shown = result.returncode, result.stderr
+        assert result.stdout == ""
+    else:
+        seen = at_terminal(*args, timeout=60)
+        seen.assert_no_traceback()
+        code, shown = seen.code, seen.text
+    assert code == 2, shown
+    assert "--tls-min-version needs --tls-cert and --tls-key" in shown
+    assert "serving" not in shown
+    with socket.socket() as probe:  # nothing was left listening
+        assert probe.connect_ex(("127.0.0.1", port)) != 0
+
+
 # -- load, logs, the blocking server ---------------------------------------------------------
 
 
@@ -396,7 +420,7 @@ def test_every_file_has_a_strong_etag_from_its_content(server: BackgroundArtifac
     url = server.source_uri + AGENT_PATH
     first = httpx.get(url)
     tag = first.headers["etag"]
-    assert tag == f'"{hashlib.sha256(tree.data).hexdigest()}"'
+    assert tag == f'"{hashlib.sha512(tree.data).hexdigest()}"'
     assert not tag.startswith("W/") and "-" not in tag  # what Endpoint takes
     assert httpx.head(url).headers["etag"] == tag
     ranged = httpx.get(url, headers={"Range": "bytes=10-19"})
@@ -423,7 +447,7 @@ def test_if_none_match_is_answered_304_until_the_content_changes(
     path.write_bytes(b"a new manifest")
     changed = httpx.get(url, headers={"If-None-Match": tag})
     assert changed.status_code == 200 and changed.content == b"a new manifest"
-    assert changed.headers["etag"] == f'"{hashlib.sha256(b"a new manifest").hexdigest()}"'
+    assert changed.headers["etag"] == f'"{hashlib.sha512(b"a new manifest").hexdigest()}"'
 
 
 def test_if_range_resumes_only_the_same_bytes(server: BackgroundArtifactServer,
@@ -446,3 +470,42 @@ def test_curl_sees_the_etag_and_a_304(server: BackgroundArtifactServer, tmp_path
                              f"If-None-Match: {tag.group(1)}", url],
                             capture_output=True, text=True, check=True).stdout
     assert status == "304"
+
+
+# -- a bundle: the binaries and Elastic Defend's artifacts at /downloads/ -----------------------
+
+
+def test_a_bundle_is_served_with_defends_artifacts_beside_its_binaries(
+        rich_bundle: Path, operator_key: Path) -> None:
+    process, port = serve(rich_bundle, "--trust-key", str(operator_key))
+    base = f"http://127.0.0.1:{port}"
+    try:
+        status, tag, got = endpoint_update(base)
+        assert status == 200 and set(got) == set(DEFEND_ARTIFACTS)
+        assert endpoint_update(base, tag)[0] == 304
+        binary = httpx.get(f"{base}/downloads/{AGENT_PATH}")
+        assert binary.status_code == 200
+        assert binary.content == (rich_bundle / "downloads" / AGENT_PATH).read_bytes()
+        assert httpx.get(f"{base}/downloads/bundle.json").status_code == 404
+    finally:
+        err = stop(process)
+    assert f"serving {rich_bundle.resolve()}/downloads and {rich_bundle.resolve()}/security/" \
+           f"downloads at {base}/downloads/" in err
+    assert f"advanced.artifacts.global.base_url: {base}" in err
+    assert f"verified {rich_bundle}: " in err and "operator signature: valid" in err
+
+
+def test_a_bundle_served_at_a_terminal_says_where_defend_points(rich_bundle: Path,
+                                                                operator_key: Path) -> None:
+    port = free_port()
+
+    def stop_it(child: pexpect.spawn) -> None:
+        child.expect("base_url", timeout=60)
+        child.sendintr()
+
+    seen = at_terminal("serve", str(rich_bundle), "--port", str(port), "--trust-key",
+                       str(operator_key), when=stop_it)
+    seen.assert_no_traceback()
+    assert seen.code == 0, seen.text
+    assert f"advanced.artifacts.global.base_url: http://127.0.0.1:{port}" in \
+        " ".join(seen.text.split())

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from airgap.manifest import parse_manifest
 from airgap.manifest.plan import Plan, make_plan
+from tests.terminal import at_terminal, in_pipe
 
 HEADER = "apiVersion: airgap/v1\nkind: Bundle\nstack:\n  version: 9.0.0\n"
 
@@ -66,7 +67,9 @@ def test_unavailable_products_are_skipped_with_a_note() -> None:
     assert "fleet-server, endpoint-security: published as archives only, no deb; left out " \
            "linux/x86_64 deb, linux/arm64 deb" in notes
     assert "not published for windows/arm64; left out windows/arm64 archive" in notes
-    assert "elastic-agent, endpoint-security: not published for windows/arm64 before 9.3.0; " \
+    assert "elastic-agent: not published for windows/arm64 before 9.3.2; " \
+           "left out windows/arm64 archive" in notes
+    assert "fleet-server: not published for windows/arm64 before 9.5.0; " \
            "left out windows/arm64 archive" in notes
     cloud = plan_of(HEADER + "platforms: {os: [darwin], arch: [arm64]}\n"
                              "integrations: [cloud_security_posture, apm]\n")
@@ -106,7 +109,7 @@ def test_image_reference_and_platforms() -> None:
 
 def test_explicit_products_fips_and_no_packages() -> None:
     plan = plan_of(HEADER.replace("9.0.0", "9.1.0") + "platforms: {arch: [x86_64, arm64]}\n"
-                   "artifacts: {products: [elastic-agent, fleet-server, filebeat], "
+                   "artifacts: {products: [elastic-agent, fleet-server, auditbeat], "
                    "fips: true}\nintegrations: [nginx]\npackages: false\n")
     assert [a.filename for a in plan.artifacts] == [
         "elastic-agent-fips-9.1.0-linux-x86_64.tar.gz",
@@ -115,7 +118,8 @@ def test_explicit_products_fips_and_no_packages() -> None:
         "fleet-server-fips-9.1.0-linux-arm64.tar.gz",
     ]
     assert {a.reasons for a in plan.artifacts} == {("artifacts.products",)}
-    assert "filebeat: no FIPS build for linux/x86_64; left out linux/x86_64 archive" in plan.notes
+    assert "auditbeat: no FIPS build for linux/x86_64; left out linux/x86_64 archive" \
+        in plan.notes
     assert plan.packages == ()
 
 
@@ -244,3 +248,20 @@ def test_more_images_by_known_name_or_repository() -> None:
     ]
     assert plan.images[0].reason == "images[0] (elastic-agent), the stack version 9.0.0"
     assert plan.to_dict()["images"][1]["tag"] == "9.0.1"
+
+
+def test_an_image_given_twice_is_a_manifest_error_naming_its_line(tmp_path: Path) -> None:
+    manifest = tmp_path / "dup.yaml"
+    manifest.write_text(HEADER + "images:\n"
+                                 "  - elastic-agent\n"
+                                 "  - {name: docker.elastic.co/package-registry/distribution,"
+                                 " tag: '9.0.0'}\n")
+    line = HEADER.count("\n") + 3
+    expected = (f"{manifest}:{line}: images[1]: docker.elastic.co/package-registry/"
+                "distribution:9.0.0 is already in the bundle (as registry)")
+    piped = in_pipe("plan", str(manifest))
+    assert piped.returncode == 2, piped.stderr
+    assert expected in piped.stderr
+    seen = at_terminal("plan", str(manifest))
+    assert seen.code == 2, seen.text
+    assert expected in " ".join(seen.text.split())

@@ -101,20 +101,22 @@ class DefendServer:
                 "encoded_size": len(encoded)}
 
     def publish(self, version: str, manifest_version: str,
-                artifacts: dict[str, bytes]) -> dict[str, Any]:
+                artifacts: dict[str, bytes], *, signed: bool = True) -> dict[str, Any]:
         """Publish Endpoint ``version``'s manifest listing ``artifacts`` (name -> content);
         return the manifest document."""
         document = {"manifest_version": manifest_version, "schema_version": "v1",
                     "artifacts": {name: self.add_artifact(name, content)
                                   for name, content in artifacts.items()}}
-        self.write_manifest(version, document)
+        self.write_manifest(version, document, signed=signed)
         return document
 
-    def write_manifest(self, version: str, document: dict[str, Any]) -> Path:
-        """Put ``document`` (signed) as Endpoint ``version``'s manifest."""
+    def write_manifest(self, version: str, document: dict[str, Any], *,
+                       signed: bool = True) -> Path:
+        """Put ``document`` (signed, unless not ``signed``: a mirror that dropped
+        manifest.sig) as Endpoint ``version``'s manifest."""
         path = safe_join(self.root, manifest_path(version))
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(make_manifest_zip(document, self.key))
+        path.write_bytes(make_manifest_zip(document, self.key if signed else None))
         return path
 
     def artifact_file(self, entry: dict[str, Any]) -> Path:

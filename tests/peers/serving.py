@@ -1,11 +1,18 @@
-"""``airgap serve``'s server in a thread of its own, for tests that talk to it."""
+"""``airgap serve``'s server in a thread of its own, for tests that talk to it; or the
+command itself in a process of its own, as a person runs it."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import os
+import resource
+import signal
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 from airgap.load.serve import (
     URL_PREFIX,
@@ -16,6 +23,9 @@ from airgap.load.serve import (
     stop_server,
 )
 from airgap.reporter import Reporter
+from tests.peers.net import free_port, port_open, wait_until
+
+REPO = Path(__file__).resolve().parent.parent.parent
 
 
 class BackgroundArtifactServer:
@@ -73,3 +83,38 @@ class BackgroundArtifactServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def serve(tree: Path, *options: str, files: int | None = None
+          ) -> tuple[subprocess.Popen[str], int]:
+    """``airgap serve TREE`` in a process of its own on a free port, optionally with an
+    open-file limit of ``files``; returns once it answers."""
+    port = free_port()
+
+    def limit() -> None:
+        if files is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (files, files))
+
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen([sys.executable, "-m", "airgap", "serve", str(tree), "--port",
+                                str(port), *options], cwd=REPO, text=True, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               preexec_fn=limit)
+    try:
+        wait_until(lambda: port_open(port), 30, "airgap serve listening")
+    except BaseException:
+        process.kill()
+        process.communicate()
+        raise
+    return process, port
+
+
+def stop(process: subprocess.Popen[str]) -> str:
+    """SIGTERM, then what the server wrote to stderr."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        _, err = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode in (0, 143), err
+    return err
