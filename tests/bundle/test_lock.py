@@ -41,7 +41,7 @@ def test_a_fifo_as_the_lock_is_refused_at_once_not_waited_on(
     process = start_airgap(*args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            stdin=subprocess.DEVNULL)
     try:
-        out, err = process.communicate(timeout=60)
+        _out, err = process.communicate(timeout=60)
     except subprocess.TimeoutExpired:
         process.kill()
         process.communicate()

@@ -425,3 +425,34 @@ def test_load_artifacts_of_an_unvouched_bundle_installs_nothing(
     assert main(["load", str(golden_bundle), "--artifacts", str(served), "--trust-signer",
                  str(signer_public_key), "--quiet"]) == 0
     assert (served / AGENT).is_file()
+
+
+@pytest.mark.parametrize("where", ["the bundle", "inside the bundle", "the bundle where files go",
+                                   "a link into the bundle", "config inside the bundle"])
+def test_a_destination_that_writes_into_the_bundle_is_refused(
+        where: str, golden_bundle: Path, tmp_path: Path, operator_key: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    bundle = tmp_path / "work" / "bundle"
+    shutil.copytree(golden_bundle, bundle)
+    option, destination = "--artifacts", bundle
+    if where == "inside the bundle":
+        destination = bundle / "downloads" / "served"
+    elif where == "the bundle where files go":  # DIR/beats/... would be the bundle's files
+        bundle = bundle.rename(tmp_path / "work" / "beats")
+        destination = tmp_path / "work"
+    elif where == "a link into the bundle":
+        destination = tmp_path / "served"
+        destination.mkdir()
+        (destination / "beats").symlink_to(bundle / "downloads" / "beats")
+    elif where == "config inside the bundle":
+        option, destination = "--config", bundle / "settings"
+    urls = ["--registry-url", "http://epr.corp:8080", "--artifacts-url", "http://files.corp/"] \
+        if option == "--config" else []
+    before = {p: p.read_bytes() for p in bundle.rglob("*") if p.is_file()}
+    code = main(["load", str(bundle), option, str(destination), *urls,
+                 "--trust-key", str(operator_key), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert f"{option} {destination} would write into the bundle {bundle}" in err
+    assert {p: p.read_bytes() for p in bundle.rglob("*") if p.is_file()} == before
+    assert main(["verify", str(bundle), "--trust-key", str(operator_key), "--quiet"]) == 0
