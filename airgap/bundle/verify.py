@@ -220,6 +220,7 @@ def verify_bundle(settings: VerifySettings, reporter: Reporter) -> VerifyReport:
             signatures_done = side.submit(signed, verifier, outside, vouched)
             size = check.hash_all(sums, settings.jobs, reporter)
         signatures = signatures_done.result()
+    check.companions()
     if check.described is not None:  # Defend's artifacts: as their manifests say, and fresh
         # A delta's manifests left to the base are checked by merge; its artifacts left
         # to the base are there for the manifests it carries.
@@ -375,6 +376,23 @@ class _Check:
             self.add(path, "description", "in SHA512SUMS but not in bundle.json")
         self.described = description
         return description
+
+    def companions(self) -> None:
+        """Every ``.asc``/``.sha512`` under downloads/ and ``.sig`` under packages/ must be
+        that of a file the bundle holds (or a delta's base): a fetch never leaves one
+        alone, and nothing vouches for one (``load --artifacts`` would serve it)."""
+        for path in sorted(self.regular):
+            owner = layout.signed_by(path)
+            if owner is None:
+                continue
+            if layout.signature_for(owner) is None:
+                self.add(path, "orphan", f"a signature or checksum of {Path(owner).name}, "
+                         "which is no file that carries one: a fetch never writes it, and "
+                         "nothing vouches for it")
+            elif owner not in self.regular and owner not in self.from_base:
+                self.add(path, "orphan", f"a signature or checksum of {Path(owner).name}, "
+                         "which the bundle does not hold: a fetch never leaves one alone, "
+                         "and nothing vouches for it")
 
     def _delta(self, description: BundleDescription) -> None:
         """A delta: which files its base holds, and whether its description makes the
