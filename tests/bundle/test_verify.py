@@ -292,6 +292,16 @@ def _orphan_package_signature(bundle: Path, attacker: SigningKey) -> str:
     return path
 
 
+@tamper("an artifact's .sha512 naming another file, its digest right, summed", {"signature"})
+def _renamed_checksum(bundle: Path, attacker: SigningKey) -> str:
+    # Agents read the name too: a .sha512 for another file is refused beside this one.
+    path = AGENT + ".sha512"
+    other = Path(AGENT.replace("elastic-agent", "filebeat")).name
+    (bundle / path).write_text(f"{hash_file(bundle / AGENT).sha512}  {other}\n")
+    forge(bundle, description(bundle))
+    return path
+
+
 @tamper("bundle.json deleted and dropped from SHA512SUMS", {"description"})
 def _no_description(bundle: Path, attacker: SigningKey) -> str:
     (bundle / "bundle.json").unlink()

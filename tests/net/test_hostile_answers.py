@@ -156,6 +156,24 @@ def test_a_blob_whose_bytes_are_not_its_digest_s_is_refused(
     assert not (bundle / "images/blobs/sha256" / layer[7:]).exists()
 
 
+def test_a_sha512_of_the_right_digest_naming_another_file_is_refused(
+        sources: dict[str, HostileFront], make_manifest: ManifestMaker,
+        artifact_server: ArtifactServer, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # The digest is the agent's own: only the name says it is another file's checksum,
+    # which agents would then refuse (they read the name too).
+    def renamed(_path: str) -> bytes:
+        digest = hashlib.sha512((artifact_server.root / AGENT).read_bytes()).hexdigest()
+        return f"{digest}  filebeat-9.0.0-linux-x86_64.tar.gz\n".encode()
+    sources["artifacts"].lie(f"/downloads/{AGENT}.sha512",
+                             Lie(200, {"Content-Type": "text/plain"}, renamed))
+    code, err, bundle = fetch(make_manifest, artifact_server, sources, tmp_path, capsys)
+    assert code == 3, err
+    assert f"{Path(AGENT).name}.sha512: names 'filebeat-9.0.0-linux-x86_64.tar.gz'" in err, err
+    assert "the checksum of another file" in err
+    assert not list((bundle / "downloads").rglob(Path(AGENT).name + "*"))
+
+
 def test_a_token_answer_nested_deep_is_a_server_error(
         registry: DockerRegistry, pushed_image: TestImage, artifact_server: ArtifactServer,
         sources: dict[str, HostileFront], make_manifest: ManifestMaker, tmp_path: Path,
