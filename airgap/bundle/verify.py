@@ -47,6 +47,7 @@ from airgap.bundle.vouch import (
     UNSIGNED_AREAS,
     operator_signature,
     unvouched_area,
+    unvouched_description,
     unvouched_image,
     unvouched_signer,
 )
@@ -91,7 +92,8 @@ class VerifySettings:
     bundle: Path
     trust_keys: tuple[Path, ...] = ()
     trust_signers: tuple[Path, ...] = ()
-    #: The folders whose files must be vouched for from outside (what leaves the bundle).
+    #: The folders whose files must be vouched for from outside (what leaves the bundle),
+    #: and ``bundle.json`` when what it says does (``load --config``).
     scope: frozenset[str] = EVERY_AREA
     jobs: int = field(default_factory=lambda: os.cpu_count() or 2)
 
@@ -208,6 +210,10 @@ def verify_bundle(settings: VerifySettings, reporter: Reporter) -> VerifyReport:
         if not vouched and area in settings.scope and \
                 any(path.startswith(f"{area}/") for path in found.regular):
             check.add(f"{area}/", "unvouched", unvouched_area(area, found.regular))
+    # Only load --config takes bundle.json's word out of the bundle (not in EVERY_AREA).
+    if not vouched and layout.DESCRIPTION in settings.scope and \
+            layout.DESCRIPTION in found.regular:
+        check.add(layout.DESCRIPTION, "unvouched", unvouched_description(found.regular))
     # GnuPG re-reads the signed files in processes of its own: let it run while the
     # files are hashed, so neither phase waits for the other's last, largest file. The
     # GnuPG home belongs to this thread, so that it is removed even when a Ctrl-C leaves

@@ -75,9 +75,20 @@ UNSIGNED_AREAS = {
                       "(each manifest.zip carries its own signature, so Endpoint refuses a "
                       "changed one, but not an older genuine one that would roll its "
                       "protection back)"),
-    layout.TOOLS: ("airgap's wheelhouse, which nobody signs (pip installs whatever wheels "
-                   "the folder holds)"),
+    layout.TOOLS: ("airgap's wheelhouse, which nobody signs (install.sh checks each wheel "
+                   "against requirements.txt, which travels beside them)"),
 }
+
+
+def unvouched_description(regular: set[str]) -> str:
+    """Why ``bundle.json`` cannot be trusted for ``config_dir`` without ``trust_keys``."""
+    fix = (f"give {_TRUST} with the public key that signed SHA512SUMS.asc"
+           if layout.SUMS_SIGNATURE in regular else
+           f"the bundle has no SHA512SUMS.asc: fetch it again with {_SIGN} and check it here "
+           f"with {_TRUST}")
+    return (f"{setting('config_dir')} writes what it says (the stack version, the package "
+            "versions Kibana is pinned to, whether Elastic Defend's artifacts are there), and "
+            f"nothing from outside the bundle vouches for it: {fix}")
 
 
 def unvouched_area(area: str, regular: set[str]) -> str:

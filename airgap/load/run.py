@@ -295,12 +295,14 @@ def _verify(settings: LoadSettings, reporter: Reporter, jobs: int | None = None
 def _leaving(settings: LoadSettings) -> frozenset[str]:
     """The bundle's folders whose files this load takes out of it: what must be vouched
     for from outside (the image for Docker and a registry, downloads/ and Defend's
-    security/ for the agents)."""
+    security/ for the agents, bundle.json for the settings written from what it says)."""
     leaving = set()
     if settings.docker or settings.registry or settings.run:
         leaving.add(layout.IMAGES)
     if settings.artifacts_dir:
         leaving.update((layout.DOWNLOADS, layout.SECURITY))  # Defend's beside the binaries
+    if settings.config_dir:
+        leaving.add(layout.DESCRIPTION)
     return frozenset(leaving)
 
 
