@@ -39,7 +39,9 @@ def operator_signature(root: Path, regular: set[str], trust_keys: Iterable[Path]
     if layout.SUMS not in regular:
         add(layout.SUMS_SIGNATURE, "operator-signature", "there is no SHA512SUMS for it to sign")
         return "invalid"
-    with Verifier(keys, include_elastic=False) as verifier:
+    with Verifier(keys, include_elastic=False, untrusted_fix=(
+            f"give {_TRUST} with the public key that signed {layout.SUMS_SIGNATURE}")) \
+            as verifier:
         try:
             verifier.verify(root / layout.SUMS, root / layout.SUMS_SIGNATURE, name=layout.SUMS)
         except AirgapError as exc:

@@ -150,7 +150,12 @@ def read_key_file(path: Path) -> bytes:
 class Verifier:
     """An isolated GnuPG home holding only the trusted keys; use as a context manager."""
 
-    def __init__(self, extra_keys: Iterable[Path] = (), *, include_elastic: bool = True) -> None:
+    def __init__(self, extra_keys: Iterable[Path] = (), *, include_elastic: bool = True,
+                 untrusted_fix: str = "add the signer's public key to trust.keys if it is "
+                                      "yours") -> None:
+        """``untrusted_fix`` ends the message for a signature by a key not in the home:
+        how the user trusts it where this verifier is used."""
+        self._untrusted_fix = untrusted_fix
         binary = gpg_binary()
         remove_dead_homes()
         self._lock = threading.Lock()
@@ -309,8 +314,7 @@ class Verifier:
 
     def _trusted_line(self) -> str:
         names = [f"{k.key_id} ({k.uids[0] if k.uids else k.source})" for k in self.keys.values()]
-        return "trusted keys: " + "; ".join(names) + \
-            " — add the signer's public key to trust.keys if it is yours"
+        return "trusted keys: " + "; ".join(names) + f" — {self._untrusted_fix}"
 
 
 class _MessageFeed:

@@ -224,6 +224,8 @@ def test_join_with_a_trust_key_that_did_not_sign_is_refused_and_without_one_prov
                  str(other), "--quiet"]) == 3
     err = " ".join(capsys.readouterr().err.split())
     assert "airgap-volume.json: signed by key ID" in err and "not a trusted key" in err, err
+    assert "give --trust-key with the public key that signed airgap-volume.json.asc" in err
+    assert "trust.keys" not in err  # the manifest's: no help on the isolated side
     assert not (refused / "SHA512SUMS").exists()
     joined = tmp_path / "joined"
     assert main(["join", *map(str, folders), "-o", str(joined), "--quiet"]) == 0

@@ -261,6 +261,8 @@ def test_merge_vouches_as_verify_with_trust_key_and_proves_intactness_without(
     if key == "another":
         assert code == 3, err
         assert "SHA512SUMS.asc" in err and "nothing was written" in err
+        assert "give --trust-key with the public key that signed SHA512SUMS.asc" in err, err
+        assert "trust.keys" not in err
         assert not new.exists()
         return
     assert code == 0, err
