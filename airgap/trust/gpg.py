@@ -8,8 +8,8 @@ calls it valid AND the primary key that made it is one of the trusted fingerprin
 Homes are named ``airgap-gnupg-<pid>-<random>`` in the temporary folder. A
 :class:`Verifier` removes its own on every way out (an error, Ctrl-C, SIGTERM, even one
 that comes while gpg-agent is being stopped); a ``kill -9`` leaves one behind, and the
-next :class:`Verifier` removes those whose process is gone, and those an airgap before
-0.1 named ``airgap-gnupg-<random>`` (no process to ask) once untouched for a day.
+next :class:`Verifier` removes those whose process is gone, and those an earlier airgap
+named ``airgap-gnupg-<random>`` (no process to ask) once untouched for a day.
 gpg runs with :func:`~airgap.environment.child_environment`: no secret of airgap's.
 """
 

@@ -245,7 +245,7 @@ def test_the_homes_of_dead_processes_are_removed_by_the_next(
     alive.mkdir()
     other = tmp_path / "airgap-gnupg-notapid"
     other.mkdir()
-    # An airgap before 0.1 named them airgap-gnupg-<random>: no process to ask, so one
+    # An earlier airgap named them airgap-gnupg-<random>: no process to ask, so one
     # is removed once untouched for a day, and a fresh one (perhaps in use) is kept.
     stale, fresh = tmp_path / "airgap-gnupg-k3x_9qa0", tmp_path / "airgap-gnupg-zz81m2rt"
     (stale / "private-keys-v1.d").mkdir(parents=True)
