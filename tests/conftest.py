@@ -563,6 +563,7 @@ def make_wheelhouse(folder: Path, version: str = "0.1.0") -> Path:
     folder.mkdir(parents=True)
     (folder / f"airgap-{version}-py3-none-any.whl").write_bytes(os.urandom(5000))
     (folder / "PyYAML-6.0.2-cp311-cp311-manylinux_2_17_x86_64.whl").write_bytes(os.urandom(900))
+    (folder / "requirements.txt").write_text(f"airgap=={version} --hash=sha256:{'0' * 64}\n")
     script = folder / "install.sh"
     script.write_text("#!/bin/sh\necho install\n")
     script.chmod(0o755)

@@ -117,6 +117,18 @@ def signature_for(path: str) -> str | None:
     return None
 
 
+def signed_by(path: str) -> str | None:
+    """The file whose signature or Elastic checksum lies at ``path`` (``x.tar.gz`` for
+    ``downloads/.../x.tar.gz.asc``, a zip for its ``.sig``), or None when it is neither."""
+    if path.startswith(f"{DOWNLOADS}/"):
+        for suffix in (ARTIFACT_SIGNATURE, ARTIFACT_CHECKSUM):
+            if path.endswith(suffix):
+                return path.removesuffix(suffix)
+    if path.startswith(f"{PACKAGES}/") and path.endswith(PACKAGE_SIGNATURE):
+        return path.removesuffix(PACKAGE_SIGNATURE)
+    return None
+
+
 def checksum_for(path: str) -> str | None:
     """Where Elastic's ``.sha512`` of the file at ``path`` must be, or None."""
     if signature_for(path) is not None and path.startswith(f"{DOWNLOADS}/"):

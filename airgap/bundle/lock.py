@@ -3,13 +3,42 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
+import stat
 from pathlib import Path
 from types import TracebackType
 
 from airgap.bundle.layout import LOCK
-from airgap.errors import BundleError
+from airgap.errors import BundleError, DamagedBundleError
+
+#: Never block on opening (a FIFO would wait for a writer for ever), never follow a link.
+_NEVER_WAIT = os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _open_lock(path: Path, flags: int) -> int:
+    """Open the lock file without blocking or following a link; refuse anything that is
+    not a regular file (a FIFO, a device, a link a fetch never makes) as damage."""
+    try:
+        fd = os.open(path, flags | _NEVER_WAIT, 0o644)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENXIO, errno.EISDIR):
+            raise _not_a_lock(path) from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise _not_a_lock(path)
+    os.set_blocking(fd, True)
+    return fd
+
+
+def _not_a_lock(path: Path) -> DamagedBundleError:
+    return DamagedBundleError(
+        f"{path}: not a regular file (a FIFO, device, folder or link): airgap only ever "
+        "makes a plain file there, so the bundle was altered",
+        details=[f"remove {path.name} if no airgap is running, then check the bundle with "
+                 "airgap verify"])
 
 
 class BundleLock:
@@ -26,7 +55,7 @@ class BundleLock:
 
     def __enter__(self) -> BundleLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = _open_lock(self.path, os.O_RDWR | os.O_CREAT)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -53,8 +82,8 @@ class BundleLock:
 def writer(bundle: Path) -> str | None:
     """The pid of the fetch that holds ``bundle``'s lock now, or None when nobody does."""
     try:
-        fd = os.open(bundle / LOCK, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
+        fd = _open_lock(bundle / LOCK, os.O_RDONLY)
+    except OSError:  # not there, or not ours to read: nobody we could wait for
         return None
     try:
         try:

@@ -47,6 +47,7 @@ from airgap.bundle.vouch import (
     UNSIGNED_AREAS,
     operator_signature,
     unvouched_area,
+    unvouched_description,
     unvouched_image,
     unvouched_signer,
 )
@@ -91,7 +92,8 @@ class VerifySettings:
     bundle: Path
     trust_keys: tuple[Path, ...] = ()
     trust_signers: tuple[Path, ...] = ()
-    #: The folders whose files must be vouched for from outside (what leaves the bundle).
+    #: The folders whose files must be vouched for from outside (what leaves the bundle),
+    #: and ``bundle.json`` when what it says does (``load --config``).
     scope: frozenset[str] = EVERY_AREA
     jobs: int = field(default_factory=lambda: os.cpu_count() or 2)
 
@@ -214,6 +216,10 @@ def verify_bundle(settings: VerifySettings, reporter: Reporter) -> VerifyReport:
         if not vouched and area in settings.scope and \
                 any(path.startswith(f"{area}/") for path in found.regular):
             check.add(f"{area}/", "unvouched", unvouched_area(area, found.regular))
+    # Only load --config takes bundle.json's word out of the bundle (not in EVERY_AREA).
+    if not vouched and layout.DESCRIPTION in settings.scope and \
+            layout.DESCRIPTION in found.regular:
+        check.add(layout.DESCRIPTION, "unvouched", unvouched_description(found.regular))
     # GnuPG re-reads the signed files in processes of its own: let it run while the
     # files are hashed, so neither phase waits for the other's last, largest file. The
     # GnuPG home belongs to this thread, so that it is removed even when a Ctrl-C leaves
@@ -226,6 +232,7 @@ def verify_bundle(settings: VerifySettings, reporter: Reporter) -> VerifyReport:
             signatures_done = side.submit(signed, verifier, outside, vouched)
             size = check.hash_all(sums, settings.jobs, reporter)
         signatures = signatures_done.result()
+    check.companions()
     if check.described is not None:  # Defend's artifacts: as their manifests say, and fresh
         # A delta's manifests left to the base are checked by merge; its artifacts left
         # to the base are there for the manifests it carries.
@@ -385,6 +392,23 @@ class _Check:
             self.add(path, "description", "in SHA512SUMS but not in bundle.json")
         self.described = description
         return description
+
+    def companions(self) -> None:
+        """Every ``.asc``/``.sha512`` under downloads/ and ``.sig`` under packages/ must be
+        that of a file the bundle holds (or a delta's base): a fetch never leaves one
+        alone, and nothing vouches for one (``load --artifacts`` would serve it)."""
+        for path in sorted(self.regular):
+            owner = layout.signed_by(path)
+            if owner is None:
+                continue
+            if layout.signature_for(owner) is None:
+                self.add(path, "orphan", f"a signature or checksum of {Path(owner).name}, "
+                         "which is no file that carries one: a fetch never writes it, and "
+                         "nothing vouches for it")
+            elif owner not in self.regular and owner not in self.from_base:
+                self.add(path, "orphan", f"a signature or checksum of {Path(owner).name}, "
+                         "which the bundle does not hold: a fetch never leaves one alone, "
+                         "and nothing vouches for it")
 
     def _delta(self, description: BundleDescription) -> None:
         """A delta: which files its base holds, and whether its description makes the

@@ -39,7 +39,9 @@ def operator_signature(root: Path, regular: set[str], trust_keys: Iterable[Path]
     if layout.SUMS not in regular:
         add(layout.SUMS_SIGNATURE, "operator-signature", "there is no SHA512SUMS for it to sign")
         return "invalid"
-    with Verifier(keys, include_elastic=False) as verifier:
+    with Verifier(keys, include_elastic=False, untrusted_fix=(
+            f"give {_TRUST} with the public key that signed {layout.SUMS_SIGNATURE}")) \
+            as verifier:
         try:
             verifier.verify(root / layout.SUMS, root / layout.SUMS_SIGNATURE, name=layout.SUMS)
         except AirgapError as exc:
@@ -75,9 +77,20 @@ UNSIGNED_AREAS = {
                       "(each manifest.zip carries its own signature, so Endpoint refuses a "
                       "changed one, but not an older genuine one that would roll its "
                       "protection back)"),
-    layout.TOOLS: ("airgap's wheelhouse, which nobody signs (pip installs whatever wheels "
-                   "the folder holds)"),
+    layout.TOOLS: ("airgap's wheelhouse, which nobody signs (install.sh checks each wheel "
+                   "against requirements.txt, which travels beside them)"),
 }
+
+
+def unvouched_description(regular: set[str]) -> str:
+    """Why ``bundle.json`` cannot be trusted for ``config_dir`` without ``trust_keys``."""
+    fix = (f"give {_TRUST} with the public key that signed SHA512SUMS.asc"
+           if layout.SUMS_SIGNATURE in regular else
+           f"the bundle has no SHA512SUMS.asc: fetch it again with {_SIGN} and check it here "
+           f"with {_TRUST}")
+    return (f"{setting('config_dir')} writes what it says (the stack version, the package "
+            "versions Kibana is pinned to, whether Elastic Defend's artifacts are there), and "
+            f"nothing from outside the bundle vouches for it: {fix}")
 
 
 def unvouched_area(area: str, regular: set[str]) -> str:

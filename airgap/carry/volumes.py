@@ -200,7 +200,8 @@ def _check_signature(folder: Path, data: bytes, trust_keys: Sequence[Path]) -> s
                              f"{INDEX_SIGNATURE}: its index cannot be shown to be yours")
     signature = _read_small(path, f"{path} is missing")
     with tempfile.TemporaryDirectory(prefix="airgap-volume-") as scratch, \
-            Verifier(trust_keys, include_elastic=False) as verifier:
+            Verifier(trust_keys, include_elastic=False, untrusted_fix=(
+                f"give {_TRUST} with the public key that signed {INDEX_SIGNATURE}")) as verifier:
         copy, copy_signature = Path(scratch) / INDEX, Path(scratch) / INDEX_SIGNATURE
         copy.write_bytes(data)
         copy_signature.write_bytes(signature)

@@ -222,7 +222,8 @@ def inspect_command(bundle: Path, as_json: bool) -> None:
                    "copying them. No extra space, but the served files and the bundle's are "
                    "then the same files: a change on either side changes both.")
 @click.option("--config", "config_dir", type=options.DIR,
-              help="Write kibana.yml, Fleet Server and agent settings here.")
+              help="Write kibana.yml, Fleet Server and agent settings here, from what "
+              "bundle.json says (so it needs --trust-key).")
 @click.option("--registry-url",
               help="The package registry URL Kibana will use (for --config).")
 @click.option("--artifacts-url", help="The agent binary source URL (for --config).")

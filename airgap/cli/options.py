@@ -105,8 +105,10 @@ ca_cert = click.option("--ca-cert", type=FILE,
                        help="PEM file of CAs to trust for every source (besides the system's).")
 trust_keys = click.option("--trust-key", "trust_keys", type=FILE, multiple=True,
                           help="Require a valid SHA512SUMS.asc by this public key, the "
-                               "operator's: it then vouches for the whole bundle, the "
-                               "signer keys in its keys/ and its image (repeatable).")
+                               "operator's: it then vouches for every file of the bundle "
+                               "(bundle.json, the signer keys in keys/, the image, Elastic "
+                               "Defend's artifacts in security/, the wheelhouse in tools/) "
+                               "and binds each file to its name (repeatable).")
 trust_signers = click.option("--trust-signer", "trust_signers", type=FILE, multiple=True,
                              help="Trust this public key (your own copy, not the bundle's) "
                                   "to have signed binaries and packages, as trust.keys did "

@@ -1,10 +1,11 @@
 """``airgap fetch --with-tool DIR``: airgap's own wheelhouse carried in the bundle.
 
 ``make wheelhouse`` writes ``dist/airgap-<version>-wheelhouse/``: airgap's wheel, the
-wheels of every dependency for the Python versions and platforms a site may have, and
-``install.sh``. A fetch copies it to ``BUNDLE/tools/<its name>/``, every file hashed as
-it is copied and listed in SHA512SUMS, so that the isolated side checks it with
-``sha512sum -c`` and installs airgap with ``pip install --no-index --find-links``.
+wheels of every dependency for the Python versions and platforms a site may have,
+``requirements.txt`` (every wheel pinned with its SHA-256) and ``install.sh``. A fetch
+copies it to ``BUNDLE/tools/<its name>/``, every file hashed as it is copied and listed
+in SHA512SUMS, so that the isolated side checks it with ``sha512sum -c`` and installs
+airgap with ``pip install --no-index --find-links --require-hashes``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from airgap.net.download import Fetched
 from airgap.trust.digests import CHUNK, Hasher
 
 INSTALL_SCRIPT = "install.sh"
+REQUIREMENTS = "requirements.txt"
 MAX_FILES = 1000
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*\Z")
 
@@ -43,11 +45,11 @@ def check_wheelhouse(source: Path) -> list[Path]:
                              "wheelhouse holds wheels and its install script only")
         files.append(entry)
     names = {f.name for f in files}
-    if INSTALL_SCRIPT not in names or not any(n.startswith("airgap-") and n.endswith(".whl")
-                                               for n in names):
+    if not {INSTALL_SCRIPT, REQUIREMENTS} <= names or not any(
+            n.startswith("airgap-") and n.endswith(".whl") for n in names):
         raise UsageError(f"{flag} {source} is not an airgap wheelhouse: it needs airgap's "
-                         f"wheel and {INSTALL_SCRIPT}", details=["build it with "
-                                                                 "`make wheelhouse`"])
+                         f"wheel, {REQUIREMENTS} and {INSTALL_SCRIPT}",
+                         details=["build it with `make wheelhouse`"])
     if len(files) > MAX_FILES:
         raise UsageError(f"{flag} {source}: more than {MAX_FILES} files")
     return files

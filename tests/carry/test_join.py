@@ -284,3 +284,25 @@ def test_a_delta_split_and_joined_merges_into_its_base(pair: Pair, operator: Sig
     assert main(["merge", str(pair.base), str(joined), "-o", str(new), "--trust-key",
                  str(operator_key), "--quiet"]) == 0
     assert main(["verify", str(new), "--trust-key", str(operator_key)]) == 0
+
+
+def test_join_with_a_trust_key_that_did_not_sign_is_refused_and_without_one_proves_intactness(
+        golden_volumes: Path, golden_bundle: Path, attacker: SigningKey, operator_key: Path,
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # The same contract as merge's: with --trust-key, as verify; without, nothing lost or
+    # altered, and the trust rule applied where the bundle is used.
+    folders = volume_folders(golden_volumes)
+    other = attacker.export_public(tmp_path / "other.asc")
+    refused = tmp_path / "refused"
+    assert main(["join", *map(str, folders), "-o", str(refused), "--trust-key",
+                 str(other), "--quiet"]) == 3
+    err = " ".join(capsys.readouterr().err.split())
+    assert "airgap-volume.json: signed by key ID" in err and "not a trusted key" in err, err
+    assert "give --trust-key with the public key that signed airgap-volume.json.asc" in err
+    assert "trust.keys" not in err  # the manifest's: no help on the isolated side
+    assert not (refused / "SHA512SUMS").exists()
+    joined = tmp_path / "joined"
+    assert main(["join", *map(str, folders), "-o", str(joined), "--quiet"]) == 0
+    assert tree(joined) == tree(golden_bundle)
+    assert main(["verify", str(joined), "--quiet"]) == 3
+    assert main(["verify", str(joined), "--trust-key", str(operator_key), "--quiet"]) == 0

@@ -301,3 +301,31 @@ def test_a_delta_is_not_a_base(pair: Pair, tmp_path: Path,
     err = " ".join(capsys.readouterr().err.split())
     assert "is a delta itself, not a complete bundle" in err and "merge it into its own" in err
     assert not (tmp_path / "n").exists()
+
+
+@pytest.mark.parametrize("key", ["none", "the operator's", "another"])
+def test_merge_vouches_as_verify_with_trust_key_and_proves_intactness_without(
+        key: str, pair: Pair, operator_key: Path, attacker: SigningKey, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The contract (docs/security.md): merge takes nothing out of a bundle, so without
+    --trust-key it proves only that nothing was lost or altered, and the trust rule is
+    applied where NEW is used; with one, the operator's signature must be valid."""
+    new = tmp_path / "new"
+    trust = {"none": [], "the operator's": ["--trust-key", str(operator_key)],
+             "another": ["--trust-key", str(attacker.export_public(tmp_path / "other.asc"))]}
+    code = main(["merge", str(pair.base), str(pair.delta), "-o", str(new), "--quiet",
+                 *trust[key]])
+    err = " ".join(capsys.readouterr().err.split())
+    if key == "another":
+        assert code == 3, err
+        assert "SHA512SUMS.asc" in err and "nothing was written" in err
+        assert "give --trust-key with the public key that signed SHA512SUMS.asc" in err, err
+        assert "trust.keys" not in err
+        assert not new.exists()
+        return
+    assert code == 0, err
+    # Used without a key from outside, NEW is refused for what nobody vouches for alone.
+    assert main(["verify", str(new), "--json"]) == 3
+    report = read_report(capsys.readouterr().out)
+    assert report["problems"] and {p["kind"] for p in report["problems"]} == {"unvouched"}
+    assert main(["verify", str(new), "--trust-key", str(operator_key), "--quiet"]) == 0

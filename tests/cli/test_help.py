@@ -65,3 +65,15 @@ def test_a_non_empty_folder_for_a_bundle_is_a_usage_error(tmp_path: object) -> N
     assert "is not empty and is not an airgap bundle" in result.stderr
     assert "give -o a new or empty folder" in result.stderr
     assert (folder / "thesis.odt").read_text() == "years of work"
+
+
+@pytest.mark.parametrize("command", sorted(
+    name for name, command in cli.commands.items()
+    if any(p.name == "trust_keys" for p in command.params)))
+def test_trust_key_help_names_everything_the_operator_vouches_for(command: str) -> None:
+    result = in_pipe(command, "--help", env={"COLUMNS": "2000"})
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())
+    said = text[text.index("--trust-key"):text.index("--trust-key") + 400]
+    for area in ("keys/", "the image", "security/", "tools/", "bundle.json"):
+        assert area in said, (command, said)

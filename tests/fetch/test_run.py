@@ -375,8 +375,9 @@ def test_a_bundle_with_everything_is_complete_and_describes_it(
     tools = sorted(p for p, k in kinds.items() if k == "tool")
     assert tools == ["tools/airgap-0.1.0-wheelhouse/PyYAML-6.0.2-cp311-cp311-manylinux_2_17_"
                      "x86_64.whl", "tools/airgap-0.1.0-wheelhouse/airgap-0.1.0-py3-none-any.whl",
-                     "tools/airgap-0.1.0-wheelhouse/install.sh"]
-    assert (rich_bundle / tools[-1]).stat().st_mode & 0o111
+                     "tools/airgap-0.1.0-wheelhouse/install.sh",
+                     "tools/airgap-0.1.0-wheelhouse/requirements.txt"]
+    assert (rich_bundle / tools[-2]).stat().st_mode & 0o111
 
     # skopeo finds each image in the layout by its name.
     for name in ("9.0.0", agent["reference"]):

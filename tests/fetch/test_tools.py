@@ -29,6 +29,7 @@ def test_a_wheelhouse_is_copied_whole_hashed_and_executable_where_it_was(
 
 @pytest.mark.parametrize(("change", "message"), [
     ("no install", "is not an airgap wheelhouse"),
+    ("no requirements", "needs airgap's wheel, requirements.txt and install.sh"),
     ("no airgap", "is not an airgap wheelhouse"),
     ("subfolder", "'deps' is not a plain file"),
     ("symlink", "'evil.whl' is not a plain file"),
@@ -38,6 +39,8 @@ def test_what_is_no_wheelhouse_is_refused(tmp_path: Path, change: str, message: 
     source = make_wheelhouse(tmp_path / "wh")
     if change == "no install":
         (source / "install.sh").unlink()
+    elif change == "no requirements":
+        (source / "requirements.txt").unlink()
     elif change == "no airgap":
         (source / "airgap-0.1.0-py3-none-any.whl").unlink()
     elif change == "subfolder":

@@ -77,11 +77,13 @@ def test_defend_is_laid_out_only_when_the_operator_vouches_for_it(
     assert not served.exists()
 
 
-def test_config_writes_the_three_base_url_settings(rich_bundle: Path, tmp_path: Path) -> None:
+def test_config_writes_the_three_base_url_settings(rich_bundle: Path, tmp_path: Path,
+                                                   operator_key: Path) -> None:
     out = tmp_path / "settings"
+    trust = ["--trust-key", str(operator_key)]
     assert main(["load", str(rich_bundle), "--config", str(out), "--registry-url",
                  "https://epr.corp:8443", "--artifacts-url",
-                 "https://artifacts.corp:8000/downloads/", "--quiet"]) == 0
+                 "https://artifacts.corp:8000/downloads/", "--quiet", *trust]) == 0
     settings = yaml.safe_load((out / "elastic-defend-advanced-settings.yml").read_text())
     assert settings == dict.fromkeys(SETTINGS, "https://artifacts.corp:8000")
     readme = (out / "README.md").read_text()
@@ -89,7 +91,7 @@ def test_config_writes_the_three_base_url_settings(rich_bundle: Path, tmp_path: 
     other = tmp_path / "other"
     assert main(["load", str(rich_bundle), "--config", str(other), "--registry-url",
                  "https://epr.corp:8443", "--artifacts-url", "https://files.corp/elastic/",
-                 "--defend-url", "https://defend.corp/mirror/", "--quiet"]) == 0
+                 "--defend-url", "https://defend.corp/mirror/", "--quiet", *trust]) == 0
     assert set(yaml.safe_load((other / "elastic-defend-advanced-settings.yml").read_text())
                .values()) == {"https://defend.corp/mirror"}
 
@@ -104,22 +106,24 @@ def test_a_defend_mirror_that_cannot_be_derived_is_refused_before_anything(
     assert not served.exists()
 
 
-def test_no_defend_settings_for_a_bundle_without_defend(golden_bundle: Path,
-                                                        tmp_path: Path) -> None:
+def test_no_defend_settings_for_a_bundle_without_defend(golden_bundle: Path, tmp_path: Path,
+                                                        operator_key: Path) -> None:
     out = tmp_path / "settings"
     assert main(["load", str(golden_bundle), "--config", str(out), "--registry-url",
                  "https://epr.corp:8443", "--artifacts-url", "https://files.corp/elastic/",
-                 "--quiet"]) == 0
+                 "--quiet", "--trust-key", str(operator_key)]) == 0
     assert not (out / "elastic-defend-advanced-settings.yml").exists()
 
 
-def test_packages_are_pinned_on_request(rich_bundle: Path, tmp_path: Path) -> None:
+def test_packages_are_pinned_on_request(rich_bundle: Path, tmp_path: Path,
+                                        operator_key: Path) -> None:
     # A tailored registry's bundle pins them by default: tests/load/test_tailored.py.
     def pins(bundle: Path, *extra: str) -> object:
         out = tmp_path / f"settings-{len(list(tmp_path.iterdir()))}"
         assert main(["load", str(bundle), "--config", str(out), "--registry-url",
                      "https://epr.corp:8443", "--artifacts-url",
-                     "https://artifacts.corp:8000/downloads/", "--quiet", *extra]) == 0
+                     "https://artifacts.corp:8000/downloads/", "--quiet", "--trust-key",
+                     str(operator_key), *extra]) == 0
         return yaml.safe_load((out / "kibana.yml").read_text()).get("xpack.fleet.packages")
 
     assert pins(rich_bundle) is None

@@ -228,13 +228,15 @@ def test_load_registry_pushes_every_platform_and_skips_what_is_there(
         registry.stop()
 
 
-def test_load_config_writes_settings_that_parse(golden_bundle: Path, tmp_path: Path) -> None:
+def test_load_config_writes_settings_that_parse(golden_bundle: Path, tmp_path: Path,
+                                               operator_key: Path) -> None:
     out = tmp_path / "settings"
     ca = tmp_path / "ca.pem"
     ca.write_text("-----BEGIN CERTIFICATE-----\n...\n-----END CERTIFICATE-----\n")
     assert main(["load", str(golden_bundle), "--config", str(out), "--registry-url",
                  "https://epr.corp.example:8443", "--artifacts-url",
-                 "https://files.corp.example/downloads", "--ca-cert", str(ca), "--quiet"]) == 0
+                 "https://files.corp.example/downloads", "--ca-cert", str(ca), "--quiet",
+                 "--trust-key", str(operator_key)]) == 0
     kibana = yaml.safe_load((out / "kibana.yml").read_text())
     assert kibana == {"xpack.fleet.isAirGapped": True,
                       "xpack.fleet.registryUrl": "https://epr.corp.example:8443",
@@ -425,3 +427,65 @@ def test_load_artifacts_of_an_unvouched_bundle_installs_nothing(
     assert main(["load", str(golden_bundle), "--artifacts", str(served), "--trust-signer",
                  str(signer_public_key), "--quiet"]) == 0
     assert (served / AGENT).is_file()
+
+
+@pytest.mark.parametrize("where", ["the bundle", "inside the bundle", "the bundle where files go",
+                                   "a link into the bundle", "config inside the bundle"])
+def test_a_destination_that_writes_into_the_bundle_is_refused(
+        where: str, golden_bundle: Path, tmp_path: Path, operator_key: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    bundle = tmp_path / "work" / "bundle"
+    shutil.copytree(golden_bundle, bundle)
+    option, destination = "--artifacts", bundle
+    if where == "inside the bundle":
+        destination = bundle / "downloads" / "served"
+    elif where == "the bundle where files go":  # DIR/beats/... would be the bundle's files
+        bundle = bundle.rename(tmp_path / "work" / "beats")
+        destination = tmp_path / "work"
+    elif where == "a link into the bundle":
+        destination = tmp_path / "served"
+        destination.mkdir()
+        (destination / "beats").symlink_to(bundle / "downloads" / "beats")
+    elif where == "config inside the bundle":
+        option, destination = "--config", bundle / "settings"
+    urls = ["--registry-url", "http://epr.corp:8080", "--artifacts-url", "http://files.corp/"] \
+        if option == "--config" else []
+    before = {p: p.read_bytes() for p in bundle.rglob("*") if p.is_file()}
+    code = main(["load", str(bundle), option, str(destination), *urls,
+                 "--trust-key", str(operator_key), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert f"{option} {destination} would write into the bundle {bundle}" in err
+    assert {p: p.read_bytes() for p in bundle.rglob("*") if p.is_file()} == before
+    assert main(["verify", str(bundle), "--trust-key", str(operator_key), "--quiet"]) == 0
+
+
+@pytest.mark.parametrize("trust", ["nothing", "the signer", "the operator"])
+def test_load_config_writes_nothing_from_a_bundle_json_nobody_outside_vouches_for(
+        trust: str, golden_bundle: Path, tmp_path: Path, operator_key: Path,
+        signer_public_key: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # bundle.json rewritten to pin Kibana to another nginx, SHA512SUMS made to agree: only
+    # the operator's SHA512SUMS.asc could tell, and --config would write that pin.
+    bundle = tmp_path / "bundle"
+    shutil.copytree(golden_bundle, bundle)
+    document = json.loads((bundle / "bundle.json").read_text())
+    document["manifest"]["resolved"]["packages"] = {"nginx": "0.0.1"}
+    (bundle / "bundle.json").write_text(json.dumps(document, indent=2))
+    digest = hashlib.sha512((bundle / "bundle.json").read_bytes()).hexdigest()
+    (bundle / "SHA512SUMS").write_text("".join(
+        f"{digest}  bundle.json\n" if line.endswith("  bundle.json\n") else line
+        for line in (bundle / "SHA512SUMS").read_text().splitlines(keepends=True)))
+    keys = {"nothing": [], "the signer": ["--trust-signer", str(signer_public_key)],
+            "the operator": ["--trust-key", str(operator_key)]}[trust]
+    out = tmp_path / "settings"
+    code = main(["load", str(bundle), "--config", str(out), "--registry-url",
+                 "https://epr.corp:8443", "--artifacts-url", "https://files.corp/downloads/",
+                 "--pin-packages", "--quiet", *keys])
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 3, err
+    assert not out.exists()
+    if trust == "the operator":
+        assert "SHA512SUMS.asc" in err and "bundle.json" in err
+    else:
+        assert "bundle.json: --config writes what it says" in err
+        assert "give --trust-key with the public key that signed SHA512SUMS.asc" in err

@@ -21,6 +21,7 @@ from airgap.manifest import load_manifest
 from airgap.manifest.plan import make_plan
 from tests.conftest import TEST_REPOSITORY, ManifestMaker
 from tests.peers.artifacts import ArtifactServer
+from tests.peers.defend import DefendServer
 from tests.peers.epr import EprServer
 from tests.peers.hostile import HostileFront, Lie, nested_json, redirect
 from tests.peers.images import TestImage
@@ -156,6 +157,24 @@ def test_a_blob_whose_bytes_are_not_its_digest_s_is_refused(
     assert not (bundle / "images/blobs/sha256" / layer[7:]).exists()
 
 
+def test_a_sha512_of_the_right_digest_naming_another_file_is_refused(
+        sources: dict[str, HostileFront], make_manifest: ManifestMaker,
+        artifact_server: ArtifactServer, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # The digest is the agent's own: only the name says it is another file's checksum,
+    # which agents would then refuse (they read the name too).
+    def renamed(_path: str) -> bytes:
+        digest = hashlib.sha512((artifact_server.root / AGENT).read_bytes()).hexdigest()
+        return f"{digest}  filebeat-9.0.0-linux-x86_64.tar.gz\n".encode()
+    sources["artifacts"].lie(f"/downloads/{AGENT}.sha512",
+                             Lie(200, {"Content-Type": "text/plain"}, renamed))
+    code, err, bundle = fetch(make_manifest, artifact_server, sources, tmp_path, capsys)
+    assert code == 3, err
+    assert f"{Path(AGENT).name}.sha512: names 'filebeat-9.0.0-linux-x86_64.tar.gz'" in err, err
+    assert "the checksum of another file" in err
+    assert not list((bundle / "downloads").rglob(Path(AGENT).name + "*"))
+
+
 def test_a_token_answer_nested_deep_is_a_server_error(
         registry: DockerRegistry, pushed_image: TestImage, artifact_server: ArtifactServer,
         sources: dict[str, HostileFront], make_manifest: ManifestMaker, tmp_path: Path,
@@ -179,3 +198,64 @@ def test_honest_fronts_change_nothing(sources: dict[str, HostileFront],
     assert code == 0, err
     sha = hashlib.sha512((bundle / "downloads" / AGENT).read_bytes()).hexdigest()
     assert sha in (bundle / "SHA512SUMS").read_text()
+
+
+# -- artifacts.security.elastic.co: Elastic Defend's manifest and artifacts -----------------
+
+DEFEND_MANIFEST = "/downloads/endpoint/manifest/artifacts-9.0.0.zip"
+DEFEND_CASES: dict[str, tuple[str, Lie, int, str]] = {
+    "Defend manifest announces an absurd size": (
+        DEFEND_MANIFEST, Lie(200, {"Content-Type": "application/zip",
+                                   "Content-Length": str(1 << 40)}, b"PK"), 1,
+        "artifacts-9.0.0.zip: the server announces 1099511627776 bytes, more than the"),
+    "Defend manifest: HTML with 200": (
+        DEFEND_MANIFEST, Lie(200, {"Content-Type": "text/html"},
+                             b"<html>captive portal</html>"), 1,
+        "artifacts-9.0.0.zip: the server answered an HTML page"),
+    "Defend artifact announces an absurd size": (
+        "/downloads/endpoint/artifacts/*", Lie(200, {"Content-Type": "application/octet-stream",
+                                                     "Content-Length": str(1 << 40)}, b"x"),
+        1, "production-rules-linux-v1/"),
+    "Defend artifact: HTML with 200": (
+        "/downloads/endpoint/artifacts/*", Lie(200, {"Content-Type": "text/html"},
+                                               b"<html>captive portal</html>"), 1,
+        "production-rules-linux-v1/"),
+}
+
+
+@pytest.mark.parametrize("case", list(DEFEND_CASES))
+def test_a_hostile_answer_about_elastic_defend_is_refused(
+        case: str, sources: dict[str, HostileFront], defend_server: DefendServer,
+        make_manifest: ManifestMaker, artifact_server: ArtifactServer, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    pattern, lie, expected, named = DEFEND_CASES[case]
+    defend_server.publish("9.0.0", "1.0.137", {"production-rules-linux-v1": b"rule\n" * 900})
+    front = HostileFront(defend_server.url)
+    front.start()
+    try:
+        front.lie(pattern, lie)
+        manifest = make_manifest(platforms={"arch": ["x86_64"]}, integrations=["nginx"],
+                                 security={"endpoint_artifacts": ["9.0.0"]},
+                                 sources={"registry": sources["registry"].url,
+                                          "artifacts": sources["artifacts"].url + "/downloads/",
+                                          "epr": sources["epr"].url + "/",
+                                          "security": front.url + "/"})
+        for item in make_plan(load_manifest(manifest)).artifacts:
+            artifact_server.publish(item.path, 20_000)
+        bundle = tmp_path / "bundle"
+        before = tree(tmp_path, leave_out=bundle)
+        code = main(["fetch", str(manifest), "-o", str(bundle), "--quiet"])
+        err = capsys.readouterr().err
+    finally:
+        front.stop()
+    assert front.asked, "the fetch never asked the security server"
+    assert code == expected, err
+    assert named in err, err
+    assert ("announces 1099511627776 bytes" if "size" in case
+            else "the server answered an HTML page") in err, err
+    assert "Traceback" not in err
+    assert tree(tmp_path, leave_out=bundle) == before, "something was written outside the bundle"
+    assert not (bundle / "SHA512SUMS").exists()
+    # A verified manifest may stay in .airgap-next/ for the re-run; no refused artifact does.
+    assert not [p for p in bundle.rglob("*") if p.is_file()
+                and "security/downloads/endpoint/artifacts/" in p.as_posix()]

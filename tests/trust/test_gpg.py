@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -12,12 +15,14 @@ import pytest
 from airgap import elastic
 from airgap.errors import SignatureError, ToolMissingError, UsageError
 from airgap.trust.gpg import (
+    OLD_STYLE_AGE,
     Verifier,
     _MessageFeed,
     _send,
     elastic_key_text,
     gpg_binary,
 )
+from tests.conftest import start_airgap
 from tests.peers.gpgkeys import SigningKey
 
 
@@ -240,12 +245,62 @@ def test_the_homes_of_dead_processes_are_removed_by_the_next(
     alive.mkdir()
     other = tmp_path / "airgap-gnupg-notapid"
     other.mkdir()
+    # An earlier airgap named them airgap-gnupg-<random>: no process to ask, so one
+    # is removed once untouched for a day, and a fresh one (perhaps in use) is kept.
+    stale, fresh = tmp_path / "airgap-gnupg-k3x_9qa0", tmp_path / "airgap-gnupg-zz81m2rt"
+    (stale / "private-keys-v1.d").mkdir(parents=True)
+    fresh.mkdir()
+    day_ago = time.time() - OLD_STYLE_AGE - 60
+    os.utime(stale, (day_ago, day_ago))
     with Verifier() as verifier:
         home = verifier._home
         assert home.name.startswith(f"airgap-gnupg-{os.getpid()}-")
-        assert not dead.exists()
-        assert alive.exists() and other.exists()
+        assert not dead.exists() and not stale.exists()
+        assert alive.exists() and other.exists() and fresh.exists()
     assert not home.exists()
+
+
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("during", ["gpg starting", "a key's import", "gpg-agent stopping"])
+def test_an_interruption_anywhere_removes_the_gnupg_home(
+        during: str, signal_name: str, golden_bundle: Path, tmp_path: Path) -> None:
+    # A gpg (or gpgconf) that hangs at one step: the signal comes while airgap waits on it.
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    marker, pid = tmp_path / "waiting", tmp_path / "pid"
+    program, step = {"gpg starting": ("gpg", "--list-config"),
+                     "a key's import": ("gpg", "--import"),
+                     "gpg-agent stopping": ("gpgconf", "--kill")}[during]
+    real = shutil.which(program)
+    (tools / program).write_text(f"""#!/bin/sh
+for arg in "$@"; do
+  if [ "$arg" = {step} ]; then echo $$ > {pid}; touch {marker}; exec sleep 60; fi
+done
+exec {real} "$@"
+""")
+    (tools / program).chmod(0o755)
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    env = {"PATH": f"{tools}:{os.environ['PATH']}", "TMPDIR": str(temporary)}
+    process = start_airgap("verify", str(golden_bundle), "--quiet", env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and process.poll() is None and not marker.exists():
+            time.sleep(0.02)
+        assert marker.exists(), f"{program} {step} never ran"
+        assert list(temporary.glob("airgap-gnupg-*")), "no GnuPG home while gpg runs"
+        process.send_signal(getattr(signal, signal_name))
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+        with contextlib.suppress(ProcessLookupError, ValueError, FileNotFoundError):
+            os.kill(int(pid.read_text()), signal.SIGKILL)  # the hanging stand-in
+    assert process.returncode == (130 if signal_name == "SIGINT" else 143), stderr
+    assert "Traceback" not in stderr
+    assert list(temporary.glob("airgap-gnupg-*")) == [], "the GnuPG home was left behind"
 
 
 def test_a_key_file_that_is_a_fifo_is_refused_at_once(tmp_path: Path) -> None:
