@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -203,42 +204,49 @@ def _render_plan_extras(plan: Plan) -> None:
 
 
 def render_fetch(result: FetchResult) -> None:
-    """What the fetch did, and where the bundle is."""
+    """What the fetch did, and where the bundle is: one row per part, each file counted
+    once (in the first part that brings it), so that the rows add up to the last line."""
     rows = []
+    seen: set[Path] = set()
+    counted = [0, 0]
 
-    def row(name: str, count: int, files: Sequence[Any]) -> None:
+    def row(name: str, files: Sequence[Any]) -> None:
+        files = [f for f in {f.dest: f for f in files}.values() if f.dest not in seen]
+        seen.update(f.dest for f in files)
         new = sum(f.fetched_now for f in files)
         resumed = sum(f.resumed for f in files if not f.reused)
         kept = sum(f.digests.size for f in files if f.reused)
-        rows.append([name, str(count), human_size(new + resumed + kept), human_size(new),
+        size = sum(f.digests.size for f in files)
+        counted[0] += len(files)
+        counted[1] += size
+        rows.append([name, str(len(files)), human_size(size), human_size(new),
                      human_size(resumed), human_size(kept)])
 
     image = result.image
     what = "tailored image" if image.tailored else "image"
-    row(f"{what} ({', '.join(p.platform for p in image.platforms)})", len(image.files),
-        image.files)
-    row("artifacts", len(result.artifacts),
-        [f for a in result.artifacts for f in (a.file, a.checksum, a.signature)])
-    row("packages", len(result.packages), [f for p in result.packages for f in (p.file,
-                                                                               p.signature)])
+    row(f"{what} ({', '.join(p.platform for p in image.platforms)})", image.files)
+    row("artifacts", [f for a in result.artifacts for f in (a.file, a.checksum, a.signature)])
+    row("packages", [f for p in result.packages for f in (p.file, p.signature)])
     extras = result.extras
     for more in extras.images:
-        row(f"image {more.reference.repository}", len(more.files), more.files)
+        row(f"image {more.reference.repository}", more.files)
     if extras.defend:
-        files = {f.dest: f for d in extras.defend
-                 for f in (d.manifest, *(fetched for _, fetched in d.artifacts))}
         row("Elastic Defend (" + ", ".join(f"{d.item.endpoint_version}: "
                                            f"{d.document.manifest_version}"
                                            for d in extras.defend) + ")",
-            len(files), list(files.values()))
+            [f for d in extras.defend for f in (d.manifest, *(a for _, a in d.artifacts))])
     if extras.tools:
-        row("airgap wheelhouse (tools/)", len(extras.tools), extras.tools)
-    _table(f"Bundle {result.path}", ["Part", "Items", "Size", "Fetched now", "Resumed", "Kept"],
-           rows, "part", right=["Items", "Size", "Fetched now", "Resumed", "Kept"])
+        row("airgap wheelhouse (tools/)", extras.tools)
+    # What the fetch wrote itself: the images' index, the keys, bundle.json, SHA512SUMS.
+    rows.append(["index (bundle.json, SHA512SUMS, keys, the images' index)",
+                 str(result.file_count - counted[0]),
+                 human_size(result.total_size - counted[1]), "-", "-", "-"])
+    _table(f"Bundle {result.path}", ["Part", "Files", "Size", "Fetched now", "Resumed", "Kept"],
+           rows, "part", right=["Files", "Size", "Fetched now", "Resumed", "Kept"])
     state = "unchanged: it already held exactly this" if result.unchanged else \
         f"listed in {result.path / 'SHA512SUMS'}" + (" (signed)" if result.signed else "")
     if result.delta is None:
-        line(f"done: {len(result.items) + 1} files, {human_size(result.total_size)}, {state}")
+        line(f"done: {result.file_count} files, {human_size(result.total_size)}, {state}")
     else:
         d = result.delta
         line(f"done: a delta of the bundle {_identity(d.base)}: it carries {d.carried_files} "

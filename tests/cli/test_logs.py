@@ -11,8 +11,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from airgap.manifest import load_manifest, make_plan
 from tests.conftest import REPO, ManifestMaker, site_manifest
 from tests.peers.artifacts import ArtifactServer
+from tests.peers.defend import DefendServer
 from tests.peers.epr import EprServer
 from tests.peers.files import Fault
 from tests.peers.gpgkeys import SigningKey
@@ -154,3 +156,72 @@ def test_an_unexpected_error_is_one_line_and_the_trace_only_when_asked(
     debug = in_pipe("inspect", str(golden_bundle), env={**env, "AIRGAP_DEBUG": "1"})
     assert debug.returncode == 1 and "Traceback" in debug.stderr
     assert "error: unexpected ZeroDivisionError" in debug.stderr
+
+
+_UNIT = {"B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}
+
+
+def _bytes(text: str) -> float:
+    number, unit = text.split()
+    return float(number) * _UNIT[unit]
+
+
+def test_a_piped_fetchs_totals_counts_and_final_numbers_add_up(
+        make_manifest: ManifestMaker, registry_front: RegistryFront,
+        artifact_server: ArtifactServer, epr_server: EprServer, defend_server: DefendServer,
+        tmp_path: Path) -> None:
+    manifest = make_manifest(artifacts_from=artifact_server, epr_from=epr_server,
+                             platforms={"arch": ["x86_64", "arm64"]},
+                             integrations=["system", "nginx", "endpoint"],
+                             sources={"registry": registry_front.url,
+                                      "security": defend_server.url})
+    for item in make_plan(load_manifest(manifest)).artifacts:
+        artifact_server.publish(item.path, 30_000)
+    defend_server.publish("9.0.0", "1.0.3", {"production-rules-linux-v1": b"rule\n" * 3000,
+                                             "diagnostic-configuration-v1": b"d\n" * 900})
+    bundle = tmp_path / "bundle"
+    result = in_pipe("fetch", str(manifest), "-o", str(bundle))
+    assert result.returncode == 0, result.stderr
+    log = [re.sub(STAMP, "", line, count=1) for line in result.stderr.splitlines()]
+    size = r"(\d+(?:\.\d)? [KMG]?i?B)"
+    announced: dict[str, tuple[str, int]] = {}
+    ended: dict[str, tuple[int, int, str]] = {}
+    for line in log:
+        start = re.fullmatch(rf"(image|artifacts|packages|defend): (?:.*, )?{size} in (\d+) files",
+                             line)
+        if start:
+            announced[start[1]] = (start[2], int(start[3]))
+        end = re.fullmatch(rf"(image|artifacts|packages|defend): done, (\d+)/(\d+) files, "
+                           rf"{size} \(.*\)", line)
+        if end:
+            ended[end[1]] = (int(end[2]), int(end[3]), end[4])
+    phases = {"image", "artifacts", "packages", "defend"}
+    assert set(announced) == phases and set(ended) == phases, log
+    for phase in phases:  # what each phase announced is what it did
+        total, files = announced[phase]
+        assert ended[phase] == (files, files, total), (phase, log)
+    [check] = [line for line in log if line.startswith("check: ") and " in " in line]
+    found = re.match(rf"check: {size} in (\d+) files", check)
+    assert found, check
+    fetched = ("image", "artifacts", "packages")  # Defend's sizes come with its manifest
+    assert int(found[2]) == sum(announced[p][1] for p in fetched), (check, announced)
+    assert abs(_bytes(found[1]) - sum(_bytes(announced[p][0]) for p in fetched)) \
+        <= 0.05 * _UNIT[found[1].split()[1]] * 3, (check, announced)
+    # The table: one row per part, the files of each counted once, and with the files
+    # the fetch wrote itself, they add up to the last line.
+    out = result.stdout.splitlines()
+    rows = [re.fullmatch(rf"part (.+?) (\d+) {size} .*", line) for line in out
+            if line.startswith("part ")]
+    assert all(rows), out
+    counts = {row[1]: int(row[2]) for row in rows if row}
+    done = re.fullmatch(rf"done: (\d+) files, {size}, listed in .*", out[-1])
+    assert done, out
+    assert sum(counts.values()) == int(done[1]), out
+    on_disk = [p for p in bundle.rglob("*") if p.is_file() and p.name != ".airgap.lock"]
+    assert len(on_disk) == int(done[1]), (sorted(map(str, on_disk)), out)
+    assert abs(sum(p.stat().st_size for p in on_disk) - _bytes(done[2])) \
+        <= 0.05 * _UNIT[done[2].split()[1]], out
+    by_phase = {"artifacts": counts["artifacts"], "packages": counts["packages"],
+                "image": next(n for name, n in counts.items() if name.startswith("image")),
+                "defend": next(n for name, n in counts.items() if "Defend" in name)}
+    assert by_phase == {p: announced[p][1] for p in phases}, (out, announced)
