@@ -54,6 +54,19 @@ json_option = click.option("--json", "as_json", is_flag=True,
                                 "logs\") and nothing else on stdout.")
 
 
+class Stopped(Exception):
+    """A Ctrl-C or a SIGTERM during a command, carried past click (``__cause__``), which
+    would write a blank line first, the one line of a log without its time."""
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as stopped:
+            raise Stopped from stopped
+
+
 def _session() -> Session:
     found = click.get_current_context().find_object(Session)
     return found if found is not None else Session()
@@ -83,7 +96,7 @@ def emit(session: Session, result: Any, *, exit_code: int = ExitCode.OK,
     session.json_printed = True
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"],
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"],
                                "max_content_width": 100},
              epilog=EPILOG)
 @click.version_option(__version__, prog_name="airgap")

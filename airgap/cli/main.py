@@ -23,7 +23,7 @@ from airgap.cli import (
     commands,  # noqa: F401 - defines the commands of the group
     render,
 )
-from airgap.cli.group import cli
+from airgap.cli.group import Stopped, cli
 from airgap.cli.session import Session
 from airgap.errors import AirgapError, ExitCode, FileSystemError
 
@@ -57,12 +57,18 @@ def main(argv: list[str] | None = None) -> int:
 def _run(argv: list[str] | None, session: Session) -> int:
     try:
         cli.main(args=argv, prog_name="airgap", standalone_mode=False, obj=session)
+    except Stopped as exc:
+        if render.stderr.is_terminal:
+            render.stderr.print()  # closes the terminal's ^C echo
+        if isinstance(exc.__cause__, Terminated):
+            return _interrupted(session, ExitCode.TERMINATED, "terminated")
+        return _interrupted(session, ExitCode.INTERRUPTED, "interrupted")
     except click.exceptions.Abort as exc:  # click's name for a KeyboardInterrupt
         if isinstance(exc.__cause__, Terminated):
             return _interrupted(session, ExitCode.TERMINATED, "terminated")
         return _interrupted(session, ExitCode.INTERRUPTED, "interrupted")
     except click.ClickException as exc:
-        exc.show()
+        render.print_usage_error(exc)
         return ExitCode.USAGE if exc.exit_code == 2 else exc.exit_code
     except AirgapError as exc:
         return _failed(session, exc)
@@ -97,7 +103,7 @@ def _failed(session: Session, error: AirgapError) -> int:
 
 def _interrupted(session: Session, code: ExitCode, how: str) -> int:
     done = session.reporter.summary() if session.reporter is not None else ""
-    render.stderr.print(f"{how}: " + "; ".join(p for p in (done, session.on_interrupt) if p))
+    render.print_note(f"{how}: " + "; ".join(p for p in (done, session.on_interrupt) if p))
     if session.json and not session.json_printed:
         render.print_json(render.envelope(session.command, code, error=AirgapError(
             f"{how}: {session.on_interrupt}")))

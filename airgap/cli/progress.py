@@ -27,7 +27,7 @@ from rich.table import Column
 from rich.text import Text
 
 from airgap.cli.options import flags
-from airgap.cli.render import print_warning, stderr
+from airgap.cli.render import STAMP_FORMAT, print_warning, stderr
 from airgap.reporter import Reporter
 from airgap.units import human_size
 
@@ -374,10 +374,10 @@ class LogReporter(CountingReporter):
 
     def line(self, text: str) -> None:
         """Write one line, now."""
-        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        now = datetime.datetime.now(datetime.UTC).strftime(STAMP_FORMAT)
         out = self.out or sys.stderr
         with self._lock:
-            out.write(f"{now} {flags(text)}\n")
+            out.write(f"{now}{flags(text)}\n")
             out.flush()
 
     def _shown(self, phase: str) -> None:

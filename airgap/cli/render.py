@@ -10,12 +10,15 @@ with the options that set them. Only :mod:`airgap.cli` imports this module.
 
 from __future__ import annotations
 
+import datetime
+import io
 import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import click
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -40,6 +43,8 @@ if TYPE_CHECKING:
 
 stdout = Console(highlight=False, soft_wrap=False)
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+#: How a line of a log begins: its UTC time.
+STAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ "
 #: The version of the ``--json`` envelope (docs/user-guide.md, "Scripts and logs").
 ENVELOPE_FORMAT = 1
 
@@ -81,16 +86,41 @@ def print_json(data: Any) -> None:
     sys.stdout.flush()
 
 
+def stamp() -> str:
+    """What begins a line on stderr: nothing at a terminal, its UTC time in a log
+    (``2026-12-01T23:56:47Z ``), so that every line of a log says when it happened."""
+    if stderr.is_terminal:
+        return ""
+    return datetime.datetime.now(datetime.UTC).strftime(STAMP_FORMAT)
+
+
 def print_error(exc: AirgapError) -> None:
     """Show an error on stderr: the message, then one indented line per detail."""
-    stderr.print(Text("error: ", style="bold red") + Text(flags(exc.message)))
+    stderr.print(Text(stamp()) + Text("error: ", style="bold red") + Text(flags(exc.message)))
     for line in exc.details:
-        stderr.print(Text(f"  {flags(line)}"))
+        stderr.print(Text(f"{stamp()}  {flags(line)}"))
 
 
 def print_warning(message: str) -> None:
     """Show a warning on stderr."""
-    stderr.print(Text("warning: ", style="bold yellow") + Text(flags(message)))
+    stderr.print(Text(stamp()) + Text("warning: ", style="bold yellow") + Text(flags(message)))
+
+
+def print_note(message: str) -> None:
+    """Show one line on stderr as it is (no markup), with its time in a log."""
+    stderr.print(Text(stamp() + message))
+
+
+def print_usage_error(error: click.ClickException) -> None:
+    """Show a usage error as click does; in a log, each of its lines with its time."""
+    if stderr.is_terminal:
+        error.show()
+        return
+    shown = io.StringIO()
+    error.show(file=shown)
+    for text in shown.getvalue().splitlines():
+        if text.strip():
+            print_note(text)
 
 
 def line(text: str) -> None:

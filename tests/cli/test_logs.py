@@ -60,6 +60,44 @@ def test_a_piped_verify_keeps_whole_paths_on_one_line(golden_bundle: Path,
     assert any(line.startswith(f"problem {AGENT} modified") for line in found), found
 
 
+def test_every_line_a_piped_command_writes_on_stderr_has_its_time_and_first_the_plan(
+        golden_bundle: Path, operator_key: Path, tmp_path: Path) -> None:
+    trust = ("--trust-key", str(operator_key))
+    served, tar = tmp_path / "served", tmp_path / "image.tar"
+    runs = {"verify": in_pipe("verify", str(golden_bundle), *trust),
+            "load": in_pipe("load", str(golden_bundle), "--artifacts", str(served), *trust),
+            "export-image": in_pipe("export-image", str(golden_bundle), "--platform", "arm64",
+                                    "-o", str(tar), *trust)}
+    first = {}
+    for command, result in runs.items():
+        assert result.returncode == 0, result.stderr
+        log = result.stderr.splitlines()
+        assert log and all(re.match(STAMP, line) for line in log), log
+        first[command] = re.sub(STAMP, "", log[0])
+        assert first[command].startswith(f"{command} {golden_bundle}"), log
+    assert first["verify"].endswith("offline")
+    assert first["load"] == f"load {golden_bundle}: verify it, then lay out the binaries in " \
+        f"{served}"
+    assert first["export-image"] == f"export-image {golden_bundle} to {tar}: verify it, then " \
+        "write the package registry for arm64"
+    # What ends a run badly has its time too: an error with its details, a usage error.
+    damaged = tmp_path / "damaged"
+    shutil.copytree(golden_bundle, damaged)
+    (damaged / AGENT).write_bytes(b"x")
+    ended = {"failed": (in_pipe("verify", str(damaged), *trust), 3),
+             "usage": (in_pipe("verify"), 2),
+             "no bundle": (in_pipe("inspect", str(tmp_path / "none")), 2)}
+    for result, code in ended.values():
+        log = result.stderr.splitlines()
+        assert result.returncode == code and log, result.stderr
+        assert all(re.match(STAMP, line) for line in log), log
+        assert "Traceback" not in result.stderr
+    failed = ended["failed"][0].stderr.splitlines()
+    assert re.match(STAMP + "error: .* failed verification", failed[-1]), failed
+    assert re.match(STAMP + "Error: Missing argument 'BUNDLE'",
+                    ended["usage"][0].stderr.splitlines()[-1])
+
+
 def test_a_piped_inspect_and_plan_are_lines(golden_bundle: Path) -> None:
     contents = in_pipe("inspect", str(golden_bundle))
     assert contents.returncode == 0
@@ -86,7 +124,8 @@ def test_sigterm_on_a_piped_fetch_logs_what_was_kept(
                 if (bundle / ".airgap-next").is_dir() else False, signal.SIGTERM)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 143, stderr
-    last = stderr.splitlines()[-1]
+    assert all(re.match(STAMP, line) for line in stderr.splitlines()), stderr
+    last = re.sub(STAMP, "", stderr.splitlines()[-1])
     assert last.startswith("terminated: ") and "run the same command again" in last
     assert "Traceback" not in stderr
 
@@ -151,7 +190,8 @@ def test_an_unexpected_error_is_one_line_and_the_trace_only_when_asked(
     env = {"PYTHONPATH": f"{inject}:{REPO}"}
     result = in_pipe("inspect", str(golden_bundle), env=env)
     assert result.returncode == 1
-    assert result.stderr.splitlines()[0] == "error: unexpected ZeroDivisionError: injected"
+    assert re.fullmatch(STAMP + "error: unexpected ZeroDivisionError: injected",
+                        result.stderr.splitlines()[0]), result.stderr
     assert "AIRGAP_DEBUG=1" in result.stderr and "Traceback" not in result.stderr
     debug = in_pipe("inspect", str(golden_bundle), env={**env, "AIRGAP_DEBUG": "1"})
     assert debug.returncode == 1 and "Traceback" in debug.stderr
