@@ -25,7 +25,7 @@ from airgap.cli import (
 )
 from airgap.cli.group import Stopped, cli
 from airgap.cli.session import Session
-from airgap.errors import AirgapError, ExitCode, FileSystemError
+from airgap.errors import AirgapError, ExitCode, FileSystemError, UsageError
 
 
 class Terminated(KeyboardInterrupt):
@@ -68,8 +68,17 @@ def _run(argv: list[str] | None, session: Session) -> int:
             return _interrupted(session, ExitCode.TERMINATED, "terminated")
         return _interrupted(session, ExitCode.INTERRUPTED, "interrupted")
     except click.ClickException as exc:
+        code = ExitCode.USAGE if exc.exit_code == 2 else exc.exit_code
+        args = sys.argv[1:] if argv is None else argv
+        if "--json" in args and not session.json_printed:  # asked for, though not parsed
+            context = exc.ctx if isinstance(exc, click.UsageError) else None
+            command = session.command or (context.info_name if context else None) or "airgap"
+            helped = "airgap --help" if command == "airgap" else f"airgap {command} --help"
+            render.print_json(render.envelope(command, code, error=UsageError(
+                exc.format_message(), details=[f"see {helped}"])))
+            session.json_printed = True
         render.print_usage_error(exc)
-        return ExitCode.USAGE if exc.exit_code == 2 else exc.exit_code
+        return code
     except AirgapError as exc:
         return _failed(session, exc)
     except OSError as exc:

@@ -177,6 +177,23 @@ def test_json_is_one_envelope_for_every_command(
     assert "no such manifest" in document["error"]["message"]  # type: ignore[index]
 
 
+def test_a_usage_error_with_json_is_still_one_envelope(tmp_path: Path) -> None:
+    for args, message in ((["verify", "--json"], "Missing argument 'BUNDLE'."),
+                          (["plan", "manifests/lite-x86_64.yaml", "--jobs", "0", "--json"],
+                           "Invalid value for '--jobs'"),
+                          (["inspect", str(tmp_path / "none"), "--json"], "does not exist")):
+        result = in_pipe(*args)
+        document = envelope(result.stdout)
+        assert result.returncode == 2 and document["exit_code"] == 2, result.stderr
+        assert (document["command"], document["status"]) == (args[0], "failed")
+        error = document["error"]
+        assert isinstance(error, dict) and message in error["message"], error
+        assert error["kind"] == "UsageError" and error["details"] == [
+            f"see airgap {args[0]} --help"]
+        assert "Usage: airgap" in result.stderr  # and the person reading the log sees it
+    assert in_pipe("verify").stdout == ""  # no JSON unless asked
+
+
 def test_an_unexpected_error_is_one_line_and_the_trace_only_when_asked(
         golden_bundle: Path, tmp_path: Path) -> None:
     # A fault in a library airgap relies on (not in airgap's own code): json.loads fails.
