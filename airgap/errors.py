@@ -41,7 +41,9 @@ class ExitCode(IntEnum):
     FAILED = 1
     USAGE = 2
     VERIFICATION = 3
+    HUNG_UP = 129      # SIGHUP (the terminal or the ssh session went away): 128 + 1
     INTERRUPTED = 130  # SIGINT (Ctrl-C): 128 + 2, as shells report it
+    PIPE_CLOSED = 141  # what read the output stopped reading (| head): 128 + SIGPIPE's 13
     TERMINATED = 143   # SIGTERM: 128 + 15
 
 

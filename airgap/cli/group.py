@@ -32,7 +32,8 @@ Again, as the site changes; and on media with limits:
 
 \b
 Exit codes: 0 ok, 1 failed, 2 usage or manifest error, 3 verification failed,
-130 interrupted (Ctrl-C, SIGINT), 143 terminated (SIGTERM).
+129 hung up (SIGHUP), 130 interrupted (Ctrl-C, SIGINT), 141 output closed (| head),
+143 terminated (SIGTERM).
 
 \b
 Environment:
@@ -59,12 +60,19 @@ class Stopped(Exception):
     would write a blank line first, the one line of a log without its time."""
 
 
+class PipeClosed(Exception):
+    """A write to a pipe nobody reads any more (``airgap inspect B | head -1``), carried
+    past click (``__cause__``), which would end with exit code 1."""
+
+
 class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except KeyboardInterrupt as stopped:
             raise Stopped from stopped
+        except BrokenPipeError as closed:
+            raise PipeClosed from closed
 
 
 def _session() -> Session:

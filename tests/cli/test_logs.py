@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import signal
@@ -128,6 +129,50 @@ def test_sigterm_on_a_piped_fetch_logs_what_was_kept(
     last = re.sub(STAMP, "", stderr.splitlines()[-1])
     assert last.startswith("terminated: ") and "run the same command again" in last
     assert "Traceback" not in stderr
+
+
+def test_output_nobody_reads_ends_with_141_quietly(golden_bundle: Path) -> None:
+    reading, writing = os.pipe()
+    os.close(reading)  # the reader is gone before the first line: | head -0
+    try:
+        closed = subprocess.run([sys.executable, "-m", "airgap", "inspect", str(golden_bundle)],
+                                cwd=REPO, stdout=writing, stderr=subprocess.PIPE, text=True,
+                                env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+                                timeout=60, check=False)
+    finally:
+        os.close(writing)
+    assert closed.returncode == 141 and closed.stderr == ""
+    # As a person types it: head reads one line and leaves; airgap ends as quietly,
+    # with 0 when it had written everything before head left.
+    piped = subprocess.run(["bash", "-c", '"$1" -m airgap inspect "$2" | head -1; '
+                            'echo "status ${PIPESTATUS[0]}"', "bash", sys.executable,
+                            str(golden_bundle)], cwd=REPO, capture_output=True, text=True,
+                           env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, timeout=60,
+                           check=False)
+    lines = piped.stdout.splitlines()
+    assert len(lines) == 2 and lines[1] in ("status 0", "status 141"), piped
+    assert piped.stderr == ""
+
+
+def test_sighup_on_a_piped_fetch_logs_one_line_and_exits_129(
+        make_manifest: ManifestMaker, registry_front: RegistryFront,
+        artifact_server: ArtifactServer, epr_server: EprServer, tmp_path: Path) -> None:
+    manifest = site_manifest(make_manifest, registry_front, artifact_server, epr_server,
+                             size=8 << 20)
+    artifact_server.faults.inject("*.tar.gz", Fault("slow", times=-1, delay=0.05))
+    bundle = tmp_path / "bundle"
+    process = subprocess.Popen([sys.executable, "-m", "airgap", "fetch", str(manifest), "-o",
+                                str(bundle)], cwd=REPO, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True,
+                               env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    signal_when(process, lambda: any((bundle / ".airgap-next").rglob("*.tar.gz.part"))
+                if (bundle / ".airgap-next").is_dir() else False, signal.SIGHUP)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 129, stderr
+    log = stderr.splitlines()
+    assert all(re.match(STAMP, line) for line in log), log
+    assert re.match(STAMP + "hung up: .*run the same command again", log[-1]), log
+    assert sum("hung up" in line for line in log) == 1 and "Traceback" not in stderr
 
 
 def envelope(text: str) -> dict[str, object]:

@@ -259,3 +259,22 @@ def test_sigterm_at_a_terminal_exits_143(golden_bundle: Path, tmp_path: Path) ->
     assert seen.lines[-1].startswith("terminated: ") and "nothing was changed" in \
         seen.lines[-1]
 
+
+
+def test_sighup_at_a_terminal_exits_129_with_one_line(
+        make_manifest: ManifestMaker, registry_front: RegistryFront,
+        artifact_server: ArtifactServer, epr_server: EprServer, tmp_path: Path) -> None:
+    manifest = site_manifest(make_manifest, registry_front, artifact_server, epr_server,
+                             size=8 << 20)
+    artifact_server.faults.inject("*.tar.gz", Fault("slow", times=-1, delay=0.05))
+
+    def hang_up(child: pexpect.spawn) -> None:
+        child.expect("fetched ", timeout=120)
+        child.kill(signal.SIGHUP)  # the terminal (or the ssh session) went away
+
+    seen = at_terminal("fetch", str(manifest), "-o", str(tmp_path / "bundle"), when=hang_up)
+    seen.assert_no_traceback()
+    assert seen.code == 129
+    assert seen.lines[-1].startswith("hung up: ") and "run the same command again" in \
+        seen.lines[-1]
+    assert sum(line.startswith("hung up") for line in seen.lines) == 1
