@@ -38,9 +38,14 @@ def test_a_typo_in_an_integration_is_a_manifest_error_in_seconds(
     manifest = site_manifest(make_manifest, registry_front, artifact_server, epr_server,
                              integrations=["system", "ngnix"])
     started = time.monotonic()
-    result = in_pipe("fetch", str(manifest), "-o", str(tmp_path / "bundle"))
+    result = in_pipe("fetch", str(manifest), "-o", str(tmp_path / "sites" / "bundle"))
     assert time.monotonic() - started < 20
     assert result.returncode == 2, result.stderr
+    assert not (tmp_path / "sites").exists(), "the failed fetch left the folders it made"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    again = in_pipe("fetch", str(manifest), "-o", str(empty))
+    assert again.returncode == 2 and list(empty.iterdir()) == [], "it left its lock"
     assert f"{manifest}:" in result.stderr and "integrations[1]: 'ngnix' is not a package" \
         in result.stderr
     assert "did you mean 'nginx'?" in result.stderr
