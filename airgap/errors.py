@@ -158,7 +158,9 @@ class ManyErrors(AirgapError):
 
 def raise_collected(errors: Sequence[AirgapError], message: str) -> None:
     """Return when ``errors`` is empty; raise the error itself when there is one, else a
-    :class:`ManyErrors` headed by ``message``."""
+    :class:`ManyErrors` headed by ``message``. Errors that say the same are said once
+    (a host that does not resolve, for each of its 24 files)."""
+    errors = list({error.text(): error for error in reversed(errors)}.values())[::-1]
     if len(errors) == 1:
         raise errors[0]
     if errors:

@@ -97,8 +97,9 @@ def stamp() -> str:
 def print_error(exc: AirgapError) -> None:
     """Show an error on stderr: the message, then one indented line per detail."""
     stderr.print(Text(stamp()) + Text("error: ", style="bold red") + Text(flags(exc.message)))
-    for line in exc.details:
-        stderr.print(Text(f"{stamp()}  {flags(line)}"))
+    for detail in exc.details:
+        for line in flags(detail).splitlines():  # ManyErrors' details are indented blocks
+            stderr.print(Text(f"{stamp()}  {line}"))
 
 
 def print_warning(message: str) -> None:

@@ -112,7 +112,8 @@ def check_plan(plan: Plan, ca_cert: Path | None, jobs: int,
 def check_sources(plan: Plan, downloader: Downloader) -> SourceCheck:
     """Ask every source about everything ``plan`` needs, the three at once; raise the
     errors found, all of them, before anything large is downloaded."""
-    with SidePool("airgap-check", workers=3, on_failure=downloader.cancel) as side:
+    with downloader.quickly(), \
+            SidePool("airgap-check", workers=3, on_failure=downloader.cancel) as side:
         images = side.submit(_resolve_images, plan, downloader)
         artifacts = side.submit(_artifact_sizes, plan.artifacts, downloader)
         packages = side.submit(_resolve_packages, plan, downloader)
