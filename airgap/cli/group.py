@@ -18,22 +18,25 @@ from airgap.errors import ExitCode
 
 EPILOG = """\b
 A site, from end to end:
-  airgap fetch site.yaml -o bundle/ --sign-with ops@example.org --gnupg-home ~/ops-gnupg
+  airgap fetch site.yaml -o bundle/ \\
+      --sign-with ops@example.org --gnupg-home ~/ops-gnupg
   airgap verify bundle/ --trust-key ops-public.asc
   airgap load bundle/ --trust-key ops-public.asc --docker --run \\
       --artifacts /srv/artifacts --config settings/ \\
-      --registry-url https://epr.corp:8080 --artifacts-url https://files.corp/downloads/
+      --registry-url https://epr.corp:8080 \\
+      --artifacts-url https://files.corp/downloads/
 
 \b
 Again, as the site changes; and on media with limits:
-  airgap fetch site.yaml -o delta/ --since last-bundle/     (only what it lacks)
+  airgap fetch site.yaml -o delta/ --since last-bundle/   (what it lacks)
   airgap merge last-bundle/ delta/ -o new-bundle/
-  airgap split bundle/ -o parts/ --size 4.7GB    then    airgap join parts/* -o bundle/
+  airgap split bundle/ -o parts/ --size 4.7GB
+  airgap join parts/* -o bundle/
 
 \b
 Exit codes: 0 ok, 1 failed, 2 usage or manifest error, 3 verification failed,
-129 hung up (SIGHUP), 130 interrupted (Ctrl-C, SIGINT), 141 output closed (| head),
-143 terminated (SIGTERM).
+129 hung up (SIGHUP), 130 interrupted (Ctrl-C, SIGINT),
+141 output closed (| head), 143 terminated (SIGTERM).
 
 \b
 Environment:
