@@ -115,12 +115,24 @@ def _run(argv: list[str] | None, session: Session) -> int:
 
 def _failed(session: Session, error: AirgapError) -> int:
     if session.debug and error.__traceback__ is not None:
-        traceback.print_exception(error)
+        _print_chain(error)
     if session.json and not session.json_printed:
         render.print_json(render.envelope(session.command, error.exit_code, error=error))
         session.json_printed = True
     render.print_error(error)
     return int(error.exit_code)
+
+
+def _print_chain(error: BaseException) -> None:
+    """The trace of ``error`` and of every error that led to it, those it was raised
+    ``from None`` over too: a message written for the user hides them, --debug must not."""
+    current: BaseException | None = error
+    seen: set[int] = set()
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        current.__suppress_context__ = False
+        current = current.__cause__ or current.__context__
+    traceback.print_exception(error)
 
 
 def _interrupted(session: Session, cause: BaseException | None) -> int:

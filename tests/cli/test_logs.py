@@ -327,3 +327,21 @@ def test_a_piped_fetchs_totals_counts_and_final_numbers_add_up(
                 "image": next(n for name, n in counts.items() if name.startswith("image")),
                 "defend": next(n for name, n in counts.items() if "Defend" in name)}
     assert by_phase == {p: announced[p][1] for p in phases}, (out, announced)
+
+
+def test_debug_shows_the_whole_chain_of_causes_of_an_error(golden_bundle: Path,
+                                                          tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle"
+    shutil.copytree(golden_bundle, bundle)
+    (bundle / "bundle.json").write_text('{"format": 1, ')
+    plain = in_pipe("inspect", str(bundle))
+    assert plain.returncode == 3 and "Traceback" not in plain.stderr
+    assert "bundle.json is damaged: not valid JSON" in plain.stderr
+    debug = in_pipe("--debug", "inspect", str(bundle))
+    assert debug.returncode == 3
+    # the message a person reads was raised "from None" over the causes: --debug keeps them
+    order = [debug.stderr.find(name) for name in (
+        "json.decoder.JSONDecodeError", "airgap.documents.DocumentError",
+        "airgap.errors.DamagedBundleError")]
+    assert -1 not in order and order == sorted(order), debug.stderr
+    assert re.search(STAMP + "error: .*bundle.json is damaged", debug.stderr.splitlines()[-2])
