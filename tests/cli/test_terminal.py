@@ -62,6 +62,18 @@ def test_fetch_at_a_terminal_shows_its_phases_and_ends_with_the_bundle(
     assert f"fetched  {AGENT}" in seen.text
     assert "sha512 ok, signature ok" in seen.text
     assert seen.lines[-1].startswith("done: ") and "SHA512SUMS" in seen.lines[-1]
+    # Each phase ends in the terms it counts in, every file it brings done; and the table's
+    # files add up to the last line's.
+    ends = {m[1]: (m[2], m[3]) for m in (re.fullmatch(
+        r"(image|artifacts|packages): done, (\d+)/(\d+) files, .*", line)
+        for line in seen.lines) if m}
+    assert set(ends) == {"image", "artifacts", "packages"}, seen.text
+    assert all(done == planned for done, planned in ends.values()), ends
+    assert ends["artifacts"][1] == "24" and ends["packages"][1] == "6"  # with companions
+    files = [int(m[1]) for m in (re.search(r"│ +(\d+) │", line) for line in seen.lines
+                                 if line.startswith("│")) if m]
+    total = re.match(r"done: (\d+) files", seen.lines[-1])
+    assert total and files and sum(files) == int(total[1]), seen.text
 
 
 def test_ctrl_c_at_a_terminal_says_what_was_kept(
