@@ -41,7 +41,9 @@ class ExitCode(IntEnum):
     FAILED = 1
     USAGE = 2
     VERIFICATION = 3
+    HUNG_UP = 129      # SIGHUP (the terminal or the ssh session went away): 128 + 1
     INTERRUPTED = 130  # SIGINT (Ctrl-C): 128 + 2, as shells report it
+    PIPE_CLOSED = 141  # what read the output stopped reading (| head): 128 + SIGPIPE's 13
     TERMINATED = 143   # SIGTERM: 128 + 15
 
 
@@ -162,7 +164,9 @@ class ManyErrors(AirgapError):
 
 def raise_collected(errors: Sequence[AirgapError], message: str) -> None:
     """Return when ``errors`` is empty; raise the error itself when there is one, else a
-    :class:`ManyErrors` headed by ``message``."""
+    :class:`ManyErrors` headed by ``message``. Errors that say the same are said once
+    (a host that does not resolve, for each of its 24 files)."""
+    errors = list({error.text(): error for error in reversed(errors)}.values())[::-1]
     if len(errors) == 1:
         raise errors[0]
     if errors:

@@ -24,6 +24,10 @@ class Reporter(Protocol):
                       items: int | None = None) -> None:
         """A phase begins: ``total`` bytes over ``items`` items, when known."""
 
+    def phase_sized(self, phase: str, total: int, items: int) -> None:
+        """A phase that began without its size learnt it: ``total`` bytes over ``items``
+        items in all (Elastic Defend's, once its manifests are read)."""
+
     def phase_finished(self, phase: str, summary: str = "") -> None:
         """A phase ended; ``summary`` says how, in a few words."""
 
@@ -65,6 +69,9 @@ class NullReporter:
 
     def phase_started(self, phase: str, description: str, *, total: int | None = None,
                       items: int | None = None) -> None:
+        pass
+
+    def phase_sized(self, phase: str, total: int, items: int) -> None:
         pass
 
     def phase_finished(self, phase: str, summary: str = "") -> None:

@@ -219,8 +219,7 @@ def test_a_full_disk_is_an_error_naming_the_file_and_a_rerun_with_room_finishes(
     # download (a disk that fills up meanwhile: tests/fetch/test_preflight.py).
     assert "not enough space on tmpfs" in err and str(bundle) in err, err
     assert "Traceback" not in err
-    assert [p.name for p in full_disk.iterdir()] == ["bundle"]
-    assert not (bundle / "SHA512SUMS").exists()
+    assert list(full_disk.iterdir()) == []  # nothing written: the folder it made is gone
     subprocess.run(["mount", "-o", "remount,size=200m", str(full_disk)], check=True)
     assert main(["fetch", str(site), "-o", str(bundle), "--quiet"]) == 0
     assert subprocess.run(["sha512sum", "--check", "--quiet", "SHA512SUMS"],

@@ -22,13 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from airgap.bundle.image_records import PLAIN_IMAGE, Image, PlatformImage, Tailored
-from airgap.bundle.layout import DESCRIPTION
+from airgap.bundle.layout import DESCRIPTION, LOCK, STAGING, SUMS
 from airgap.bundle.reading import DescriptionError
 from airgap.bundle.reading import Reader as _Reader
 from airgap.bundle.reading import names as _names
 from airgap.bundle.reading import string as _string
 from airgap.documents import DocumentError, parse_json
-from airgap.errors import BundleError, DamagedBundleError
+from airgap.errors import BundleError, DamagedBundleError, UsageError
 from airgap.files import atomic_write, read_regular
 
 FORMAT = 2
@@ -357,6 +357,22 @@ class BundleDescription:
         atomic_write(bundle / DESCRIPTION, self.text())
 
 
+#: What makes a folder a bundle, complete or in the making.
+MARKS = (SUMS, DESCRIPTION, LOCK, STAGING)
+
+
+class NotABundle(UsageError):
+    """The folder given is no bundle at all (exit 2: the command line named it)."""
+
+
+def refuse_not_a_bundle(bundle: Path) -> None:
+    """Raise :class:`NotABundle` unless ``bundle`` holds one of :data:`MARKS`."""
+    if not any((bundle / name).exists() for name in MARKS):
+        raise NotABundle(f"{bundle} is not an airgap bundle: it has none of "
+                         f"{', '.join(MARKS)}",
+                         details=["give the folder `airgap fetch -o` wrote"])
+
+
 def read_description(bundle: Path) -> BundleDescription:
     """``bundle``'s bundle.json, or a :class:`BundleError` saying why it cannot be used
     (:class:`DamagedBundleError`, exit 3, when it is there but not what it must be: too
@@ -366,6 +382,7 @@ def read_description(bundle: Path) -> BundleDescription:
     try:
         document = parse_json(read_regular(path, MAX_SIZE), max_size=MAX_SIZE)
     except FileNotFoundError:
+        refuse_not_a_bundle(bundle)
         raise BundleError(f"{bundle} is not a complete airgap bundle: it has no {DESCRIPTION}",
                           details=["an interrupted `airgap fetch` leaves none: run it again"]
                           ) from None

@@ -47,14 +47,21 @@ class BundleLock:
     An advisory ``flock``: the kernel releases it when the process ends, however it ends,
     so a lock left by a killed run never blocks the next one. The file itself is removed
     only when the fetch succeeds: while it is there, the folder is a bundle in the making.
+    A run that fails before it wrote anything but its lock (a manifest's typo found by
+    the check of the sources) takes the lock away again, and the folders it made.
     """
 
     def __init__(self, bundle: Path) -> None:
         self.path = bundle / LOCK
         self._fd: int | None = None
+        self._made: Path | None = None  # the outermost folder this lock had to make
+        self._found = False
 
     def __enter__(self) -> BundleLock:
+        missing = [p for p in (self.path.parent, *self.path.parent.parents) if not p.exists()]
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._made = missing[-1] if missing else None
+        self._found = self.path.exists()  # a lock an earlier run left: its files are here
         fd = _open_lock(self.path, os.O_RDWR | os.O_CREAT)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -72,11 +79,40 @@ class BundleLock:
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
                  traceback: TracebackType | None) -> None:
         if self._fd is not None:
-            if kind is None:
+            if kind is None or (not self._found and _only_lock(self.path.parent)):
                 with contextlib.suppress(OSError):
                     self.path.unlink()
+                if kind is not None:
+                    _remove_empty(self.path.parent, self._made)
             os.close(self._fd)
             self._fd = None
+
+
+def _only_lock(bundle: Path) -> bool:
+    """Whether ``bundle`` holds no file but its lock (folders, empty, it may)."""
+    try:
+        for folder, _, files in os.walk(bundle):
+            if any(Path(folder, name) != bundle / LOCK for name in files):
+                return False
+    except OSError:
+        return False
+    return True
+
+
+def _remove_empty(bundle: Path, made: Path | None) -> None:
+    """Remove the empty folders in ``bundle``, then, when this run made it, it and its
+    parents up to ``made``: what a run made and left nothing in."""
+    for walked, _, _ in os.walk(bundle, topdown=False):
+        if Path(walked) != bundle:
+            with contextlib.suppress(OSError):
+                Path(walked).rmdir()  # fails, and keeps it, unless it is empty
+    if made is None:
+        return
+    for folder in (bundle, *bundle.parents):
+        if not folder.is_relative_to(made):
+            break
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 def writer(bundle: Path) -> str | None:

@@ -36,7 +36,12 @@ from typing import Any
 
 from airgap.bundle import defend, layout
 from airgap.bundle.delta import identity, target_files
-from airgap.bundle.description import BundleDescription, Item, read_description
+from airgap.bundle.description import (
+    BundleDescription,
+    Item,
+    read_description,
+    refuse_not_a_bundle,
+)
 from airgap.bundle.lock import refuse_while_written
 from airgap.bundle.scan import scan
 from airgap.bundle.staging import interrupted_commit, pending
@@ -51,7 +56,7 @@ from airgap.bundle.vouch import (
     unvouched_image,
     unvouched_signer,
 )
-from airgap.errors import AirgapError, BundleError, UsageError, VerificationError, setting
+from airgap.errors import AirgapError, BundleError, VerificationError, setting
 from airgap.reporter import Reporter
 from airgap.threads import SidePool, map_in_threads
 from airgap.trust.checksums import read_elastic_sha512
@@ -60,17 +65,11 @@ from airgap.trust.gpg import Verifier
 from airgap.units import human_size
 
 _BLOBS = f"{layout.IMAGES}/blobs/sha256/"
-#: What makes a folder a bundle, complete or in the making.
-_MARKS = (layout.SUMS, layout.DESCRIPTION, layout.LOCK, layout.STAGING)
 _DEFEND = f"{layout.SECURITY}/"
 _SIGNED_KINDS = ("artifact", "package")
 #: The folders whose files can leave the bundle: verify vouches for all of them.
 EVERY_AREA = frozenset({layout.IMAGES, layout.DOWNLOADS, layout.PACKAGES, layout.SECURITY,
                         layout.TOOLS})
-
-
-class NotABundle(UsageError):
-    """The folder given is no bundle at all."""
 
 
 @dataclass(frozen=True)
@@ -166,10 +165,7 @@ def verify_bundle(settings: VerifySettings, reporter: Reporter) -> VerifyReport:
     if not root.is_dir():
         raise BundleError(f"{root}: no such bundle directory")
     refuse_while_written(root)
-    if not any((root / name).exists() for name in _MARKS):
-        raise NotABundle(f"{root} is not an airgap bundle: it has none of "
-                         f"{', '.join(_MARKS)}",
-                         details=["give the folder `airgap fetch -o` wrote"])
+    refuse_not_a_bundle(root)
     found = scan(root, skip=frozenset({layout.STAGING}))
     check = _Check(root, found.regular)
     for odd in found.odd:

@@ -10,6 +10,7 @@ pays for another's modules.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -17,6 +18,9 @@ from airgap.cli import options, progress, render
 from airgap.cli.carrying import verify_volume
 from airgap.cli.group import begin, cli, emit, json_option, reporting
 from airgap.errors import ExitCode, VerificationError
+
+if TYPE_CHECKING:
+    from airgap.load.run import LoadSettings
 
 
 @cli.command(short_help="Show what a fetch of MANIFEST would get, and why.")
@@ -122,6 +126,10 @@ def export_image_command(bundle: Path, platform: str | None, output: Path,
                               trust_signers=trust_signers)
     try:
         with reporting(session, quiet) as reporter:
+            reporter.info(f"export-image {bundle} to {output}: "
+                          + ("" if skip_verify else "verify it, then ")
+                          + f"write {image or 'the package registry'!s} for "
+                          + (platform or "this machine's platform"))
             result = export(settings, reporter)
     except BundleRefused as refused:
         render.render_verify(refused.report)
@@ -152,6 +160,8 @@ def verify_command(bundle: Path, trust_keys: tuple[Path, ...], trust_signers: tu
     settings = VerifySettings(bundle=bundle, trust_keys=trust_keys,
                               trust_signers=trust_signers, jobs=jobs)
     with reporting(session, quiet) as reporter:
+        reporter.info(f"verify {bundle}: every file against SHA512SUMS, and the signatures "
+                      "that vouch for them, offline")
         report = verify_bundle(settings, reporter)
     failed = VerificationError(f"{bundle} failed verification: {len(report.problems)} "
                                "problem(s)")
@@ -267,6 +277,7 @@ def load_command(bundle: Path, skip_verify: bool, trust_keys: tuple[Path, ...],
         pin_packages=pin_packages, defend_url=defend_url)
     try:
         with reporting(session, quiet) as reporter:
+            reporter.info(_load_start(settings))
             result = load(settings, reporter)
     except BundleRefused as refused:
         if session.json:
@@ -280,6 +291,23 @@ def load_command(bundle: Path, skip_verify: bool, trust_keys: tuple[Path, ...],
         emit(session, result.to_dict(), warnings=result.warnings())
     else:
         render.render_load(result)
+
+
+def _load_start(settings: LoadSettings) -> str:
+    """The first line of a load: what it will do, in order."""
+    steps = [] if settings.skip_verify else ["verify it"]
+    platform = settings.platform or "this machine's platform"
+    if settings.docker:
+        steps.append(f"docker load ({platform})")
+    if settings.registry:
+        steps.append(f"push to {settings.registry}")
+    if settings.run:
+        steps.append(f"run {settings.run_settings.name} on port {settings.run_settings.port}")
+    if settings.artifacts_dir:
+        steps.append(f"lay out the binaries in {settings.artifacts_dir}")
+    if settings.config_dir:
+        steps.append(f"write the Fleet settings to {settings.config_dir}")
+    return f"load {settings.bundle}: " + (", then ".join(steps) or "nothing asked")
 
 
 @cli.command("serve", short_help="Serve a downloads/ tree as the agents' binary source.")

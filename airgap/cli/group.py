@@ -18,21 +18,25 @@ from airgap.errors import AirgapError, ExitCode
 
 EPILOG = """\b
 A site, from end to end:
-  airgap fetch site.yaml -o bundle/ --sign-with ops@example.org --gnupg-home ~/ops-gnupg
+  airgap fetch site.yaml -o bundle/ \\
+      --sign-with ops@example.org --gnupg-home ~/ops-gnupg
   airgap verify bundle/ --trust-key ops-public.asc
   airgap load bundle/ --trust-key ops-public.asc --docker --run \\
       --artifacts /srv/artifacts --config settings/ \\
-      --registry-url https://epr.corp:8080 --artifacts-url https://files.corp/downloads/
+      --registry-url https://epr.corp:8080 \\
+      --artifacts-url https://files.corp/downloads/
 
 \b
 Again, as the site changes; and on media with limits:
-  airgap fetch site.yaml -o delta/ --since last-bundle/     (only what it lacks)
+  airgap fetch site.yaml -o delta/ --since last-bundle/   (what it lacks)
   airgap merge last-bundle/ delta/ -o new-bundle/
-  airgap split bundle/ -o parts/ --size 4.7GB    then    airgap join parts/* -o bundle/
+  airgap split bundle/ -o parts/ --size 4.7GB
+  airgap join parts/* -o bundle/
 
 \b
 Exit codes: 0 ok, 1 failed, 2 usage or manifest error, 3 verification failed,
-130 interrupted (Ctrl-C, SIGINT), 143 terminated (SIGTERM).
+129 hung up (SIGHUP), 130 interrupted (Ctrl-C, SIGINT),
+141 output closed (| head), 143 terminated (SIGTERM).
 
 \b
 Environment:
@@ -52,6 +56,26 @@ Shell completion (bash; zsh_source, fish_source for the others):
 json_option = click.option("--json", "as_json", is_flag=True,
                            help="Print one JSON document (docs/user-guide.md, \"Scripts and "
                                 "logs\") and nothing else on stdout.")
+
+
+class Stopped(Exception):
+    """A Ctrl-C or a SIGTERM during a command, carried past click (``__cause__``), which
+    would write a blank line first, the one line of a log without its time."""
+
+
+class PipeClosed(Exception):
+    """A write to a pipe nobody reads any more (``airgap inspect B | head -1``), carried
+    past click (``__cause__``), which would end with exit code 1."""
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as stopped:
+            raise Stopped from stopped
+        except BrokenPipeError as closed:
+            raise PipeClosed from closed
 
 
 def _session() -> Session:
@@ -84,7 +108,7 @@ def emit(session: Session, result: Any, *, exit_code: int = ExitCode.OK,
     session.json_printed = True
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"],
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"],
                                "max_content_width": 100},
              epilog=EPILOG)
 @click.version_option(__version__, prog_name="airgap")

@@ -27,7 +27,7 @@ from rich.table import Column
 from rich.text import Text
 
 from airgap.cli.options import flags
-from airgap.cli.render import print_warning, stderr
+from airgap.cli.render import STAMP_FORMAT, print_warning, stderr
 from airgap.reporter import Reporter
 from airgap.units import human_size
 
@@ -98,6 +98,14 @@ class CountingReporter:
         with self._lock:
             self.phases[phase] = _Phase(description, total, items)
             self._shown(phase)
+
+    def phase_sized(self, phase: str, total: int, items: int) -> None:
+        with self._lock:
+            state = self.phases.get(phase)
+            if state is None or state.finished:
+                return
+            state.total, state.items = total, items
+            self._sized(phase)
 
     def phase_finished(self, phase: str, summary: str = "") -> None:
         with self._lock:
@@ -198,6 +206,10 @@ class CountingReporter:
     def _moved(self, phase: str) -> None:
         """A phase's numbers changed."""
 
+    def _sized(self, phase: str) -> None:
+        """A phase learnt its size."""
+        self._moved(phase)
+
     def _ended(self, phase: str, summary: str) -> None:
         """A phase ended."""
 
@@ -214,6 +226,16 @@ def _to_move(state: _Phase) -> int | None:
     return None if total is None else max(total - state.kept - state.resumed, state.new)
 
 
+def _announced(state: _Phase, before: str) -> str:
+    """A phase's size as its first line (or the line when it learns it) says it:
+    ``10.4 KiB in 8 files``."""
+    size = human_size(state.total) if state.total is not None else ""
+    items = f"{state.items} files" if state.items else ""
+    if not size and not items:
+        return ""
+    return before + (f"{size} in {items}" if size and items else size or items)
+
+
 def _size(item: _Item) -> str:
     """An item's size, and what of it a partial download held; nothing for an item
     that moves no bytes (a signature check)."""
@@ -222,6 +244,22 @@ def _size(item: _Item) -> str:
         return ""
     resumed = f" ({human_size(item.resumed)} resumed)" if item.resumed else ""
     return f"{human_size(size)}{resumed}"
+
+
+def _ending(phase: str, state: _Phase, summary: str) -> str:
+    """The line a phase ends with: how, then its files and bytes in the same terms its
+    first line announced them (``done, 8/8 files, 10.4 KiB (2.4 KiB now, 8.0 KiB kept)``),
+    so that the two can be compared."""
+    held = state.new + state.resumed + state.kept
+    if state.items is None and not state.done_items and not held:
+        return f"{phase}: {summary}"  # a phase of no files (the check of the sources)
+    files = f"{state.done_items}/{state.items}" if state.items else f"{state.done_items}"
+    origins = ", ".join(p for p in (
+        f"{human_size(state.new)} now" if state.new else "",
+        f"{human_size(state.resumed)} resumed" if state.resumed else "",
+        f"{human_size(state.kept)} kept" if state.kept else "") if p)
+    return f"{phase}: {summary}, {files} files, {human_size(held)}" + (
+        f" ({origins})" if origins else "")
 
 
 def _counts(state: _Phase) -> str:
@@ -306,9 +344,7 @@ class TerminalReporter(CountingReporter):
             state.task = None
         if state.implicit:
             return  # its one item said it all
-        moved = f"{human_size(state.new)} now" if state.new else ""
-        line = ", ".join(p for p in (summary, moved, _counts(state)) if p)
-        self.console.print(Text(flags(f"{phase}: {line}"), style="bold"))
+        self.console.print(Text(flags(_ending(phase, state, summary)), style="bold"))
 
     def _item_ended(self, item: _Item, outcome: str, detail: str) -> None:
         mark = _OUTCOME_MARKS.get(outcome, "·")
@@ -338,19 +374,20 @@ class LogReporter(CountingReporter):
 
     def line(self, text: str) -> None:
         """Write one line, now."""
-        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        now = datetime.datetime.now(datetime.UTC).strftime(STAMP_FORMAT)
         out = self.out or sys.stderr
         with self._lock:
-            out.write(f"{now} {flags(text)}\n")
+            out.write(f"{now}{flags(text)}\n")
             out.flush()
 
     def _shown(self, phase: str) -> None:
         state = self.phases[phase]
         if state.implicit:
             return  # its item's own line comes when it ends
-        size = f", {human_size(state.total)}" if state.total is not None else ""
-        items = f" in {state.items} files" if state.items else ""
-        self.line(f"{phase}: {state.description}{size}{items}")
+        self.line(f"{phase}: {state.description}{_announced(state, ', ')}")
+
+    def _sized(self, phase: str) -> None:
+        self.line(f"{phase}: {_announced(self.phases[phase], '')}")
 
     def _moved(self, phase: str) -> None:
         state = self.phases[phase]
@@ -372,9 +409,7 @@ class LogReporter(CountingReporter):
         state = self.phases[phase]
         if state.implicit:
             return
-        moved = f"{human_size(state.new)} now" if state.new else ""
-        line = ", ".join(p for p in (summary, moved, _counts(state)) if p)
-        self.line(f"{phase}: {line}")
+        self.line(_ending(phase, state, summary))
 
     def _item_ended(self, item: _Item, outcome: str, detail: str) -> None:
         self.line(" ".join(p for p in (outcome, item.description, _size(item), detail) if p))

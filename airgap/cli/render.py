@@ -10,11 +10,15 @@ with the options that set them. Only :mod:`airgap.cli` imports this module.
 
 from __future__ import annotations
 
+import datetime
+import io
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import click
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -40,6 +44,8 @@ if TYPE_CHECKING:
 
 stdout = Console(highlight=False, soft_wrap=False)
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+#: How a line of a log begins: its UTC time.
+STAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ "
 #: The version of the ``--json`` envelope (docs/user-guide.md, "Scripts and logs").
 ENVELOPE_FORMAT = 1
 
@@ -81,16 +87,42 @@ def print_json(data: Any) -> None:
     sys.stdout.flush()
 
 
+def stamp() -> str:
+    """What begins a line on stderr: nothing at a terminal, its UTC time in a log
+    (``2026-12-01T23:56:47Z ``), so that every line of a log says when it happened."""
+    if stderr.is_terminal:
+        return ""
+    return datetime.datetime.now(datetime.UTC).strftime(STAMP_FORMAT)
+
+
 def print_error(exc: AirgapError) -> None:
     """Show an error on stderr: the message, then one indented line per detail."""
-    stderr.print(Text("error: ", style="bold red") + Text(flags(exc.message)))
-    for line in exc.details:
-        stderr.print(Text(f"  {flags(line)}"))
+    stderr.print(Text(stamp()) + Text("error: ", style="bold red") + Text(flags(exc.message)))
+    for detail in exc.details:
+        for line in flags(detail).splitlines():  # ManyErrors' details are indented blocks
+            stderr.print(Text(f"{stamp()}  {line}"))
 
 
 def print_warning(message: str) -> None:
     """Show a warning on stderr."""
-    stderr.print(Text("warning: ", style="bold yellow") + Text(flags(message)))
+    stderr.print(Text(stamp()) + Text("warning: ", style="bold yellow") + Text(flags(message)))
+
+
+def print_note(message: str) -> None:
+    """Show one line on stderr as it is (no markup), with its time in a log."""
+    stderr.print(Text(stamp() + message))
+
+
+def print_usage_error(error: click.ClickException) -> None:
+    """Show a usage error as click does; in a log, each of its lines with its time."""
+    if stderr.is_terminal:
+        error.show()
+        return
+    shown = io.StringIO()
+    error.show(file=shown)
+    for text in shown.getvalue().splitlines():
+        if text.strip():
+            print_note(text)
 
 
 def line(text: str) -> None:
@@ -204,42 +236,49 @@ def _render_plan_extras(plan: Plan) -> None:
 
 
 def render_fetch(result: FetchResult) -> None:
-    """What the fetch did, and where the bundle is."""
+    """What the fetch did, and where the bundle is: one row per part, each file counted
+    once (in the first part that brings it), so that the rows add up to the last line."""
     rows = []
+    seen: set[Path] = set()
+    counted = [0, 0]
 
-    def row(name: str, count: int, files: Sequence[Any]) -> None:
+    def row(name: str, files: Sequence[Any]) -> None:
+        files = [f for f in {f.dest: f for f in files}.values() if f.dest not in seen]
+        seen.update(f.dest for f in files)
         new = sum(f.fetched_now for f in files)
         resumed = sum(f.resumed for f in files if not f.reused)
         kept = sum(f.digests.size for f in files if f.reused)
-        rows.append([name, str(count), human_size(new + resumed + kept), human_size(new),
+        size = sum(f.digests.size for f in files)
+        counted[0] += len(files)
+        counted[1] += size
+        rows.append([name, str(len(files)), human_size(size), human_size(new),
                      human_size(resumed), human_size(kept)])
 
     image = result.image
     what = "tailored image" if image.tailored else "image"
-    row(f"{what} ({', '.join(p.platform for p in image.platforms)})", len(image.files),
-        image.files)
-    row("artifacts", len(result.artifacts),
-        [f for a in result.artifacts for f in (a.file, a.checksum, a.signature)])
-    row("packages", len(result.packages), [f for p in result.packages for f in (p.file,
-                                                                               p.signature)])
+    row(f"{what} ({', '.join(p.platform for p in image.platforms)})", image.files)
+    row("artifacts", [f for a in result.artifacts for f in (a.file, a.checksum, a.signature)])
+    row("packages", [f for p in result.packages for f in (p.file, p.signature)])
     extras = result.extras
     for more in extras.images:
-        row(f"image {more.reference.repository}", len(more.files), more.files)
+        row(f"image {more.reference.repository}", more.files)
     if extras.defend:
-        files = {f.dest: f for d in extras.defend
-                 for f in (d.manifest, *(fetched for _, fetched in d.artifacts))}
         row("Elastic Defend (" + ", ".join(f"{d.item.endpoint_version}: "
                                            f"{d.document.manifest_version}"
                                            for d in extras.defend) + ")",
-            len(files), list(files.values()))
+            [f for d in extras.defend for f in (d.manifest, *(a for _, a in d.artifacts))])
     if extras.tools:
-        row("airgap wheelhouse (tools/)", len(extras.tools), extras.tools)
-    _table(f"Bundle {result.path}", ["Part", "Items", "Size", "Fetched now", "Resumed", "Kept"],
-           rows, "part", right=["Items", "Size", "Fetched now", "Resumed", "Kept"])
+        row("airgap wheelhouse (tools/)", extras.tools)
+    # What the fetch wrote itself: the images' index, the keys, bundle.json, SHA512SUMS.
+    rows.append(["index (bundle.json, SHA512SUMS, keys, the images' index)",
+                 str(result.file_count - counted[0]),
+                 human_size(result.total_size - counted[1]), "-", "-", "-"])
+    _table(f"Bundle {result.path}", ["Part", "Files", "Size", "Fetched now", "Resumed", "Kept"],
+           rows, "part", right=["Files", "Size", "Fetched now", "Resumed", "Kept"])
     state = "unchanged: it already held exactly this" if result.unchanged else \
         f"listed in {result.path / 'SHA512SUMS'}" + (" (signed)" if result.signed else "")
     if result.delta is None:
-        line(f"done: {len(result.items) + 1} files, {human_size(result.total_size)}, {state}")
+        line(f"done: {result.file_count} files, {human_size(result.total_size)}, {state}")
     else:
         d = result.delta
         line(f"done: a delta of the bundle {_identity(d.base)}: it carries {d.carried_files} "

@@ -60,41 +60,72 @@ def fetch_artifacts(items: Sequence[ArtifactItem], staging: Staging, downloader:
     return downloader.run_all(tasks, what="artifacts")
 
 
+class _StaleCompanion(AirgapError):
+    """A kept .sha512 or .asc does not vouch for the file: not the file's fault (no
+    VerificationError, so the file is neither rejected nor downloaded again for it)."""
+
+
 def _fetch_one(item: ArtifactItem, staging: Staging, downloader: Downloader,
                verifier: Verifier, since: Since | None) -> ArtifactResult:
     path = item.bundle_path
     checksum_path, signature_path = path + ".sha512", path + ".asc"
-    signers: list[TrustedKey] = []
     try:
-        checksum = downloader.fetch(Download(
-            item.url + ".sha512", staging.path(checksum_path), checksum_path,
-            max_size=MAX_CHECKSUM_FILE, existing=staging.live(checksum_path), phase=PHASE,
-            check=functools.partial(_check_checksum_file, name=item.filename)))
-        signature = downloader.fetch(Download(
-            item.url + ".asc", staging.path(signature_path), signature_path,
-            max_size=MAX_SIGNATURE_FILE, existing=staging.live(signature_path), phase=PHASE,
-            check=functools.partial(check_armored_signature, name=signature_path)))
-        expected = read_elastic_sha512(checksum.dest, item.filename)
-        held = since.signed(staging.path(path), item.url, signature, expected, PHASE) \
-            if since is not None else None
-        if held is not None:
-            return ArtifactResult(item, held.fetched, checksum, signature, held.signer)
+        try:
+            return _verified(item, staging, downloader, verifier, since, fresh=False)
+        except _StaleCompanion as stale:
+            # Elastic re-signed or re-published it, or the kept copy was damaged in a way
+            # that still reads as a signature: the companions come again, once.
+            downloader.reporter.warning(f"{stale.message}; fetching {checksum_path} and "
+                                        f"{signature_path} again")
+            return _verified(item, staging, downloader, verifier, since, fresh=True)
+    except AirgapError:
+        # Nothing unverified stays: the companions go with the file they vouch for.
+        staging.path(checksum_path).unlink(missing_ok=True)
+        staging.path(signature_path).unlink(missing_ok=True)
+        raise
 
-        def check(candidate: Path, digests: Digests) -> str:
+
+def _verified(item: ArtifactItem, staging: Staging, downloader: Downloader,
+              verifier: Verifier, since: Since | None, *, fresh: bool) -> ArtifactResult:
+    """The file, its .sha512 and its .asc, verified; ``fresh``: the two companions
+    downloaded again, whatever an earlier run kept."""
+    path = item.bundle_path
+    checksum_path, signature_path = path + ".sha512", path + ".asc"
+    if fresh:
+        staging.path(checksum_path).unlink(missing_ok=True)
+        staging.path(signature_path).unlink(missing_ok=True)
+    signers: list[TrustedKey] = []
+    checksum = downloader.fetch(Download(
+        item.url + ".sha512", staging.path(checksum_path), checksum_path,
+        max_size=MAX_CHECKSUM_FILE, existing=None if fresh else staging.live(checksum_path),
+        phase=PHASE, check=functools.partial(_check_checksum_file, name=item.filename)))
+    signature = downloader.fetch(Download(
+        item.url + ".asc", staging.path(signature_path), signature_path,
+        max_size=MAX_SIGNATURE_FILE, existing=None if fresh else staging.live(signature_path),
+        phase=PHASE, check=functools.partial(check_armored_signature, name=signature_path)))
+    kept = checksum.reused or signature.reused
+    expected = read_elastic_sha512(checksum.dest, item.filename)
+    held = since.signed(staging.path(path), item.url, signature, expected, PHASE) \
+        if since is not None else None
+    if held is not None:
+        return ArtifactResult(item, held.fetched, checksum, signature, held.signer)
+
+    def check(candidate: Path, digests: Digests) -> str:
+        try:
             if digests.sha512 != expected:
                 raise ChecksumMismatchError(
                     f"{path}: SHA-512 is {digests.sha512[:16]}…, but "
                     f"{item.filename}.sha512 says {expected[:16]}…: the file was altered "
                     "or damaged in transit")
             key = verifier.verify(candidate, signature.dest, name=path)
-            signers.append(key)
-            return f"sha512 ok, signature ok ({key.key_id})"
+        except (ChecksumMismatchError, SignatureError) as failed:
+            if kept:
+                raise _StaleCompanion(f"{path}: its kept .sha512 or .asc does not vouch "
+                                      f"for it ({failed.message})") from failed
+            raise
+        signers.append(key)
+        return f"sha512 ok, signature ok ({key.key_id})"
 
-        file = downloader.fetch(Download(item.url, staging.path(path), path, check=check,
-                                         existing=staging.live(path), phase=PHASE))
-    except AirgapError:
-        # Nothing unverified stays: the companions go with the file they vouch for.
-        staging.path(checksum_path).unlink(missing_ok=True)
-        staging.path(signature_path).unlink(missing_ok=True)
-        raise
+    file = downloader.fetch(Download(item.url, staging.path(path), path, check=check,
+                                     existing=staging.live(path), phase=PHASE))
     return ArtifactResult(item, file, checksum, signature, signers[-1])

@@ -63,6 +63,9 @@ def fetch_defend(items: Sequence[DefendItem], staging: Staging, downloader: Down
                     f"{item.url} and {earlier[1].url} list /{entry.path} with different "
                     "contents", details=["fetch again later: Elastic may be updating them"])
             wanted.setdefault(entry.path, (entry, item))
+    downloader.reporter.phase_sized(  # known now: the manifests give every size
+        PHASE, sum(m.digests.size for _, m, _, _ in manifests)
+        + sum(entry.encoded_size for entry, _ in wanted.values()), len(manifests) + len(wanted))
     downloads = [_artifact_download(entry, item, staging) for entry, item in wanted.values()]
     fetched = dict(zip(wanted, downloader.fetch_all(downloads), strict=True))
     return [DefendResult(item, manifest, document, when,

@@ -105,6 +105,16 @@ class ImageResult:
         return sum(f.digests.size for f in self.files)
 
 
+def image_files(*images: ResolvedImage) -> dict[str, int]:
+    """Every file the images put in a bundle's layout, each once however many images
+    and platforms share it: the documents (index, manifests) and the blobs, by path."""
+    found = {f"{IMAGES}/blobs/sha256/{hashlib.sha256(data).hexdigest()}": len(data)
+             for image in images for _, data in image.documents}
+    found.update((f"{IMAGES}/blobs/sha256/{d.hex}", d.size)
+                 for image in images for d, _ in image.blobs())
+    return found
+
+
 def resolve_image(item: ImageItem, downloader: Downloader, *, registry: bool = True,
                   base: bool = False) -> ResolvedImage:
     """Find ``item``'s manifests for its platforms, and so every blob it needs;
@@ -156,17 +166,33 @@ def fetch_images(images: Sequence[ResolvedImage], staging: Staging,
     live = oci.Layout(staging.live(IMAGES))
     documents: list[list[Fetched]] = []
     blobs: dict[str, tuple[oci.Descriptor, str, RegistryClient]] = {}
+    reporter = downloader.reporter
+    stored: dict[str, Fetched] = {}
     for image in images:
         written: list[Fetched] = []
         documents.append(written)
         for url, data in image.documents:
             digests = _digests(data)
-            kept = live.blob(f"sha256:{digests.sha256}")
+            sha256 = hashlib.sha256(data).hexdigest()  # a document is a few KiB at most
+            if sha256 in stored:  # a document two images share: written once
+                written.append(stored[sha256])
+                continue
+            kind = _document_kind(image, data, len(images) > 1)
+            label = f"{IMAGES}/blobs/sha256/{sha256} ({kind})"
+            kept = live.blob(f"sha256:{sha256}")
             if kept.is_file() and kept.read_bytes() == data:
                 written.append(Fetched(kept, url, digests, reused=True))
-                continue
-            path, digests = layout.write_blob(data)
-            written.append(Fetched(path, url, digests, reused=False))
+                reporter.task_kept(label, label, digests.size, phase=PHASE,
+                                   detail="sha256 ok")
+            else:
+                # Asked for before the downloads (the check of the sources): written now,
+                # and counted with the phase like every other file it brings.
+                reporter.task_started(label, label, digests.size, phase=PHASE)
+                path, digests = layout.write_blob(data)
+                reporter.task_advanced(label, digests.size)
+                reporter.task_finished(label, "fetched", "sha256 ok")
+                written.append(Fetched(path, url, digests, reused=False))
+            stored[sha256] = written[-1]
         for descriptor, what in image.blobs():
             if len(images) > 1:
                 what = f"{image.item.reference.repository} {what}"
@@ -195,6 +221,15 @@ def fetch_images(images: Sequence[ResolvedImage], staging: Staging,
                                    tuple(files.values()), image.left_out))
     write_image_index(staging, results)
     return results
+
+
+def _document_kind(image: ResolvedImage, data: bytes, several: bool) -> str:
+    """What one of an image's documents is: its index, or one platform's manifest."""
+    digest = f"sha256:{hashlib.sha256(data).hexdigest()}"
+    platform = next((p.platform for p in image.platforms if p.manifest.digest == digest),
+                    None)
+    what = f"{platform} manifest" if platform is not None else "index"
+    return f"{image.item.reference.repository} {what}" if several else what
 
 
 def write_image_index(staging: Staging, images: Sequence[ImageResult]) -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from airgap.bundle.defend import MAX_MANIFEST_ZIP, DefendManifestFile, read_manifest_data
+from airgap.bundle.layout import ARTIFACT_CHECKSUM, ARTIFACT_SIGNATURE, PACKAGE_SIGNATURE
 from airgap.bundle.staging import Staging
 from airgap.errors import (
     FileSystemError,
@@ -29,7 +30,7 @@ from airgap.errors import (
     ServerResponseError,
     setting,
 )
-from airgap.fetch.image import ResolvedImage, resolve_image
+from airgap.fetch.image import ResolvedImage, image_files, resolve_image
 from airgap.fetch.packages import ResolvedPackage, resolve
 from airgap.fetch.tailored import estimated_size, layer_in_bundle
 from airgap.files import PART, file_system
@@ -60,16 +61,18 @@ class SourceCheck:
     composed: int | None = None
     #: Elastic Defend's manifests and every artifact they list, by path in the bundle.
     defend: Mapping[str, int | None] = field(default_factory=dict)
+    #: The small files that come with them: each binary's .sha512 and .asc, each
+    #: package's .sig, by their paths in the bundle.
+    companions: Mapping[str, int | None] = field(default_factory=dict)
 
     def sizes(self) -> dict[str, int | None]:
-        """Every file to fetch by its path in the bundle, with its size when known."""
-        layout = "images/blobs/sha256/"
-        found: dict[str, int | None] = {f"{layout}{d.hex}": d.size
-                                        for image in (self.image, *self.images)
-                                        for d, _ in image.blobs()}
+        """Every file to fetch by its path in the bundle, with its size when known: the
+        images' documents and blobs, the binaries, the packages, and their companions."""
+        found: dict[str, int | None] = dict(image_files(self.image, *self.images))
         found.update(self.artifacts)
         found.update(self.package_sizes)
         found.update(self.defend)
+        found.update(self.companions)
         return found
 
     @property
@@ -116,21 +119,23 @@ def check_plan(plan: Plan, ca_cert: Path | None, jobs: int,
 def check_sources(plan: Plan, downloader: Downloader) -> SourceCheck:
     """Ask every source about everything ``plan`` needs, the three at once; raise the
     errors found, all of them, before anything large is downloaded."""
-    with SidePool("airgap-check", workers=4, on_failure=downloader.cancel) as side:
+    with downloader.quickly(), \
+            SidePool("airgap-check", workers=4, on_failure=downloader.cancel) as side:
         images = side.submit(_resolve_images, plan, downloader)
         artifacts = side.submit(_artifact_sizes, plan.artifacts, downloader)
         packages = side.submit(_resolve_packages, plan, downloader)
         defend = side.submit(_defend_sizes, plan, downloader)
     raise_failures([images, artifacts, packages, defend],
                    "the sources cannot give everything the manifest asks for")
-    resolved, sizes = packages.result()
+    resolved, sizes, signatures = packages.result()
     first, *others = images.result()
+    binaries, companions = artifacts.result()
     composed = None
     if plan.tailored is not None:
         known = [size for size in sizes.values() if size is not None]
         composed = estimated_size(plan.tailored.package_path, sizes, known)
-    return SourceCheck(first, artifacts.result(), resolved, sizes, tuple(others), composed,
-                       defend.result())
+    return SourceCheck(first, binaries, resolved, sizes, tuple(others), composed,
+                       defend=defend.result(), companions={**companions, **signatures})
 
 
 def _resolve_images(plan: Plan, downloader: Downloader) -> list[ResolvedImage]:
@@ -165,11 +170,15 @@ def probe_size(downloader: Downloader, url: str, label: str) -> int | None:
 
 
 def _artifact_sizes(items: Sequence[ArtifactItem], downloader: Downloader
-                    ) -> dict[str, int | None]:
-    tasks = [functools.partial(probe_size, downloader, item.url, item.bundle_path)
-             for item in items]
+                    ) -> tuple[dict[str, int | None], dict[str, int | None]]:
+    """Each binary's size, and its .sha512's and .asc's (a missing one is found now)."""
+    files = [(item.url + suffix, item.bundle_path + suffix)
+             for item in items for suffix in ("", ARTIFACT_CHECKSUM, ARTIFACT_SIGNATURE)]
+    tasks = [functools.partial(probe_size, downloader, url, path) for url, path in files]
     sizes = downloader.run_all(tasks, what="binaries") if tasks else []
-    return {item.bundle_path: size for item, size in zip(items, sizes, strict=True)}
+    found = {path: size for (_, path), size in zip(files, sizes, strict=True)}
+    binaries = {item.bundle_path: found.pop(item.bundle_path) for item in items}
+    return binaries, found
 
 
 def _defend_sizes(plan: Plan, downloader: Downloader) -> dict[str, int | None]:
@@ -208,7 +217,8 @@ def _defend_manifest(plan: Plan, item: DefendItem, downloader: Downloader
 
 def _resolve_packages(plan: Plan, downloader: Downloader
                       ) -> tuple[tuple[tuple[ResolvedPackage, str], ...],
-                                 dict[str, int | None]]:
+                                 dict[str, int | None], dict[str, int | None]]:
+    """Every package resolved, with why; the zips' sizes, and their .sig's."""
     manifest = plan.manifest
     epr = manifest.sources.epr
 
@@ -225,11 +235,14 @@ def _resolve_packages(plan: Plan, downloader: Downloader
     resolved = tuple((package, item.reason)
                      for versions, item in zip(found, plan.packages, strict=True)
                      for package in versions)
-    probes = [functools.partial(probe_size, downloader, package.url, package.bundle_path)
-              for package, _ in resolved]
+    files = [file for package, _ in resolved for file in (
+        (package.url, package.bundle_path),
+        (package.signature_url, package.bundle_path + PACKAGE_SIGNATURE))]
+    probes = [functools.partial(probe_size, downloader, url, path) for url, path in files]
     sizes = downloader.run_all(probes, what="package sizes") if probes else []
-    return resolved, {package.bundle_path: size
-                      for (package, _), size in zip(resolved, sizes, strict=True)}
+    probed = {path: size for (_, path), size in zip(files, sizes, strict=True)}
+    zips = {package.bundle_path: probed.pop(package.bundle_path) for package, _ in resolved}
+    return resolved, zips, probed
 
 
 def _unknown_package(plan: Plan, item: PackageItem, downloader: Downloader,

@@ -39,7 +39,7 @@ from airgap.fetch import packages as packages_phase
 from airgap.fetch.artifacts import ArtifactResult, fetch_artifacts
 from airgap.fetch.defend import DefendResult, fetch_defend
 from airgap.fetch.describe import Extras, describe_files, description
-from airgap.fetch.image import ImageResult, fetch_images
+from airgap.fetch.image import ImageResult, fetch_images, image_files
 from airgap.fetch.packages import PackageResult, fetch_packages
 from airgap.fetch.preflight import (
     SourceCheck,
@@ -96,9 +96,20 @@ class FetchResult:
     extras: Extras = field(default_factory=Extras)
     delta: DeltaSummary | None = None
 
+    def _index(self) -> list[Path]:
+        """The files that describe the others: bundle.json, SHA512SUMS, its signature."""
+        names = (layout.DESCRIPTION, layout.SUMS, layout.SUMS_SIGNATURE)
+        return [self.path / name for name in names if (self.path / name).is_file()]
+
+    @property
+    def file_count(self) -> int:
+        """The files of the bundle: its items, and the index that lists them."""
+        return len(self.items) + len(self._index())
+
     @property
     def total_size(self) -> int:
-        return sum(i.size for i in self.items)
+        """The bytes of the bundle: its items, and the index that lists them."""
+        return sum(i.size for i in self.items) + sum(p.stat().st_size for p in self._index())
 
     def files(self) -> list[Fetched]:
         """Every file the phases gave."""
@@ -121,7 +132,7 @@ class FetchResult:
                       "platforms": [p.platform for p in self.image.platforms],
                       **({"tailored": self.image.tailored.to_dict()}
                          if self.image.tailored else {})},
-            "files": len(self.items) + 1, "bytes": self.total_size,
+            "files": self.file_count, "bytes": self.total_size,
             "fetched_bytes": sum(f.fetched_now for f in files),
             "resumed_bytes": sum(f.resumed for f in files if not f.reused),
             "kept_bytes": sum(f.digests.size for f in files if f.reused),
@@ -170,9 +181,11 @@ def fetch(settings: FetchSettings, reporter: Reporter) -> FetchResult:
         if since is not None:
             left = max(0, left - since.likely_held(check.sizes()))
         composing = to_compose(check, staging) > 0
+        later = ", and Elastic Defend's as its manifests say" if plan.defend else ""
         reporter.phase_finished("check", f"{human_size(check.total)} in "
                                          f"{len(check.sizes())} files, {human_size(left)} "
-                                         f"to download{' and compose' if composing else ''}")
+                                         f"to download{' and compose' if composing else ''}"
+                                         f"{later}")
         check_space(staging, left, composing=composing)
         try:
             images, artifacts, packages, defend = _fetch_phases(
@@ -234,25 +247,28 @@ def _fetch_phases(plan: Plan, check: SourceCheck, staging: Staging, downloader: 
     servers: fetch them at the same time, each with its own --jobs transfers."""
     sizes = check.sizes()
     images = [check.image, *check.images]
-    blobs = {d.digest: d for image in images for d, _ in image.blobs()}
+    # Each phase announces every file it brings, the small ones too (checksums,
+    # signatures, the images' manifests), as the sources gave their sizes.
+    image_sizes = list(image_files(*images).values())
     reporter.phase_started(image_phase.PHASE, f"image {plan.image.reference} for "
                            f"{', '.join(plan.image.platforms)}" + (
                                f" and {len(check.images)} more" if check.images else ""),
-                           total=sum(d.size for d in blobs.values()), items=len(blobs))
-    artifact_bytes = [sizes.get(a.bundle_path) for a in plan.artifacts]
+                           total=sum(image_sizes), items=len(image_sizes))
+    artifact_bytes = [sizes.get(a.bundle_path + suffix) for a in plan.artifacts
+                      for suffix in ("", layout.ARTIFACT_CHECKSUM, layout.ARTIFACT_SIGNATURE)]
     reporter.phase_started(artifacts_phase.PHASE, f"{len(plan.artifacts)} binaries with "
-                           "their .sha512 and .asc", items=3 * len(plan.artifacts),
-                           total=None if None in artifact_bytes else
-                           sum(s for s in artifact_bytes if s is not None))
-    package_bytes = list(check.package_sizes.values())
+                           "their .sha512 and .asc", items=len(artifact_bytes),
+                           total=_known_total(artifact_bytes))
+    package_bytes = [sizes.get(p.bundle_path + suffix) for p, _ in check.packages
+                     for suffix in ("", layout.PACKAGE_SIGNATURE)]
     reporter.phase_started(packages_phase.PHASE, f"{len(check.packages)} packages with "
-                           "their .sig", items=2 * len(check.packages),
-                           total=None if None in package_bytes else
-                           sum(s for s in package_bytes if s is not None))
+                           "their .sig", items=len(package_bytes),
+                           total=_known_total(package_bytes))
     phases = [image_phase.PHASE, artifacts_phase.PHASE, packages_phase.PHASE]
     if plan.defend:
         reporter.phase_started(defend_phase.PHASE, f"Elastic Defend's artifacts for Endpoint "
-                               f"{', '.join(d.endpoint_version for d in plan.defend)}")
+                               f"{', '.join(d.endpoint_version for d in plan.defend)} (their "
+                               "sizes come with the manifests)")
         phases.append(defend_phase.PHASE)
     with SidePool("airgap-phase", workers=4, on_failure=downloader.cancel) as pool:
         jobs: list[Future[Any]] = [
@@ -271,6 +287,11 @@ def _fetch_phases(plan: Plan, check: SourceCheck, staging: Staging, downloader: 
     raise_failures(jobs, "the fetch did not complete")
     return jobs[0].result(), jobs[1].result(), jobs[2].result(), \
         jobs[3].result() if plan.defend else []
+
+
+def _known_total(sizes: Sequence[int | None]) -> int | None:
+    """The bytes of a phase's files, when the sources gave every size."""
+    return None if None in sizes else sum(s for s in sizes if s is not None)
 
 
 def _phase_done(reporter: Reporter, phase: str, job: Future[Any]) -> None:

@@ -113,12 +113,13 @@ class LoadResult:
         if self.verification is not None:
             done["verification"] = self.verification.summary()
         if self.loaded is not None:
-            done["docker"] = {"reference": self.loaded.reference, "image_id": self.loaded.image_id,
-                              "platform": self.loaded.platform, "tags": list(self.loaded.tags)}
+            done["docker"] = _loaded(self.loaded)
+        if self.more_loaded:  # the bundle's other images, after the package registry's
+            done["more_docker"] = [_loaded(loaded) for loaded in self.more_loaded]
         if self.pushed is not None:
-            done["pushed"] = {"reference": str(self.pushed.reference),
-                              "digest": self.pushed.digest, "uploaded": self.pushed.uploaded,
-                              "skipped": self.pushed.skipped}
+            done["pushed"] = _pushed(self.pushed)
+        if self.pushed_more:
+            done["pushed_more"] = [_pushed(pushed) for pushed in self.pushed_more]
         if self.running is not None:
             done["running"] = {"container": self.running.name, "url": self.running.url,
                                "reachable": self.running.reachable}
@@ -128,10 +129,24 @@ class LoadResult:
                                  "copied": a.copied, "cloned": a.cloned,
                                  "unchanged": a.unchanged,
                                  "replaced": list(a.replaced)}
+        if self.defend is not None:
+            d = self.defend
+            done["defend"] = {"directory": str(d.directory), "added": d.added,
+                              "unchanged": d.unchanged, "manifests": list(d.manifests)}
         if self.config is not None:
             done["settings"] = {"directory": str(self.config.directory),
                                 "files": list(self.config.files)}
         return done
+
+
+def _loaded(loaded: LoadedImage) -> dict[str, Any]:
+    return {"reference": loaded.reference, "image_id": loaded.image_id,
+            "platform": loaded.platform, "tags": list(loaded.tags)}
+
+
+def _pushed(pushed: PushResult) -> dict[str, Any]:
+    return {"reference": str(pushed.reference), "digest": pushed.digest,
+            "uploaded": pushed.uploaded, "skipped": pushed.skipped}
 
 
 def _check(settings: LoadSettings) -> tuple[str, ...]:

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from airgap.bundle.description import NotABundle
 from airgap.bundle.layout import DOWNLOADS, SECURITY
 from airgap.bundle.lock import refuse_while_written
 from airgap.bundle.verify import (
     BundleRefused,
-    NotABundle,
     VerifyReport,
     VerifySettings,
     verify_bundle,

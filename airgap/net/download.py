@@ -15,10 +15,11 @@ the files it already finished instead of downloading them again.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import re
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -107,6 +108,12 @@ class Fetched:
         return 0 if self.reused else self.digests.size - self.resumed
 
 
+#: The check of the sources (:meth:`Downloader.quickly`): seconds a server may take to
+#: connect or answer, and the retries it gets.
+QUICK_TIMEOUT = 10.0
+QUICK_RETRIES = 1
+
+
 class Downloader:
     """Fetches :class:`Download` items, one at a time or many in parallel."""
 
@@ -121,6 +128,24 @@ class Downloader:
         """Stop every transfer (Ctrl-C): running ones at their next chunk, waiting ones
         before they start."""
         self._cancel.set()
+
+    @contextlib.contextmanager
+    def quickly(self) -> Iterator[None]:
+        """Short timeouts and one retry meanwhile: for the check of the sources, which
+        asks only small questions and must answer in seconds, not after the minutes a
+        stalled transfer is given. Nothing else may use the client meanwhile."""
+        settings, timeout = self.settings, self.client.timeout
+        self.settings = dataclasses.replace(
+            settings, retries=min(settings.retries, QUICK_RETRIES),
+            connect_timeout=min(settings.connect_timeout, QUICK_TIMEOUT),
+            read_timeout=min(settings.read_timeout, QUICK_TIMEOUT))
+        self.client.timeout = httpx.Timeout(connect=self.settings.connect_timeout,
+                                            read=self.settings.read_timeout,
+                                            write=self.settings.read_timeout, pool=None)
+        try:
+            yield
+        finally:
+            self.settings, self.client.timeout = settings, timeout
 
     def retrying(self, operation: Callable[[], T], what: str) -> T:
         """Run ``operation`` with this engine's retries; a cancel ends the wait between

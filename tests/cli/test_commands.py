@@ -163,3 +163,22 @@ def test_a_fifo_where_a_file_is_expected_is_refused_at_once(option: list[str],
     result = run(*[o.format(dir=tmp_path) for o in option], str(fifo))
     assert result.returncode == 2, result.stderr
     assert "is not a regular file" in result.stderr and str(fifo) in result.stderr
+
+
+def test_inspect_of_a_folder_that_is_no_bundle_says_so_with_exit_2(tmp_path: Path) -> None:
+    other = tmp_path / "photos"
+    other.mkdir()
+    (other / "holiday.jpg").write_bytes(b"\xff\xd8")
+    for folder in (other, tmp_path / "empty"):
+        folder.mkdir(exist_ok=True)
+        result = run("inspect", str(folder))
+        assert result.returncode == 2, result.stderr
+        assert f"{folder} is not an airgap bundle: it has none of SHA512SUMS, bundle.json" \
+            in result.stderr
+        assert "give the folder `airgap fetch -o` wrote" in result.stderr
+    # A bundle in the making (a fetch was stopped) is one: what to do is another thing.
+    making = tmp_path / "making"
+    (making / ".airgap-next").mkdir(parents=True)
+    result = run("inspect", str(making))
+    assert result.returncode == 1 and "is not a complete airgap bundle" in result.stderr
+    assert "run it again" in result.stderr

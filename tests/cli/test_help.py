@@ -7,7 +7,7 @@ import click
 import pytest
 
 from airgap.cli.commands import cli
-from tests.terminal import in_pipe
+from tests.terminal import at_terminal, in_pipe
 
 
 def test_the_top_help_has_whole_summaries_an_example_exit_codes_and_the_environment() -> None:
@@ -77,3 +77,22 @@ def test_trust_key_help_names_everything_the_operator_vouches_for(command: str) 
     said = text[text.index("--trust-key"):text.index("--trust-key") + 400]
     for area in ("keys/", "the image", "security/", "tools/", "bundle.json"):
         assert area in said, (command, said)
+
+
+@pytest.mark.parametrize("command", [[], *([name] for name in cli.commands)],
+                         ids=["airgap", *cli.commands])
+def test_every_help_fits_80_columns(command: list[str]) -> None:
+    result = in_pipe(*command, "--help")  # a pipe: click takes 80 columns, as a terminal's
+    assert result.returncode == 0, result.stderr
+    wide = [line for line in result.stdout.splitlines() if len(line) > 80]
+    assert wide == [], wide
+
+
+@pytest.mark.parametrize("command", [[], ["load"], ["fetch"]], ids=["airgap", "load", "fetch"])
+def test_help_at_an_80_column_terminal_is_never_wrapped(command: list[str]) -> None:
+    seen = at_terminal(*command, "--help", env={"COLUMNS": "80"})
+    seen.assert_no_traceback()
+    assert seen.code == 0
+    wide = [line for line in seen.lines if len(line) > 80]
+    assert wide == [], wide
+    assert "Usage: airgap" in seen.text

@@ -66,6 +66,18 @@ def test_fetch_at_a_terminal_shows_its_phases_and_ends_with_the_bundle(
     assert f"fetched  {AGENT}" in seen.text
     assert "sha512 ok, signature ok" in seen.text
     assert seen.lines[-1].startswith("done: ") and "SHA512SUMS" in seen.lines[-1]
+    # Each phase ends in the terms it counts in, every file it brings done; and the table's
+    # files add up to the last line's.
+    ends = {m[1]: (m[2], m[3]) for m in (re.fullmatch(
+        r"(image|artifacts|packages): done, (\d+)/(\d+) files, .*", line)
+        for line in seen.lines) if m}
+    assert set(ends) == {"image", "artifacts", "packages"}, seen.text
+    assert all(done == planned for done, planned in ends.values()), ends
+    assert ends["artifacts"][1] == "24" and ends["packages"][1] == "6"  # with companions
+    files = [int(m[1]) for m in (re.search(r"│ +(\d+) │", line) for line in seen.lines
+                                 if line.startswith("│")) if m]
+    total = re.match(r"done: (\d+) files", seen.lines[-1])
+    assert total and files and sum(files) == int(total[1]), seen.text
 
 
 def test_ctrl_c_at_a_terminal_says_what_was_kept(
@@ -266,6 +278,25 @@ def test_sigterm_at_a_terminal_exits_143(golden_bundle: Path, tmp_path: Path) ->
     assert seen.lines[-1].startswith("terminated: ") and "nothing was changed" in \
         seen.lines[-1]
 
+
+
+def test_sighup_at_a_terminal_exits_129_with_one_line(
+        make_manifest: ManifestMaker, registry_front: RegistryFront,
+        artifact_server: ArtifactServer, epr_server: EprServer, tmp_path: Path) -> None:
+    manifest = site_manifest(make_manifest, registry_front, artifact_server, epr_server,
+                             size=8 << 20)
+    artifact_server.faults.inject("*.tar.gz", Fault("slow", times=-1, delay=0.05))
+
+    def hang_up(child: pexpect.spawn) -> None:
+        child.expect("fetched ", timeout=120)
+        child.kill(signal.SIGHUP)  # the terminal (or the ssh session) went away
+
+    seen = at_terminal("fetch", str(manifest), "-o", str(tmp_path / "bundle"), when=hang_up)
+    seen.assert_no_traceback()
+    assert seen.code == 129
+    assert seen.lines[-1].startswith("hung up: ") and "run the same command again" in \
+        seen.lines[-1]
+    assert sum(line.startswith("hung up") for line in seen.lines) == 1
 
 
 # -- merge, split and join at a terminal, and Ctrl-C in each ----------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
 import ssl
 import subprocess
 import sys
@@ -39,9 +40,14 @@ def test_a_typo_in_an_integration_is_a_manifest_error_in_seconds(
     manifest = site_manifest(make_manifest, registry_front, artifact_server, epr_server,
                              integrations=["system", "ngnix"])
     started = time.monotonic()
-    result = in_pipe("fetch", str(manifest), "-o", str(tmp_path / "bundle"))
+    result = in_pipe("fetch", str(manifest), "-o", str(tmp_path / "sites" / "bundle"))
     assert time.monotonic() - started < 20
     assert result.returncode == 2, result.stderr
+    assert not (tmp_path / "sites").exists(), "the failed fetch left the folders it made"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    again = in_pipe("fetch", str(manifest), "-o", str(empty))
+    assert again.returncode == 2 and list(empty.iterdir()) == [], "it left its lock"
     assert f"{manifest}:" in result.stderr and "integrations[1]: 'ngnix' is not a package" \
         in result.stderr
     assert "did you mean 'nginx'?" in result.stderr
@@ -314,3 +320,35 @@ def test_a_tailored_plan_is_checked_with_its_packages_and_the_layer_they_make(
     assert "not enough space on tmpfs" in result.stderr
     assert "to download and compose" in result.stderr
     assert epr_server.faults.requests("*.zip", method="GET") == []
+
+
+def test_a_host_that_does_not_resolve_is_said_once_however_many_files_it_has(
+        make_manifest: ManifestMaker, registry_front: RegistryFront,
+        epr_server: EprServer) -> None:
+    manifest = make_manifest(epr_from=epr_server, integrations=["nginx"], sources={
+        "registry": registry_front.url, "artifacts": "http://files.no-such-host.invalid"})
+    started = time.monotonic()
+    result = in_pipe("plan", str(manifest), "--check")
+    assert time.monotonic() - started < 20
+    assert result.returncode == 1, result.stderr
+    said = "cannot find files.no-such-host.invalid: the name does not resolve"
+    assert result.stderr.count(said) == 1, result.stderr  # not once for each of 24 files
+    assert "Traceback" not in result.stderr
+
+
+def test_a_source_that_never_answers_fails_the_check_in_seconds(
+        make_manifest: ManifestMaker, artifact_server: ArtifactServer,
+        epr_server: EprServer, tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # listens, never answers
+        port = silent.getsockname()[1]
+        manifest = make_manifest(artifacts_from=artifact_server, epr_from=epr_server,
+                                 integrations=["nginx"],
+                                 sources={"registry": f"http://127.0.0.1:{port}"})
+        started = time.monotonic()
+        result = in_pipe("fetch", str(manifest), "-o", str(tmp_path / "bundle"))
+        took = time.monotonic() - started
+    # Each request: 10 s, then one retry; a transfer's (60 s, six retries) would be minutes.
+    assert took < 45, took
+    assert result.returncode == 1, result.stderr
+    assert f"127.0.0.1:{port}" in result.stderr and "timed out" in result.stderr
+    assert not (tmp_path / "bundle").exists()

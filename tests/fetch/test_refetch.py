@@ -206,3 +206,31 @@ def test_a_refetch_repairs_a_file_of_the_bundle_that_no_longer_verifies(
     assert coreutils_agrees(bundle)
     verified = in_pipe("verify", str(bundle), "--trust-key", str(operator_key))
     assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_a_kept_signature_that_no_longer_verifies_is_fetched_again_not_the_binary(
+        make_manifest: ManifestMaker, registry_front: RegistryFront,
+        artifact_server: ArtifactServer, epr_server: EprServer, operator: SigningKey,
+        operator_key: Path, tmp_path: Path) -> None:
+    manifest = site_manifest(make_manifest, registry_front, artifact_server, epr_server)
+    bundle = tmp_path / "bundle"
+    signed_fetch(manifest, bundle, operator)
+    agent = "downloads/beats/elastic-agent/elastic-agent-9.0.0-linux-x86_64.tar.gz"
+    other = "downloads/beats/filebeat/filebeat-9.0.0-linux-x86_64.tar.gz"
+    # A signature still, and by the trusted key, but of another file: it reads as one.
+    shutil.copyfile(bundle / f"{other}.asc", bundle / f"{agent}.asc")
+    before = len(artifact_server.faults.requests(f"*/{agent.rsplit('/', 1)[1]}",
+                                                 method="GET"))
+    result = in_pipe("fetch", str(manifest), "-o", str(bundle), *signing(operator))
+    assert result.returncode == 0, result.stderr
+    assert f"{agent}: its kept .sha512 or .asc does not vouch for it" in result.stderr
+    assert f"fetching {agent}.sha512 and {agent}.asc again" in result.stderr
+    # The binary was not downloaded again for it: only its companions were.
+    assert len(artifact_server.faults.requests(f"*/{agent.rsplit('/', 1)[1]}",
+                                               method="GET")) == before
+    assert (bundle / f"{agent}.asc").read_bytes() == \
+        (artifact_server.root / agent.removeprefix("downloads/")).with_name(
+            agent.rsplit("/", 1)[1] + ".asc").read_bytes()
+    assert coreutils_agrees(bundle)
+    verified = in_pipe("verify", str(bundle), "--trust-key", str(operator_key))
+    assert verified.returncode == 0, verified.stdout + verified.stderr

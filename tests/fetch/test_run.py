@@ -137,9 +137,9 @@ def test_a_failed_fetch_leaves_no_index_and_lists_every_failure(
     with pytest.raises(NotFoundError, match="integration legacy_only"):
         run_fetch(manifest, bundle)
     assert not (bundle / "SHA512SUMS").exists() and not (bundle / "bundle.json").exists()
-    # The lock file stays: it marks the folder as a bundle in the making, which a rerun
-    # (here of a fixed manifest) accepts and completes.
-    assert (bundle / ".airgap.lock").is_file()
+    # It failed before it wrote anything: the folder it made (and its lock) are gone, and
+    # a rerun of a fixed manifest makes them again.
+    assert not bundle.exists()
     fixed = site_manifest(make_manifest, registry_front, artifact_server, epr_server,
                           name="fixed.yaml")
     run_fetch(fixed, bundle)

@@ -17,6 +17,7 @@ from airgap.errors import UsageError
 from airgap.load.select import select_images
 from tests.conftest import AGENT_REPOSITORY, TEST_REPOSITORY
 from tests.peers.processes import Dockerd, DockerRegistry
+from tests.terminal import in_pipe
 
 REGISTRY_IMAGE = f"docker.elastic.co/{TEST_REPOSITORY}:9.0.0"
 AGENT_IMAGE = f"docker.elastic.co/{AGENT_REPOSITORY}:9.0.0"
@@ -92,6 +93,31 @@ def test_load_registry_pushes_each_image(rich_bundle: Path, operator_key: Path,
             assert json.loads(inspected.stdout)["Digest"] == digest
     finally:
         registry.stop()
+
+
+def test_load_json_tells_every_image_loaded_and_pushed_and_defends_artifacts(
+        rich_bundle: Path, operator_key: Path, engine: Dockerd, tmp_path: Path,
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    registry = DockerRegistry(tmp_path_factory.mktemp("json-registry")).start()
+    try:
+        result = in_pipe("load", str(rich_bundle), "--docker", "--registry",
+                         f"{registry.host}/mirror", "--insecure", "--artifacts",
+                         str(tmp_path / "served"), "--trust-key", str(operator_key), "--json",
+                         env={"DOCKER_HOST": engine.host})
+    finally:
+        registry.stop()
+    assert result.returncode == 0, result.stderr
+    done = json.loads(result.stdout)["result"]
+    assert done["docker"]["reference"] == REGISTRY_IMAGE
+    assert [d["reference"] for d in done["more_docker"]] == [AGENT_IMAGE]
+    assert done["pushed"]["reference"] == f"{registry.host}/mirror/{TEST_REPOSITORY}:9.0.0"
+    assert [p["reference"] for p in done["pushed_more"]] == \
+        [f"{registry.host}/mirror/{AGENT_REPOSITORY}:9.0.0"]
+    description = json.loads((rich_bundle / "bundle.json").read_text())
+    assert done["pushed_more"][0]["digest"] == description["images"][0]["digest"]
+    defend = done["defend"]
+    assert defend["directory"].startswith(str(tmp_path / "served"))
+    assert defend["added"] > 0 and defend["manifests"] and "9.0.0" in defend["manifests"][0]
 
 
 def test_export_image_writes_the_image_named(rich_bundle: Path, operator_key: Path,
