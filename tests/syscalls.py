@@ -31,6 +31,14 @@ def slow_open(path: Path, seconds: float) -> tuple[str, ...]:
             f"--trace-path={path}")
 
 
+def failing_open(path: Path, error: str = "EACCES") -> tuple[str, ...]:
+    """Every open of ``path`` fails with ``error``, as on a medium that went bad or a file
+    whose permissions refuse airgap (root is never refused a permission)."""
+    require_programs("strace")
+    return (*_STRACE, f"--trace={_CALLS['open']}", f"--inject={_CALLS['open']}:error={error}",
+            f"--trace-path={path}")
+
+
 def kill_at(call: str, path: Path) -> tuple[str, ...]:
     """SIGKILL at the first ``call`` (``open`` or ``rename``) of ``path``, before it is
     done: what was written until then stays, nothing after."""

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from airgap.bundle.verify import Problem
+from airgap.bundle.checks import Problem
 from airgap.carry.index import Piece
 from airgap.carry.volumes import copy_piece, extras_warning, open_volume
 from airgap.reporter import Reporter
