@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from airgap.cli import options, progress, render
+from airgap.cli import options, render, reporters
 from airgap.cli.carrying import verify_volume
 from airgap.cli.group import begin, cli, emit, json_option, reporting
 from airgap.errors import ExitCode, VerificationError
@@ -134,8 +134,7 @@ def export_image_command(bundle: Path, platform: str | None, output: Path,
     except BundleRefused as refused:
         render.render_verify(refused.report)
         raise
-    render.line(f"wrote {result.path}: {result.reference} ({result.platform}), "
-                f"{result.size} bytes; load it with: docker load -i {result.path}")
+    render.render_export(result)
 
 
 @cli.command("verify", short_help="Prove that BUNDLE is intact, offline.")
@@ -356,8 +355,8 @@ def serve_command(root: Path, skip_verify: bool, trust_keys: tuple[Path, ...],
                              skip_verify=skip_verify, trust_keys=trust_keys,
                              trust_signers=trust_signers)
     try:
-        run_server(settings, progress.service_reporter(quiet),
-                   access_log=None if quiet else progress.access_logger())
+        run_server(settings, reporters.service_reporter(quiet),
+                   access_log=None if quiet else reporters.access_logger())
     except BundleRefused as refused:
         render.render_verify(refused.report)
         raise

@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from airgap import __version__
-from airgap.cli import progress, render
+from airgap.cli import output, progress, reporters
 from airgap.cli.session import Session
 from airgap.errors import AirgapError, ExitCode
 
@@ -94,7 +94,7 @@ def begin(command: str, as_json: bool = False,
 @contextlib.contextmanager
 def reporting(session: Session, quiet: bool) -> Iterator[progress.CountingReporter]:
     """The reporter for this run: progress at a terminal, lines in a pipe, none quiet."""
-    with progress.make_reporter(quiet or session.json) as reporter:
+    with reporters.make_reporter(quiet or session.json) as reporter:
         session.reporter = reporter
         yield reporter
 
@@ -103,7 +103,7 @@ def emit(session: Session, result: Any, *, exit_code: int = ExitCode.OK,
          problems: Sequence[Any] = (), warnings: Sequence[str] = (),
          error: AirgapError | None = None) -> None:
     """Print the one JSON document of this run."""
-    render.print_json(render.envelope(session.command, exit_code, result, problems=problems,
+    output.print_json(output.envelope(session.command, exit_code, result, problems=problems,
                                       warnings=warnings, error=error))
     session.json_printed = True
 

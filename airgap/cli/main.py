@@ -23,7 +23,7 @@ import click
 
 from airgap.cli import (
     commands,  # noqa: F401 - defines the commands of the group
-    render,
+    output,
 )
 from airgap.cli.group import PipeClosed, Stopped, cli
 from airgap.cli.session import Session
@@ -73,8 +73,8 @@ def _run(argv: list[str] | None, session: Session) -> int:
     try:
         cli.main(args=argv, prog_name="airgap", standalone_mode=False, obj=session)
     except (Stopped, click.exceptions.Abort) as exc:  # Abort: click's KeyboardInterrupt
-        if isinstance(exc, Stopped) and render.stderr.is_terminal:
-            render.stderr.print()  # closes the terminal's ^C echo
+        if isinstance(exc, Stopped) and output.stderr.is_terminal:
+            output.stderr.print()  # closes the terminal's ^C echo
         return _interrupted(session, exc.__cause__)
     except PipeClosed as exc:
         if _pipe_closed():
@@ -89,10 +89,10 @@ def _run(argv: list[str] | None, session: Session) -> int:
             context = exc.ctx if isinstance(exc, click.UsageError) else None
             command = session.command or (context.info_name if context else None) or "airgap"
             helped = "airgap --help" if command == "airgap" else f"airgap {command} --help"
-            render.print_json(render.envelope(command, code, error=UsageError(
+            output.print_json(output.envelope(command, code, error=UsageError(
                 exc.format_message(), details=[f"see {helped}"])))
             session.json_printed = True
-        render.print_usage_error(exc)
+        output.print_usage_error(exc)
         return code
     except AirgapError as exc:
         return _failed(session, exc)
@@ -117,9 +117,9 @@ def _failed(session: Session, error: AirgapError) -> int:
     if session.debug and error.__traceback__ is not None:
         _print_chain(error)
     if session.json and not session.json_printed:
-        render.print_json(render.envelope(session.command, error.exit_code, error=error))
+        output.print_json(output.envelope(session.command, error.exit_code, error=error))
         session.json_printed = True
-    render.print_error(error)
+    output.print_error(error)
     return int(error.exit_code)
 
 
@@ -141,10 +141,10 @@ def _interrupted(session: Session, cause: BaseException | None) -> int:
         (ExitCode.INTERRUPTED, "interrupted")
     done = session.reporter.summary() if session.reporter is not None else ""
     try:
-        render.print_note(f"{how}: " + "; ".join(p for p in (done, session.on_interrupt)
+        output.print_note(f"{how}: " + "; ".join(p for p in (done, session.on_interrupt)
                                                  if p))
         if session.json and not session.json_printed:
-            render.print_json(render.envelope(session.command, code, error=AirgapError(
+            output.print_json(output.envelope(session.command, code, error=AirgapError(
                 f"{how}: {session.on_interrupt}")))
     except OSError:
         pass  # a hung-up terminal, a closed pipe: nobody is left to read it

@@ -10,22 +10,20 @@ with the options that set them. Only :mod:`airgap.cli` imports this module.
 
 from __future__ import annotations
 
-import datetime
-import io
-import json
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import click
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
-
 from airgap.bundle.layout import TOOLS
 from airgap.cli.options import flags
-from airgap.errors import AirgapError, ExitCode, setting
+from airgap.cli.output import (
+    facts,
+    line,
+    print_warning,
+    table,
+    terminal,
+)
+from airgap.errors import setting
 from airgap.units import human_size
 
 if TYPE_CHECKING:
@@ -39,132 +37,9 @@ if TYPE_CHECKING:
     from airgap.carry.split import SplitResult
     from airgap.fetch.preflight import SourceCheck
     from airgap.fetch.run import FetchResult
+    from airgap.load.export import ExportResult
     from airgap.load.run import LoadResult
     from airgap.manifest.plan import Plan
-
-stdout = Console(highlight=False, soft_wrap=False)
-stderr = Console(stderr=True, highlight=False, soft_wrap=True)
-#: How a line of a log begins: its UTC time.
-STAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ "
-#: The version of the ``--json`` envelope (docs/user-guide.md, "Scripts and logs").
-ENVELOPE_FORMAT = 1
-
-
-def _with_flags(data: Any) -> Any:
-    """``data`` with the settings its strings name shown as options, all the way down."""
-    if isinstance(data, str):
-        return flags(data)
-    if isinstance(data, dict):
-        return {key: _with_flags(value) for key, value in data.items()}
-    if isinstance(data, list | tuple):
-        return [_with_flags(value) for value in data]
-    return data
-
-
-def envelope(command: str, exit_code: int, result: Any = None, *,
-             problems: Sequence[Any] = (), warnings: Sequence[str] = (),
-             error: AirgapError | None = None) -> dict[str, Any]:
-    """The one ``--json`` document every command prints: what it did (``result``), what
-    is wrong with it (``problems``), and the error that stopped it."""
-    return {
-        "format": ENVELOPE_FORMAT,
-        "command": command,
-        "status": "ok" if exit_code == ExitCode.OK else "verification-failed"
-        if exit_code == ExitCode.VERIFICATION else "failed",
-        "exit_code": exit_code,
-        "result": result,
-        "problems": list(problems),
-        "warnings": list(warnings),
-        "error": None if error is None else {"message": error.message,
-                                             "details": list(error.details),
-                                             "kind": type(error).__name__},
-    }
-
-
-def print_json(data: Any) -> None:
-    """Write ``data`` as indented JSON on stdout, uncoloured so it pipes cleanly."""
-    sys.stdout.write(json.dumps(_with_flags(data), indent=2, sort_keys=False) + "\n")
-    sys.stdout.flush()
-
-
-def stamp() -> str:
-    """What begins a line on stderr: nothing at a terminal, its UTC time in a log
-    (``2026-12-01T23:56:47Z ``), so that every line of a log says when it happened."""
-    if stderr.is_terminal:
-        return ""
-    return datetime.datetime.now(datetime.UTC).strftime(STAMP_FORMAT)
-
-
-def print_error(exc: AirgapError) -> None:
-    """Show an error on stderr: the message, then one indented line per detail."""
-    stderr.print(Text(stamp()) + Text("error: ", style="bold red") + Text(flags(exc.message)))
-    for detail in exc.details:
-        for line in flags(detail).splitlines():  # ManyErrors' details are indented blocks
-            stderr.print(Text(f"{stamp()}  {line}"))
-
-
-def print_warning(message: str) -> None:
-    """Show a warning on stderr."""
-    stderr.print(Text(stamp()) + Text("warning: ", style="bold yellow") + Text(flags(message)))
-
-
-def print_note(message: str) -> None:
-    """Show one line on stderr as it is (no markup), with its time in a log."""
-    stderr.print(Text(stamp() + message))
-
-
-def print_usage_error(error: click.ClickException) -> None:
-    """Show a usage error as click does; in a log, each of its lines with its time."""
-    if stderr.is_terminal:
-        error.show()
-        return
-    shown = io.StringIO()
-    error.show(file=shown)
-    for text in shown.getvalue().splitlines():
-        if text.strip():
-            print_note(text)
-
-
-def line(text: str) -> None:
-    """One line on stdout, as it is: never wrapped, never styled."""
-    sys.stdout.write(flags(text) + "\n")
-    sys.stdout.flush()
-
-
-def _terminal() -> bool:
-    return stdout.is_terminal
-
-
-def _facts(rows: Sequence[tuple[str, str]]) -> None:
-    """Key and value pairs: a grid at a terminal, ``key: value`` lines otherwise."""
-    if not _terminal():
-        for key, value in rows:
-            line(f"{key.strip()}: {value}")
-        return
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold", no_wrap=True)
-    grid.add_column(overflow="fold")
-    for key, value in rows:
-        grid.add_row(f"  {key}", flags(value))
-    stdout.print(grid)
-
-
-def _table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]], kind: str,
-           right: Sequence[str] = ()) -> None:
-    """A table at a terminal; in a pipe, the title, then ``kind`` and the row's cells on
-    one line each."""
-    if not _terminal():
-        line(title)
-        for row in rows:
-            line(" ".join([kind, *(cell for cell in row if cell)]))
-        return
-    table = Table(title=title, title_justify="left")
-    for column in columns:
-        table.add_column(column, overflow="fold", justify="right" if column in right else "left")
-    for row in rows:
-        table.add_row(*(flags(cell) for cell in row))
-    stdout.print(table)
-
 
 def render_plan(plan: Plan, check: SourceCheck | None = None) -> None:
     """What a fetch of the plan's manifest would get, and why (with sizes once checked)."""
@@ -178,7 +53,7 @@ def render_plan(plan: Plan, check: SourceCheck | None = None) -> None:
         [("image", str(image.reference))]
     composed = [("composed", f"about {human_size(check.composed)} more")] \
         if check is not None and check.composed else []
-    _facts([*names, ("platforms", ", ".join(image.platforms)),
+    facts([*names, ("platforms", ", ".join(image.platforms)),
             ("from", f"{image.registry_url}/v2/{image.reference.repository}"),
             ("why", f"← {image.reason}"),
             *([("size", human_size(check.image.size))] if check is not None else []),
@@ -188,12 +63,12 @@ def render_plan(plan: Plan, check: SourceCheck | None = None) -> None:
         previous = None
         rows = []
         for item in plan.artifacts:
-            first = item.product != previous or not _terminal()
+            first = item.product != previous or not terminal()
             previous = item.product
             rows.append([item.product if first else "", item.bundle_path,
                          *([human_size(sizes.get(item.bundle_path))] if check else []),
                          "← " + "; ".join(item.reasons) if first else ""])
-        _table(f"Artifacts from {plan.manifest.sources.artifacts} (each with its .sha512 "
+        table(f"Artifacts from {plan.manifest.sources.artifacts} (each with its .sha512 "
                "and .asc)", ["Product", "File", *(["Size"] if check else []), "Why"], rows,
                "artifact", right=["Size"])
     if plan.packages:
@@ -208,7 +83,7 @@ def render_plan(plan: Plan, check: SourceCheck | None = None) -> None:
             columns = ["Package", "Version", "Size", "Why"]
         which = "every compatible version" if plan.manifest.registry.all_versions else \
             "newest compatible"
-        _table(f"Integration packages from {epr} ({which}, with .sig)", columns,
+        table(f"Integration packages from {epr} ({which}, with .sig)", columns,
                rows, "package", right=["Size"])
     for note in plan.notes:
         line(f"note: {note}")
@@ -226,11 +101,11 @@ def render_plan(plan: Plan, check: SourceCheck | None = None) -> None:
 def _render_plan_extras(plan: Plan) -> None:
     """The images besides the registry's, and Elastic Defend's manifests."""
     for item in plan.images:
-        _facts([("image", str(item.reference)), ("platforms", ", ".join(item.platforms)),
+        facts([("image", str(item.reference)), ("platforms", ", ".join(item.platforms)),
                 ("from", f"{item.registry_url}/v2/{item.reference.repository}"),
                 ("why", f"← {item.reason}")])
     if plan.defend:
-        _table(f"Elastic Defend's artifacts from {plan.manifest.sources.security} (each "
+        table(f"Elastic Defend's artifacts from {plan.manifest.sources.security} (each "
                "manifest, then what it lists)", ["Endpoint", "Manifest", "Why"],
                [[d.endpoint_version, d.path, f"← {d.reason}"] for d in plan.defend], "defend")
 
@@ -273,7 +148,7 @@ def render_fetch(result: FetchResult) -> None:
     rows.append(["index (bundle.json, SHA512SUMS, keys, the images' index)",
                  str(result.file_count - counted[0]),
                  human_size(result.total_size - counted[1]), "-", "-", "-"])
-    _table(f"Bundle {result.path}", ["Part", "Files", "Size", "Fetched now", "Resumed", "Kept"],
+    table(f"Bundle {result.path}", ["Part", "Files", "Size", "Fetched now", "Resumed", "Kept"],
            rows, "part", right=["Files", "Size", "Fetched now", "Resumed", "Kept"])
     state = "unchanged: it already held exactly this" if result.unchanged else \
         f"listed in {result.path / 'SHA512SUMS'}" + (" (signed)" if result.signed else "")
@@ -309,7 +184,7 @@ def render_verify(report: VerifyReport) -> None:
     if report.ok:
         line(f"intact: {report.bundle}: {summary}")
         return
-    _table(f"{len(report.problems)} problem(s) in {report.bundle}",
+    table(f"{len(report.problems)} problem(s) in {report.bundle}",
            ["File", "Problem", "Detail"],
            [[p.path, p.kind, p.message] for p in report.problems], "problem")
     line(f"failed: {summary}")
@@ -321,15 +196,15 @@ def render_contents(contents: BundleContents) -> None:
     state = "complete" if contents.complete else "INCOMPLETE (no SHA512SUMS)"
     signed = "signed by its operator (SHA512SUMS.asc)" if contents.signed else \
         "no operator signature"
-    facts = [("bundle", f"{contents.path} ({state}, {signed})")]
+    said = [("bundle", f"{contents.path} ({state}, {signed})")]
     if contents.identity is not None:
-        facts.append(("identity", _identity(contents.identity)))
+        said.append(("identity", _identity(contents.identity)))
     if contents.delta_of is not None and contents.carried is not None:
         files, size = contents.carried
-        facts.append(("delta", f"of the bundle {_identity(contents.delta_of)}: carries "
+        said.append(("delta", f"of the bundle {_identity(contents.delta_of)}: carries "
                                f"{files} files ({human_size(size)}) of those below"))
-    _facts([
-        *facts,
+    facts([
+        *said,
         ("made", f"{contents.created} by airgap {contents.tool_version}"),
         ("stack", contents.stack_version),
         ("image", f"{image.get('reference')} ({human_size(image.get('size'))})"),
@@ -351,15 +226,15 @@ def render_contents(contents: BundleContents) -> None:
     ])
     if contents.artifacts:
         rows = [[product, str(e["platform"]), str(e["format"]), human_size(e["size"]),
-                 str(e["path"]) if not _terminal() else ""]
+                 str(e["path"]) if not terminal() else ""]
                 for product, entries in sorted(contents.artifacts.items())
                 for e in sorted(entries, key=lambda e: (str(e["platform"]), str(e["format"])))]
-        _table("Artifacts", ["Product", "Platform", "Format", "Size", ""], rows, "artifact",
+        table("Artifacts", ["Product", "Platform", "Format", "Size", ""], rows, "artifact",
                right=["Size"])
     if contents.packages:
         rows = [[str(p["name"]), str(p["version"]), human_size(p["size"]),
-                 str(p["path"]) if not _terminal() else ""] for p in contents.packages]
-        _table("Integration packages", ["Package", "Version", "Size", ""], rows, "package",
+                 str(p["path"]) if not terminal() else ""] for p in contents.packages]
+        table("Integration packages", ["Package", "Version", "Size", ""], rows, "package",
                right=["Size"])
     for warning in contents.warnings:
         print_warning(warning)
@@ -405,7 +280,13 @@ def render_load(result: LoadResult) -> None:
     if result.config:
         rows.append(("settings", f"{result.config.directory}: {', '.join(result.config.files)}"
                                  " (see its README.md)"))
-    _facts(rows)
+    facts(rows)
+
+
+def render_export(result: ExportResult) -> None:
+    """The archive ``airgap export-image`` wrote, and how to load it."""
+    line(f"wrote {result.path}: {result.reference} ({result.platform}), "
+         f"{result.size} bytes; load it with: docker load -i {result.path}")
 
 
 def _identity(identity: str) -> str:
@@ -424,7 +305,7 @@ def render_volume(report: VolumeReport) -> None:
     if report.ok:
         line(f"intact: {report.volume}: {summary}")
         return
-    _table(f"{len(report.problems)} problem(s) in {report.volume}",
+    table(f"{len(report.problems)} problem(s) in {report.volume}",
            ["Piece", "Problem", "Detail"],
            [[p.path, p.kind, p.message] for p in report.problems], "problem")
     line(f"failed: {summary}")
@@ -434,7 +315,7 @@ def render_merge(result: MergeResult) -> None:
     """What ``airgap merge`` made, and how."""
     words = {"reflink": "cloned", "link": "hard-linked", "copy": "copied",
              "kept": "already in place (made by an earlier run of this merge)"}
-    _facts([
+    facts([
         ("merged", f"{result.path}: the bundle {_identity(result.target)}"),
         ("from", f"the base {_identity(result.base)} and {result.carried} files of the delta"),
         ("files", ", ".join(f"{count} {words.get(way, way)}" for way, count in
@@ -445,7 +326,7 @@ def render_merge(result: MergeResult) -> None:
 
 def render_split(result: SplitResult) -> None:
     """The volumes written, one line each."""
-    _table(f"{len(result.volumes)} volume(s) of the bundle {_identity(result.bundle)}",
+    table(f"{len(result.volumes)} volume(s) of the bundle {_identity(result.bundle)}",
            ["Volume", "Holds"], [[str(folder), human_size(size)] for folder, size in
                                  zip(result.volumes, result.sizes, strict=True)],
            "volume", right=["Holds"])

@@ -181,11 +181,9 @@ def fetch(settings: FetchSettings, reporter: Reporter) -> FetchResult:
         if since is not None:
             left = max(0, left - since.likely_held(check.sizes()))
         composing = to_compose(check, staging) > 0
-        later = ", and Elastic Defend's as its manifests say" if plan.defend else ""
         reporter.phase_finished("check", f"{human_size(check.total)} in "
                                          f"{len(check.sizes())} files, {human_size(left)} "
-                                         f"to download{' and compose' if composing else ''}"
-                                         f"{later}")
+                                         f"to download{' and compose' if composing else ''}")
         check_space(staging, left, composing=composing)
         try:
             images, artifacts, packages, defend = _fetch_phases(

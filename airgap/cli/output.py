@@ -1,0 +1,146 @@
+"""How the CLI writes: the two consoles, a line on stdout, errors, warnings and notes on
+stderr (each stamped with its UTC time in a log), the ``--json`` envelope, and the two
+shapes a report takes (key-value facts and tables), each a rich layout at a terminal and
+plain unwrapped lines in a pipe. Settings named by core messages
+(:func:`airgap.errors.setting`) are shown as the options that set them.
+"""
+
+from __future__ import annotations
+
+import datetime
+import io
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from airgap.cli.options import flags
+from airgap.errors import AirgapError, ExitCode
+
+stdout = Console(highlight=False, soft_wrap=False)
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+#: How a line of a log begins: its UTC time.
+STAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ "
+#: The version of the ``--json`` envelope (docs/user-guide.md, "Scripts and logs").
+ENVELOPE_FORMAT = 1
+
+
+def _with_flags(data: Any) -> Any:
+    """``data`` with the settings its strings name shown as options, all the way down."""
+    if isinstance(data, str):
+        return flags(data)
+    if isinstance(data, dict):
+        return {key: _with_flags(value) for key, value in data.items()}
+    if isinstance(data, list | tuple):
+        return [_with_flags(value) for value in data]
+    return data
+
+
+def envelope(command: str, exit_code: int, result: Any = None, *,
+             problems: Sequence[Any] = (), warnings: Sequence[str] = (),
+             error: AirgapError | None = None) -> dict[str, Any]:
+    """The one ``--json`` document every command prints: what it did (``result``), what
+    is wrong with it (``problems``), and the error that stopped it."""
+    return {
+        "format": ENVELOPE_FORMAT,
+        "command": command,
+        "status": "ok" if exit_code == ExitCode.OK else "verification-failed"
+        if exit_code == ExitCode.VERIFICATION else "failed",
+        "exit_code": exit_code,
+        "result": result,
+        "problems": list(problems),
+        "warnings": list(warnings),
+        "error": None if error is None else {"message": error.message,
+                                             "details": list(error.details),
+                                             "kind": type(error).__name__},
+    }
+
+
+def print_json(data: Any) -> None:
+    """Write ``data`` as indented JSON on stdout, uncoloured so it pipes cleanly."""
+    sys.stdout.write(json.dumps(_with_flags(data), indent=2, sort_keys=False) + "\n")
+    sys.stdout.flush()
+
+
+def stamp() -> str:
+    """What begins a line on stderr: nothing at a terminal, its UTC time in a log
+    (``2026-12-01T23:56:47Z ``), so that every line of a log says when it happened."""
+    if stderr.is_terminal:
+        return ""
+    return datetime.datetime.now(datetime.UTC).strftime(STAMP_FORMAT)
+
+
+def print_error(exc: AirgapError) -> None:
+    """Show an error on stderr: the message, then one indented line per detail."""
+    stderr.print(Text(stamp()) + Text("error: ", style="bold red") + Text(flags(exc.message)))
+    for detail in exc.details:
+        for line in flags(detail).splitlines():  # ManyErrors' details are indented blocks
+            stderr.print(Text(f"{stamp()}  {line}"))
+
+
+def print_warning(message: str) -> None:
+    """Show a warning on stderr."""
+    stderr.print(Text(stamp()) + Text("warning: ", style="bold yellow") + Text(flags(message)))
+
+
+def print_note(message: str) -> None:
+    """Show one line on stderr as it is (no markup), with its time in a log."""
+    stderr.print(Text(stamp() + message))
+
+
+def print_usage_error(error: click.ClickException) -> None:
+    """Show a usage error as click does; in a log, each of its lines with its time."""
+    if stderr.is_terminal:
+        error.show()
+        return
+    shown = io.StringIO()
+    error.show(file=shown)
+    for text in shown.getvalue().splitlines():
+        if text.strip():
+            print_note(text)
+
+
+def line(text: str) -> None:
+    """One line on stdout, as it is: never wrapped, never styled."""
+    sys.stdout.write(flags(text) + "\n")
+    sys.stdout.flush()
+
+
+def terminal() -> bool:
+    return stdout.is_terminal
+
+
+def facts(rows: Sequence[tuple[str, str]]) -> None:
+    """Key and value pairs: a grid at a terminal, ``key: value`` lines otherwise."""
+    if not terminal():
+        for key, value in rows:
+            line(f"{key.strip()}: {value}")
+        return
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")
+    for key, value in rows:
+        grid.add_row(f"  {key}", flags(value))
+    stdout.print(grid)
+
+
+def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]], kind: str,
+           right: Sequence[str] = ()) -> None:
+    """A table at a terminal; in a pipe, the title, then ``kind`` and the row's cells on
+    one line each."""
+    if not terminal():
+        line(title)
+        for row in rows:
+            line(" ".join([kind, *(cell for cell in row if cell)]))
+        return
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column, overflow="fold", justify="right" if column in right else "left")
+    for row in rows:
+        table.add_row(*(flags(cell) for cell in row))
+    stdout.print(table)
