@@ -372,8 +372,13 @@ def fetch_small(client: httpx.Client, url: str, settings: NetworkSettings, *,
         try:
             length = response.headers.get("content-length", "")
             if length.isdigit() and int(length) > max_size:
-                raise ServerResponseError(f"{url}: the answer announces {length} bytes, more "
+                raise ServerResponseError(f"{url}: the server announces {length} bytes, more "
                                           f"than the {max_size} a document may have")
+            # No document airgap asks for is a web page: a proxy's or a login page is not
+            # to be parsed as one.
+            if response.headers.get("content-type", "").lower().startswith("text/html"):
+                raise ServerResponseError(f"{url}: the server answered an HTML page instead "
+                                          "of the document (a proxy or login page?)")
             body = bytearray()
             for chunk in response.iter_bytes():
                 body += chunk

@@ -180,12 +180,13 @@ def test_a_defend_file_outside_downloads_is_refused_before_anything_is_laid_out(
 
 
 def test_a_private_ca_goes_into_defends_ca_cert_and_the_readme_says_what_is_known(
-        rich_bundle: Path, tmp_path: Path) -> None:
+        rich_bundle: Path, operator_key: Path, tmp_path: Path) -> None:
+    trust = ("--trust-key", str(operator_key))  # --config writes what bundle.json says
     ca, _ = make_certificate(tmp_path / "tls", common_name="corp CA")
     out = tmp_path / "settings"
     loaded = in_pipe("load", str(rich_bundle), "--config", str(out), "--registry-url",
                      "https://epr.corp:8443", "--artifacts-url",
-                     "https://artifacts.corp:8000/downloads/", "--ca-cert", str(ca))
+                     "https://artifacts.corp:8000/downloads/", "--ca-cert", str(ca), *trust)
     assert loaded.returncode == 0, loaded.stderr
     settings = yaml.safe_load((out / "elastic-defend-advanced-settings.yml").read_text())
     ca_keys = [key.replace(".base_url", ".ca_cert") for key in SETTINGS]
@@ -202,7 +203,7 @@ def test_a_private_ca_goes_into_defends_ca_cert_and_the_readme_says_what_is_know
     assert in_pipe("load", str(rich_bundle), "--config", str(other), "--registry-url",
                    "https://epr.corp:8443", "--artifacts-url",
                    "https://artifacts.corp:8000/downloads/", "--ca-cert",
-                   str(both)).returncode == 0
+                   str(both), *trust).returncode == 0
     assert set(yaml.safe_load((other / "elastic-defend-advanced-settings.yml")
                               .read_text())) == set(SETTINGS)
     assert "`ca.pem` holds 2 certificates" in (other / "README.md").read_text()
@@ -211,6 +212,6 @@ def test_a_private_ca_goes_into_defends_ca_cert_and_the_readme_says_what_is_know
     assert in_pipe("load", str(rich_bundle), "--config", str(plain), "--registry-url",
                    "https://epr.corp:8443", "--artifacts-url",
                    "http://artifacts.corp:8000/downloads/", "--ca-cert",
-                   str(ca)).returncode == 0
+                   str(ca), *trust).returncode == 0
     assert set(yaml.safe_load((plain / "elastic-defend-advanced-settings.yml")
                               .read_text())) == set(SETTINGS)

@@ -84,7 +84,8 @@ CASES: dict[str, tuple[str, str, Lie, int, str]] = {
         "nested deeper"),
     "EPR search: HTML with 200": (
         "epr", "/search*", Lie(200, {"Content-Type": "text/html"},
-                                b"<html><body>Please log in</body></html>"), 1, "not valid JSON"),
+                                b"<html><body>Please log in</body></html>"), 1,
+        "the server answered an HTML page instead of the document"),
     "EPR search announces an absurd size": (
         "epr", "/search*", Lie(200, {"Content-Length": str(1 << 40)}, b"[]"), 1, "/search"),
     "EPR search: a version that climbs out": (
@@ -122,7 +123,7 @@ CASES: dict[str, tuple[str, str, Lie, int, str]] = {
         "more than the"),
     "registry manifest: HTML with 200": (
         "registry", TAG, Lie(200, {"Content-Type": "text/html"}, b"<html></html>"), 1,
-        "not an image manifest"),
+        "the server answered an HTML page instead of the document"),
     "registry blob redirected to file://": (
         "registry", f"/v2/{TEST_REPOSITORY}/blobs/sha256:*", redirect("file:///etc/passwd"), 1,
         "non-HTTP URL"),
