@@ -142,5 +142,17 @@ def signal_when(process: subprocess.Popen[str], ready: Callable[[], bool], signu
     return time.monotonic()
 
 
-__all__ = ["COLUMNS", "ROWS", "Seen", "at_terminal", "in_pipe", "piped", "signal",
-           "signal_when"]
+#: How airgap begins a line on stderr in a log: its UTC time.
+STAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ "
+
+
+def unstamped(log: str) -> list[str]:
+    """The lines of a log on stderr, each without the UTC time it begins with (a line
+    without one fails the test: every line of airgap's log has it)."""
+    lines = log.splitlines()
+    assert all(re.match(STAMP, line) for line in lines), log
+    return [re.sub(f"^{STAMP}", "", line) for line in lines]
+
+
+__all__ = ["COLUMNS", "ROWS", "STAMP", "Seen", "at_terminal", "in_pipe", "piped", "signal",
+           "signal_when", "unstamped"]

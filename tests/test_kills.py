@@ -44,7 +44,7 @@ from tests.peers.net import wait_until
 from tests.peers.processes import Dockerd, DockerRegistry
 from tests.peers.registry_front import RegistryFront
 from tests.syscalls import kill_at, slow_open, traced
-from tests.terminal import in_pipe, piped
+from tests.terminal import in_pipe, piped, unstamped
 
 
 def kill_after(process: subprocess.Popen[str], delay: float) -> None:
@@ -343,8 +343,8 @@ def _signal_traced(process: subprocess.Popen[str], ready: Callable[[], bool],
     os.kill(airgap, signum)
     out, err = process.communicate(timeout=60)
     # strace 6.1 may say something of its own as a delayed thread ends with the process.
-    return out, "".join(line for line in err.splitlines(keepends=True)
-                        if not line.startswith("strace: "))
+    return out, "\n".join(unstamped("".join(
+        line for line in err.splitlines(keepends=True) if not line.startswith("strace: "))))
 
 
 def test_sigterm_while_merge_verifies_new_removes_it_and_the_same_command_merges(

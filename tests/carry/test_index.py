@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from airgap.carry.index import INDEX, DamagedIndexError, VolumeIndex
-from tests.terminal import in_pipe
+from tests.terminal import in_pipe, unstamped
 
 
 def index(**change: Any) -> dict[str, Any]:
@@ -115,7 +115,7 @@ def test_a_deeply_nested_index_is_damage_of_that_volume_not_a_traceback(
         done = in_pipe(*command)
         assert done.returncode == 3, done.stderr
         assert "Traceback" not in done.stderr and "RecursionError" not in done.stderr
-        assert done.stderr.splitlines()[:2] == [
+        assert unstamped(done.stderr)[:2] == [
             f"error: {folders[1] / INDEX}: not an airgap volume index: nested deeper than "
             "the 64 levels it may have",
             f"  the volume {folders[1]} is damaged: send it again (nothing of it was used)"]

@@ -62,7 +62,8 @@ def test_an_honest_answer_is_taken(downloader: Downloader) -> None:
 @pytest.mark.parametrize(("content_type", "digest", "reference", "message"), [
     (oci.OCI_MANIFEST, "sha256:" + "b" * 64, "9.0.0", "but the registry announces"),
     (oci.OCI_INDEX, DIGEST, "9.0.0", "the body says .*manifest.* but was served as .*index"),
-    ("text/html", None, "9.0.0", "not an image manifest or index"),
+    ("application/octet-stream", None, "9.0.0", "not an image manifest or index"),
+    ("text/html", None, "9.0.0", "answered an HTML page instead of the document"),
     (oci.OCI_MANIFEST, None, "sha256:" + "c" * 64, "asked for sha256:c"),
 ])
 def test_lies_about_digest_or_media_type_are_refused(downloader: Downloader, content_type: str,
