@@ -222,7 +222,8 @@ def inspect_command(bundle: Path, as_json: bool) -> None:
               help="The oldest TLS version the registry accepts (needs --tls-cert).")
 @click.option("--restart", type=click.Choice(["no", "always", "unless-stopped", "on-failure"]),
               default="unless-stopped", show_default=True, help="Container restart policy.")
-@click.option("--replace", is_flag=True, help="Replace a container of the same name.")
+@click.option("--replace", is_flag=True,
+              help="Replace a container of the same name (put back if the new one fails).")
 @click.option("--artifacts", "artifacts_dir", type=options.DIR,
               help="Put a copy of the downloads/ tree here (reflinks where the file system "
                    "has them), ready to serve as the agent binary source.")

@@ -4,7 +4,8 @@ image only (nothing is ever pulled), and proved to answer where it is said to.
 :func:`check_run` refuses what cannot work (a port in use, a name taken, a key the
 registry's user cannot read) before the bundle is verified. :func:`run_registry` starts
 the container, waits for its health, then asks ``/health`` and ``/search`` from this
-host at the URL it reports; a start that fails removes the container it created.
+host at the URL it reports; a start that fails removes the container it created, and
+puts back the one ``--replace`` set aside (removed only once its successor is healthy).
 """
 
 from __future__ import annotations
@@ -154,7 +155,8 @@ def _options(image: Any, settings: RunSettings) -> tuple[dict[str, Any], str]:
 def run_registry(client: DockerClient, reference: str, settings: RunSettings,
                  reporter: Reporter) -> RunningRegistry:
     """Start the package registry from the local image, wait until it is healthy, and
-    ask it from this host; a container that does not come up is removed again."""
+    ask it from this host; a container that does not come up is removed again, and the
+    one it replaces (stopped and renamed until then) is put back as it was."""
     import docker.errors
 
     check_run(client, reference, settings, image_comes=False)
@@ -163,29 +165,36 @@ def run_registry(client: DockerClient, reference: str, settings: RunSettings,
         existing = client.containers.get(settings.name)
     except docker.errors.NotFound:
         existing = None
-    if existing is not None:
-        existing.remove(force=True)
     options, scheme = _options(image, settings)
     url = f"{scheme}://{engine_host()}:{settings.port}"
     key = f"container {settings.name}"
+    aside = _set_aside(existing, settings.name) if existing is not None else None
     reporter.task_started(key, f"starting {settings.name} at {url}", None)
     try:
         container = client.containers.create(reference, **options)
-    except docker.errors.DockerException as exc:
+    except BaseException as exc:
         reporter.task_finished(key, "failed")
-        raise AirgapError(f"cannot create the package registry container: {exc}") from exc
+        back = [] if aside is None else [_put_back(aside, settings.name)]
+        if isinstance(exc, docker.errors.DockerException):
+            raise AirgapError(f"cannot create the package registry container: {exc}",
+                              details=back) from exc
+        raise
     try:
         container.start()
         _wait_healthy(container, url, settings.health_timeout)
     except BaseException as exc:
         reporter.task_finished(key, "failed")
-        with_cleanup = _removed(container, settings.name)
+        with_cleanup = [_removed(container, settings.name)]
+        if aside is not None:
+            with_cleanup.append(_put_back(aside, settings.name))
         if isinstance(exc, AirgapError):
-            raise AirgapError(exc.message, details=[*exc.details, with_cleanup]) from exc
+            raise AirgapError(exc.message, details=[*exc.details, *with_cleanup]) from exc
         if isinstance(exc, docker.errors.DockerException):
             raise AirgapError(f"cannot start the package registry: {exc}",
-                              details=[with_cleanup]) from exc
+                              details=with_cleanup) from exc
         raise
+    if aside is not None:
+        _remove_replaced(aside, reporter)
     reachable = _answers(url, "/health") and _answers(url, "/search")
     reporter.task_finished(key, "done", "healthy" + ("" if reachable else
                                                      ", but not reachable from this host"))
@@ -194,6 +203,68 @@ def run_registry(client: DockerClient, reference: str, settings: RunSettings,
                          "does not answer from this host: it is reachable only inside the "
                          "engine's network")
     return RunningRegistry(str(container.id), settings.name, url, reachable)
+
+
+@dataclass(frozen=True)
+class _Aside:
+    """The container ``--replace`` replaces, stopped under another name until the new one
+    is healthy: then removed, else put back as it was."""
+
+    container: Container
+    name: str
+    was_running: bool
+
+
+def _set_aside(existing: Container, name: str) -> _Aside:
+    """Rename the container in the way and stop it (it may hold the port): nothing is
+    removed before its successor answers."""
+    import docker.errors
+
+    was_running = existing.status in ("running", "restarting")
+    aside = f"{name}-replaced-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{os.getpid()}"
+    try:
+        existing.rename(aside)
+    except docker.errors.DockerException as exc:
+        raise AirgapError(f"cannot set the container {name} aside to replace it: {exc}",
+                          details=["nothing was changed"]) from exc
+    try:
+        if was_running:
+            existing.stop()
+    except BaseException as exc:
+        back = _put_back(_Aside(existing, aside, was_running), name)
+        if isinstance(exc, docker.errors.DockerException):
+            raise AirgapError(f"cannot stop the container {name} to replace it: {exc}",
+                              details=[back]) from exc
+        raise
+    return _Aside(existing, aside, was_running)
+
+
+def _put_back(aside: _Aside, name: str) -> str:
+    """Give the replaced container its name back, and start it if it was running; say so."""
+    import docker.errors
+
+    state = "running again" if aside.was_running else "stopped, as it was"
+    try:
+        aside.container.rename(name)
+        if aside.was_running:
+            aside.container.start()
+    except docker.errors.DockerException as exc:
+        start = f" && docker start {name}" if aside.was_running else ""
+        return f"the container it replaced could not be put back ({exc}): it is " \
+               f"{aside.name}, stopped; put it back with `docker rename {aside.name} " \
+               f"{name}{start}`"
+    return f"the container {name} that was there is back as it was ({state})"
+
+
+def _remove_replaced(aside: _Aside, reporter: Reporter) -> None:
+    """The new container is healthy: the one it replaces goes."""
+    import docker.errors
+
+    try:
+        aside.container.remove(force=True)
+    except docker.errors.DockerException as exc:
+        reporter.warning(f"the replaced container {aside.name} could not be removed ({exc}): "
+                         f"remove it with `docker rm -f {aside.name}`")
 
 
 def _removed(container: Container, name: str) -> str:

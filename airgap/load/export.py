@@ -4,7 +4,8 @@ airgap.
 
 The bytes leave the bundle, so the bundle is verified first, as by ``airgap load``: the
 image must be vouched for from outside (SHA512SUMS.asc by a ``trust_keys`` key) unless
-``skip_verify``. The tar is written through a temporary name: a refused or failed export
+``skip_verify``; what can be refused without it (the image, the platform, where the tar
+goes) is refused before it. The tar is written through a temporary name: a refused or failed export
 leaves no tar behind.
 """
 
@@ -19,8 +20,9 @@ from airgap.bundle.description import read_description
 from airgap.bundle.layout import IMAGES
 from airgap.bundle.lock import refuse_while_written
 from airgap.bundle.verify import BundleRefused, VerifyReport, VerifySettings, verify_bundle
-from airgap.errors import UsageError, setting
+from airgap.errors import AirgapError, ManifestError, UsageError, setting
 from airgap.files import atomic_output, remove_dead_leftovers
+from airgap.load.destinations import check_output_file
 from airgap.load.select import select_images
 from airgap.oci.dockertar import archive_size, archive_stream
 from airgap.reporter import NullReporter, Reporter
@@ -56,6 +58,8 @@ def export(settings: ExportSettings, reporter: Reporter) -> ExportResult:
     """Verify the bundle (unless ``skip_verify``), then write the tar."""
     _check_options(settings)  # before minutes of hashing
     refuse_while_written(settings.bundle)
+    check_output_file(settings.output, "output")
+    _check_selection(settings)
     report = None
     if settings.skip_verify:
         reporter.warning(f"{setting('skip_verify')}: the bundle is NOT being checked; "
@@ -81,6 +85,32 @@ def _check_options(settings: ExportSettings) -> None:
             raise UsageError(f"{setting('platform')}: {exc}") from None
 
 
+def _check_selection(settings: ExportSettings) -> None:
+    """The image and platform asked for, looked up in the bundle before it is verified:
+    one it does not hold is refused now. A bundle too damaged to say is left to the
+    verification, which says what is wrong with it; the export selects again after it."""
+    try:
+        _selection(settings.bundle, settings.platform, settings.image)
+    except ManifestError:
+        return
+    except UsageError:
+        raise
+    except (AirgapError, OSError, ValueError):
+        return
+
+
+def _selection(bundle: Path, platform: str | None, image: str | None
+               ) -> tuple[oci.Layout, oci.PlatformSelection]:
+    layout = oci.Layout(bundle / IMAGES)
+    if image is not None:
+        reference: str | None = select_images(read_description(bundle), [image])[0]
+    elif len(oci.named_images(layout)) == 1:
+        reference = None  # the only one: no need for bundle.json
+    else:
+        reference = read_description(bundle).image.reference
+    return layout, oci.select_platform(layout, platform, reference)
+
+
 def export_image(bundle: Path, platform: str | None, output: Path,
                  extra_tags: Sequence[str] = (), image: str | None = None,
                  reporter: Reporter | None = None) -> ExportResult:
@@ -89,14 +119,7 @@ def export_image(bundle: Path, platform: str | None, output: Path,
     reporter = reporter or NullReporter()
     extra_tags = [oci.docker_tag(t) for t in extra_tags]
     refuse_while_written(bundle)
-    layout = oci.Layout(bundle / IMAGES)
-    if image is not None:
-        reference: str | None = select_images(read_description(bundle), [image])[0]
-    elif len(oci.named_images(layout)) == 1:
-        reference = None  # the only one: no need for bundle.json
-    else:
-        reference = read_description(bundle).image.reference
-    selection = oci.select_platform(layout, platform, reference)
+    layout, selection = _selection(bundle, platform, image)
     remove_dead_leftovers(output.parent, name=output.name)  # exports a kill -9 cut short
     total = archive_size(selection, extra_tags)
     key = str(output)

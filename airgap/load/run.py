@@ -36,6 +36,7 @@ from airgap.errors import BundleError, UsageError, setting
 from airgap.load.artifacts import ArtifactsResult, install_artifacts
 from airgap.load.container import RunningRegistry, RunSettings, check_run, run_registry
 from airgap.load.defend import DefendInstall, defend_files, install_defend
+from airgap.load.destinations import check_folder
 from airgap.load.engine import LoadedImage, StreamGate, connect, load_image, select
 from airgap.load.fleet_settings import (
     ConfigResult,
@@ -175,6 +176,9 @@ def load(settings: LoadSettings, reporter: Reporter) -> LoadResult:
     _refuse_delta(settings.bundle)
     description, selected = _selected(settings, reporter)
     _refuse_writes_into_bundle(settings, description)
+    for name in ("artifacts_dir", "config_dir"):
+        if getattr(settings, name) is not None:
+            check_folder(getattr(settings, name), name)
     config_settings = _config_settings(settings, description) if settings.config_dir \
         else None
     reference = parse_reference(description.image.reference)

@@ -26,7 +26,8 @@ from airgap.errors import (
 )
 from airgap.net.credentials import Credentials
 from airgap.net.download import Download, Downloader
-from airgap.net.transport import open_stream, same_origin
+from airgap.net.transport import login_hint, open_stream, same_origin
+from airgap.net.urls import host_port
 from airgap.oci import media
 
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
@@ -109,10 +110,14 @@ class RegistryAuth:
             answer = self.downloader.fetch_small(url, headers=headers,
                                                  accept="application/json", max_size=1 << 20)
         except AuthenticationError:
+            # Named after the registry: that is what a person logs in to, not its token
+            # service (another host or port).
             who = f"the credentials from {self.credentials.source}" if self.credentials \
                 else "an anonymous request"
-            raise AuthenticationError(f"the token service {realm.host} refused {who} for "
-                                      f"{scope}") from None
+            registry = host_port(str(self.origin))
+            raise AuthenticationError(
+                f"the registry {registry} refused {who} for {scope} (its token service "
+                f"{host_port(str(realm))} said no)", details=[login_hint(registry)]) from None
         document = answer.json()
         try:
             token = document.get("token") or document.get("access_token")

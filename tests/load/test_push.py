@@ -4,6 +4,7 @@ and credentials kept to the registry's own origin."""
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -16,12 +17,14 @@ from airgap.errors import AuthenticationError, ManyErrors
 from airgap.load.push import PushResult, PushTarget, connect_registry, push_image
 from airgap.net.download import Downloader
 from airgap.net.transport import NetworkSettings, make_client
-from tests.conftest import TEST_REPOSITORY
+from tests.conftest import REGISTRY_CREDENTIALS, TEST_REPOSITORY
+from tests.peers.files import Fault
 from tests.peers.images import TestImage
 from tests.peers.net import BackgroundServer
 from tests.peers.processes import DockerRegistry
 from tests.peers.registry_front import RegistryFront
 from tests.reporting import RecordingReporter
+from tests.terminal import at_terminal, in_pipe
 
 # One job: the token-use counts below then line up with the requests of one blob at a time.
 SETTINGS = NetworkSettings(jobs=1, read_timeout=10.0, retries=3, backoff_initial=0.01,
@@ -146,3 +149,62 @@ def test_upload_location_on_another_host_gets_no_credentials(
     assert seen and all(method in ("PUT", "DELETE") for method, _, _ in seen)
     assert [auth for _, _, auth in seen if auth is not None] == [], \
         "the registry's credentials went to the upload location on another host"
+
+
+
+@pytest.fixture
+def locked_front(pushed_image: TestImage, registry: DockerRegistry) -> Iterator[RegistryFront]:
+    """docker.elastic.co's behaviour, its token service giving tokens only for the right
+    credentials (a wrong password: 401), in front of the real registry."""
+    front = RegistryFront(registry, credentials=REGISTRY_CREDENTIALS).start()
+    yield front
+    front.stop()
+
+
+def wrong_credentials(front: RegistryFront, tmp_path: Path) -> dict[str, str]:
+    return {"AIRGAP_REGISTRY": front.host,
+            "AIRGAP_REGISTRY_USERNAME": REGISTRY_CREDENTIALS.username,
+            "AIRGAP_REGISTRY_PASSWORD": "not the password", "DOCKER_CONFIG": str(tmp_path)}
+
+
+def test_a_401_for_wrong_credentials_is_asked_once_and_names_the_registry(
+        golden_bundle: Path, locked_front: RegistryFront, tmp_path: Path) -> None:
+    started = time.monotonic()
+    result = in_pipe("load", str(golden_bundle), "--registry", f"{locked_front.host}/epr",
+                     "--insecure", env=wrong_credentials(locked_front, tmp_path))
+    assert result.returncode == 1, result.stderr
+    assert len(locked_front.token_requests) == 1, "a refused password was sent again"
+    assert [r.method for r in locked_front.faults.requests()] == ["GET"]  # /v2/, once
+    assert time.monotonic() - started < 15
+    assert f"the registry {locked_front.host} refused the credentials" in result.stderr
+    assert f"docker login {locked_front.host}`" in result.stderr
+    assert "not the password" not in result.stderr and "hashing" not in result.stderr
+    assert "retry" not in result.stderr
+
+
+def test_a_403_on_the_upload_is_asked_once_and_names_the_registry(
+        golden_bundle: Path, registry_front: RegistryFront, tmp_path: Path) -> None:
+    registry_front.faults.inject(BLOB_UPLOAD, Fault("status", times=-1, status=403))
+    started = time.monotonic()
+    result = in_pipe("load", str(golden_bundle), "--registry", f"{registry_front.host}/epr",
+                     "--insecure", env={"DOCKER_CONFIG": str(tmp_path)})
+    assert result.returncode == 1, result.stderr
+    assert len(registry_front.faults.requests(BLOB_UPLOAD, "POST")) == 1, \
+        "a refused push was tried again"
+    assert time.monotonic() - started < 15
+    assert f"http://{registry_front.host}/v2/epr/" in result.stderr
+    assert "refused the push (403)" in result.stderr
+    assert f"docker login {registry_front.host}`" in result.stderr
+    assert "hashing" not in result.stderr and "retry" not in result.stderr
+
+
+def test_at_a_terminal_refused_credentials_say_where_to_log_in(
+        golden_bundle: Path, locked_front: RegistryFront, tmp_path: Path) -> None:
+    seen = at_terminal("load", str(golden_bundle), "--registry", f"{locked_front.host}/epr",
+                       "--insecure", env=wrong_credentials(locked_front, tmp_path))
+    seen.assert_no_traceback()
+    assert seen.code == 1, seen.text
+    assert len(locked_front.token_requests) == 1
+    assert f"the registry {locked_front.host} refused the credentials" in seen.text, seen.text
+    assert f"docker login {locked_front.host}`" in seen.text
+    assert "not the password" not in seen.raw
