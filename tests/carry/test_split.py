@@ -19,6 +19,7 @@ from airgap.carry.volumes import blocks
 from airgap.cli import main
 from tests.carrying import MAX_FILE, VOLUME_SIZE
 from tests.conftest import REPO
+from tests.syscalls import failing_open
 from tests.terminal import in_pipe
 
 
@@ -190,6 +191,10 @@ def test_a_split_onto_a_fresh_ext4_medium_keeps_its_empty_lost_and_found(
     again = in_pipe("split", str(golden_bundle), "-o", str(medium), "--size", "2MiB")
     assert again.returncode == 0, again.stdout + again.stderr
     assert (medium / "lost+found").is_dir()
+    # A person who is not root may not list root's 0700 folder (the kernel refuses it here).
+    unlisted = in_pipe("split", str(golden_bundle), "-o", str(medium), "--size", "2MiB",
+                       prefix=failing_open((medium / "lost+found").resolve()))
+    assert unlisted.returncode == 0, unlisted.stdout + unlisted.stderr
     # fsck's files are no reason to write there: the medium was damaged
     (medium / "lost+found" / "#12").write_bytes(b"recovered")
     refused = in_pipe("split", str(golden_bundle), "-o", str(medium), "--size", "2MiB")
