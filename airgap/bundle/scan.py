@@ -49,8 +49,8 @@ class LostAndFound:
             else "")
         return Odd(f"{LOST_AND_FOUND}/", "lost+found",
                    f"holds {len(self.names)} entr{'y' if len(self.names) == 1 else 'ies'} "
-                   f"fsck recovered ({shown}): the medium's file system was damaged; check "
-                   "it, or copy the bundle again")
+                   f"fsck recovered ({shown}): the medium's file system was damaged: check "
+                   "it, or copy onto it again")
 
 
 def lost_and_found(folder: Path) -> LostAndFound | None:
