@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from airgap import elastic
+from airgap.bundle.scan import medium_folder
 from airgap.errors import BundleError, ServerResponseError, UsageError, setting
 
 SUMS = "SHA512SUMS"
@@ -72,7 +73,8 @@ def check_output_folder(root: Path) -> None:
 
     A fetch removes files it does not list from the bundle's own folders, so it must
     only ever work in a new or empty folder, a bundle, or what an interrupted fetch left
-    (recognised by its lock file).
+    (recognised by its lock file). The empty ``lost+found`` of a fresh ext4 medium's top
+    leaves a folder empty.
     """
     if not root.exists():
         return
@@ -83,7 +85,7 @@ def check_output_folder(root: Path) -> None:
     if (root / DESCRIPTION).is_file() or (root / LOCK).is_file() or (root / STAGING).is_dir():
         return
     try:
-        empty = next(root.iterdir(), None) is None
+        empty = all(medium_folder(entry) for entry in root.iterdir())
     except OSError as exc:
         raise BundleError(f"{root}: cannot read the folder: {exc.strerror}") from None
     if not empty:

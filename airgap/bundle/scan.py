@@ -1,7 +1,9 @@
 """Every entry below a bundle, read from the directory itself, never through a link.
 
 What is not a regular file (symbolic links, FIFOs, devices, ...) is listed apart, so
-that nothing is ever read through it.
+that nothing is ever read through it. A ``lost+found`` folder at the top is the medium's,
+not the bundle's (a fresh ext4 file system holds one, empty, mode 0700): it is looked
+into, never walked with the rest; files in it are what fsck recovered of a damaged medium.
 """
 
 from __future__ import annotations
@@ -10,6 +12,69 @@ import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
+
+#: The folder ext2/3/4's mkfs makes at the top of a medium, where fsck puts what it finds
+#: of a damaged file system.
+LOST_AND_FOUND = "lost+found"
+_LOST_SHOWN = 10
+
+
+@dataclass(frozen=True)
+class LostAndFound:
+    """The ``lost+found`` folder at the top of a bundle, a volume or an output folder:
+    what fsck put in it, or why it could not be listed (a person who is not root may not
+    list root's 0700 folder)."""
+
+    names: tuple[str, ...]
+    unreadable: str | None = None
+
+    def warning(self, where: Path) -> str | None:
+        """What to say of a harmless one (empty, or root's and not listable); None when it
+        holds something."""
+        if self.names:
+            return None
+        if self.unreadable is not None:
+            return (f"{where / LOST_AND_FOUND}: the medium's folder for what fsck recovers "
+                    f"could not be looked into ({self.unreadable}), ignored: if fsck put "
+                    "files there, the medium was damaged")
+        return (f"{where / LOST_AND_FOUND}: the empty folder a fresh ext4 medium holds, "
+                "ignored")
+
+    def problem(self) -> Odd | None:
+        """The damage it shows when fsck put files in it; None when it is empty."""
+        if not self.names:
+            return None
+        shown = ", ".join(self.names[:_LOST_SHOWN]) + (
+            f" and {len(self.names) - _LOST_SHOWN} more" if len(self.names) > _LOST_SHOWN
+            else "")
+        return Odd(f"{LOST_AND_FOUND}/", "lost+found",
+                   f"holds {len(self.names)} entr{'y' if len(self.names) == 1 else 'ies'} "
+                   f"fsck recovered ({shown}): the medium's file system was damaged: check "
+                   "it, or copy onto it again")
+
+
+def lost_and_found(folder: Path) -> LostAndFound | None:
+    """``folder``'s ``lost+found`` folder (never through a link), or None when it has none
+    (or holds something else of that name, which is then scanned as any entry is)."""
+    path = folder / LOST_AND_FOUND
+    try:
+        if not stat.S_ISDIR(path.lstat().st_mode):
+            return None
+    except OSError:
+        return None
+    try:
+        return LostAndFound(tuple(sorted(entry.name for entry in path.iterdir())))
+    except OSError as exc:
+        return LostAndFound((), exc.strerror or str(exc))
+
+
+def medium_folder(entry: Path) -> bool:
+    """Whether ``entry``, at the top of an output folder, is the medium's and no reason to
+    refuse that folder: an empty (or not listable) ``lost+found``."""
+    if entry.name != LOST_AND_FOUND:
+        return False
+    found = lost_and_found(entry.parent)
+    return found is not None and not found.names
 
 
 @dataclass(frozen=True)
@@ -27,6 +92,7 @@ class Scan:
 
     regular: set[str] = field(default_factory=set)
     odd: list[Odd] = field(default_factory=list)
+    lost: LostAndFound | None = None
 
     @property
     def entries(self) -> set[str]:
@@ -36,8 +102,11 @@ class Scan:
 
 def scan(root: Path, *, skip: frozenset[str] = frozenset()) -> Scan:
     """Walk ``root`` without following symbolic links (to files or directories); the
-    entries of ``root`` named in ``skip`` are left out."""
-    found = Scan()
+    entries of ``root`` named in ``skip`` are left out, and its ``lost+found`` folder is
+    looked into apart (``Scan.lost``)."""
+    found = Scan(lost=lost_and_found(root))
+    if found.lost is not None:
+        skip = skip | {LOST_AND_FOUND}
 
     def unreadable(error: OSError) -> None:
         name = Path(str(error.filename or root))

@@ -128,6 +128,11 @@ def verify_bundle(settings: VerifySettings, reporter: Reporter) -> VerifyReport:
     check = BundleCheck(root, found.regular)
     for odd in found.odd:
         check.add(odd.path, odd.kind, odd.message)
+    if found.lost is not None:  # the medium's: damage only when fsck put files in it
+        if (lost := found.lost.problem()) is not None:
+            check.add(lost.path, lost.kind, lost.message)
+        elif (said := found.lost.warning(root)) is not None:
+            check.warnings.append(said)
     check.staging()
     sums = check.sums()
     for path in sorted(found.regular - set(sums) - layout.NOT_SUMMED):

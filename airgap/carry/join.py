@@ -27,9 +27,16 @@ from typing import Any
 from airgap.bundle import layout
 from airgap.bundle.delta import identity, shown
 from airgap.bundle.lock import BundleLock
+from airgap.bundle.scan import medium_folder
 from airgap.bundle.verify import VerifyReport, VerifySettings, carry_scope, verify_bundle
 from airgap.carry.index import Piece, VolumeIndex
-from airgap.carry.volumes import FoundVolume, copy_piece, extras_warning, open_volume
+from airgap.carry.volumes import (
+    FoundVolume,
+    copy_piece,
+    extras_warning,
+    lost_and_found_said,
+    open_volume,
+)
 from airgap.errors import AirgapError, BundleError, UsageError, VerificationError, setting
 from airgap.files import atomic_write, fsync_folder
 from airgap.reporter import Reporter
@@ -106,6 +113,12 @@ def join(settings: JoinSettings, reporter: Reporter) -> JoinResult:
     for volume in found:
         if (extras := extras_warning(volume)) is not None:
             reporter.warning(extras)
+        # fsck's files are no piece: every piece is checked against the index all the same
+        lost, said = lost_and_found_said(volume)
+        if lost is not None:
+            said = f"{volume.folder / lost.path}: {lost.message}"
+        if said is not None:
+            reporter.warning(said)
     root = settings.bundle
     state = _State(root)
     _check_bundle_folder(root, state, found[0])
@@ -226,7 +239,8 @@ def _check_bundle_folder(root: Path, state: _State, first: FoundVolume) -> None:
     finished (then it goes on, or checks it again)."""
     if state.path.is_dir() or not root.exists() or _holds_bundle(root, first.index.bundle):
         return
-    if not root.is_dir() or any(p.name != layout.LOCK for p in root.iterdir()):
+    if not root.is_dir() or any(p.name != layout.LOCK and not medium_folder(p)
+                                for p in root.iterdir()):
         raise UsageError(f"{root} is not a new or empty folder, nor one a join of the bundle "
                          f"{shown(first.index.bundle)} began",
                          details=[f"give {setting('output')} a folder of its own"])

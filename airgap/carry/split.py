@@ -24,7 +24,7 @@ from airgap.bundle import layout
 from airgap.bundle.delta import identity
 from airgap.bundle.description import read_description
 from airgap.bundle.lock import refuse_while_written
-from airgap.bundle.scan import scan
+from airgap.bundle.scan import medium_folder, scan
 from airgap.bundle.staging import interrupted_commit
 from airgap.bundle.sums import parse_sums
 from airgap.carry.index import INDEX, INDEX_SIGNATURE, PIECE_NAME, Piece, VolumeIndex
@@ -194,6 +194,8 @@ def _bundle_files(root: Path) -> tuple[list[tuple[str, int]], dict[str, str], st
     sums, problems = parse_sums(sums_bytes.decode("utf-8", errors="replace"))
     found = scan(root, skip=frozenset({layout.STAGING}))  # an unfinished fetch's, not carried
     wrong = [f"{odd.path}: {odd.message}" for odd in found.odd] + problems
+    if found.lost is not None and (lost := found.lost.problem()) is not None:
+        wrong.append(f"{lost.path}: {lost.message}")
     wrong += [f"{p}: not in {layout.SUMS}" for p in sorted(found.regular - set(sums)
                                                            - layout.NOT_SUMMED)]
     wrong += [f"{p}: listed in {layout.SUMS} but missing" for p in sorted(set(sums)
@@ -213,7 +215,8 @@ def _check_output(output: Path, bundle: Path) -> list[Path]:
         raise UsageError(f"{setting('output')} {output} is inside the bundle it splits")
     if not output.exists():
         return []
-    entries = list(output.iterdir()) if output.is_dir() else [output]
+    entries = [e for e in output.iterdir() if not medium_folder(e)] if output.is_dir() \
+        else [output]
     if not all(_is_volume(entry) for entry in entries):
         raise UsageError(f"{output} is not a new or empty folder, nor one holding volumes",
                          details=[f"give {setting('output')} a folder of its own for the "

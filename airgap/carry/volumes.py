@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from airgap.bundle.scan import Odd, scan
+from airgap.bundle.scan import LostAndFound, Odd, scan
 from airgap.carry.index import (
     INDEX,
     INDEX_SIGNATURE,
@@ -105,6 +105,7 @@ class FoundVolume:
     signature: str  # "valid", "absent", or "present, not checked (...)"
     present: frozenset[str]
     odd: tuple[Odd, ...]
+    lost: LostAndFound | None = None
 
     @property
     def expected(self) -> tuple[Piece, ...]:
@@ -115,6 +116,14 @@ class FoundVolume:
     def shown(self) -> str:
         """``volume 2 of 5``."""
         return f"volume {self.number} of {self.index.volumes}"
+
+
+def lost_and_found_said(volume: FoundVolume) -> tuple[Odd | None, str | None]:
+    """The volume's ``lost+found`` folder: the damage it shows when fsck put files in it,
+    or the warning that an empty one (the medium's) is ignored; (None, None) without one."""
+    if volume.lost is None:
+        return None, None
+    return volume.lost.problem(), volume.lost.warning(volume.folder)
 
 
 def extras_warning(volume: FoundVolume) -> str | None:
@@ -159,7 +168,7 @@ def open_volume(folder: Path, trust_keys: Sequence[Path]) -> FoundVolume:
                                 f"{', '.join(map(str, numbers))} of its set: keep each "
                                 "volume in a folder (or a medium) of its own")
     return FoundVolume(folder, data, index, numbers[0], signature, frozenset(found.regular),
-                       tuple(found.odd))
+                       tuple(found.odd), found.lost)
 
 
 def _volumes_inside(folder: Path) -> list[str]:

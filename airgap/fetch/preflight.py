@@ -6,7 +6,8 @@ the image for every wanted platform; the package registry must know every integr
 (an unknown name is a manifest error naming the line, with the closest known names);
 every planned binary must be there (a ``HEAD``, which also gives its size); every Elastic
 Defend manifest must be there and read as one (a small zip, read whole: a 404 is a
-manifest error naming the Endpoint version), and the artifacts it lists are counted. The
+manifest error naming the Endpoint version), and the artifacts it lists are counted; the
+fetch keeps what was read (``SourceCheck.defend_manifests``) rather than asking again. The
 sizes then tell whether the bundle's file system has room for what remains to download,
 and, for a tailored registry, for the packages layer composed from the packages.
 """
@@ -20,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from airgap.bundle.defend import MAX_MANIFEST_ZIP, DefendManifestFile, read_manifest_data
+from airgap.bundle.defend import MAX_MANIFEST_ZIP, read_manifest_data
+from airgap.bundle.description import utc_timestamp
 from airgap.bundle.layout import ARTIFACT_CHECKSUM, ARTIFACT_SIGNATURE, PACKAGE_SIGNATURE
 from airgap.bundle.staging import Staging
 from airgap.errors import (
@@ -30,6 +32,7 @@ from airgap.errors import (
     ServerResponseError,
     setting,
 )
+from airgap.fetch.defend import ReadManifest
 from airgap.fetch.image import ResolvedImage, image_files, resolve_image
 from airgap.fetch.packages import ResolvedPackage, resolve
 from airgap.fetch.tailored import estimated_size, layer_in_bundle
@@ -64,6 +67,8 @@ class SourceCheck:
     #: The small files that come with them: each binary's .sha512 and .asc, each
     #: package's .sig, by their paths in the bundle.
     companions: Mapping[str, int | None] = field(default_factory=dict)
+    #: Each Elastic Defend manifest as read, by its URL: the fetch keeps it.
+    defend_manifests: Mapping[str, ReadManifest] = field(default_factory=dict)
 
     def sizes(self) -> dict[str, int | None]:
         """Every file to fetch by its path in the bundle, with its size when known: the
@@ -134,8 +139,10 @@ def check_sources(plan: Plan, downloader: Downloader) -> SourceCheck:
     if plan.tailored is not None:
         known = [size for size in sizes.values() if size is not None]
         composed = estimated_size(plan.tailored.package_path, sizes, known)
+    defend_sizes, manifests = defend.result()
     return SourceCheck(first, binaries, resolved, sizes, tuple(others), composed,
-                       defend=defend.result(), companions={**companions, **signatures})
+                       defend=defend_sizes, companions={**companions, **signatures},
+                       defend_manifests=manifests)
 
 
 def _resolve_images(plan: Plan, downloader: Downloader) -> list[ResolvedImage]:
@@ -181,21 +188,22 @@ def _artifact_sizes(items: Sequence[ArtifactItem], downloader: Downloader
     return binaries, found
 
 
-def _defend_sizes(plan: Plan, downloader: Downloader) -> dict[str, int | None]:
-    """Each Defend manifest (small: read whole, as the fetch will check it), and the size
-    of every artifact it lists."""
+def _defend_sizes(plan: Plan, downloader: Downloader
+                  ) -> tuple[dict[str, int | None], dict[str, ReadManifest]]:
+    """Each Defend manifest (small: read whole, as the fetch will check it), by URL, and
+    the size of it and of every artifact it lists."""
     tasks = [functools.partial(_defend_manifest, plan, item, downloader)
              for item in plan.defend]
     found = downloader.run_all(tasks, what="Defend manifests") if tasks else []
     sizes: dict[str, int | None] = {}
-    for item, (size, manifest) in zip(plan.defend, found, strict=True):
-        sizes[item.bundle_path] = size
-        sizes.update((entry.bundle_path, entry.encoded_size) for entry in manifest.entries)
-    return sizes
+    for item, read in zip(plan.defend, found, strict=True):
+        sizes[item.bundle_path] = len(read.content)
+        sizes.update((entry.bundle_path, entry.encoded_size) for entry in read.document.entries)
+    return sizes, {item.url: read for item, read in zip(plan.defend, found, strict=True)}
 
 
-def _defend_manifest(plan: Plan, item: DefendItem, downloader: Downloader
-                     ) -> tuple[int, DefendManifestFile]:
+def _defend_manifest(plan: Plan, item: DefendItem, downloader: Downloader) -> ReadManifest:
+    when = utc_timestamp()
     try:
         answer = downloader.fetch_small(item.url, max_size=MAX_MANIFEST_ZIP)
     except NotFoundError:
@@ -212,7 +220,7 @@ def _defend_manifest(plan: Plan, item: DefendItem, downloader: Downloader
         raise ManifestError(f"{where}: Elastic Defend's artifacts for Endpoint "
                             f"{item.endpoint_version} are not published at {item.url} (404)",
                             details=[hint]) from None
-    return len(answer.content), read_manifest_data(answer.content, item.url)
+    return ReadManifest(answer.content, read_manifest_data(answer.content, item.url), when)
 
 
 def _resolve_packages(plan: Plan, downloader: Downloader

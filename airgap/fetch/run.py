@@ -279,7 +279,8 @@ def _fetch_phases(plan: Plan, check: SourceCheck, staging: Staging, downloader: 
             pool.submit(fetch_packages, check.packages, staging, downloader, verifier,
                         since if plan.tailored is None else None)]
         if plan.defend:
-            jobs.append(pool.submit(fetch_defend, plan.defend, staging, downloader))
+            jobs.append(pool.submit(fetch_defend, plan.defend, staging, downloader,
+                                    check.defend_manifests))
         for job, phase in zip(jobs, phases, strict=True):
             job.add_done_callback(functools.partial(_phase_done, reporter, phase))
     raise_failures(jobs, "the fetch did not complete")

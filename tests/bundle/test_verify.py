@@ -669,3 +669,35 @@ def test_old_defend_artifacts_warn_in_verify_and_inspect(
     assert contents["tools"] == ["airgap-0.1.0-wheelhouse"]
     assert contents["images"][0]["reference"] == \
         "docker.elastic.co/elastic-agent/elastic-agent:9.0.0"
+
+
+def test_the_empty_lost_and_found_of_an_ext4_medium_is_a_warning(bundle: Path,
+                                                                 operator_key: Path) -> None:
+    # A bundle copied to the top of a freshly formatted ext4 medium: mkfs made lost+found.
+    (bundle / "lost+found").mkdir(mode=0o700)
+    done = in_pipe("verify", str(bundle), "--trust-key", str(operator_key))
+    assert done.returncode == 0, done.stdout + done.stderr
+    warning = " ".join(line for line in done.stderr.splitlines() if "warning:" in line)
+    assert f"{bundle / 'lost+found'}: the empty folder a fresh ext4 medium holds" in warning
+    as_json = in_pipe("verify", str(bundle), "--trust-key", str(operator_key), "--json")
+    assert as_json.returncode == 0
+    assert json.loads(as_json.stdout)["problems"] == []
+    # A person who is not root may not list root's 0700 folder (the kernel refuses it here).
+    refused = in_pipe("verify", str(bundle), "--trust-key", str(operator_key), "--json",
+                      prefix=failing_open((bundle / "lost+found").resolve()))
+    assert refused.returncode == 0, refused.stderr
+    assert json.loads(refused.stdout)["problems"] == []
+    assert any("could not be looked into (Permission denied)" in w
+               for w in json.loads(refused.stdout)["warnings"])
+
+
+def test_a_lost_and_found_that_fsck_put_files_in_is_damage_naming_them(
+        bundle: Path, operator_key: Path) -> None:
+    (bundle / "lost+found").mkdir(mode=0o700)
+    (bundle / "lost+found" / "#131074").write_bytes(b"what fsck recovered")
+    done = in_pipe("verify", str(bundle), "--trust-key", str(operator_key))
+    assert done.returncode == 3, done.stdout + done.stderr
+    problem = next(line for line in done.stdout.splitlines() + done.stderr.splitlines()
+                   if "lost+found/" in line and "problem" in line)
+    assert "holds 1 entry fsck recovered (#131074)" in problem
+    assert "file system was damaged" in problem

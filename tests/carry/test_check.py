@@ -192,3 +192,51 @@ def test_an_unsigned_index_with_a_bit_flipped_is_damage_of_that_volume(
     resent = in_pipe("join", str(folders[1]), "-o", str(joined))
     assert resent.returncode == 0, resent.stderr
     assert (joined / "SHA512SUMS").read_bytes() == (golden_bundle / "SHA512SUMS").read_bytes()
+
+
+def test_an_empty_lost_and_found_is_the_mediums_for_verify_and_join_alike(
+        golden_volumes: Path, golden_bundle: Path, operator_key: Path,
+        tmp_path: Path) -> None:
+    # Each volume on the top of a freshly formatted ext4 medium, as is, and the join into
+    # another such medium: mkfs made an empty lost+found on each.
+    folders = volume_folders(golden_volumes)
+    medium = shutil.copytree(folders[0], tmp_path / "medium")
+    (medium / "lost+found").mkdir(mode=0o700)
+    checked = in_pipe("verify", str(medium), "--trust-key", str(operator_key))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    warning = " ".join(line for line in checked.stderr.splitlines() if "warning:" in line)
+    assert f"{medium / 'lost+found'}: the empty folder a fresh ext4 medium holds" in warning
+    assert "not its pieces" not in warning
+    as_json = in_pipe("verify", str(medium), "--json")
+    assert as_json.returncode == 0 and read_report(as_json.stdout)["problems"] == []
+
+    joined = tmp_path / "target"
+    (joined / "lost+found").mkdir(parents=True, mode=0o700)
+    added = in_pipe("join", str(medium), *map(str, folders[1:]), "-o", str(joined),
+                    "--trust-key", str(operator_key))
+    assert added.returncode == 0, added.stdout + added.stderr
+    assert f"{medium / 'lost+found'}: the empty folder" in added.stderr
+    assert f"{joined / 'lost+found'}: the empty folder" in added.stderr  # the bundle's check
+    assert (joined / "SHA512SUMS").read_bytes() == (golden_bundle / "SHA512SUMS").read_bytes()
+    assert (joined / "lost+found").is_dir() and not any((joined / "lost+found").iterdir())
+
+
+def test_a_lost_and_found_that_fsck_put_files_in_is_damage_of_the_volume(
+        golden_volumes: Path, golden_bundle: Path, operator_key: Path,
+        tmp_path: Path) -> None:
+    folders = volume_folders(golden_volumes)
+    medium = shutil.copytree(folders[0], tmp_path / "medium")
+    (medium / "lost+found").mkdir(mode=0o700)
+    (medium / "lost+found" / "#12").write_bytes(b"recovered")
+    checked = in_pipe("verify", str(medium), "--trust-key", str(operator_key), "--json")
+    assert checked.returncode == 3, checked.stderr
+    found = read_report(checked.stdout)["problems"]
+    assert [(p["path"], p["kind"]) for p in found] == [("lost+found/", "lost+found")]
+    assert "holds 1 entry fsck recovered (#12)" in found[0]["message"]
+    # join checks every piece against the index all the same: it says so, and goes on
+    joined = tmp_path / "joined"
+    added = in_pipe("join", str(medium), *map(str, folders[1:]), "-o", str(joined),
+                    "--trust-key", str(operator_key))
+    assert added.returncode == 0, added.stdout + added.stderr
+    assert "holds 1 entry fsck recovered (#12)" in added.stderr
+    assert (joined / "SHA512SUMS").read_bytes() == (golden_bundle / "SHA512SUMS").read_bytes()

@@ -19,6 +19,7 @@ from airgap.carry.volumes import blocks
 from airgap.cli import main
 from tests.carrying import MAX_FILE, VOLUME_SIZE
 from tests.conftest import REPO
+from tests.syscalls import failing_open
 from tests.terminal import in_pipe
 
 
@@ -175,3 +176,28 @@ def test_split_into_a_pipe_prints_one_line_per_volume_and_logs_on_stderr(
     assert lines[-2].startswith("done: ") and "NOT signed (give --sign-with)" in lines[-2]
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ done writing \d+ pieces [\d.]+ MiB",
                         done.stderr.strip())
+
+
+def test_a_split_onto_a_fresh_ext4_medium_keeps_its_empty_lost_and_found(
+        golden_bundle: Path, tmp_path: Path) -> None:
+    medium = tmp_path / "medium"
+    (medium / "lost+found").mkdir(parents=True, mode=0o700)
+    done = in_pipe("split", str(golden_bundle), "-o", str(medium), "--size", "2MiB")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (medium / "lost+found").is_dir() and not any((medium / "lost+found").iterdir())
+    count = int(done.stdout.split(" volume(s)")[0])
+    assert [p.name for p in volume_folders(medium)] == [
+        *(f"{n:03d}" for n in range(1, count + 1)), "lost+found"]
+    again = in_pipe("split", str(golden_bundle), "-o", str(medium), "--size", "2MiB")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert (medium / "lost+found").is_dir()
+    # A person who is not root may not list root's 0700 folder (the kernel refuses it here).
+    unlisted = in_pipe("split", str(golden_bundle), "-o", str(medium), "--size", "2MiB",
+                       prefix=failing_open((medium / "lost+found").resolve()))
+    assert unlisted.returncode == 0, unlisted.stdout + unlisted.stderr
+    # fsck's files are no reason to write there: the medium was damaged
+    (medium / "lost+found" / "#12").write_bytes(b"recovered")
+    refused = in_pipe("split", str(golden_bundle), "-o", str(medium), "--size", "2MiB")
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "is not a new or empty folder" in refused.stderr
+    assert (medium / "lost+found" / "#12").read_bytes() == b"recovered"

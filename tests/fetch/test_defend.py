@@ -124,6 +124,29 @@ def signing(operator: SigningKey) -> tuple[str, ...]:
     return ("--sign-with", operator.fingerprint, "--gnupg-home", str(operator.home))
 
 
+def test_a_fetch_asks_for_each_manifest_once_and_keeps_what_its_check_read(
+        make_manifest: ManifestMaker, registry_front: RegistryFront,
+        artifact_server: ArtifactServer, epr_server: EprServer, defend_server: DefendServer,
+        operator_key: Path, operator: SigningKey, tmp_path: Path) -> None:
+    defend_server.publish("9.0.0", "1.0.7", RULES)
+    defend_server.publish("8.19.0", "1.0.7", RULES)
+    manifest = site_manifest(make_manifest, registry_front, artifact_server, epr_server,
+                             defend=defend_server,
+                             security={"endpoint_artifacts": ["9.0.0", "8.19.0"]})
+    defend_server.faults.clear()
+    bundle = tmp_path / "bundle"
+    fetched = in_pipe("fetch", str(manifest), "-o", str(bundle), *signing(operator))
+    assert fetched.returncode == 0, fetched.stderr
+    for version in ("9.0.0", "8.19.0"):
+        path = manifest_path(version)
+        # the check of the sources reads it (to count its artifacts); the fetch keeps that
+        assert len(defend_server.faults.requests(f"/{path}", method="GET")) == 1, version
+        assert (bundle / "security" / path).read_bytes() == \
+            (defend_server.root / path).read_bytes()
+    checked = in_pipe("verify", str(bundle), "--trust-key", str(operator_key))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
 def test_a_manifest_without_its_signature_is_kept_with_a_warning_in_fetch_and_verify(
         make_manifest: ManifestMaker, registry_front: RegistryFront,
         artifact_server: ArtifactServer, epr_server: EprServer, defend_server: DefendServer,

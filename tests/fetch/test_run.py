@@ -26,6 +26,7 @@ from tests.peers.files import Fault
 from tests.peers.gpgkeys import SigningKey
 from tests.peers.images import TestImage
 from tests.peers.registry_front import RegistryFront
+from tests.terminal import in_pipe
 
 ELASTIC = "46095ACC8548582C1A2699A9D27D666CD88E42B4"
 
@@ -429,3 +430,28 @@ def test_a_new_fetch_brings_the_new_defend_manifest_and_drops_what_it_no_longer_
     description = json.loads((bundle / "bundle.json").read_text())
     assert description["defend"][0]["manifest_version"] == "1.0.2"
     assert description["defend"][0]["fetched"] >= first.extras.defend[0].fetched
+
+
+def test_fetch_onto_a_fresh_ext4_medium_keeps_its_empty_lost_and_found(
+        make_manifest: ManifestMaker, registry_front: RegistryFront,
+        artifact_server: ArtifactServer, epr_server: EprServer, tmp_path: Path) -> None:
+    manifest = site_manifest(make_manifest, registry_front, artifact_server, epr_server)
+    medium = tmp_path / "medium"
+    (medium / "lost+found").mkdir(parents=True, mode=0o700)
+    done = in_pipe("fetch", str(manifest), "-o", str(medium))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (medium / "SHA512SUMS").is_file()
+    assert (medium / "lost+found").is_dir() and not any((medium / "lost+found").iterdir())
+    checked = in_pipe("verify", str(medium), "--json")
+    assert not any(p["path"].startswith("lost+found") for p in
+                   json.loads(checked.stdout)["problems"])
+    assert any("lost+found: the empty folder a fresh ext4 medium holds" in w
+               for w in json.loads(checked.stdout)["warnings"])
+    # fsck's files in it: the medium was damaged, and holds something else than a bundle
+    other = tmp_path / "other"
+    (other / "lost+found").mkdir(parents=True, mode=0o700)
+    (other / "lost+found" / "#12").write_bytes(b"recovered")
+    refused = in_pipe("fetch", str(manifest), "-o", str(other))
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "is not empty and is not an airgap bundle" in refused.stderr
+    assert (other / "lost+found" / "#12").read_bytes() == b"recovered"
