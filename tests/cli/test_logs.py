@@ -110,9 +110,10 @@ def test_a_piped_inspect_and_plan_are_lines(golden_bundle: Path) -> None:
         " ← integration fleet_server" in plan.stdout
 
 
-def test_sigterm_on_a_piped_fetch_logs_what_was_kept(
-        make_manifest: ManifestMaker, registry_front: RegistryFront,
-        artifact_server: ArtifactServer, epr_server: EprServer, tmp_path: Path) -> None:
+def _signalled_piped_fetch(make_manifest: ManifestMaker, registry_front: RegistryFront,
+                           artifact_server: ArtifactServer, epr_server: EprServer,
+                           tmp_path: Path, signum: int) -> tuple[int, str]:
+    """A fetch into a pipe, sent ``signum`` while it downloads; its exit code and log."""
     manifest = site_manifest(make_manifest, registry_front, artifact_server, epr_server,
                              size=8 << 20)
     artifact_server.faults.inject("*.tar.gz", Fault("slow", times=-1, delay=0.05))
@@ -122,9 +123,17 @@ def test_sigterm_on_a_piped_fetch_logs_what_was_kept(
                                stderr=subprocess.PIPE, text=True,
                                env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
     signal_when(process, lambda: any((bundle / ".airgap-next").rglob("*.tar.gz.part"))
-                if (bundle / ".airgap-next").is_dir() else False, signal.SIGTERM)
+                if (bundle / ".airgap-next").is_dir() else False, signum)
     _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 143, stderr
+    return process.returncode, stderr
+
+
+def test_sigterm_on_a_piped_fetch_logs_what_was_kept(
+        make_manifest: ManifestMaker, registry_front: RegistryFront,
+        artifact_server: ArtifactServer, epr_server: EprServer, tmp_path: Path) -> None:
+    code, stderr = _signalled_piped_fetch(make_manifest, registry_front, artifact_server,
+                                          epr_server, tmp_path, signal.SIGTERM)
+    assert code == 143, stderr
     assert all(re.match(STAMP, line) for line in stderr.splitlines()), stderr
     last = re.sub(STAMP, "", stderr.splitlines()[-1])
     assert last.startswith("terminated: ") and "run the same command again" in last
@@ -157,18 +166,9 @@ def test_output_nobody_reads_ends_with_141_quietly(golden_bundle: Path) -> None:
 def test_sighup_on_a_piped_fetch_logs_one_line_and_exits_129(
         make_manifest: ManifestMaker, registry_front: RegistryFront,
         artifact_server: ArtifactServer, epr_server: EprServer, tmp_path: Path) -> None:
-    manifest = site_manifest(make_manifest, registry_front, artifact_server, epr_server,
-                             size=8 << 20)
-    artifact_server.faults.inject("*.tar.gz", Fault("slow", times=-1, delay=0.05))
-    bundle = tmp_path / "bundle"
-    process = subprocess.Popen([sys.executable, "-m", "airgap", "fetch", str(manifest), "-o",
-                                str(bundle)], cwd=REPO, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True,
-                               env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
-    signal_when(process, lambda: any((bundle / ".airgap-next").rglob("*.tar.gz.part"))
-                if (bundle / ".airgap-next").is_dir() else False, signal.SIGHUP)
-    _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 129, stderr
+    code, stderr = _signalled_piped_fetch(make_manifest, registry_front, artifact_server,
+                                          epr_server, tmp_path, signal.SIGHUP)
+    assert code == 129, stderr
     log = stderr.splitlines()
     assert all(re.match(STAMP, line) for line in log), log
     assert re.match(STAMP + "hung up: .*run the same command again", log[-1]), log
