@@ -29,6 +29,7 @@ from airgap.bundle import layout
 from airgap.bundle.delta import identity, shown, target_files
 from airgap.bundle.description import BundleDescription, read_description
 from airgap.bundle.lock import BundleLock
+from airgap.bundle.scan import medium_folder
 from airgap.bundle.sums import parse_sums
 from airgap.bundle.verify import VerifyReport, VerifySettings, carry_scope, verify_bundle
 from airgap.carry.index import INDEX
@@ -209,6 +210,8 @@ def _remove(output: Path, fresh: bool) -> None:
         return
     with contextlib.suppress(OSError):
         for entry in output.iterdir():
+            if medium_folder(entry):
+                continue
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry, ignore_errors=True)
             else:
@@ -267,7 +270,7 @@ def _check_output(output: Path, base: Path, delta: Path, target: str) -> str:
         return "new"
     if not output.is_dir():
         raise UsageError(f"{output} exists and is not a folder")
-    entries = [p.name for p in output.iterdir()]
+    entries = [p.name for p in output.iterdir() if not medium_folder(p)]
     if not entries:
         return "new"
     if layout.SUMS in entries and _identity(output) == target:
@@ -303,7 +306,7 @@ def _subfolders(folder: Path) -> list[Path]:
 def _clear(output: Path) -> None:
     """Remove what an interrupted merge left (the lock, which this run holds, stays)."""
     for entry in output.iterdir():
-        if entry.name == layout.LOCK:
+        if entry.name == layout.LOCK or medium_folder(entry):
             continue
         if entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry)

@@ -329,3 +329,24 @@ def test_merge_vouches_as_verify_with_trust_key_and_proves_intactness_without(
     report = read_report(capsys.readouterr().out)
     assert report["problems"] and {p["kind"] for p in report["problems"]} == {"unvouched"}
     assert main(["verify", str(new), "--trust-key", str(operator_key), "--quiet"]) == 0
+
+
+def test_a_merge_onto_a_fresh_ext4_medium_keeps_its_empty_lost_and_found(
+        pair: Pair, operator_key: Path, tmp_path: Path) -> None:
+    medium = tmp_path / "medium"
+    (medium / "lost+found").mkdir(parents=True, mode=0o700)
+    done = in_pipe("merge", str(pair.base), str(pair.delta), "-o", str(medium))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (medium / "lost+found").is_dir() and not any((medium / "lost+found").iterdir())
+    checked = in_pipe("verify", str(medium), "--trust-key", str(operator_key))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "lost+found" in checked.stderr  # a warning naming the medium's folder
+    # fsck's files are no reason to write there: the medium was damaged
+    other = tmp_path / "other"
+    (other / "lost+found").mkdir(parents=True, mode=0o700)
+    (other / "lost+found" / "#12").write_bytes(b"recovered")
+    refused = in_pipe("merge", str(pair.base), str(pair.delta), "-o", str(other))
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "is not a new or empty folder" in refused.stderr
+    assert [p.name for p in other.iterdir()] == ["lost+found"]
+    assert (other / "lost+found" / "#12").read_bytes() == b"recovered"
