@@ -43,6 +43,7 @@ from airgap.net.transport import (
     SmallResponse,
     fetch_small,
     open_stream,
+    refuse_html,
     transport_error,
     with_retries,
 )
@@ -332,10 +333,8 @@ class Downloader:
 
     def _check_headers(self, response: httpx.Response, transfer: _Transfer) -> None:
         item = transfer.item
-        ctype = response.headers.get("content-type", "").lower()
-        if not item.html_ok and ctype.startswith("text/html"):
-            raise ServerResponseError(f"{item.url}: the server answered an HTML page instead "
-                                      "of the file (a proxy or login page?)")
+        if not item.html_ok:
+            refuse_html(item.url, response.headers, "file")
         length = response.headers.get("content-length")
         if length is not None and length.isdigit():
             end = transfer.hasher.size + int(length)

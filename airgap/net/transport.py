@@ -341,6 +341,14 @@ def transport_error(exc: httpx.TransportError, url: httpx.URL | str) -> Exceptio
     return RetryableError(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
 
 
+def refuse_html(url: str, headers: httpx.Headers, what: str) -> None:
+    """Refuse a web page where airgap asked for a ``what`` (a file, a document): what a
+    proxy or a login page answers with 200, never to be stored or parsed as the thing."""
+    if headers.get("content-type", "").lower().startswith("text/html"):
+        raise ServerResponseError(f"{url}: the server answered an HTML page instead of the "
+                                  f"{what} (a proxy or login page?)")
+
+
 @dataclass(frozen=True)
 class SmallResponse:
     """A small answer read whole: an API document, a manifest, a token."""
@@ -374,11 +382,7 @@ def fetch_small(client: httpx.Client, url: str, settings: NetworkSettings, *,
             if length.isdigit() and int(length) > max_size:
                 raise ServerResponseError(f"{url}: the server announces {length} bytes, more "
                                           f"than the {max_size} a document may have")
-            # No document airgap asks for is a web page: a proxy's or a login page is not
-            # to be parsed as one.
-            if response.headers.get("content-type", "").lower().startswith("text/html"):
-                raise ServerResponseError(f"{url}: the server answered an HTML page instead "
-                                          "of the document (a proxy or login page?)")
+            refuse_html(url, response.headers, "document")
             body = bytearray()
             for chunk in response.iter_bytes():
                 body += chunk
