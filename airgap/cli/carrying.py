@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from airgap.cli import options, render
-from airgap.cli.group import begin, cli, emit, json_option, reporting
+from airgap.cli.group import begin, cli, emit, json_option, reporting, show_report
 from airgap.cli.session import Session
 from airgap.errors import ExitCode, VerificationError
 
@@ -41,12 +41,8 @@ def verify_volume(session: Session, volume: Path, trust_keys: tuple[Path, ...], 
         report = verify_volume(VolumeSettings(volume, trust_keys, jobs), reporter)
     failed = VerificationError(f"{volume} (volume {report.number} of {report.volumes}) is "
                                f"damaged: {len(report.problems)} problem(s); send it again")
-    if session.json:
-        emit(session, report.summary(), exit_code=ExitCode.OK if report.ok else
-              failed.exit_code, problems=[p.to_dict() for p in report.problems],
-              warnings=report.warnings)
-    else:
-        render.render_volume(report)
+    show_report(session, report, ExitCode.OK if report.ok else failed.exit_code,
+                render.render_volume)
     if not report.ok:
         raise failed
 
@@ -80,12 +76,7 @@ def merge_command(base: Path, delta: Path, output: Path, trust_keys: tuple[Path,
                 reporting(session, quiet) as reporter:
             result = merge(settings, reporter)
     except MergeRefused as refused:
-        if session.json:
-            emit(session, refused.report.summary(), exit_code=refused.exit_code,
-                  problems=[p.to_dict() for p in refused.report.problems],
-                  warnings=refused.report.warnings)
-        else:
-            render.render_verify(refused.report)
+        show_report(session, refused.report, refused.exit_code, render.render_verify)
         raise
     if session.json:
         emit(session, result.to_dict(), warnings=result.report.warnings)
@@ -170,12 +161,7 @@ def join_command(volumes: tuple[Path, ...], bundle: Path, partial: bool,
                  error=incomplete)
         raise
     except JoinRefused as refused:
-        if session.json:
-            emit(session, refused.report.summary(), exit_code=refused.exit_code,
-                  problems=[p.to_dict() for p in refused.report.problems],
-                  warnings=refused.report.warnings)
-        else:
-            render.render_verify(refused.report)
+        show_report(session, refused.report, refused.exit_code, render.render_verify)
         raise
     if session.json:
         emit(session, result.to_dict(),

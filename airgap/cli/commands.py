@@ -16,7 +16,7 @@ import click
 
 from airgap.cli import options, render, reporters
 from airgap.cli.carrying import verify_volume
-from airgap.cli.group import begin, cli, emit, json_option, reporting
+from airgap.cli.group import begin, cli, emit, json_option, reporting, show_report
 from airgap.errors import ExitCode, VerificationError
 
 if TYPE_CHECKING:
@@ -164,12 +164,8 @@ def verify_command(bundle: Path, trust_keys: tuple[Path, ...], trust_signers: tu
         report = verify_bundle(settings, reporter)
     failed = VerificationError(f"{bundle} failed verification: {len(report.problems)} "
                                "problem(s)")
-    if session.json:
-        emit(session, report.summary(), exit_code=ExitCode.OK if report.ok else
-              failed.exit_code, problems=[p.to_dict() for p in report.problems],
-              warnings=report.warnings)
-    else:
-        render.render_verify(report)
+    show_report(session, report, ExitCode.OK if report.ok else failed.exit_code,
+                render.render_verify)
     if not report.ok:
         raise failed
 
@@ -280,12 +276,7 @@ def load_command(bundle: Path, skip_verify: bool, trust_keys: tuple[Path, ...],
             reporter.info(_load_start(settings))
             result = load(settings, reporter)
     except BundleRefused as refused:
-        if session.json:
-            emit(session, refused.report.summary(), exit_code=refused.exit_code,
-                  problems=[p.to_dict() for p in refused.report.problems],
-                  warnings=refused.report.warnings)
-        else:
-            render.render_verify(refused.report)
+        show_report(session, refused.report, refused.exit_code, render.render_verify)
         raise
     if session.json:
         emit(session, result.to_dict(), warnings=result.warnings())

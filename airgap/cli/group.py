@@ -6,8 +6,8 @@ pipeline) and :mod:`airgap.cli.carrying` (deltas and volumes).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -15,6 +15,12 @@ from airgap import __version__
 from airgap.cli import output, progress, reporters
 from airgap.cli.session import Session
 from airgap.errors import AirgapError, ExitCode
+
+if TYPE_CHECKING:
+    from airgap.bundle.verify import VerifyReport
+    from airgap.carry.check import VolumeReport
+
+    Report = TypeVar("Report", VerifyReport, VolumeReport)
 
 EPILOG = """\b
 A site, from end to end:
@@ -106,6 +112,17 @@ def emit(session: Session, result: Any, *, exit_code: int = ExitCode.OK,
     output.print_json(output.envelope(session.command, exit_code, result, problems=problems,
                                       warnings=warnings, error=error))
     session.json_printed = True
+
+
+def show_report(session: Session, report: Report, exit_code: int,
+                render_report: Callable[[Report], None]) -> None:
+    """A verification's report: with ``--json``, the envelope with its problems and
+    warnings; else as ``render_report`` draws it."""
+    if session.json:
+        emit(session, report.summary(), exit_code=exit_code,
+             problems=[p.to_dict() for p in report.problems], warnings=report.warnings)
+    else:
+        render_report(report)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"],
