@@ -28,6 +28,13 @@ def coreutils_agrees(bundle: Path) -> bool:
                           cwd=bundle, capture_output=True).returncode == 0
 
 
+def assert_intact(bundle: Path, operator_key: Path) -> None:
+    """The bundle checks out with sha512sum, and with airgap verify and the operator's key."""
+    assert coreutils_agrees(bundle)
+    verified = in_pipe("verify", str(bundle), "--trust-key", str(operator_key))
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
 def signing(operator: SigningKey) -> tuple[str, ...]:
     """The options that sign SHA512SUMS with the operator's key."""
     return ("--sign-with", operator.fingerprint, "--gnupg-home", str(operator.home))
@@ -61,9 +68,7 @@ def test_a_failed_refetch_leaves_the_signed_bundle_as_it_was(
     after = {p: p.read_bytes() for p in bundle.rglob("*") if p.is_file()
              and ".airgap" not in p.relative_to(bundle).as_posix()}
     assert after == {p: b for p, b in before.items()}
-    assert coreutils_agrees(bundle)
-    verified = in_pipe("verify", str(bundle), "--trust-key", str(operator_key))
-    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert_intact(bundle, operator_key)
 
 
 def test_a_killed_refetch_keeps_the_bundle_and_the_next_run_goes_on(
@@ -203,9 +208,7 @@ def test_a_refetch_repairs_a_file_of_the_bundle_that_no_longer_verifies(
     assert "does not verify" in result.stderr and "downloading it again" in result.stderr
     # The good copy replaces the bad: the plan is the same, but the bundle was not.
     assert "unchanged" not in result.stdout
-    assert coreutils_agrees(bundle)
-    verified = in_pipe("verify", str(bundle), "--trust-key", str(operator_key))
-    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert_intact(bundle, operator_key)
 
 
 def test_a_kept_signature_that_no_longer_verifies_is_fetched_again_not_the_binary(
@@ -231,6 +234,4 @@ def test_a_kept_signature_that_no_longer_verifies_is_fetched_again_not_the_binar
     assert (bundle / f"{agent}.asc").read_bytes() == \
         (artifact_server.root / agent.removeprefix("downloads/")).with_name(
             agent.rsplit("/", 1)[1] + ".asc").read_bytes()
-    assert coreutils_agrees(bundle)
-    verified = in_pipe("verify", str(bundle), "--trust-key", str(operator_key))
-    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert_intact(bundle, operator_key)

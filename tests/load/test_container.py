@@ -33,6 +33,17 @@ def state(engine: Dockerd, name: str = "package-registry") -> dict[str, object]:
     return info
 
 
+def running_registry(bundle: Path, engine: Dockerd, operator_key: Path) -> tuple[int, object]:
+    """The bundle's registry loaded and running, as the one a replacement replaces: its
+    port, and its container's id."""
+    port = free_port()
+    first = in_pipe("load", str(bundle), "--docker", "--run", "--network", "host", "--port",
+                    str(port), "--trust-key", str(operator_key),
+                    env={"DOCKER_HOST": engine.host})
+    assert first.returncode == 0, first.stderr
+    return port, state(engine)["Id"]
+
+
 def containers(engine: Dockerd) -> list[str]:
     return docker(engine, "ps", "-aq", "--no-trunc").stdout.split()
 
@@ -40,11 +51,7 @@ def containers(engine: Dockerd) -> list[str]:
 def test_a_replacement_that_fails_puts_the_running_registry_back(
         golden_bundle: Path, engine: Dockerd, operator_key: Path, tmp_path: Path) -> None:
     env = {"DOCKER_HOST": engine.host}
-    port = free_port()
-    first = in_pipe("load", str(golden_bundle), "--docker", "--run", "--network", "host",
-                    "--port", str(port), "--trust-key", str(operator_key), env=env)
-    assert first.returncode == 0, first.stderr
-    old = state(engine)["Id"]
+    port, old = running_registry(golden_bundle, engine, operator_key)
     result = in_pipe("load", str(golden_bundle), "--run", "--replace", "--network", "host",
                      "--port", str(port), *mismatched_tls(tmp_path), "--skip-verify",
                      env=env)
@@ -78,11 +85,7 @@ def test_a_stopped_container_that_is_replaced_in_vain_stays_stopped(
 def test_at_a_terminal_a_replacement_removes_the_old_registry_once_the_new_is_healthy(
         golden_bundle: Path, engine: Dockerd, operator_key: Path, tmp_path: Path) -> None:
     env = {"DOCKER_HOST": engine.host}
-    port = free_port()
-    first = in_pipe("load", str(golden_bundle), "--docker", "--run", "--network", "host",
-                    "--port", str(port), "--trust-key", str(operator_key), env=env)
-    assert first.returncode == 0, first.stderr
-    old = state(engine)["Id"]
+    port, old = running_registry(golden_bundle, engine, operator_key)
     failed = at_terminal("load", str(golden_bundle), "--run", "--replace", "--network",
                          "host", "--port", str(port), *mismatched_tls(tmp_path),
                          "--skip-verify", env=env)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import tarfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,18 +20,6 @@ from tests.terminal import in_pipe
 
 REGISTRY_IMAGE = f"docker.elastic.co/{TEST_REPOSITORY}:9.0.0"
 AGENT_IMAGE = f"docker.elastic.co/{AGENT_REPOSITORY}:9.0.0"
-
-
-@pytest.fixture
-def engine(dockerd: Dockerd, monkeypatch: pytest.MonkeyPatch) -> Iterator[Dockerd]:
-    """Our dockerd as DOCKER_HOST, emptied of images after each test."""
-    monkeypatch.setenv("DOCKER_HOST", dockerd.host)
-    yield dockerd
-    ids = subprocess.run(["docker", "image", "ls", "-aq"], env=dockerd.env(),
-                         capture_output=True, text=True).stdout.split()
-    if ids:
-        subprocess.run(["docker", "image", "rm", "-f", *ids], env=dockerd.env(),
-                       capture_output=True)
 
 
 def images_in(engine: Dockerd) -> set[str]:

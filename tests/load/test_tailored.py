@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -22,19 +21,6 @@ from tests.peers.net import free_port
 from tests.peers.processes import Containerd, Dockerd, DockerRegistry
 
 TAILORED = "docker.elastic.co/package-registry/distribution:tailored-9.0.0"
-
-
-@pytest.fixture
-def engine(dockerd: Dockerd, monkeypatch: pytest.MonkeyPatch) -> Iterator[Dockerd]:
-    """Our dockerd as DOCKER_HOST, emptied of images and containers after each test."""
-    monkeypatch.setenv("DOCKER_HOST", dockerd.host)
-    yield dockerd
-    env = dockerd.env()
-    for kind in ("container", "image"):
-        ids = subprocess.run(["docker", kind, "ls", "-aq"], env=env, capture_output=True,
-                             text=True).stdout.split()
-        if ids:
-            subprocess.run(["docker", kind, "rm", "-f", *ids], env=env, capture_output=True)
 
 
 def description(bundle: Path) -> dict[str, object]:
