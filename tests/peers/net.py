@@ -4,19 +4,52 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import socket
 import ssl
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from aiohttp import web
 
 LOOPBACK = "127.0.0.1"
 
 
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_HANDED_OUT: set[int] = set()
+_HANDING = threading.Lock()
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    """A TCP port on 127.0.0.1 that nothing listens on right now, never the same twice in
+    one run.
+
+    Taken below the kernel's ephemeral range: a port that ``bind(0)`` picks is one the
+    kernel also gives to outgoing connections, so between this call and the peer's own
+    bind a client anywhere on the machine could take it ("port in use", seen once).
+    """
+    low = _ephemeral_low()
+    lowest = 20000 if low > 21000 else 1024
+    with _HANDING:
+        for _ in range(500):
+            port = random.randrange(lowest, low)
+            if port in _HANDED_OUT:
+                continue
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                try:
+                    sock.bind((LOOPBACK, port))
+                except OSError:
+                    continue
+            _HANDED_OUT.add(port)
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((LOOPBACK, 0))
         return int(sock.getsockname()[1])
