@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real programs the tests and the demo run against, from Debian's packages:
 # docker-registry (distribution 2.8), the Docker engine, containerd and ctr, skopeo, a
-# static busybox for the test image, GnuPG, curl, strace. Installs only what is missing; needs root (or sudo) for apt.
+# static busybox for the test image, GnuPG, curl, strace, btrfs-progs. Installs only what is missing; needs root (or sudo) for apt.
 set -euo pipefail
 
 need=()
@@ -14,6 +14,9 @@ command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 # The kill tests of merge, split and join inject faults at one file's system calls.
 command -v strace >/dev/null 2>&1 || need+=(strace)
+# The reflink tests clone files on a btrfs image of their own.
+command -v mkfs.btrfs >/dev/null 2>&1 || need+=(btrfs-progs)
+command -v filefrag >/dev/null 2>&1 || need+=(e2fsprogs)
 # The test image runs busybox inside a container: it must be the static build.
 if [ ! -x /bin/busybox ] || ldd /bin/busybox >/dev/null 2>&1; then
   need+=(busybox-static)

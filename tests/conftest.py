@@ -54,7 +54,7 @@ def require_programs(*programs: str) -> None:
     if not missing:
         return
     reason = (f"needs {', '.join(missing)} (Debian packages docker-registry, docker.io, "
-              "skopeo, busybox-static, strace; `make setup` installs them)")
+              "skopeo, busybox-static, strace, btrfs-progs; `make setup` installs them)")
     if IN_CI:
         pytest.fail(f"CI=true and a peer is missing: {reason}")
     pytest.skip(reason)

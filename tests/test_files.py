@@ -11,10 +11,12 @@ import pytest
 from airgap.files import (
     atomic_output,
     atomic_write,
+    clone_or_copy,
     copy_atomically,
     share_or_copy,
     temporary_name,
 )
+from tests.carry.media import btrfs, shares_blocks
 
 
 def leftovers(folder: Path) -> list[str]:
@@ -181,3 +183,26 @@ def test_share_or_copy_links_on_one_file_system_and_copies_across(tmp_path: Path
         copied.unlink(missing_ok=True)
     assert source.stat().st_mtime_ns == before.st_mtime_ns
     assert leftovers(tmp_path) == leftovers(linked.parent) == []
+
+
+def test_on_a_file_system_that_clones_a_copy_is_a_clone_of_its_own(tmp_path: Path) -> None:
+    with btrfs(tmp_path / "btrfs") as fs:
+        source = fs / "layer"
+        source.write_bytes(os.urandom(1 << 20))
+        plain = fs / "plain"
+        copy_atomically(source, plain)  # bytes written again: nothing shared (the control)
+        assert not shares_blocks(plain)
+        cloned = fs / "new" / "layer"
+        cloned.parent.mkdir()
+        assert share_or_copy(source, cloned) == "reflink"
+        assert clone_or_copy(source, fs / "again") is True
+        for clone in (cloned, fs / "again"):
+            assert clone.read_bytes() == source.read_bytes()
+            assert clone.stat().st_ino != source.stat().st_ino
+            assert shares_blocks(clone)
+        assert source.stat().st_nlink == 1
+        original = source.read_bytes()
+        with cloned.open("r+b") as changed:  # copy on write: the source keeps its bytes
+            changed.write(b"changed on the served side")
+        assert source.read_bytes() == original
+        assert leftovers(fs) == leftovers(cloned.parent) == []

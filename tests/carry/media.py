@@ -1,5 +1,6 @@
-"""Media with real limits for the carry tests: a size-capped tmpfs, mounted and
-unmounted by the test that asks for it (root only)."""
+"""Media with real limits for the tests: a size-capped tmpfs (no reflinks), and a btrfs
+file system in a sparse file (reflinks), mounted and unmounted by the test that asks for
+it (root only)."""
 
 from __future__ import annotations
 
@@ -32,3 +33,36 @@ def used(mountpoint: Path) -> int:
     out = subprocess.run(["df", "--block-size=1", "--output=used", str(mountpoint)],
                          check=True, capture_output=True, text=True).stdout
     return int(out.split()[-1])
+
+
+@contextlib.contextmanager
+def btrfs(mountpoint: Path, size: int = 256 << 20) -> Iterator[Path]:
+    """A btrfs file system of ``size`` bytes at ``mountpoint``, a file system that clones
+    (reflinks), in a sparse image file beside it; loop-mounted, unmounted and removed when
+    the block ends (``mount -o loop`` detaches its loop device on unmount)."""
+    require_root("mounting a btrfs image")
+    require_programs("mount", "umount", "mkfs.btrfs")
+    image = mountpoint.with_name(f"{mountpoint.name}.img")
+    with image.open("wb") as sparse:
+        sparse.truncate(size)
+    subprocess.run(["mkfs.btrfs", "-q", str(image)], check=True, capture_output=True,
+                   text=True)
+    mountpoint.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-o", "loop", str(image), str(mountpoint)], check=True,
+                   capture_output=True, text=True)
+    try:
+        yield mountpoint
+    finally:
+        subprocess.run(["umount", str(mountpoint)], check=True, capture_output=True,
+                       text=True)
+        image.unlink()
+
+
+def shares_blocks(path: Path) -> bool:
+    """Whether every extent of ``path`` is shared with another file (a clone's are, a
+    copy's are not): FIEMAP's shared flag, as ``filefrag -v`` prints it."""
+    require_programs("filefrag")
+    out = subprocess.run(["filefrag", "-v", str(path)], check=True, capture_output=True,
+                         text=True).stdout
+    extents = [row for row in out.splitlines() if row.strip()[:1].isdigit()]
+    return bool(extents) and all("shared" in row for row in extents)

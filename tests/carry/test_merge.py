@@ -18,7 +18,7 @@ from airgap.bundle.sums import format_sums
 from airgap.carry.merge import MergeSettings, merge
 from airgap.cli import main
 from airgap.reporter import NullReporter
-from tests.carry.media import tmpfs
+from tests.carry.media import btrfs, shares_blocks, tmpfs
 from tests.carrying import Pair, read_report
 from tests.peers.gpgkeys import SigningKey
 from tests.terminal import in_pipe
@@ -84,6 +84,27 @@ def test_merge_onto_a_file_system_without_reflinks_or_links_copies(
         assert result.placed == {"copy": len(read_description(pair.delta).items)}
         assert all((new / p).stat().st_nlink == 1 for p in from_base(pair.delta))
         assert main(["verify", str(new), "--trust-key", str(operator_key)]) == 0
+
+
+def test_merge_on_a_file_system_that_clones_clones_every_file(
+        pair: Pair, operator_key: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    with btrfs(tmp_path / "btrfs") as medium:
+        base, delta = copy(pair.base, medium / "base"), copy(pair.delta, medium / "delta")
+        before = state(base), state(delta)
+        new = medium / "new"
+        code = main(["merge", str(base), str(delta), "-o", str(new), "--trust-key",
+                     str(operator_key)])
+        out = " ".join(capsys.readouterr().out.split())
+        assert code == 0, out
+        assert f"files: {len(read_description(delta).items)} cloned " in out
+        large = [p for p in from_base(delta) if (base / p).stat().st_size > 64 << 10]
+        assert large, "no file large enough to hold blocks of its own"
+        for path in large:  # clones: files of their own that share the base's blocks
+            assert (new / path).stat().st_ino != (base / path).stat().st_ino, path
+            assert shares_blocks(new / path), path
+        assert (state(base), state(delta)) == before
+        assert main(["verify", str(new), "--trust-key", str(operator_key), "--quiet"]) == 0
 
 
 def test_a_delta_of_a_base_fetched_again_with_other_content_is_refused(

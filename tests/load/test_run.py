@@ -21,6 +21,7 @@ import yaml
 from airgap.cli import main
 from airgap.load.engine import LoadStopped, StreamGate, connect, load_image
 from airgap.load.serve import ServeSettings
+from tests.carry.media import btrfs, shares_blocks
 from tests.conftest import REGISTRY_CREDENTIALS, TEST_REPOSITORY, docker
 from tests.peers.gpgkeys import SigningKey
 from tests.peers.images import TestImage
@@ -411,6 +412,25 @@ def test_artifacts_are_copies_unless_hard_links_are_asked_for(
     # A second load without --hard-link makes the linked tree copies again.
     assert main(["load", str(bundle), "--artifacts", str(linked), *trust]) == 0
     assert not (linked / AGENT).samefile(bundle / "downloads" / AGENT)
+
+
+def test_artifacts_on_a_file_system_that_clones_are_clones(
+        golden_bundle: Path, tmp_path: Path, operator_key: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    with btrfs(tmp_path / "btrfs") as medium:
+        bundle = medium / "bundle"
+        shutil.copytree(golden_bundle, bundle)
+        served = medium / "served"
+        assert main(["load", str(bundle), "--artifacts", str(served), "--trust-key",
+                     str(operator_key)]) == 0
+        files = sum(1 for p in (bundle / "downloads").rglob("*") if p.is_file())
+        assert f"{files} copied ({files} as reflinks)" in " ".join(
+            capsys.readouterr().out.split())
+        assert shares_blocks(served / AGENT)
+        assert not (served / AGENT).samefile(bundle / "downloads" / AGENT)
+        (served / AGENT).write_bytes(b"changed on the served side")
+        assert main(["verify", str(bundle), "--trust-key", str(operator_key),
+                     "--quiet"]) == 0, "the bundle changed with its clone"
 
 
 def test_load_artifacts_of_an_unvouched_bundle_installs_nothing(
