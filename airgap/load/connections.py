@@ -47,6 +47,17 @@ _REFUSED = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnectio
 _NOISY_LOGGERS = ("aiohttp.server", "aiohttp.web", "asyncio")
 
 
+def connection_gone(error: BaseException | None) -> ConnectionError | None:
+    """The ConnectionError behind ``error``: itself, or one in its context chain. Over
+    TLS, Python 3.11's ``sendfile`` fallback turns a connection closed under it into an
+    AttributeError as it restores its protocol, the ConnectionError as its context."""
+    for _ in range(8):  # a chain of our own making is short; never follow a loop
+        if error is None or isinstance(error, ConnectionError):
+            return error
+        error = error.__context__
+    return None
+
+
 @dataclass(frozen=True)
 class Limits:
     """How many connections, and how long each may take before it sends a request."""
@@ -325,13 +336,10 @@ class ConnectionGuard:
 
     def expected(self, error: BaseException | None) -> bool:
         """Whether ``error`` is the broken pipe of a connection cut off here (already
-        counted as timed out); over TLS, Python 3.11's ``sendfile`` fallback turns it into
-        an AttributeError as it restores its protocol, the broken pipe as its context."""
-        while self._cut_off and error is not None:
-            if isinstance(error, ConnectionError):
-                self._cut_off -= 1
-                return True
-            error = error.__context__
+        counted as timed out)."""
+        if self._cut_off and connection_gone(error) is not None:
+            self._cut_off -= 1
+            return True
         return False
 
     # -- failures: counted, reported together ----------------------------------------------
@@ -384,6 +392,7 @@ class _CountingHandler(logging.Handler):
         error = record.exc_info[1] if record.exc_info else None
         if self._guard.expected(error):
             return
+        error = connection_gone(error) or error
         reason = type(error).__name__ if error is not None else record.getMessage()
         self._guard.fail(f"{reason.splitlines()[0][:120] if reason else 'error'}")
 

@@ -28,7 +28,7 @@ from aiohttp.typedefs import Handler
 from airgap.bundle.layout import DOWNLOADS, SECURITY
 from airgap.errors import UsageError, setting
 from airgap.files import check_regular
-from airgap.load.connections import ConnectionGuard, Limits, listen
+from airgap.load.connections import ConnectionGuard, Limits, connection_gone, listen
 from airgap.load.etags import ContentTags, HashingStopped, not_modified, range_applies
 from airgap.load.known import KnownDigests
 from airgap.load.served import verify_served
@@ -185,6 +185,10 @@ def make_app(tree: ServedTree, access_log: logging.Logger | None = None,
             raise
         except (ConnectionError, asyncio.CancelledError):
             status = "aborted"
+            raise
+        except Exception as exc:
+            if connection_gone(exc) is not None:  # closed by the client, over TLS
+                status = "aborted"
             raise
         finally:
             if guard is not None:

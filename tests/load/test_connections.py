@@ -11,6 +11,7 @@ import contextlib
 import resource
 import socket
 import ssl
+import struct
 import threading
 import time
 from collections.abc import Iterator
@@ -238,6 +239,32 @@ def test_the_server_header_names_no_version(tree: Path) -> None:
         assert headers["server"] == "airgap", headers
     assert b" 400 " in malformed.split(b"\r\n", 1)[0], malformed[:200]
     assert b"aiohttp" not in malformed and b"Python" not in malformed, malformed[:300]
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_a_client_that_hangs_up_mid_answer_is_logged_as_aborted(
+        big_tree: Path, tmp_path: Path, scheme: str) -> None:
+    tls, options = None, []
+    if scheme == "https":  # Python's sendfile fallback turns the hang-up into another error
+        cert, key = make_certificate(tmp_path, name="serve", common_name="127.0.0.1")
+        tls = ssl.create_default_context(cafile=str(cert))
+        options = ["--tls-cert", str(cert), "--tls-key", str(key)]
+    process, port = serve(big_tree, *options)
+    try:
+        sock = stalled_reader(port, BIG, tls)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()  # a reset, with most of the answer still to come
+        with httpx.stream("GET", f"{scheme}://127.0.0.1:{port}/downloads/{BIG}",
+                          verify=tls or True) as answer:
+            assert sum(len(chunk) for chunk in answer.iter_bytes()) == BIG_SIZE
+    finally:
+        err = stop(process)
+    requests = [line for line in err.splitlines() if f"GET /downloads/{BIG} " in line]
+    assert len(requests) == 2, err
+    assert requests[0].endswith('" aborted -'), requests[0]
+    assert requests[1].endswith(f'" 200 {BIG_SIZE}'), requests[1]
+    assert "ConnectionError" in err and "AttributeError" not in err, err
+    assert "Traceback" not in err
 
 
 def test_tls_min_version_refuses_older_clients(tree: Path, tmp_path: Path) -> None:
