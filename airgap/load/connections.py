@@ -15,8 +15,7 @@ aiohttp answers the requests; this module decides which connections it gets to a
 - at the cap, the connection that has waited longest without a request in progress makes
   room for the new one (a slow client loses its place, an agent downloading never does);
   only when every connection is busy is the newcomer refused with a 503;
-- a connection that fails costs one count, never a traceback: the counts are reported as
-  one warning at the first failure, then at most once per ``report_interval``.
+- a connection that fails costs one count, never a traceback (:mod:`airgap.load.failures`).
 """
 
 from __future__ import annotations
@@ -24,18 +23,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import logging
 import resource
 import socket
 import ssl
 import struct
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from airgap.errors import UsageError, setting
+from airgap.load.failures import FailureCount
 from airgap.load.sendqueue import buffered, sending
 from airgap.reporter import Reporter
 
@@ -43,19 +41,6 @@ _MAX_DEFAULT = 4096
 _RESERVED_FILES = 64  # the event loop, logs, the files a request opens before it sends
 _REFUSED = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n"
             b"Retry-After: 5\r\n\r\n")
-#: The loggers that would print a traceback per failed connection.
-_NOISY_LOGGERS = ("aiohttp.server", "aiohttp.web", "asyncio")
-
-
-def connection_gone(error: BaseException | None) -> ConnectionError | None:
-    """The ConnectionError behind ``error``: itself, or one in its context chain. Over
-    TLS, Python 3.11's ``sendfile`` fallback turns a connection closed under it into an
-    AttributeError as it restores its protocol, the ConnectionError as its context."""
-    for _ in range(8):  # a chain of our own making is short; never follow a loop
-        if error is None or isinstance(error, ConnectionError):
-            return error
-        error = error.__context__
-    return None
 
 
 @dataclass(frozen=True)
@@ -158,21 +143,24 @@ class ConnectionGuard:
     cap: int = 0
     connections: set[_Connection] = field(default_factory=set)
     by_transport: dict[Any, _Connection] = field(default_factory=dict)
-    failures: Counter[str] = field(default_factory=Counter)
+    failures: FailureCount = field(init=False)
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
-    _reported: float = 0.0
-    _cut_off: int = 0  # connections cut off whose broken pipe aiohttp has still to log
-    _saved_loggers: list[tuple[logging.Logger, bool, list[logging.Handler]]] = \
-        field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.failures = FailureCount(self.reporter, self.limits.report_interval)
+
+    def fail(self, reason: str) -> None:
+        """Count one failed connection (see :class:`FailureCount`)."""
+        self.failures.fail(reason)
 
     def start(self) -> None:
         """Start accepting (on the running loop) and watching the deadlines."""
         self.cap = connection_cap(self.limits.max_connections)
         if self.protocol is None:
             raise RuntimeError("a ConnectionGuard needs its protocol before it starts")
-        self._quiet_loggers()
+        self.failures.quiet_loggers()
         loop = asyncio.get_running_loop()
-        loop.set_exception_handler(self._loop_exception)
+        loop.set_exception_handler(self.failures.loop_exception)
         self._tasks = [loop.create_task(self._accept(s)) for s in self.sockets]
         self._tasks.append(loop.create_task(self._watch()))
 
@@ -186,8 +174,8 @@ class ConnectionGuard:
             sock.close()
         for entry in list(self.connections):
             self._close(entry)
-        self._report(final=True)
-        self._restore_loggers()
+        self.failures.report(final=True)
+        self.failures.restore_loggers()
         asyncio.get_running_loop().set_exception_handler(None)
 
     # -- the application's side ------------------------------------------------------------
@@ -300,8 +288,7 @@ class ConnectionGuard:
                     self.fail(f"timed out: no complete request within "
                               f"{self.limits.header_timeout:g} s")
                 self._close(entry)  # else: an idle keep-alive connection, closed as usual
-            if self.failures and now - self._reported >= self.limits.report_interval:
-                self._report()
+            self.failures.report_when_due(now)
 
     def _stalled(self, entry: _Connection, now: float) -> bool:
         """True when bytes wait to go to the client and it has acknowledged none of them
@@ -332,69 +319,7 @@ class ConnectionGuard:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             sock.shutdown(socket.SHUT_RDWR)
         entry.busy, entry.progress = 0, 0.0  # counted once; forgotten when it is lost
-        self._cut_off += 1
-
-    def expected(self, error: BaseException | None) -> bool:
-        """Whether ``error`` is the broken pipe of a connection cut off here (already
-        counted as timed out)."""
-        if self._cut_off and connection_gone(error) is not None:
-            self._cut_off -= 1
-            return True
-        return False
-
-    # -- failures: counted, reported together ----------------------------------------------
-
-    def fail(self, reason: str) -> None:
-        """Count one failed connection; the first ever is reported at once."""
-        first = not self.failures and not self._reported
-        self.failures[reason] += 1
-        if first:
-            self._report(first=True)
-
-    def _report(self, *, first: bool = False, final: bool = False) -> None:
-        self._reported = time.monotonic()
-        if not self.failures:
-            return
-        total = sum(self.failures.values())
-        reasons = "; ".join(f"{count} {reason}" for reason, count in self.failures.most_common())
-        when = "" if final else (f"; further failures are counted and reported every "
-                                 f"{self.limits.report_interval:g} s" if first else "")
-        self.reporter.warning(f"{total} connection(s) failed: {reasons}{when}")
-        self.failures.clear()
-
-    def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-        exception = context.get("exception")
-        self.fail(str(context.get("message") or type(exception).__name__).split("\n")[0])
-
-    def _quiet_loggers(self) -> None:
-        counter = _CountingHandler(self)
-        for name in _NOISY_LOGGERS:
-            logger = logging.getLogger(name)
-            self._saved_loggers.append((logger, logger.propagate, list(logger.handlers)))
-            logger.handlers = [counter]
-            logger.propagate = False
-
-    def _restore_loggers(self) -> None:
-        for logger, propagate, handlers in self._saved_loggers:
-            logger.handlers = handlers
-            logger.propagate = propagate
-        self._saved_loggers.clear()
-
-
-class _CountingHandler(logging.Handler):
-    """Turns what aiohttp and asyncio would log (with a traceback) into a count."""
-
-    def __init__(self, guard: ConnectionGuard) -> None:
-        super().__init__(logging.WARNING)
-        self._guard = guard
-
-    def emit(self, record: logging.LogRecord) -> None:
-        error = record.exc_info[1] if record.exc_info else None
-        if self._guard.expected(error):
-            return
-        error = connection_gone(error) or error
-        reason = type(error).__name__ if error is not None else record.getMessage()
-        self._guard.fail(f"{reason.splitlines()[0][:120] if reason else 'error'}")
+        self.failures.cut_off += 1
 
 
 def listen(bind: str, port: int, backlog: int = 1024) -> list[socket.socket]:

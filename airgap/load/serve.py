@@ -28,8 +28,9 @@ from aiohttp.typedefs import Handler
 from airgap.bundle.layout import DOWNLOADS, SECURITY
 from airgap.errors import UsageError, setting
 from airgap.files import check_regular
-from airgap.load.connections import ConnectionGuard, Limits, connection_gone, listen
+from airgap.load.connections import ConnectionGuard, Limits, listen
 from airgap.load.etags import ContentTags, HashingStopped, not_modified, range_applies
+from airgap.load.failures import connection_gone
 from airgap.load.known import KnownDigests
 from airgap.load.served import verify_served
 from airgap.reporter import NullReporter, Reporter
