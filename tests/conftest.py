@@ -444,10 +444,10 @@ def server_images(tmp_path_factory: pytest.TempPathFactory, registry: DockerRegi
     .sig at start-up), amd64 and arm64, in the loopback registry: ``oci`` as Elastic's
     ``package-registry/package-registry:v<pinned>``, ``docker`` with Docker v2 media
     types as ``DOCKER_SERVER_REPOSITORY`` at the same tag."""
-    from airgap import elastic
+    from airgap import package_registry
 
     require_programs("skopeo")
-    tag = f"v{elastic.PACKAGE_REGISTRY_VERSION}"
+    tag = f"v{package_registry.PACKAGE_REGISTRY_VERSION}"
     root = tmp_path_factory.mktemp("server-images")
     images = {"oci": build_test_image(root / "oci", tag=tag, shared_layers=(), server=True),
               "docker": build_test_image(root / "docker", tag=tag, shared_layers=(),
@@ -462,12 +462,13 @@ def tailored_manifest(path: Path, registry: DockerRegistry, epr: EprServer, trus
                       **registry_keys: Any) -> Path:
     """A manifest for a tailored registry on the server stand-in of ``family`` (both
     architectures unless ``arch`` says), nginx as the only integration, no binaries."""
-    from airgap import elastic
+    from airgap import package_registry
+
 
     keys: dict[str, Any] = {"flavor": "tailored", **registry_keys}
     if family == "docker":
         keys.setdefault("base", f"docker.elastic.co/{DOCKER_SERVER_REPOSITORY}:"
-                                f"v{elastic.PACKAGE_REGISTRY_VERSION}")
+                                f"v{package_registry.PACKAGE_REGISTRY_VERSION}")
     path.write_text(yaml.safe_dump({
         "apiVersion": "airgap/v1", "kind": "Bundle", "stack": {"version": "9.0.0"},
         "platforms": {"arch": list(arch)}, "registry": keys,

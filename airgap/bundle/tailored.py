@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
-from airgap import elastic
+from airgap import package_registry
 from airgap.bundle import layout
 from airgap.bundle.description import BundleDescription, Tailored
 from airgap.errors import AirgapError
@@ -151,10 +151,11 @@ def check_tailored(root: Path, description: BundleDescription, sums: Mapping[str
                 "registry, but bundle.json records no tailored image to check its packages "
                 "layer against: fetch the bundle again")
         return 0
-    if tailored.package_path != elastic.PACKAGE_PATH:
+    if tailored.package_path != package_registry.PACKAGE_PATH:
         add(layout.DESCRIPTION, "description", f"the tailored packages lie in "
                                                f"{tailored.package_path[:80]!r}, not in "
-                                               f"{elastic.PACKAGE_PATH}, which the server reads")
+                                               f"{package_registry.PACKAGE_PATH}, which the "
+                                               "server reads")
     try:
         blob = f"{layout.IMAGES}/blobs/sha256/{digest_hex(tailored.layer)}"
     except AirgapError as exc:

@@ -1,7 +1,7 @@
 """Integration packages from the package registry (EPR), with their ``.sig``.
 
 For each package, ``/search`` is asked as Kibana asks it (its version, GA only, the spec
-range it reads; :func:`airgap.elastic.epr_search_path`) and names the newest compatible
+range it reads; :func:`airgap.package_registry.epr_search_path`) and names the newest compatible
 version, every one, or confirms a pinned one (:mod:`airgap.fetch.selection`); its zip and
 signature come from the paths the answer gives, into ``BUNDLE/packages/<name>/``. Kibana
 does not verify packages uploaded by hand, so the bundle verifies them before transfer.
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from airgap import elastic
+from airgap import package_registry
 from airgap.bundle.layout import PACKAGES
 from airgap.bundle.staging import Staging
 from airgap.errors import AirgapError, NotFoundError, SignatureError
@@ -44,7 +44,8 @@ class ResolvedPackage:
     @property
     def bundle_path(self) -> str:
         """``packages/<name>/<name>-<version>.zip``."""
-        return f"{PACKAGES}/{self.name}/{elastic.package_filename(self.name, self.version)}"
+        name = package_registry.package_filename(self.name, self.version)
+        return f"{PACKAGES}/{self.name}/{name}"
 
 
 @dataclass(frozen=True)
@@ -84,8 +85,8 @@ def resolve(item: PackageItem, stack_version: str, epr: str,
                          "in registry.packages, or ask the registry's operator"])
         resolved.append(ResolvedPackage(
             item.name, version.version, item.search_url,
-            elastic.epr_file_url(epr, version.download),
-            elastic.epr_file_url(epr, version.signature_path)))
+            package_registry.epr_file_url(epr, version.download),
+            package_registry.epr_file_url(epr, version.signature_path)))
     return resolved
 
 

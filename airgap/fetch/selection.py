@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from airgap import elastic
+from airgap import package_registry
 from airgap.errors import NotFoundError, ServerResponseError
 
 VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z.-]+))?\Z")
@@ -66,7 +66,7 @@ def offered_versions(name: str, answer: Any, source: str) -> list[Offered]:
         if not isinstance(version, str) or not VERSION.match(version):
             raise ServerResponseError(f"{source}: {str(version)[:40]!r} is not a package "
                                       "version")
-        filename = elastic.package_filename(name, version)
+        filename = package_registry.package_filename(name, version)
         download = _path(entry.get("download"), filename, "download", source)
         signature = entry.get("signature_path")
         if signature is not None:

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from airgap import elastic
+from airgap import elastic, package_registry
 from airgap.errors import ManifestError
 from airgap.files import FileTooLargeError, read_regular
 from airgap.manifest.registry import RegistrySpec, read_registry
@@ -121,7 +121,7 @@ class Manifest:
     def registry_tag(self) -> str:
         """The image tag the registry settings resolve to."""
         r = self.registry
-        return elastic.registry_tag(self.stack_version, r.flavor, r.variant, r.tag)
+        return package_registry.registry_tag(self.stack_version, r.flavor, r.variant, r.tag)
 
     @property
     def endpoint_versions(self) -> tuple[str, ...]:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from airgap import elastic
+from airgap import elastic, package_registry
 from airgap.bundle.layout import DOWNLOADS, SECURITY
 from airgap.errors import ManifestError
 from airgap.manifest.model import ExtraImage, Manifest
@@ -191,7 +191,7 @@ def _image(manifest: Manifest) -> ImageItem:
     spec = manifest.registry
     if spec.tailored:
         why = "registry.base" if spec.base else \
-            f"Elastic's package registry server {elastic.PACKAGE_REGISTRY_VERSION}"
+            f"Elastic's package registry server {package_registry.PACKAGE_REGISTRY_VERSION}"
         return ImageItem(reference=parse_reference(spec.base_image),
                          registry_url=manifest.sources.registry,
                          platforms=manifest.platforms.image_platforms,
@@ -320,7 +320,7 @@ def _tailored(manifest: Manifest) -> TailoredItem | None:
         return None
     name = parse_reference(spec.image)
     return TailoredItem(ImageReference(name.host, name.repository, manifest.registry_tag),
-                        parse_reference(spec.base_image), elastic.PACKAGE_PATH)
+                        parse_reference(spec.base_image), package_registry.PACKAGE_PATH)
 
 
 def package_reasons(manifest: Manifest) -> dict[str, list[str]]:
@@ -330,7 +330,7 @@ def package_reasons(manifest: Manifest) -> dict[str, list[str]]:
     for name in manifest.integrations:
         wanted.setdefault(name, []).append(f"integration {name}")
     if manifest.registry.tailored:
-        for name in elastic.FLEET_SETUP_PACKAGES:
+        for name in package_registry.FLEET_SETUP_PACKAGES:
             wanted.setdefault(name, []).append("Fleet installs it at setup")
         for extra in manifest.registry.packages:
             wanted.setdefault(extra.name, []).append(f"registry.packages ({extra})")
@@ -344,7 +344,7 @@ def _packages(manifest: Manifest) -> Iterator[PackageItem]:
     every = manifest.registry.all_versions
     for name, reasons in package_reasons(manifest).items():
         version = pins.get(name)
-        search = elastic.epr_search_path(
+        search = package_registry.epr_search_path(
             name, manifest.stack_version, all_versions=every or version is not None,
             prerelease=version is not None and "-" in version)
         yield PackageItem(name=name, search_url=manifest.sources.epr + search,

@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from airgap import elastic
+from airgap import elastic, package_registry
 from airgap.manifest.strict import Checker, describe
 from airgap.oci.reference import is_image_name, is_tag
 
@@ -55,7 +55,7 @@ class RegistrySpec:
     @property
     def base_image(self) -> str:
         """The server image a tailored registry is built on, with its tag."""
-        return self.base or elastic.base_image(self.variant)
+        return self.base or package_registry.base_image(self.variant)
 
 
 def read_registry(checker: Checker, value: Any) -> RegistrySpec:
@@ -100,7 +100,7 @@ def _tailored(checker: Checker, section: dict[str, Any], spec: RegistrySpec) -> 
         return spec
     base = None
     if section.get("base") is not None:
-        example = elastic.base_image(None)
+        example = package_registry.base_image(None)
         text = checker.string(section["base"], "registry.base", example)
         last = (text or "").rsplit("/", 1)[-1]
         if text is not None and is_image_name(text, tagged=True) and ":" in last:

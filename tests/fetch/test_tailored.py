@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from airgap import elastic
+from airgap import package_registry
 from airgap.errors import AirgapError
 from airgap.fetch.run import FetchSettings, fetch
 from airgap.fetch.tailored import estimated_size
@@ -137,7 +137,8 @@ def test_verify_and_inspect_through_the_command_line(tailored_bundle: Path,
     assert re.search(r"tailored +\S+:v[\d.]+ \+ 4 packages \(layer\s+sha256:", seen.text), \
         seen.text
     contents = json.loads(in_pipe("inspect", str(tailored_bundle), "--json").stdout)["result"]
-    assert contents["image"]["tailored"]["base"].endswith(f":v{elastic.PACKAGE_REGISTRY_VERSION}")
+    assert contents["image"]["tailored"]["base"].endswith(
+        f":v{package_registry.PACKAGE_REGISTRY_VERSION}")
     assert sorted(p["name"] for p in contents["packages"]) == sorted(TAILORED_PACKAGES)
 
 
@@ -150,7 +151,7 @@ def test_plan_shows_the_tailored_image_and_why_each_package_is_in_it(
     seen.assert_no_traceback()
     assert seen.code == 0, seen.text
     for expected in (f"{TAILORED} (tailored: composed by airgap)",
-                     f"package-registry/package-registry:v{elastic.PACKAGE_REGISTRY_VERSION}",
+                     f"package-registry/package-registry:v{package_registry.PACKAGE_REGISTRY_VERSION}",
                      "kafka@1.2.0", "← registry.packages (kafka@1.2.0)",
                      "← Fleet installs it at setup", "← integration nginx"):
         assert expected in seen.text, expected
@@ -282,7 +283,7 @@ def test_the_server_image_comes_from_sources_registry_by_its_v_tag(
     description = json.loads((tailored_bundle / "bundle.json").read_text())
     source = description["image"]["source"]
     assert source.startswith(registry.url)
-    assert source.endswith(f":v{elastic.PACKAGE_REGISTRY_VERSION}")
+    assert source.endswith(f":v{package_registry.PACKAGE_REGISTRY_VERSION}")
     if description["image"]["media_type"] == OCI_TYPES[0]:
         assert f"/{SERVER_REPOSITORY}:" in source
 

@@ -296,16 +296,16 @@ def test_shipped_example_manifests_are_valid(name: str) -> None:
 
 
 def test_tailored_defaults_to_elastics_pinned_server_image() -> None:
-    from airgap import elastic
+    from airgap import package_registry
 
     manifest = parse(HEADER + "registry:\n  flavor: tailored\n")
     assert manifest.registry.tailored
     assert manifest.registry.base_image == \
-        f"docker.elastic.co/package-registry/package-registry:v{elastic.PACKAGE_REGISTRY_VERSION}"
+        f"docker.elastic.co/package-registry/package-registry:v{package_registry.PACKAGE_REGISTRY_VERSION}"
     assert manifest.registry_tag == "tailored-9.0.0"
     assert manifest.registry.packages == () and manifest.registry.all_versions is False
     fips = parse(HEADER + "registry: {flavor: tailored, variant: fips}\n")
-    assert fips.registry.base_image.endswith(f"v{elastic.PACKAGE_REGISTRY_VERSION}-fips")
+    assert fips.registry.base_image.endswith(f"v{package_registry.PACKAGE_REGISTRY_VERSION}-fips")
     assert fips.registry_tag == "tailored-9.0.0-fips"
 
 

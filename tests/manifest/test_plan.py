@@ -134,14 +134,14 @@ def test_plan_json_shape() -> None:
 
 def test_a_tailored_plan_pulls_the_server_image_and_names_every_package_with_its_reason(
         ) -> None:
-    from airgap import elastic
+    from airgap import package_registry
 
     plan = plan_of(HEADER + "platforms: {arch: [x86_64, arm64]}\n"
                             "integrations: [nginx, system]\n"
                             "registry:\n  flavor: tailored\n"
                             "  packages: [kafka, nginx@1.20.0, apache]\n")
     assert str(plan.image.reference) == \
-        f"docker.elastic.co/package-registry/package-registry:v{elastic.PACKAGE_REGISTRY_VERSION}"
+        f"docker.elastic.co/package-registry/package-registry:v{package_registry.PACKAGE_REGISTRY_VERSION}"
     assert plan.image.platforms == ("linux/amd64", "linux/arm64")
     assert "the base of the tailored registry" in plan.image.reason
     assert plan.tailored is not None

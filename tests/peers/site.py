@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from airgap import elastic
+from airgap import package_registry
 from airgap.manifest import load_manifest
 from airgap.manifest.plan import make_plan
 from tests.peers.artifacts import ArtifactServer
@@ -55,7 +55,7 @@ class LoopbackElastic:
                                       shared_layers=self.shared_layers)
         push_image(self.image, self.registry.host, REPOSITORY)
         self.server = build_test_image(self.workdir / "server",
-                                       tag=f"v{elastic.PACKAGE_REGISTRY_VERSION}",
+                                       tag=f"v{package_registry.PACKAGE_REGISTRY_VERSION}",
                                        shared_layers=(), server=True)
         push_image(self.server, self.registry.host, SERVER_REPOSITORY)
         agent = build_agent_image(self.workdir / "agent-image", self.image, tag=self.tag)
