@@ -4,6 +4,9 @@ What is not a regular file (symbolic links, FIFOs, devices, ...) is listed apart
 that nothing is ever read through it. A ``lost+found`` folder at the top is the medium's,
 not the bundle's (a fresh ext4 file system holds one, empty, mode 0700): it is looked
 into, never walked with the rest; files in it are what fsck recovered of a damaged medium.
+What macOS and Windows add to a medium (:mod:`airgap.bundle.medium`: ``._NAME``,
+``.DS_Store``, ``.Trashes/``, ``System Volume Information/``, ...), recognised by name and
+content, is listed apart too (``Scan.medium``), and a medium's folder is never walked.
 """
 
 from __future__ import annotations
@@ -12,6 +15,9 @@ import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from airgap.bundle import medium
+from airgap.bundle.medium import MediumFiles
 
 #: The folder ext2/3/4's mkfs makes at the top of a medium, where fsck puts what it finds
 #: of a damaged file system.
@@ -70,9 +76,10 @@ def lost_and_found(folder: Path) -> LostAndFound | None:
 
 def medium_folder(entry: Path) -> bool:
     """Whether ``entry``, at the top of an output folder, is the medium's and no reason to
-    refuse that folder: an empty (or not listable) ``lost+found``."""
+    refuse that folder: an empty (or not listable) ``lost+found``, or what macOS or Windows
+    adds to a medium (recognised by :func:`airgap.bundle.medium.recognise`)."""
     if entry.name != LOST_AND_FOUND:
-        return False
+        return medium.recognise(entry, top=True) is not None
     found = lost_and_found(entry.parent)
     return found is not None and not found.names
 
@@ -88,11 +95,13 @@ class Odd:
 
 @dataclass
 class Scan:
-    """Every entry below a bundle: its regular files, and the entries that are not."""
+    """Every entry below a bundle: its regular files, the entries that are not, and what a
+    medium's system added (in neither)."""
 
     regular: set[str] = field(default_factory=set)
     odd: list[Odd] = field(default_factory=list)
     lost: LostAndFound | None = None
+    medium: MediumFiles = field(default_factory=MediumFiles)
 
     @property
     def entries(self) -> set[str]:
@@ -100,13 +109,16 @@ class Scan:
         return self.regular | {o.path for o in self.odd}
 
 
-def scan(root: Path, *, skip: frozenset[str] = frozenset()) -> Scan:
+def scan(root: Path, *, skip: frozenset[str] = frozenset(), top: bool = True) -> Scan:
     """Walk ``root`` without following symbolic links (to files or directories); the
     entries of ``root`` named in ``skip`` are left out, and its ``lost+found`` folder is
-    looked into apart (``Scan.lost``)."""
-    found = Scan(lost=lost_and_found(root))
+    looked into apart (``Scan.lost``). What a medium's system adds is set apart
+    (``Scan.medium``): its folders only when ``root`` is the top of a bundle or a volume
+    (``top``), and they are not walked."""
+    found = Scan(lost=lost_and_found(root) if top else None)
     if found.lost is not None:
         skip = skip | {LOST_AND_FOUND}
+    added: dict[str, list[str]] = {}
 
     def unreadable(error: OSError) -> None:
         name = Path(str(error.filename or root))
@@ -118,6 +130,11 @@ def scan(root: Path, *, skip: frozenset[str] = frozenset()) -> Scan:
         if base == root:
             directories[:] = [d for d in directories if d not in skip]
             files = [f for f in files if f not in skip]
+            if top:  # a medium's folders: recognised, never walked
+                for name in [d for d in directories if d in medium.MEDIUM_FOLDERS]:
+                    if medium.recognise(root / name, top=True) is not None:
+                        added.setdefault(medium.FOLDER, []).append(name)
+                        directories.remove(name)
         for name in directories + files:
             path = base / name
             relative = path.relative_to(root).as_posix()
@@ -131,10 +148,15 @@ def scan(root: Path, *, skip: frozenset[str] = frozenset()) -> Scan:
                                      f"{_target(path)}: a bundle holds only regular files; "
                                      "it is not followed"))
             elif stat.S_ISREG(mode):
-                found.regular.add(relative)
+                kind = medium.recognise(path, top=False) if medium.named_like(name) else None
+                if kind is None:
+                    found.regular.add(relative)
+                else:
+                    added.setdefault(kind, []).append(relative)
             elif not stat.S_ISDIR(mode):
                 found.odd.append(Odd(relative, "unreadable", "not a regular file (a FIFO, "
                                                              "socket or device): not read"))
+    found.medium = medium.sorted_out(added)
     return found
 
 

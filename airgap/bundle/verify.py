@@ -3,7 +3,8 @@ something from outside it vouches for every file that leaves it.
 
 Every file is hashed again (in parallel) against SHA512SUMS, and image blobs against
 their sha256 names; missing, modified, unlisted and unreadable files, and anything that
-is not a regular file (a symbolic link is never followed), are reported. bundle.json must
+is not a regular file (a symbolic link is never followed), are reported; what a medium's
+system added (:mod:`airgap.bundle.medium`) is a warning, and never read. bundle.json must
 exist and agree with SHA512SUMS and with the files; keys/ must hold exactly the keys it
 records. Which files must be signed is decided from where they lie (every artifact under
 downloads/ needs its ``.asc``, every package zip its ``.sig``) as well as from bundle.json,
@@ -36,6 +37,7 @@ from airgap.bundle import defend, layout
 from airgap.bundle.checks import EVERY_AREA, BundleCheck, Problem
 from airgap.bundle.description import refuse_not_a_bundle
 from airgap.bundle.lock import refuse_while_written
+from airgap.bundle.medium import named_like
 from airgap.bundle.scan import scan
 from airgap.bundle.tailored import check_tailored
 from airgap.bundle.vouch import (
@@ -89,6 +91,10 @@ class VerifyReport:
     #: Valid signatures outside the scope by a signer nothing from outside vouches for.
     not_vouched: int = 0
     layer_packages: int = 0  # a tailored registry's: the zips its packages layer matched
+    #: The warnings of ``warnings`` about the medium the bundle lies on (its empty
+    #: lost+found, what macOS or Windows added): what a command that reads a bundle only to
+    #: make another (merge) still says of it.
+    medium_warnings: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -128,15 +134,19 @@ def verify_bundle(settings: VerifySettings, reporter: Reporter) -> VerifyReport:
     check = BundleCheck(root, found.regular)
     for odd in found.odd:
         check.add(odd.path, odd.kind, odd.message)
+    medium = found.medium.warnings(root)  # what a medium's system added: never read
     if found.lost is not None:  # the medium's: damage only when fsck put files in it
         if (lost := found.lost.problem()) is not None:
             check.add(lost.path, lost.kind, lost.message)
         elif (said := found.lost.warning(root)) is not None:
-            check.warnings.append(said)
+            medium.insert(0, said)
+    check.warnings.extend(medium)
     check.staging()
     sums = check.sums()
     for path in sorted(found.regular - set(sums) - layout.NOT_SUMMED):
-        check.add(path, "unlisted", "not in SHA512SUMS: added after the fetch")
+        check.add(path, "unlisted", "not in SHA512SUMS: added after the fetch" + (
+            " (named like a file macOS or Windows adds to a medium, but it does not hold "
+            "one)" if named_like(path) else ""))
     for path in sorted(set(sums) - found.entries):
         check.add(path, "missing", "listed in SHA512SUMS but not in the bundle")
     listed = [p for p in sums if p in found.regular]
@@ -204,4 +214,4 @@ def verify_bundle(settings: VerifySettings, reporter: Reporter) -> VerifyReport:
     return VerifyReport(root, len(listed), size, signatures,
                         tuple(sorted(check.problems, key=lambda p: (p.path, p.kind))),
                         tuple(check.warnings), operator, check.delta_of, check.not_vouched,
-                        check.layer_packages)
+                        check.layer_packages, tuple(medium))

@@ -4,7 +4,8 @@ Its index must be intact (and, with ``trust_keys``, signed by one of them); the 
 index puts in this volume must all be there, each of its size and SHA-512. Anything else
 in the volume is named in a warning and ignored, as ``airgap join`` ignores it: the files
 a medium's system adds (``System Volume Information/``, ``.Trashes``, ``._*``, an empty
-``lost+found/``, ...) are no damage; a ``lost+found/`` that fsck put files in is (the
+``lost+found/``, ...) are no damage, and those :mod:`airgap.bundle.medium` recognises are
+said as ``airgap verify BUNDLE`` says them; a ``lost+found/`` that fsck put files in is (the
 medium's file system was damaged). A damaged volume can be sent again before the others
 arrive.
 """
@@ -19,7 +20,7 @@ from typing import Any
 
 from airgap.bundle.checks import Problem
 from airgap.carry.index import Piece
-from airgap.carry.volumes import copy_piece, extras_warning, lost_and_found_said, open_volume
+from airgap.carry.volumes import copy_piece, extras_warnings, lost_and_found_said, open_volume
 from airgap.reporter import Reporter
 from airgap.threads import map_in_threads
 
@@ -76,7 +77,7 @@ def verify_volume(settings: VolumeSettings, reporter: Reporter) -> VolumeReport:
     lost, said = lost_and_found_said(found)
     if lost is not None:
         problems.append(Problem(lost.path, lost.kind, lost.message))
-    warnings = [message for message in (extras_warning(found), said) if message]
+    warnings = [*extras_warnings(found), *([said] if said else [])]
     size = sum(p.size for p in expected)
     reporter.task_started("volume", f"checking {found.shown}", size)
     stop = threading.Event()

@@ -33,7 +33,7 @@ from airgap.carry.index import Piece, VolumeIndex
 from airgap.carry.volumes import (
     FoundVolume,
     copy_piece,
-    extras_warning,
+    extras_warnings,
     lost_and_found_said,
     open_volume,
 )
@@ -111,7 +111,7 @@ def join(settings: JoinSettings, reporter: Reporter) -> JoinResult:
         raise UsageError("no volume given")
     found = [open_volume(v, settings.trust_keys) for v in settings.volumes]
     for volume in found:
-        if (extras := extras_warning(volume)) is not None:
+        for extras in extras_warnings(volume):
             reporter.warning(extras)
         # fsck's files are no piece: every piece is checked against the index all the same
         lost, said = lost_and_found_said(volume)

@@ -120,6 +120,8 @@ def merge(settings: MergeSettings, reporter: Reporter) -> MergeResult:
         if not report.ok:
             raise MergeRefused(f"{what} {folder} failed verification: nothing was written",
                                report)
+        for said in report.medium_warnings:  # the new bundle's own check says the rest
+            reporter.warning(said)
     carried = sum(1 for i in description.items if i.origin == "carried")
     if found == "merged":  # a merge made it, and was stopped before it said so: check it
         with BundleLock(output):

@@ -83,7 +83,7 @@ class SplitResult:
 def split(settings: SplitSettings, reporter: Reporter) -> SplitResult:
     """Write ``settings.bundle`` as volumes into ``settings.output``."""
     root, output, limits = settings.bundle, settings.output, settings.limits
-    files, sums, bundle_identity = _bundle_files(root)
+    files, sums, bundle_identity = _bundle_files(root, reporter)
     delta = read_description(root).delta
     earlier = _check_output(output, root)
     operator = OperatorKey(settings.sign_with, settings.gnupg_home) if settings.sign_with \
@@ -178,9 +178,11 @@ def _remove(output: Path, folders: Sequence[Path], fresh: bool) -> None:
             output.rmdir()
 
 
-def _bundle_files(root: Path) -> tuple[list[tuple[str, int]], dict[str, str], str]:
+def _bundle_files(root: Path, reporter: Reporter
+                  ) -> tuple[list[tuple[str, int]], dict[str, str], str]:
     """Every file of the complete bundle at ``root`` with its size, its SHA512SUMS entries
-    and its identity; refuses a bundle that holds more, or less, than SHA512SUMS lists."""
+    and its identity; refuses a bundle that holds more, or less, than SHA512SUMS lists
+    (what a medium's system added is said, and not carried)."""
     if not root.is_dir():
         raise UsageError(f"{root}: no such bundle directory")
     refuse_while_written(root)
@@ -193,6 +195,8 @@ def _bundle_files(root: Path) -> tuple[list[tuple[str, int]], dict[str, str], st
         raise BundleError(f"{root} is not a complete bundle: it has no {layout.SUMS}") from None
     sums, problems = parse_sums(sums_bytes.decode("utf-8", errors="replace"))
     found = scan(root, skip=frozenset({layout.STAGING}))  # an unfinished fetch's, not carried
+    for said in found.medium.warnings(root):
+        reporter.warning(said)
     wrong = [f"{odd.path}: {odd.message}" for odd in found.odd] + problems
     if found.lost is not None and (lost := found.lost.problem()) is not None:
         wrong.append(f"{lost.path}: {lost.message}")

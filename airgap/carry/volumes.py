@@ -15,9 +15,10 @@ import stat
 import tempfile
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from airgap.bundle.medium import MediumFiles
 from airgap.bundle.scan import LostAndFound, Odd, scan
 from airgap.carry.index import (
     INDEX,
@@ -106,6 +107,7 @@ class FoundVolume:
     present: frozenset[str]
     odd: tuple[Odd, ...]
     lost: LostAndFound | None = None
+    medium: MediumFiles = field(default_factory=MediumFiles)
 
     @property
     def expected(self) -> tuple[Piece, ...]:
@@ -126,18 +128,19 @@ def lost_and_found_said(volume: FoundVolume) -> tuple[Odd | None, str | None]:
     return volume.lost.problem(), volume.lost.warning(volume.folder)
 
 
-def extras_warning(volume: FoundVolume) -> str | None:
-    """A warning naming what ``volume`` holds besides its pieces and index (what a medium's
-    system adds, or a person), which is never read; None when there is nothing."""
+def extras_warnings(volume: FoundVolume) -> list[str]:
+    """The warnings naming what ``volume`` holds besides its pieces and index, which is
+    never read: what a medium's system adds, recognised (as a bundle's check says it), and
+    anything else."""
+    said = volume.medium.warnings(volume.folder)
     names = {p.name for p in volume.expected} | {INDEX, INDEX_SIGNATURE}
     extras = sorted((volume.present | {odd.path for odd in volume.odd}) - names)
     if not extras:
-        return None
+        return said
     shown = ", ".join(extras[:_EXTRAS_SHOWN]) + (
         f" and {len(extras) - _EXTRAS_SHOWN} more" if len(extras) > _EXTRAS_SHOWN else "")
-    return (f"{volume.folder} ({volume.shown}) holds {len(extras)} file(s) that are not its "
-            f"pieces, ignored (added after the split, as a medium's system adds "
-            f"System Volume Information/ or ._* files): {shown}")
+    return [*said, f"{volume.folder} ({volume.shown}) holds {len(extras)} file(s) that are "
+            f"not its pieces, ignored (added after the split): {shown}"]
 
 
 def open_volume(folder: Path, trust_keys: Sequence[Path]) -> FoundVolume:
@@ -168,7 +171,7 @@ def open_volume(folder: Path, trust_keys: Sequence[Path]) -> FoundVolume:
                                 f"{', '.join(map(str, numbers))} of its set: keep each "
                                 "volume in a folder (or a medium) of its own")
     return FoundVolume(folder, data, index, numbers[0], signature, frozenset(found.regular),
-                       tuple(found.odd), found.lost)
+                       tuple(found.odd), found.lost, found.medium)
 
 
 def _volumes_inside(folder: Path) -> list[str]:

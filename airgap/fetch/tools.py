@@ -15,6 +15,7 @@ import stat
 from pathlib import Path
 
 from airgap.bundle.layout import TOOLS
+from airgap.bundle.medium import recognise
 from airgap.bundle.staging import Staging
 from airgap.errors import UsageError, setting
 from airgap.files import atomic_output
@@ -39,6 +40,8 @@ def check_wheelhouse(source: Path) -> list[Path]:
         raise UsageError(f"{flag} {source}: a folder name bundle paths cannot hold")
     files = []
     for entry in sorted(source.iterdir()):
+        if recognise(entry, top=False) is not None:
+            continue  # what macOS adds on a FAT32 or exFAT medium (._NAME, .DS_Store): left
         mode = entry.lstat().st_mode
         if not stat.S_ISREG(mode) or not _NAME.match(entry.name):
             raise UsageError(f"{flag} {source}: {entry.name!r} is not a plain file; a "

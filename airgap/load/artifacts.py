@@ -15,6 +15,7 @@ from pathlib import Path
 
 from airgap.bundle.description import read_description
 from airgap.bundle.layout import DOWNLOADS
+from airgap.bundle.medium import named_like
 from airgap.bundle.scan import scan
 from airgap.errors import UsageError
 from airgap.files import clone_or_copy, link_atomically, remove_dead_leftovers
@@ -53,10 +54,15 @@ def install_artifacts(root: Path, destination: Path, reporter: Reporter, *,
         remove_dead_leftovers(destination, recursive=True)  # copies a kill -9 cut short
     linked = copied = cloned = unchanged = 0
     replaced: list[str] = []
-    found = scan(source)
+    # What a medium's system added is set apart by the scan, never laid out; a file named
+    # like one that is not one is refused by verify, and not laid out either.
+    found = scan(source, top=False)
     for odd in found.odd:  # only with --skip-verify: verify refuses such a bundle
         reporter.warning(f"{source / odd.path}: {odd.message}; not installed")
-    names = sorted(found.regular)
+    for lookalike in sorted(p for p in found.regular if named_like(p)):
+        reporter.warning(f"{source / lookalike}: named like a file a medium's system adds; "
+                         "not installed")
+    names = sorted(p for p in found.regular if not named_like(p))
     reporter.phase_started(PHASE, f"laying out {len(names)} files in {destination}",
                            total=sum((source / name).stat().st_size for name in names),
                            items=len(names))

@@ -70,6 +70,8 @@ def export(settings: ExportSettings, reporter: Reporter) -> ExportResult:
                                               scope=frozenset({IMAGES})), reporter)
         if not report.ok:
             raise BundleRefused(report, "no image was written")
+        for said in report.medium_warnings:  # what a medium's system added: never read
+            reporter.warning(said)
     result = export_image(settings.bundle, settings.platform, settings.output, settings.tags,
                           settings.image, reporter)
     return ExportResult(result.path, result.platform, result.reference, result.size, report)

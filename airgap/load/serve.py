@@ -26,6 +26,7 @@ from aiohttp.abc import AbstractStreamWriter
 from aiohttp.typedefs import Handler
 
 from airgap.bundle.layout import DOWNLOADS, SECURITY
+from airgap.bundle.medium import named_like
 from airgap.errors import UsageError, setting
 from airgap.files import check_regular
 from airgap.load.connections import ConnectionGuard, Limits, listen
@@ -115,6 +116,8 @@ def _safe_file(roots: tuple[Path, ...], relative: str) -> Path | None:
     # .airgap* are airgap's own (load's digest index, a fetch's staging folder).
     if any(part in ("", ".", "..") or "\x00" in part or part.startswith(".airgap")
            for part in parts) or parts[-1].endswith(".part"):
+        return None
+    if named_like(relative):  # what a medium's system adds (._NAME, .DS_Store): never sent
         return None
     for root in roots:
         found = _below(root, parts)

@@ -23,9 +23,10 @@ from airgap.cli import main
 from airgap.errors import BundleError
 from airgap.trust.digests import hash_file
 from tests.conftest import start_airgap
+from tests.medium import add_mac_and_windows_files, apple_double
 from tests.peers.gpgkeys import SigningKey
 from tests.syscalls import failing_open
-from tests.terminal import in_pipe
+from tests.terminal import at_terminal, in_pipe
 
 AGENT = "downloads/beats/elastic-agent/elastic-agent-9.0.0-linux-x86_64.tar.gz"
 NGINX = "packages/nginx/nginx-2.0.0.zip"
@@ -701,3 +702,100 @@ def test_a_lost_and_found_that_fsck_put_files_in_is_damage_naming_them(
                    if "lost+found/" in line and "problem" in line)
     assert "holds 1 entry fsck recovered (#131074)" in problem
     assert "file system was damaged" in problem
+
+
+# -- what macOS and Windows add to a medium ---------------------------------------------------
+
+
+def _warnings(text: str) -> list[str]:
+    """The warning lines a person sees (each whole again, however the terminal wrapped it)."""
+    return [" ".join(line.split()) for line in text.splitlines() if "warning:" in line]
+
+
+def test_finders_files_and_a_mediums_folders_are_one_warning_each_and_exit_0(
+        bundle: Path, operator_key: Path) -> None:
+    # The bundle copied by Finder onto a FAT32 medium, and that medium's top as macOS and
+    # Windows leave it.
+    counts = add_mac_and_windows_files(bundle)
+    done = in_pipe("verify", str(bundle), "--trust-key", str(operator_key))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "intact" in done.stdout and "problem" not in done.stdout + done.stderr
+    said = _warnings(done.stderr)
+    apple = [w for w in said if "AppleDouble" in w]
+    assert len(apple) == 1, said
+    assert f"{bundle}: {counts['appledouble']} AppleDouble files (._NAME)" in apple[0]
+    assert f"dot_clean -m {bundle}" in apple[0]
+    assert f"find {bundle} -name '._*' -type f -delete" in apple[0]
+    finder = [w for w in said if ".DS_Store" in w]
+    assert len(finder) == 1 and f"{counts['ds_store']} .DS_Store files" in finder[0]
+    folders = [w for w in said if "top of a medium" in w]
+    assert len(folders) == 1 and "6 folders" in folders[0]
+    assert "System Volume Information" in folders[0] and "$RECYCLE.BIN" in folders[0]
+
+    as_json = in_pipe("verify", str(bundle), "--trust-key", str(operator_key), "--json")
+    assert as_json.returncode == 0, as_json.stderr
+    document = json.loads(as_json.stdout)
+    assert document["problems"] == [] and document["result"]["ok"]
+    assert len([w for w in document["warnings"] if "AppleDouble" in w]) == 1
+
+    # At a terminal, as a person sees it
+    seen = at_terminal("verify", str(bundle), "--trust-key", str(operator_key))
+    seen.assert_no_traceback()
+    assert seen.code == 0, seen.text
+    shown = _warnings(seen.text)
+    assert len([w for w in shown if "AppleDouble" in w]) == 1, seen.text
+    assert any(f"find {bundle} -name '._*' -type f -delete" in w for w in shown), seen.text
+
+    # Removed as the warning says, nothing is left to say
+    subprocess.run(["find", str(bundle), "-name", "._*", "-type", "f", "-delete"], check=True)
+    again = in_pipe("verify", str(bundle), "--trust-key", str(operator_key))
+    assert again.returncode == 0 and "AppleDouble" not in again.stderr
+
+
+@pytest.mark.parametrize(("name", "data"), [
+    (f"downloads/beats/elastic-agent/._{Path(AGENT).name}", b"PK\3\4 a payload, not Finder's"),
+    (".DS_Store", b"#!/bin/sh\necho a payload\n"),
+    ("packages/nginx/._nginx-2.0.0.zip", b"\x00\x05\x16\x07" + b"\0" * (2 << 20)),  # too big
+])
+def test_a_file_named_like_finders_holding_something_else_stays_unlisted(
+        bundle: Path, operator_key: Path, name: str, data: bytes) -> None:
+    (bundle / name).write_bytes(data)
+    done = in_pipe("verify", str(bundle), "--trust-key", str(operator_key), "--json")
+    assert done.returncode == 3, done.stdout + done.stderr
+    found = {(p["path"], p["kind"]): p["message"] for p in json.loads(done.stdout)["problems"]}
+    # (and, below downloads/ or packages/, its missing signature)
+    assert "named like a file macOS or Windows adds to a medium, but it does not hold one" \
+        in found[(name, "unlisted")]
+    seen = at_terminal("verify", str(bundle), "--trust-key", str(operator_key))
+    assert seen.code == 3 and name in seen.text, seen.text
+
+
+def test_a_symbolic_link_named_like_finders_file_is_a_problem(bundle: Path,
+                                                               operator_key: Path) -> None:
+    real = bundle.parent / "finder-file"
+    real.write_bytes(apple_double())
+    (bundle / "downloads" / "._x").symlink_to(real)
+    (bundle / ".Trashes").symlink_to(bundle.parent)  # a medium's folder's name, a link
+    done = in_pipe("verify", str(bundle), "--trust-key", str(operator_key), "--json")
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert problems(json.loads(done.stdout)) == {("downloads/._x", "symlink"),
+                                                 (".Trashes", "symlink")}
+
+
+def test_a_mediums_folder_below_the_top_is_no_mediums(bundle: Path, operator_key: Path) -> None:
+    (bundle / "downloads" / "System Volume Information").mkdir()
+    (bundle / "downloads" / "System Volume Information" / "agent.tar.gz").write_bytes(b"x")
+    done = in_pipe("verify", str(bundle), "--trust-key", str(operator_key), "--json")
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert ("downloads/System Volume Information/agent.tar.gz", "unlisted") in \
+        problems(json.loads(done.stdout))
+
+
+def test_finders_files_beside_defends_manifests_and_the_wheelhouse_are_never_read(
+        rich: Path, operator_key: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    counts = add_mac_and_windows_files(rich)
+    code, report = verify(rich, "--trust-key", str(operator_key), capsys=capsys)
+    assert code == 0, report["problems"]
+    assert any(f"{counts['appledouble']} AppleDouble files" in w for w in report["warnings"])
+    assert main(["inspect", str(rich), "--json"]) == 0
+    assert "._" not in json.dumps(json.loads(capsys.readouterr().out)["result"])

@@ -18,10 +18,12 @@ from pathlib import Path
 
 import pytest
 
+from airgap.bundle.medium import MediumFiles
 from airgap.carry.index import INDEX, VolumeIndex
 from airgap.cli import main
 from tests.carrying import read_report
 from tests.conftest import REPO
+from tests.medium import TOP_FOLDERS, add_mac_and_windows_files
 from tests.terminal import in_pipe
 
 _ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
@@ -125,43 +127,42 @@ def test_a_volume_of_mixed_pieces_is_refused(golden_volumes: Path, tmp_path: Pat
     assert "holds pieces of volumes 1, 2" in capsys.readouterr().err
 
 
-#: What the systems of a medium's readers add to it: Windows, macOS (AppleDouble files for
-#: each file written, the Finder's, the Trash's, Spotlight's and fseventsd's).
-MEDIUM_EXTRAS = ("System Volume Information/IndexerVolumeGuid",
-                 "System Volume Information/WPSettings.dat", "._000001", "._airgap-volume.json",
-                 ".DS_Store", ".Trashes/501/.keep", ".Spotlight-V100/Store-V2/store.db",
-                 ".fseventsd/fseventsd-uuid")
-
-
-def test_what_a_mediums_system_adds_is_a_warning_for_verify_and_join_alike(
+def test_what_a_mediums_system_adds_is_said_as_for_a_bundle_by_verify_and_join_alike(
         golden_volumes: Path, golden_bundle: Path, operator_key: Path,
         tmp_path: Path) -> None:
     medium = tmp_path / "medium"
     folders = volume_folders(golden_volumes)
     shutil.copytree(folders[0], medium)
-    for extra in MEDIUM_EXTRAS:
-        (medium / extra).parent.mkdir(parents=True, exist_ok=True)
-        (medium / extra).write_bytes(b"\0\5\22\7" * 16)
+    counts = add_mac_and_windows_files(medium)  # as Finder copies it; both systems' folders
+    (medium / "._notes").write_bytes(b"named like Finder's, and not one")
 
     checked = in_pipe("verify", str(medium), "--trust-key", str(operator_key))
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "intact: " in checked.stdout and "damaged" not in checked.stderr
-    warning = " ".join(line for line in checked.stderr.splitlines() if "warning:" in line)
-    assert f"holds {len(MEDIUM_EXTRAS)} file(s) that are not its pieces, ignored" in warning
-    for extra in MEDIUM_EXTRAS:
-        assert extra in warning, extra
+    said = [" ".join(line.split("warning: ", 1)[1].split())
+            for line in checked.stderr.splitlines() if "warning: " in line]
+    # the very lines verify BUNDLE says, one per kind
+    assert said[:3] == MediumFiles(("._",) * counts["appledouble"],
+                                   (".DS_Store",) * counts["ds_store"], tuple(TOP_FOLDERS)
+                                   ).warnings(medium), said
+    assert f"{counts['appledouble']} AppleDouble files" in said[0]
+    # and what is not recognised, as before: named, ignored
+    assert said[3].endswith("holds 1 file(s) that are not its pieces, ignored (added after "
+                            "the split): ._notes"), said
     as_json = in_pipe("verify", str(medium), "--json")
     assert as_json.returncode == 0
     assert read_report(as_json.stdout)["problems"] == []
-    assert any("System Volume Information/WPSettings.dat" in w
-               for w in read_report(as_json.stdout)["warnings"])
+    assert len(read_report(as_json.stdout)["warnings"]) == 4
 
     joined = tmp_path / "joined"
     added = in_pipe("join", str(medium), *map(str, folders[1:]), "-o", str(joined),
                     "--trust-key", str(operator_key))
     assert added.returncode == 0, added.stdout + added.stderr
-    assert "System Volume Information/IndexerVolumeGuid" in added.stderr
+    assert f"{medium}: {counts['appledouble']} AppleDouble files" in added.stderr
+    assert "._notes" in added.stderr
     assert (joined / "SHA512SUMS").read_bytes() == (golden_bundle / "SHA512SUMS").read_bytes()
+    assert not [p for p in joined.rglob("*") if p.name.startswith("._")
+                or p.name in (".DS_Store", "System Volume Information")]
 
 
 def test_an_unsigned_index_with_a_bit_flipped_is_damage_of_that_volume(

@@ -20,6 +20,7 @@ from airgap.cli import main
 from airgap.reporter import NullReporter
 from tests.carry.media import btrfs, shares_blocks, tmpfs
 from tests.carrying import Pair, read_report
+from tests.medium import add_mac_and_windows_files, ds_store
 from tests.peers.gpgkeys import SigningKey
 from tests.terminal import in_pipe
 
@@ -371,3 +372,24 @@ def test_a_merge_onto_a_fresh_ext4_medium_keeps_its_empty_lost_and_found(
     assert "is not a new or empty folder" in refused.stderr
     assert [p.name for p in other.iterdir()] == ["lost+found"]
     assert (other / "lost+found" / "#12").read_bytes() == b"recovered"
+
+
+def test_finders_files_in_base_and_delta_never_reach_the_merged_bundle(
+        pair: Pair, operator_key: Path, tmp_path: Path) -> None:
+    base, delta = copy(pair.base, tmp_path / "base"), copy(pair.delta, tmp_path / "delta")
+    add_mac_and_windows_files(base)
+    add_mac_and_windows_files(delta)
+    medium = tmp_path / "medium"  # a FAT32 stick Windows and macOS have both seen
+    (medium / "$RECYCLE.BIN").mkdir(parents=True)
+    (medium / ".DS_Store").write_bytes(ds_store())
+    done = in_pipe("merge", str(base), str(delta), "-o", str(medium), "--trust-key",
+                   str(operator_key))
+    assert done.returncode == 0, done.stdout + done.stderr
+    said = " ".join(done.stderr.split())
+    assert f"{base}: " in said and f"{delta}: " in said and "AppleDouble files" in said
+    assert f"{medium}: 1 .DS_Store file of macOS's Finder" in said  # the output's own check
+    merged = sorted(p.relative_to(medium).as_posix() for p in medium.rglob("*"))
+    made = in_pipe("merge", str(pair.base), str(pair.delta), "-o", str(tmp_path / "clean"))
+    assert made.returncode == 0, made.stderr
+    assert merged == sorted([".DS_Store", "$RECYCLE.BIN", *(
+        p.relative_to(tmp_path / "clean").as_posix() for p in (tmp_path / "clean").rglob("*"))])

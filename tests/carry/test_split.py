@@ -19,6 +19,7 @@ from airgap.carry.volumes import blocks
 from airgap.cli import main
 from tests.carrying import MAX_FILE, VOLUME_SIZE
 from tests.conftest import REPO
+from tests.medium import add_mac_and_windows_files, apple_double
 from tests.syscalls import failing_open
 from tests.terminal import in_pipe
 
@@ -201,3 +202,26 @@ def test_a_split_onto_a_fresh_ext4_medium_keeps_its_empty_lost_and_found(
     assert refused.returncode == 2, refused.stdout + refused.stderr
     assert "is not a new or empty folder" in refused.stderr
     assert (medium / "lost+found" / "#12").read_bytes() == b"recovered"
+
+
+def test_finders_files_are_a_warning_never_carried_and_a_mediums_top_is_written_to(
+        golden_bundle: Path, tmp_path: Path) -> None:
+    bundle = shutil.copytree(golden_bundle, tmp_path / "bundle")
+    counts = add_mac_and_windows_files(bundle)
+    medium = tmp_path / "medium"  # a Windows-formatted stick Finder has seen
+    (medium / "System Volume Information").mkdir(parents=True)
+    (medium / "System Volume Information" / "WPSettings.dat").write_bytes(b"Windows'")
+    (medium / "._.Trashes").write_bytes(apple_double())
+    done = in_pipe("split", str(bundle), "-o", str(medium), "--size", "2MiB")
+    assert done.returncode == 0, done.stdout + done.stderr
+    said = " ".join(done.stderr.split())
+    assert f"{bundle}: {counts['appledouble']} AppleDouble files (._NAME)" in said
+    assert ".DS_Store files of macOS's Finder" in said and "top of a medium" in said
+    volumes = [p for p in volume_folders(medium) if p.name.isdigit()]
+    assert not [p for v in volumes for p in v.iterdir() if p.name.startswith(".")]
+    assert (medium / "System Volume Information" / "WPSettings.dat").read_bytes() == b"Windows'"
+    joined = tmp_path / "joined"
+    assert in_pipe("join", *map(str, volumes), "-o", str(joined)).returncode == 0
+    assert (joined / "SHA512SUMS").read_bytes() == (golden_bundle / "SHA512SUMS").read_bytes()
+    assert sorted(p.relative_to(joined).as_posix() for p in joined.rglob("*")) == \
+        sorted(p.relative_to(golden_bundle).as_posix() for p in golden_bundle.rglob("*"))

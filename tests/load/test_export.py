@@ -15,9 +15,11 @@ from airgap.cli import main
 from airgap.errors import ChecksumMismatchError, UsageError
 from airgap.load.export import export_image
 from tests.conftest import TEST_REPOSITORY, TEST_TAG
+from tests.medium import add_mac_and_windows_files
 from tests.peers.images import TestImage
 from tests.peers.net import free_port, wait_until
 from tests.peers.processes import Containerd, Dockerd
+from tests.terminal import in_pipe
 
 REFERENCE = f"docker.elastic.co/{TEST_REPOSITORY}:{TEST_TAG}"
 
@@ -195,3 +197,18 @@ def test_leftovers_of_a_killed_export_are_removed_by_the_next(
     unrelated.write_bytes(b"not ours to judge")
     export_image(image_bundle, "linux/amd64", tmp_path / "img.tar")
     assert not dead.exists() and unrelated.exists()
+
+
+def test_finders_files_in_the_images_are_a_warning_and_never_in_the_tar(
+        golden_bundle: Path, operator_key: Path, tmp_path: Path) -> None:
+    bundle = shutil.copytree(golden_bundle, tmp_path / "bundle")
+    counts = add_mac_and_windows_files(bundle)
+    tar = tmp_path / "epr.tar"
+    done = in_pipe("export-image", str(bundle), "--platform", "linux/amd64", "-o", str(tar),
+                   "--trust-key", str(operator_key))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"{bundle}: {counts['appledouble']} AppleDouble files" in " ".join(
+        done.stderr.split())
+    with tarfile.open(tar) as archive:
+        assert not [m.name for m in archive.getmembers()
+                    if "._" in m.name or "DS_Store" in m.name]

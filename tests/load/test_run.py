@@ -23,6 +23,7 @@ from airgap.load.engine import LoadStopped, StreamGate, connect, load_image
 from airgap.load.serve import ServeSettings
 from tests.carry.media import btrfs, shares_blocks
 from tests.conftest import REGISTRY_CREDENTIALS, TEST_REPOSITORY, docker
+from tests.medium import add_mac_and_windows_files, apple_double
 from tests.peers.gpgkeys import SigningKey
 from tests.peers.images import TestImage
 from tests.peers.net import free_port
@@ -30,6 +31,7 @@ from tests.peers.processes import Dockerd, DockerRegistry
 from tests.peers.serving import BackgroundArtifactServer
 from tests.peers.tls import make_certificate
 from tests.reporting import RecordingReporter
+from tests.terminal import in_pipe
 
 REFERENCE = f"docker.elastic.co/{TEST_REPOSITORY}:9.0.0"
 ELASTIC = "46095ACC8548582C1A2699A9D27D666CD88E42B4"
@@ -365,6 +367,29 @@ def test_artifacts_never_follow_a_symbolic_link_out_of_the_bundle(
                  "--quiet"]) == 0
     assert not (served / "beats" / "elastic-agent" / "x.tar.gz").exists()
     assert (served / AGENT).is_file()
+
+
+def test_finders_files_are_never_laid_out_for_the_agents(golden_bundle: Path, tmp_path: Path,
+                                                         operator_key: Path) -> None:
+    bundle = tmp_path / "bundle"
+    shutil.copytree(golden_bundle, bundle)
+    counts = add_mac_and_windows_files(bundle)
+    (bundle / "packages" / "nginx" / "._x.zip").write_bytes(apple_double())
+    served = tmp_path / "served"
+    done = in_pipe("load", str(bundle), "--artifacts", str(served), "--trust-key",
+                   str(operator_key))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"{counts['appledouble'] + 1} AppleDouble files" in " ".join(done.stderr.split())
+    assert (served / AGENT).is_file()
+    laid_out = [p.relative_to(served).as_posix() for p in served.rglob("*")]
+    assert not [p for p in laid_out if "._" in p or "DS_Store" in p or "Trashes" in p]
+    # --skip-verify: a file named like Finder's, whatever it holds, is not laid out either
+    (bundle / "downloads" / "beats" / "._fake.tar.gz").write_bytes(b"a payload")
+    skipped = in_pipe("load", str(bundle), "--skip-verify", "--artifacts", str(served))
+    assert skipped.returncode == 0, skipped.stderr
+    assert "._fake.tar.gz: named like a file a medium's system adds; not installed" in \
+        " ".join(skipped.stderr.split())
+    assert not list(served.rglob("._*"))
 
 
 class _Counting(RecordingReporter):

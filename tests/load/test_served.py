@@ -16,6 +16,7 @@ import pytest
 
 from tests.bundle.test_tampering import CASES
 from tests.bundle.test_verify import AGENT
+from tests.medium import add_mac_and_windows_files
 from tests.peers.gpgkeys import SigningKey
 from tests.peers.net import free_port
 from tests.peers.serving import serve, stop
@@ -113,3 +114,41 @@ def test_trust_options_with_a_laid_out_tree_are_a_usage_error(
     assert result.returncode == 2, result.stderr
     assert f"{option[0]} is for a bundle" in result.stderr
     assert nothing_listens(port)
+
+
+def test_finders_files_in_a_bundle_are_a_warning_and_never_served(
+        bundle: Path, operator_key: Path) -> None:
+    add_mac_and_windows_files(bundle)
+    agent = bundle / AGENT
+    finders = agent.parent / f"._{agent.name}"
+    process, port = serve(bundle, "--trust-key", str(operator_key))
+    base = f"http://127.0.0.1:{port}/downloads/"
+    relative = agent.relative_to(bundle / "downloads").as_posix()
+    try:
+        assert httpx.get(base + relative).content == agent.read_bytes()
+        for name in (f"{relative.rsplit('/', 1)[0]}/._{agent.name}", "beats/.DS_Store",
+                     ".DS_Store", "._beats"):
+            assert httpx.get(base + name).status_code == 404, name
+    finally:
+        err = stop(process)
+    assert finders.read_bytes()[:4] == b"\x00\x05\x16\x07"  # it was there, and not served
+    assert "AppleDouble files (._NAME)" in err and "serving" in err
+
+
+def test_a_laid_out_tree_never_serves_such_names_whatever_they_hold(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    (tree / "beats" / ".Trashes").mkdir(parents=True)
+    (tree / "beats" / "agent.tar.gz").write_bytes(b"agent")
+    (tree / "beats" / "._agent.tar.gz").write_bytes(b"agent")  # not even Finder's
+    (tree / ".Trashes").mkdir()
+    (tree / ".Trashes" / "agent.tar.gz").write_bytes(b"agent")
+    (tree / "beats" / ".Trashes" / "agent.tar.gz").write_bytes(b"agent")  # not at the top
+    process, port = serve(tree)
+    base = f"http://127.0.0.1:{port}/downloads/"
+    try:
+        assert httpx.get(base + "beats/agent.tar.gz").status_code == 200
+        assert httpx.get(base + "beats/.Trashes/agent.tar.gz").status_code == 200
+        assert httpx.get(base + "beats/._agent.tar.gz").status_code == 404
+        assert httpx.get(base + ".Trashes/agent.tar.gz").status_code == 404
+    finally:
+        stop(process)
