@@ -51,7 +51,7 @@ Environment:
   DOCKER_CONFIG       where `docker login` keeps credentials (~/.docker)
   DOCKER_HOST         the Docker engine `load --docker` and `--run` use
   AIRGAP_SIGN_PASSPHRASE  passphrase of the --sign-with key, for scripts
-  HTTPS_PROXY, HTTP_PROXY, NO_PROXY  proxies, as curl and docker read them
+  HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY  as curl and docker read them
   AIRGAP_DEBUG=1      the whole trace of an unexpected error (also --debug)
 
 \b
