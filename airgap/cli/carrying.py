@@ -4,32 +4,22 @@ into volumes that fit the medium, ``join`` them back (``verify VOLUME`` checks o
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import click
 
 from airgap.cli import options, render
-from airgap.cli.group import begin, cli, emit, json_option, reporting, show_report
+from airgap.cli.group import (
+    begin,
+    cli,
+    emit,
+    interruption_says,
+    json_option,
+    reporting,
+    show_report,
+)
 from airgap.cli.session import Session
 from airgap.errors import ExitCode, VerificationError
-
-
-@contextlib.contextmanager
-def interruption_says(session: Session, left: Callable[[], str]) -> Iterator[None]:
-    """On Ctrl-C or SIGTERM, the line printed says what ``left()`` reads from the disk then:
-    what was kept, what was removed, what to run. The progress' counts (files done, partial)
-    are not what these commands keep, so they are left out."""
-    try:
-        yield
-    except KeyboardInterrupt:
-        try:
-            session.on_interrupt = left()
-        except Exception:  # the line must come, whatever the disk holds
-            session.on_interrupt = "run the same command again"
-        session.reporter = None
-        raise
 
 
 def verify_volume(session: Session, volume: Path, trust_keys: tuple[Path, ...], jobs: int,

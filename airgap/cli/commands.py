@@ -16,7 +16,15 @@ import click
 
 from airgap.cli import options, render, reporters
 from airgap.cli.carrying import verify_volume
-from airgap.cli.group import begin, cli, emit, json_option, reporting, show_report
+from airgap.cli.group import (
+    begin,
+    cli,
+    emit,
+    interruption_says,
+    json_option,
+    reporting,
+    show_report,
+)
 from airgap.errors import ExitCode, VerificationError
 
 if TYPE_CHECKING:
@@ -80,15 +88,14 @@ def fetch_command(manifest: Path, bundle: Path, jobs: int, ca_cert: Path | None,
                   as_json: bool) -> None:
     """Download and verify everything MANIFEST plans into one bundle folder. Every source
     is asked first; an interrupted fetch resumes when run again."""
-    from airgap.fetch.run import FetchSettings, fetch
+    from airgap.fetch.run import FetchSettings, fetch, what_is_left
 
-    session = begin("fetch", as_json,
-                     f"{bundle} is as it was; what was fetched waits in {bundle}/.airgap-next/: "
-                     "run the same command again to go on from there")
+    session = begin("fetch", as_json)
     settings = FetchSettings(manifest=manifest, bundle=bundle, jobs=jobs, ca_cert=ca_cert,
                              sign_with=sign_with, gnupg_home=gnupg_home, with_tool=with_tool,
                              passphrase_file=passphrase_file, since=since)
-    with reporting(session, quiet) as reporter:
+    with interruption_says(session, lambda: what_is_left(bundle), counts=True), \
+            reporting(session, quiet) as reporter:
         result = fetch(settings, reporter)
     if session.json:
         emit(session, result.to_dict())
@@ -202,7 +209,10 @@ def inspect_command(bundle: Path, as_json: bool) -> None:
                    "http:// with --insecure).")
 @click.option("--insecure", is_flag=True,
               help="Allow plain HTTP or an unverified certificate for --registry.")
-@options.ca_cert
+@click.option("--ca-cert", type=options.FILE,
+              help="PEM file of CAs to trust for --registry (besides the system's); with "
+                   "--config, written as ca.pem for Kibana, and as Elastic Defend's ca_cert "
+                   "for an HTTPS mirror.")
 @click.option("--run", is_flag=True,
               help="Start the package registry container, and check it answers from here.")
 @click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True,
@@ -221,8 +231,9 @@ def inspect_command(bundle: Path, as_json: bool) -> None:
 @click.option("--replace", is_flag=True,
               help="Replace a container of the same name (put back if the new one fails).")
 @click.option("--artifacts", "artifacts_dir", type=options.DIR,
-              help="Put a copy of the downloads/ tree here (reflinks where the file system "
-                   "has them), ready to serve as the agent binary source.")
+              help="Put a copy of the downloads/ tree here, with Elastic Defend's "
+                   "security/downloads/ (reflinks where the file system has them), ready to "
+                   "serve as the agent binary source.")
 @click.option("--hard-link", is_flag=True,
               help="With --artifacts: hard-link the files to the bundle's instead of "
                    "copying them. No extra space, but the served files and the bundle's are "
@@ -333,8 +344,9 @@ def serve_command(root: Path, skip_verify: bool, trust_keys: tuple[Path, ...],
                   tls_key: Path | None, tls_min_version: str | None, max_connections: int | None,
                   header_timeout: float, keepalive_timeout: float, send_timeout: float,
                   quiet: bool) -> None:
-    """Serve a bundle's downloads/ tree (or such a tree) as the agents' binary source,
-    until Ctrl-C or SIGTERM. A bundle is verified first, as load --artifacts does."""
+    """Serve a bundle's downloads/ tree and Elastic Defend's security/downloads/ (or a
+    tree load --artifacts laid out) as the agents' binary source, until Ctrl-C or SIGTERM.
+    A bundle is verified first, as load --artifacts does."""
     from airgap.bundle.verify import BundleRefused
     from airgap.load.connections import Limits
     from airgap.load.serve import ServeSettings, run_server

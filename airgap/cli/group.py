@@ -105,6 +105,25 @@ def reporting(session: Session, quiet: bool) -> Iterator[progress.CountingReport
         yield reporter
 
 
+@contextlib.contextmanager
+def interruption_says(session: Session, left: Callable[[], str], *,
+                      counts: bool = False) -> Iterator[None]:
+    """On Ctrl-C or SIGTERM, the line printed says what ``left()`` reads from the disk then:
+    what was kept, what was removed, what to run. The progress' counts (files done,
+    partial) come first only with ``counts``: a fetch keeps what it finished, merge, split
+    and join keep other things."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        try:
+            session.on_interrupt = left()
+        except Exception:  # the line must come, whatever the disk holds
+            session.on_interrupt = "run the same command again"
+        if not counts:
+            session.reporter = None
+        raise
+
+
 def emit(session: Session, result: Any, *, exit_code: int = ExitCode.OK,
          problems: Sequence[Any] = (), warnings: Sequence[str] = (),
          error: AirgapError | None = None) -> None:

@@ -343,3 +343,14 @@ def _keep(staging: Staging, operator: OperatorKey | None, root: Path) -> None:
 
 def _signed(root: Path) -> bool:
     return (root / layout.SUMS_SIGNATURE).is_file()
+
+
+def what_is_left(bundle: Path) -> str:
+    """What a fetch into ``bundle`` stopped now leaves, read from the disk: for the line an
+    interruption prints."""
+    if not bundle.exists():
+        return f"nothing was kept ({bundle} was not made): run the same command again"
+    if (bundle / layout.STAGING).is_dir():
+        return (f"{bundle} is as it was; what was fetched waits in {bundle}/"
+                f"{layout.STAGING}/: run the same command again to go on from there")
+    return f"{bundle} is as it was: run the same command again"

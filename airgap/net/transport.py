@@ -170,8 +170,9 @@ def with_retries(operation: Callable[[], T], settings: NetworkSettings, what: st
             attempt = 1 if exc.progressed else attempt + 1
             if attempt > settings.retries:
                 raise NetworkError(f"{what}: {exc} (gave up after {settings.retries} retries)",
-                                   details=["check the network path to the server, or run "
-                                            "the same command again: finished files are kept"]
+                                   details=["check the network path to the server, then run "
+                                            "the same command again (a fetch keeps the "
+                                            "files it finished)"]
                                    ) from None
             delay = backoff_delay(attempt, settings, exc.retry_after)
             if on_retry is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -287,11 +288,36 @@ def test_ctrl_c_stops_every_part_of_the_fetch_at_once(
     assert time.monotonic() - interrupted < 5, stderr
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr
+    assert f"what was fetched waits in {bundle}/.airgap-next/: run the same command again" \
+        in " ".join(stderr.split())
     assert list(temporary.iterdir()) == []  # the GnuPG home went too
     assert not (bundle / "SHA512SUMS").exists()
     artifact_server.faults.clear()
     run_fetch(manifest, bundle)
     assert (bundle / "SHA512SUMS").exists()
+
+
+def test_ctrl_c_before_anything_was_fetched_says_the_folder_was_not_made(
+        make_manifest: ManifestMaker, artifact_server: ArtifactServer,
+        epr_server: EprServer, tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # the check waits on it
+        manifest = make_manifest(artifacts_from=artifact_server, epr_from=epr_server,
+                                 integrations=["nginx"], sources={
+                                     "registry": f"http://127.0.0.1:{silent.getsockname()[1]}"})
+        bundle = tmp_path / "new" / "bundle"
+        process = start_fetch(manifest, bundle, tmp_path / "tmp", stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 30
+        while not (bundle / ".airgap.lock").exists():
+            assert time.monotonic() < deadline and process.poll() is None, "never started"
+            time.sleep(0.05)
+        time.sleep(0.5)  # in the check of the sources, waiting for the registry
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130, stderr
+    assert f"nothing was kept ({bundle} was not made): run the same command again" in \
+        " ".join(stderr.split()), stderr
+    assert "waits in" not in stderr and "Traceback" not in stderr
+    assert not (tmp_path / "new").exists()
 
 
 def test_ctrl_c_during_a_stalled_transfer_does_not_wait_for_the_read_timeout(
