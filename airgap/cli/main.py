@@ -29,7 +29,7 @@ from airgap.cli import (
 )
 from airgap.cli.group import PipeClosed, Stopped, cli
 from airgap.cli.session import Session
-from airgap.errors import AirgapError, ExitCode, FileSystemError, UsageError
+from airgap.errors import AirgapError, ExitCode, FileSystemError, UsageError, left_by
 
 
 class Terminated(KeyboardInterrupt):
@@ -149,18 +149,20 @@ def _print_chain(error: BaseException) -> None:
 
 
 def _interrupted(session: Session, cause: BaseException | None) -> int:
-    """One line saying what was kept; the code of the signal that stopped the run."""
+    """One line saying what was kept (and what the work it stopped undid for it, such as
+    a replaced container put back); the code of the signal that stopped the run."""
     if output.closed():
         return ExitCode.PIPE_CLOSED
     code, how = (cause.code, cause.how) if isinstance(cause, Terminated) else \
         (ExitCode.INTERRUPTED, "interrupted")
     done = session.reporter.summary() if session.reporter is not None else ""
+    undone = left_by(cause)
     try:
-        output.print_note(f"{how}: " + "; ".join(p for p in (done, session.on_interrupt)
-                                                 if p))
+        output.print_note(f"{how}: " + "; ".join(p for p in (done, *undone,
+                                                             session.on_interrupt) if p))
         if session.json and not session.json_printed:
             output.print_json(output.envelope(session.command, code, error=AirgapError(
-                f"{how}: {session.on_interrupt}")))
+                f"{how}: {session.on_interrupt}", details=undone)))
     except OSError:
         pass  # a hung-up terminal, a closed pipe: nobody is left to read it
     return int(code)
