@@ -195,6 +195,9 @@ def _unread(stream: TextIO) -> bool:
 def run() -> NoReturn:
     """The ``airgap`` program: :func:`main`, then exit with its code."""
     code = main()
+    # The outcome is decided: a late Ctrl-C, or the interruption a thread sends when it
+    # finds the output gone (output.reader_gone), must not end it with a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if any(t.name.startswith("airgap") and t.is_alive() for t in threading.enumerate()):
         # Work a Ctrl-C or a failure stopped, still blocked after its grace period (a
         # read from a stalled server lasts until the read timeout): it only ever writes
