@@ -34,6 +34,18 @@ def name_settings(text: str, names: Mapping[str, str] | None = None) -> str:
     return _SETTING.sub(lambda found: table.get(found.group(1), found.group(1)), text)
 
 
+def note_left(interruption: BaseException, what: str) -> None:
+    """Say what an interruption (Ctrl-C, SIGTERM) leaves, on its way up through code that
+    undid something for it (``the container X is back as it was``): the line the command
+    line prints for it says so (:func:`left_by`)."""
+    interruption.add_note(what)
+
+
+def left_by(interruption: BaseException | None) -> list[str]:
+    """What the code an interruption went through said it leaves (:func:`note_left`)."""
+    return list(getattr(interruption, "__notes__", ())) if interruption is not None else []
+
+
 class ExitCode(IntEnum):
     """Process exit codes, shared by every command."""
 

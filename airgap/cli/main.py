@@ -3,7 +3,9 @@
 Errors become exit codes here and nowhere else (:func:`main`): 0 ok, 1 failed, 2 usage
 or manifest error, 3 verification failed, 129 hung up (SIGHUP), 130 interrupted
 (SIGINT), 141 output closed (a pipe nobody reads), 143 terminated (SIGTERM). An
-interruption prints one line saying what was kept; an error that is no
+interruption prints one line saying what was kept; output nobody reads any more, found
+by any thread (:func:`airgap.cli.output.reader_gone`), ends the run with 141 and nothing
+more written; an error that is no
 :class:`~airgap.errors.AirgapError` is a bug, shown as one line (the trace with
 ``--debug`` or ``AIRGAP_DEBUG=1``), never as a traceback alone.
 """
@@ -27,7 +29,7 @@ from airgap.cli import (
 )
 from airgap.cli.group import PipeClosed, Stopped, cli
 from airgap.cli.session import Session
-from airgap.errors import AirgapError, ExitCode, FileSystemError, UsageError
+from airgap.errors import AirgapError, ExitCode, FileSystemError, UsageError, left_by
 
 
 class Terminated(KeyboardInterrupt):
@@ -52,18 +54,25 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and turn every outcome into an exit code."""
     session = Session(debug=os.environ.get("AIRGAP_DEBUG", "") not in ("", "0"))
+    in_main = threading.current_thread() is threading.main_thread()
+    output.reopen()
     previous = {}
-    if threading.current_thread() is threading.main_thread():
+    if in_main:
         previous = {signum: signal.signal(signum, _terminate) for signum in _SIGNALS}
     try:
         try:
-            return _run(argv, session)
+            code = _run(argv, session)
         except Terminated as stopped:  # came while the outcome was shown: end, quietly
-            return stopped.code
+            code = stopped.code
         except KeyboardInterrupt:
-            return ExitCode.INTERRUPTED
+            code = ExitCode.INTERRUPTED
         except BrokenPipeError:  # while the outcome (or an error) was shown
-            return _pipe_closed() or ExitCode.FAILED
+            code = _pipe_closed() or ExitCode.FAILED
+        if output.closed():  # whatever thread found it out, and however the run ended
+            if in_main:  # the interruption a thread sent may still be on its way: the
+                signal.signal(signal.SIGINT, signal.SIG_IGN)  # process ends now anyway
+            code = _pipe_closed() or ExitCode.PIPE_CLOSED
+        return code
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
@@ -73,6 +82,8 @@ def _run(argv: list[str] | None, session: Session) -> int:
     try:
         cli.main(args=argv, prog_name="airgap", standalone_mode=False, obj=session)
     except (Stopped, click.exceptions.Abort) as exc:  # Abort: click's KeyboardInterrupt
+        if output.closed():
+            return ExitCode.PIPE_CLOSED  # nobody is left to read what was kept
         if isinstance(exc, Stopped) and output.stderr.is_terminal:
             output.stderr.print()  # closes the terminal's ^C echo
         return _interrupted(session, exc.__cause__)
@@ -102,7 +113,7 @@ def _run(argv: list[str] | None, session: Session) -> int:
     except KeyboardInterrupt as exc:
         return _interrupted(session, exc)
     except Exception as exc:
-        if session.debug:
+        if session.debug and not output.closed():
             traceback.print_exc()
         name = type(exc).__name__
         error = AirgapError(f"unexpected {name}: {exc}" if str(exc) else f"unexpected {name}",
@@ -114,6 +125,8 @@ def _run(argv: list[str] | None, session: Session) -> int:
 
 
 def _failed(session: Session, error: AirgapError) -> int:
+    if output.closed():  # what stopped it came after, or of, the reader's leaving
+        return ExitCode.PIPE_CLOSED
     if session.debug and error.__traceback__ is not None:
         _print_chain(error)
     if session.json and not session.json_printed:
@@ -136,16 +149,20 @@ def _print_chain(error: BaseException) -> None:
 
 
 def _interrupted(session: Session, cause: BaseException | None) -> int:
-    """One line saying what was kept; the code of the signal that stopped the run."""
+    """One line saying what was kept (and what the work it stopped undid for it, such as
+    a replaced container put back); the code of the signal that stopped the run."""
+    if output.closed():
+        return ExitCode.PIPE_CLOSED
     code, how = (cause.code, cause.how) if isinstance(cause, Terminated) else \
         (ExitCode.INTERRUPTED, "interrupted")
     done = session.reporter.summary() if session.reporter is not None else ""
+    undone = left_by(cause)
     try:
-        output.print_note(f"{how}: " + "; ".join(p for p in (done, session.on_interrupt)
-                                                 if p))
+        output.print_note(f"{how}: " + "; ".join(p for p in (done, *undone,
+                                                             session.on_interrupt) if p))
         if session.json and not session.json_printed:
             output.print_json(output.envelope(session.command, code, error=AirgapError(
-                f"{how}: {session.on_interrupt}")))
+                f"{how}: {session.on_interrupt}", details=undone)))
     except OSError:
         pass  # a hung-up terminal, a closed pipe: nobody is left to read it
     return int(code)
@@ -178,6 +195,9 @@ def _unread(stream: TextIO) -> bool:
 def run() -> NoReturn:
     """The ``airgap`` program: :func:`main`, then exit with its code."""
     code = main()
+    # The outcome is decided: a late Ctrl-C, or the interruption a thread sends when it
+    # finds the output gone (output.reader_gone), must not end it with a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if any(t.name.startswith("airgap") and t.is_alive() for t in threading.enumerate()):
         # Work a Ctrl-C or a failure stopped, still blocked after its grace period (a
         # read from a stalled server lasts until the read timeout): it only ever writes

@@ -3,6 +3,11 @@ stderr (each stamped with its UTC time in a log), the ``--json`` envelope, and t
 shapes a report takes (key-value facts and tables), each a rich layout at a terminal and
 plain unwrapped lines in a pipe. Settings named by core messages
 (:func:`airgap.errors.setting`) are shown as the options that set them.
+
+Every write goes through :func:`write` (or a console of :class:`_Console`), safe from
+any thread: the first that finds what read stdout or stderr gone (``| head -2``, a
+``tee`` killed) stops the run as a Ctrl-C does, and nothing more is written;
+:func:`airgap.cli.main.main` then ends it quietly with 141, as SIGPIPE ends a program.
 """
 
 from __future__ import annotations
@@ -10,9 +15,11 @@ from __future__ import annotations
 import datetime
 import io
 import json
+import signal
 import sys
+import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TextIO
 
 import click
 from rich.console import Console
@@ -22,8 +29,73 @@ from rich.text import Text
 from airgap.cli.options import flags
 from airgap.errors import AirgapError, ExitCode
 
-stdout = Console(highlight=False, soft_wrap=False)
-stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+class OutputClosed(KeyboardInterrupt):
+    """What read stdout or stderr stopped reading: raised in the main thread at its first
+    broken write, so that the run stops as for a Ctrl-C (what it leaves is what a Ctrl-C
+    leaves: ``.part`` files, the lock released), and ends with 141."""
+
+
+_closed = threading.Event()
+_closing = threading.Lock()
+
+
+def closed() -> bool:
+    """Whether what read stdout or stderr has gone: nothing more is written."""
+    return _closed.is_set()
+
+
+def reopen() -> None:
+    """A new run writes again (:func:`airgap.cli.main.main` called more than once in a
+    process, as tests do)."""
+    _closed.clear()
+
+
+def reader_gone() -> None:
+    """A write found its pipe without a reader. The first time, the run is stopped: in
+    the main thread by :class:`OutputClosed` at once; from any other thread (a download
+    reporting progress) by interrupting the main thread as a Ctrl-C does, while the
+    thread that wrote goes on until its work is stopped, its writes dropped."""
+    with _closing:
+        first = not _closed.is_set()
+        _closed.set()
+    if not first:
+        return
+    if threading.current_thread() is threading.main_thread():
+        raise OutputClosed
+    # A real signal, not only a flag: it also ends a system call the main thread waits in.
+    main = threading.main_thread().ident
+    if callable(signal.getsignal(signal.SIGINT)) and main is not None:
+        signal.pthread_kill(main, signal.SIGINT)
+
+
+def write(stream: TextIO, text: str) -> None:
+    """Write ``text`` to ``stream`` and flush it, from any thread; nothing once what
+    reads stdout or stderr is gone (:func:`reader_gone`)."""
+    if _closed.is_set():
+        return
+    try:
+        stream.write(text)
+        stream.flush()
+    except BrokenPipeError:
+        reader_gone()
+
+
+class _Console(Console):
+    """A rich console that writes nothing once what reads the output is gone, and takes
+    a broken pipe as :func:`reader_gone` says (rich's own way ends the thread that wrote
+    with ``SystemExit(1)``)."""
+
+    def print(self, *objects: Any, **options: Any) -> None:
+        if not _closed.is_set():
+            super().print(*objects, **options)
+
+    def on_broken_pipe(self) -> None:
+        reader_gone()
+
+
+stdout = _Console(highlight=False, soft_wrap=False)
+stderr = _Console(stderr=True, highlight=False, soft_wrap=True)
 #: How a line of a log begins: its UTC time.
 STAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ "
 #: The version of the ``--json`` envelope (docs/user-guide.md, "Scripts and logs").
@@ -63,8 +135,7 @@ def envelope(command: str, exit_code: int, result: Any = None, *,
 
 def print_json(data: Any) -> None:
     """Write ``data`` as indented JSON on stdout, uncoloured so it pipes cleanly."""
-    sys.stdout.write(json.dumps(_with_flags(data), indent=2, sort_keys=False) + "\n")
-    sys.stdout.flush()
+    write(sys.stdout, json.dumps(_with_flags(data), indent=2, sort_keys=False) + "\n")
 
 
 def stamp() -> str:
@@ -107,8 +178,7 @@ def print_usage_error(error: click.ClickException) -> None:
 
 def line(text: str) -> None:
     """One line on stdout, as it is: never wrapped, never styled."""
-    sys.stdout.write(flags(text) + "\n")
-    sys.stdout.flush()
+    write(sys.stdout, flags(text) + "\n")
 
 
 def terminal() -> bool:

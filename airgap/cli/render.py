@@ -264,6 +264,11 @@ def render_load(result: LoadResult) -> None:
         where = "" if running.reachable else \
             " (reachable only inside the engine's network, not from this host)"
         rows.append(("running", f"container {running.name} at {running.url}{where}"))
+        old = running.replaced
+        if old is not None:
+            rows.append(("  replaced", f"container {old.name} ({old.container_id[:12]}): " + (
+                "removed once the new one was healthy" if old.removed else
+                f"left as {old.left_as}: remove it with `docker rm -f {old.left_as}`")))
         rows.append(("  use", f"xpack.fleet.registryUrl: {running.url} (from Kibana's "
                               "host, use this host's name)"))
     if result.artifacts:

@@ -1,5 +1,8 @@
 """The two ways progress is shown (:mod:`airgap.cli.progress` counts it): live lines at
 a terminal, timestamped log lines in a pipe; and the access log of ``airgap serve``.
+
+Any thread may report: what they write goes through :mod:`airgap.cli.output`, where a
+reader that left (``2>&1 | head``) stops the run instead of failing the thread that wrote.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from rich.table import Column
 from rich.text import Text
 
 from airgap.cli.options import flags
-from airgap.cli.output import STAMP_FORMAT, stderr
+from airgap.cli.output import STAMP_FORMAT, stderr, write
 from airgap.cli.progress import (
     LOG_EVERY,
     CountingReporter,
@@ -141,8 +144,7 @@ class LogReporter(CountingReporter):
         now = datetime.datetime.now(datetime.UTC).strftime(STAMP_FORMAT)
         out = self.out or sys.stderr
         with self._lock:
-            out.write(f"{now}{flags(text)}\n")
-            out.flush()
+            write(out, f"{now}{flags(text)}\n")
 
     def _shown(self, phase: str) -> None:
         state = self.phases[phase]

@@ -4,12 +4,14 @@ image only (nothing is ever pulled), and proved to answer where it is said to.
 :func:`check_run` refuses what cannot work (a port in use, a name taken, a key the
 registry's user cannot read) before the bundle is verified. :func:`run_registry` starts
 the container, waits for its health, then asks ``/health`` and ``/search`` from this
-host at the URL it reports; a start that fails removes the container it created, and
-puts back the one ``--replace`` set aside (removed only once its successor is healthy).
+host at the URL it reports; a start that fails or is interrupted removes the container
+it created, and puts back the one ``--replace`` set aside (removed only once its successor
+is healthy), saying so (or what to run to do it by hand).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import ssl
@@ -21,7 +23,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from airgap.errors import AirgapError, UsageError, setting
+from airgap.errors import AirgapError, UsageError, note_left, setting
 from airgap.reporter import Reporter
 
 if TYPE_CHECKING:
@@ -64,14 +66,29 @@ class RunSettings:
 
 
 @dataclass(frozen=True)
+class Replaced:
+    """The container ``--replace`` replaced: its name and id, whether it ran, and whether
+    it was removed, which happens only once its successor is healthy (else it is left,
+    stopped, as ``left_as``)."""
+
+    name: str
+    container_id: str
+    was_running: bool
+    removed: bool = True
+    left_as: str | None = None
+
+
+@dataclass(frozen=True)
 class RunningRegistry:
     """A package registry container that answered /health; ``reachable`` when it also
-    answered /health and /search at ``url`` from this host."""
+    answered /health and /search at ``url`` from this host; ``replaced``, the container
+    of the same name it took the place of."""
 
     container_id: str
     name: str
     url: str
     reachable: bool = True
+    replaced: Replaced | None = None
 
 
 def _readable_by_registry(path: Path) -> bool:
@@ -156,7 +173,8 @@ def run_registry(client: DockerClient, reference: str, settings: RunSettings,
                  reporter: Reporter) -> RunningRegistry:
     """Start the package registry from the local image, wait until it is healthy, and
     ask it from this host; a container that does not come up is removed again, and the
-    one it replaces (stopped and renamed until then) is put back as it was."""
+    one it replaces (stopped and renamed until then) is put back as it was. Interrupted,
+    the same is undone, and the interruption says so (:func:`~airgap.errors.note_left`)."""
     import docker.errors
 
     check_run(client, reference, settings, image_comes=False)
@@ -169,32 +187,37 @@ def run_registry(client: DockerClient, reference: str, settings: RunSettings,
     url = f"{scheme}://{engine_host()}:{settings.port}"
     key = f"container {settings.name}"
     aside = _set_aside(existing, settings.name) if existing is not None else None
-    reporter.task_started(key, f"starting {settings.name} at {url}", None)
+    container: Container | None = None
     try:
-        container = client.containers.create(reference, **options)
-    except BaseException as exc:
-        reporter.task_finished(key, "failed")
-        back = [] if aside is None else [_put_back(aside, settings.name)]
-        if isinstance(exc, docker.errors.DockerException):
-            raise AirgapError(f"cannot create the package registry container: {exc}",
-                              details=back) from exc
-        raise
-    try:
-        container.start()
+        reporter.task_started(key, f"starting {settings.name} at {url}", None)
+        try:
+            container = client.containers.create(reference, **options)
+        except docker.errors.DockerException as exc:
+            raise AirgapError(f"cannot create the package registry container: {exc}") \
+                from exc
+        try:
+            container.start()
+        except docker.errors.DockerException as exc:
+            raise AirgapError(f"cannot start the package registry: {exc}") from exc
         _wait_healthy(container, url, settings.health_timeout)
     except BaseException as exc:
-        reporter.task_finished(key, "failed")
-        with_cleanup = [_removed(container, settings.name)]
+        if container is None and not isinstance(exc, Exception):
+            container = _created_meanwhile(client, settings.name, aside)
+        # Undone first: what reports it may itself be interrupted (a reader gone).
+        undone = [] if container is None else [_removed(container, settings.name)]
         if aside is not None:
-            with_cleanup.append(_put_back(aside, settings.name))
+            undone.append(_put_back(aside, settings.name))
+        reporter.task_finished(key, "failed")
         if isinstance(exc, AirgapError):
-            raise AirgapError(exc.message, details=[*exc.details, *with_cleanup]) from exc
-        if isinstance(exc, docker.errors.DockerException):
+            raise AirgapError(exc.message, details=[*exc.details, *undone]) from exc
+        if isinstance(exc, docker.errors.DockerException):  # asked while it started
             raise AirgapError(f"cannot start the package registry: {exc}",
-                              details=with_cleanup) from exc
+                              details=undone) from exc
+        for line in undone:
+            note_left(exc, line)
         raise
-    if aside is not None:
-        _remove_replaced(aside, reporter)
+    replaced = _remove_replaced(aside, settings.name, reporter) if aside is not None \
+        else None
     reachable = _answers(url, "/health") and _answers(url, "/search")
     reporter.task_finished(key, "done", "healthy" + ("" if reachable else
                                                      ", but not reachable from this host"))
@@ -202,7 +225,20 @@ def run_registry(client: DockerClient, reference: str, settings: RunSettings,
         reporter.warning(f"the package registry is healthy inside its container, but {url} "
                          "does not answer from this host: it is reachable only inside the "
                          "engine's network")
-    return RunningRegistry(str(container.id), settings.name, url, reachable)
+    return RunningRegistry(str(container.id), settings.name, url, reachable, replaced)
+
+
+def _created_meanwhile(client: DockerClient, name: str, aside: _Aside | None
+                       ) -> Container | None:
+    """The container an interrupted create made all the same (the engine went on after
+    the request was cut short): the name was free, or its holder set aside, before."""
+    import docker.errors
+
+    try:
+        found = client.containers.get(name)
+    except docker.errors.DockerException:
+        return None
+    return None if aside is not None and found.id == aside.container.id else found
 
 
 @dataclass(frozen=True)
@@ -235,36 +271,50 @@ def _set_aside(existing: Container, name: str) -> _Aside:
         if isinstance(exc, docker.errors.DockerException):
             raise AirgapError(f"cannot stop the container {name} to replace it: {exc}",
                               details=[back]) from exc
+        note_left(exc, back)
         raise
     return _Aside(existing, aside, was_running)
 
 
 def _put_back(aside: _Aside, name: str) -> str:
-    """Give the replaced container its name back, and start it if it was running; say so."""
+    """Give the replaced container its name back, and start it if it was running; say so,
+    or what to run to do it by hand (also when a second interruption stops it here)."""
     import docker.errors
 
-    state = "running again" if aside.was_running else "stopped, as it was"
+    back = f"the container {name} that was there is back as it was " + (
+        "(running again)" if aside.was_running else "(stopped, as it was)")
+    renamed = False
     try:
         aside.container.rename(name)
+        renamed = True
         if aside.was_running:
             aside.container.start()
-    except docker.errors.DockerException as exc:
-        start = f" && docker start {name}" if aside.was_running else ""
-        return f"the container it replaced could not be put back ({exc}): it is " \
-               f"{aside.name}, stopped; put it back with `docker rename {aside.name} " \
-               f"{name}{start}`"
-    return f"the container {name} that was there is back as it was ({state})"
+    except BaseException as exc:
+        steps = ([] if renamed else [f"docker rename {aside.name} {name}"]) + (
+            [f"docker start {name}"] if aside.was_running else [])
+        why = f" ({exc})" if isinstance(exc, docker.errors.DockerException) else ""
+        told = f"the container {name} it replaced could not be put back{why}: it is " \
+            f"named {name if renamed else aside.name}; put it back with " \
+            f"`{' && '.join(steps)}`" if steps else back
+        if not isinstance(exc, docker.errors.DockerException):
+            note_left(exc, told)
+            raise
+        return told
+    return back
 
 
-def _remove_replaced(aside: _Aside, reporter: Reporter) -> None:
+def _remove_replaced(aside: _Aside, name: str, reporter: Reporter) -> Replaced:
     """The new container is healthy: the one it replaces goes."""
     import docker.errors
 
+    replaced = Replaced(name, str(aside.container.id), aside.was_running)
     try:
         aside.container.remove(force=True)
     except docker.errors.DockerException as exc:
         reporter.warning(f"the replaced container {aside.name} could not be removed ({exc}): "
                          f"remove it with `docker rm -f {aside.name}`")
+        return dataclasses.replace(replaced, removed=False, left_as=aside.name)
+    return replaced
 
 
 def _removed(container: Container, name: str) -> str:

@@ -122,8 +122,14 @@ class LoadResult:
         if self.pushed_more:
             done["pushed_more"] = [_pushed(pushed) for pushed in self.pushed_more]
         if self.running is not None:
+            replaced = self.running.replaced
             done["running"] = {"container": self.running.name, "url": self.running.url,
-                               "reachable": self.running.reachable}
+                               "reachable": self.running.reachable,
+                               "container_id": self.running.container_id,
+                               "replaced": None if replaced is None else {
+                                   "container": replaced.name, "id": replaced.container_id,
+                                   "was_running": replaced.was_running,
+                                   "removed": replaced.removed, "left_as": replaced.left_as}}
         if self.artifacts is not None:
             a = self.artifacts
             done["artifacts"] = {"directory": str(a.directory), "linked": a.linked,

@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from airgap.manifest import load_manifest, make_plan
@@ -20,7 +21,7 @@ from tests.peers.epr import EprServer
 from tests.peers.files import Fault
 from tests.peers.gpgkeys import SigningKey
 from tests.peers.registry_front import RegistryFront
-from tests.terminal import in_pipe, signal_when
+from tests.terminal import at_terminal, in_pipe, signal_when
 
 AGENT = "downloads/beats/elastic-agent/elastic-agent-9.0.0-linux-x86_64.tar.gz"
 STAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ "
@@ -161,6 +162,70 @@ def test_output_nobody_reads_ends_with_141_quietly(golden_bundle: Path) -> None:
     lines = piped.stdout.splitlines()
     assert len(lines) == 2 and lines[1] in ("status 0", "status 141"), piped
     assert piped.stderr == ""
+
+
+# What a reader that leaves mid-download waits for,: a binary's .part (the downloads of
+# the test's binaries are slow, seconds each).
+def _until_downloading(bundle: Path) -> str:
+    return f'until find "{bundle}" -name "*.tar.gz.part" 2>/dev/null | grep -q .; ' \
+        'do sleep 0.05; done'
+
+
+def test_a_log_reader_that_leaves_mid_download_stops_the_fetch_quietly_with_141(
+        make_manifest: ManifestMaker, registry_front: RegistryFront,
+        artifact_server: ArtifactServer, epr_server: EprServer, tmp_path: Path) -> None:
+    manifest = site_manifest(make_manifest, registry_front, artifact_server, epr_server,
+                             size=8 << 20)
+    artifact_server.faults.inject("*.tar.gz", Fault("slow", times=-1, delay=0.05))
+    bundle, result = tmp_path / "bundle", tmp_path / "result"
+    # airgap fetch M -o B 2>&1 >result | head -7, with a head that leaves only once a
+    # binary downloads (slowly): the next line comes from a download thread, and finds
+    # nobody reading. The first six lines are the plan's, the seventh a file fetched.
+    piped = subprocess.run(["bash", "-c", '"$1" -m airgap fetch "$2" -o "$3" 2>&1 >"$4" '
+                            f'| {{ head -7; {_until_downloading(bundle)}; }}; '
+                            'echo "status ${PIPESTATUS[0]}"', "bash",
+                            sys.executable, str(manifest), str(bundle), str(result)],
+                           cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
+                           env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    lines = piped.stdout.splitlines()
+    assert len(lines) == 8 and lines[-1] == "status 141", piped
+    assert all(re.match(STAMP, line) for line in lines[:7]) and " fetched " in lines[6], lines
+    assert piped.stderr == "" and result.read_text() == ""  # no result: it stopped
+    staged = bundle / ".airgap-next"
+    assert any(staged.rglob("*.tar.gz.part")), "no download was under way"
+    assert not (bundle / "bundle.json").exists()
+    # The lock is free and the bundle resumable: the same command completes it.
+    artifact_server.faults.clear()
+    again = subprocess.run([sys.executable, "-m", "airgap", "fetch", str(manifest), "-o",
+                            str(bundle)], cwd=REPO, capture_output=True, text=True,
+                           timeout=120, check=False,
+                           env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    assert again.returncode == 0, again.stderr
+    assert "resumed" in again.stderr and again.stdout.splitlines()[-1].startswith("done: ")
+
+
+def test_at_a_terminal_a_log_of_stderr_that_leaves_mid_download_ends_it_with_141(
+        make_manifest: ManifestMaker, registry_front: RegistryFront,
+        artifact_server: ArtifactServer, epr_server: EprServer, tmp_path: Path) -> None:
+    manifest = site_manifest(make_manifest, registry_front, artifact_server, epr_server,
+                             size=8 << 20)
+    artifact_server.faults.inject("*.tar.gz", Fault("slow", times=-1, delay=0.05))
+    bundle, log = tmp_path / "bundle", tmp_path / "log"
+    # airgap fetch M -o B 2> >(head -7 >log): the result for the terminal, the log for a
+    # reader that leaves while the download threads write.
+    started = time.monotonic()
+    seen = at_terminal("fetch", str(manifest), "-o", str(bundle), timeout=120, prefix=(
+        "bash", "-c", f'exec "$@" 2> >(head -7 >"{log}"; {_until_downloading(bundle)})', "bash"))
+    seen.assert_no_traceback()
+    assert seen.code == 141, seen.raw
+    assert seen.text == "", seen.text  # neither the result nor an error: it stopped
+    assert time.monotonic() - started < 60
+    assert len(log.read_text().splitlines()) == 7
+    assert any((bundle / ".airgap-next").rglob("*.tar.gz.part")), "no download was under way"
+    artifact_server.faults.clear()
+    again = in_pipe("fetch", str(manifest), "-o", str(bundle))
+    assert again.returncode == 0 and "Traceback" not in again.stderr, again.stderr
+    assert "resumed" in again.stderr
 
 
 def test_sighup_on_a_piped_fetch_logs_one_line_and_exits_129(

@@ -5,15 +5,19 @@ successor fails."""
 from __future__ import annotations
 
 import json
+import signal
+import time
 from pathlib import Path
 
+import docker as docker_sdk
 import httpx
+import pexpect
 
 from tests.conftest import TEST_REPOSITORY, docker
 from tests.peers.net import free_port
 from tests.peers.processes import Dockerd
 from tests.peers.tls import make_certificate
-from tests.terminal import at_terminal, in_pipe
+from tests.terminal import at_terminal, in_pipe, piped, signal_when, unstamped
 
 REFERENCE = f"docker.elastic.co/{TEST_REPOSITORY}:9.0.0"
 BACK = "the container package-registry that was there is back as it was"
@@ -102,3 +106,94 @@ def test_at_a_terminal_a_replacement_removes_the_old_registry_once_the_new_is_he
     assert len(left) == 1 and left != [old], "the replaced container was kept"
     assert state(engine)["Name"] == "/package-registry"
     assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=10).status_code == 200
+
+
+def _names(client: docker_sdk.DockerClient) -> list[str]:
+    return [c.name for c in client.containers.list(all=True)]
+
+
+def test_sigterm_while_the_old_registry_stops_puts_it_back_and_says_so(
+        golden_bundle: Path, engine: Dockerd, operator_key: Path) -> None:
+    port, old = running_registry(golden_bundle, engine, operator_key)
+    client = docker_sdk.DockerClient(base_url=engine.host)
+    # The registry, PID 1 of its container, ignores SIGTERM: its stop takes Docker's 10 s,
+    # the time the old container is set aside under another name.
+    process = piped("load", str(golden_bundle), "--run", "--replace", "--network", "host",
+                    "--port", str(port), "--skip-verify", "--json")
+    signal_when(process, lambda: any("-replaced-" in n for n in _names(client)),
+                signal.SIGTERM)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 143, err
+    log = unstamped(err)
+    assert log[-1].startswith("terminated: ") and f"{BACK} (running again)" in log[-1], log
+    assert "run the same command again" in log[-1] and "Traceback" not in err
+    document = json.loads(out)
+    assert document["status"] == "failed" and document["exit_code"] == 143
+    assert document["error"]["details"] == [f"{BACK} (running again)"], document
+    assert containers(engine) == [old]
+    assert state(engine)["Name"] == "/package-registry"
+    deadline = time.monotonic() + 30  # the engine finishes its stop: it starts again after
+    while not (state(engine)["State"]["Running"] and _healthy(port)):  # type: ignore[index]
+        assert time.monotonic() < deadline, state(engine)["State"]
+        time.sleep(0.5)
+
+
+def _healthy(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_ctrl_c_while_the_new_registry_starts_removes_it_and_puts_the_old_one_back(
+        golden_bundle: Path, engine: Dockerd, operator_key: Path) -> None:
+    port, old = running_registry(golden_bundle, engine, operator_key)
+    client = docker_sdk.DockerClient(base_url=engine.host)
+
+    def once_the_new_one_starts(child: pexpect.spawn) -> None:
+        deadline = time.monotonic() + 60
+        while len(client.containers.list(all=True)) < 2:  # the old one aside, the new one
+            assert time.monotonic() < deadline, "the new registry never came"
+            time.sleep(0.01)
+        child.sendintr()  # Ctrl-C, while airgap waits for its health
+
+    seen = at_terminal("load", str(golden_bundle), "--run", "--replace", "--network", "host",
+                       "--port", str(port), "--skip-verify", when=once_the_new_one_starts,
+                       env={"DOCKER_HOST": engine.host})
+    seen.assert_no_traceback()
+    assert seen.code == 130, seen.text
+    [line] = [line for line in seen.lines if line.startswith("interrupted: ")]
+    assert "the container package-registry it created was removed" in line, line
+    assert f"{BACK} (running again)" in line, line
+    assert containers(engine) == [old]
+    assert state(engine)["State"]["Running"]  # type: ignore[index]
+    assert _healthy(port)
+
+
+def test_json_of_a_replacement_names_the_container_it_removed_once_the_new_was_healthy(
+        golden_bundle: Path, engine: Dockerd, operator_key: Path) -> None:
+    port, old = running_registry(golden_bundle, engine, operator_key)
+    result = in_pipe("load", str(golden_bundle), "--run", "--replace", "--network", "host",
+                     "--port", str(port), "--skip-verify", "--json",
+                     env={"DOCKER_HOST": engine.host})
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert set(document) == {"format", "command", "status", "exit_code", "result",
+                             "problems", "warnings", "error"}
+    running = document["result"]["running"]
+    [new] = containers(engine)
+    assert new != old
+    assert running == {"container": "package-registry", "url": f"http://127.0.0.1:{port}",
+                       "reachable": True, "container_id": new,
+                       "replaced": {"container": "package-registry", "id": old,
+                                    "was_running": True, "removed": True, "left_as": None}}
+    fresh = in_pipe("load", str(golden_bundle), "--run", "--network", "host", "--port",
+                    str(free_port()), "--name", "another", "--skip-verify", "--json",
+                    env={"DOCKER_HOST": engine.host})
+    assert fresh.returncode == 0, fresh.stderr
+    assert json.loads(fresh.stdout)["result"]["running"]["replaced"] is None
+    shown = in_pipe("load", str(golden_bundle), "--run", "--replace", "--network", "host",
+                    "--port", str(port), "--skip-verify", env={"DOCKER_HOST": engine.host})
+    assert shown.returncode == 0, shown.stderr
+    assert f"replaced: container package-registry ({new[:12]}): removed once the new one " \
+        "was healthy" in shown.stdout.splitlines(), shown.stdout
