@@ -109,6 +109,9 @@ class _CountingHandler(logging.Handler):
         error = record.exc_info[1] if record.exc_info else None
         if self._failures.expected(error):
             return
-        error = connection_gone(error) or error
+        gone = connection_gone(error)
+        if gone is not None:  # the client hung up (a reset, a broken pipe) mid-answer
+            self._failures.fail(f"closed by the client ({type(gone).__name__})")
+            return
         reason = type(error).__name__ if error is not None else record.getMessage()
         self._failures.fail(f"{reason.splitlines()[0][:120] if reason else 'error'}")
