@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,7 @@ from airgap.bundle.vouch import (
 from airgap.errors import BundleError, VerificationError
 from airgap.reporter import Reporter
 from airgap.threads import SidePool
+from airgap.trust.digests import Digests
 from airgap.trust.gpg import Verifier
 
 
@@ -63,6 +65,9 @@ class VerifySettings:
     #: and ``bundle.json`` when what it says does (``load --config``).
     scope: frozenset[str] = EVERY_AREA
     jobs: int = field(default_factory=lambda: os.cpu_count() or 2)
+    #: Digests of files the caller has just written, taken from the very bytes it wrote
+    #: (``airgap join``): checked in place of a re-read (:meth:`BundleCheck.hash_all`).
+    hashed: Mapping[str, Digests] = field(default_factory=dict)
 
 
 def carry_scope(trust_keys: tuple[Path, ...]) -> frozenset[str]:
@@ -89,6 +94,8 @@ class VerifyReport:
     #: Valid signatures outside the scope by a signer nothing from outside vouches for.
     not_vouched: int = 0
     layer_packages: int = 0  # a tailored registry's: the zips its packages layer matched
+    #: Of ``files``, those whose digests were taken as their writer hashed them (join).
+    hashed_as_written: int = 0
 
     @property
     def ok(self) -> bool:
@@ -100,7 +107,8 @@ class VerifyReport:
                 "bytes": self.size, "signatures": self.signatures,
                 "operator_signature": self.operator_signature, "delta_of": self.delta_of,
                 "signatures_not_vouched": self.not_vouched,
-                "layer_packages": self.layer_packages}
+                "layer_packages": self.layer_packages,
+                "hashed_as_written": self.hashed_as_written}
 
     def to_dict(self) -> dict[str, Any]:
         """Everything, problems and warnings included."""
@@ -189,7 +197,7 @@ def verify_bundle(settings: VerifySettings, reporter: Reporter) -> VerifyReport:
         check.scope = settings.scope
         with SidePool("airgap-signatures", on_failure=check.stop.set) as side:
             signatures_done = side.submit(signed, verifier, outside, vouched)
-            size = check.hash_all(sums, settings.jobs, reporter)
+            size = check.hash_all(sums, settings.jobs, reporter, settings.hashed)
         signatures = signatures_done.result()
     check.companions()
     if check.described is not None:  # Defend's artifacts: as their manifests say, and fresh
@@ -204,4 +212,4 @@ def verify_bundle(settings: VerifySettings, reporter: Reporter) -> VerifyReport:
     return VerifyReport(root, len(listed), size, signatures,
                         tuple(sorted(check.problems, key=lambda p: (p.path, p.kind))),
                         tuple(check.warnings), operator, check.delta_of, check.not_vouched,
-                        check.layer_packages)
+                        check.layer_packages, check.taken_as_written)
