@@ -2,11 +2,13 @@
 something from outside it vouches for every file that leaves it.
 
 Every file is hashed again (in parallel) against SHA512SUMS, and image blobs against
-their sha256 names; missing, modified, unlisted and unreadable files, and anything that
-is not a regular file (a symbolic link is never followed), are reported. bundle.json must
-exist and agree with SHA512SUMS and with the files; keys/ must hold exactly the keys it
-records. Which files must be signed is decided from where they lie (every artifact under
-downloads/ needs its ``.asc``, every package zip its ``.sig``) as well as from bundle.json,
+their sha256 names (a file the caller has just written and hashed from the bytes it
+wrote, ``hashed``, is checked with those digests instead: ``airgap join``); missing,
+modified, unlisted and unreadable files, and anything that is not a regular file (a
+symbolic link is never followed), are reported. bundle.json must exist and agree with
+SHA512SUMS and with the files; keys/ must hold exactly the keys it records. Which files
+must be signed is decided from where they lie (every artifact under downloads/ needs its
+``.asc``, every package zip its ``.sig``) as well as from bundle.json,
 which nobody signs; each signature is checked again.
 
 The isolated side trusts only what it is told from outside the bundle (docs/security.md):

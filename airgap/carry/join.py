@@ -5,7 +5,8 @@ is streamed from its volume to its place in its file while it is hashed, and kep
 when its SHA-512 is the index's. What is joined so far waits in ``BUNDLE/.airgap-join/``
 (the index, the pieces done, the files being filled); when the last piece is in, the
 files take their names, SHA512SUMS last (its SHA-512 must be the bundle's identity), and
-the bundle is verified as any bundle. Volumes are only ever read, never changed or
+the bundle is verified as any bundle (a file copied whole in this run with the digests
+taken of the bytes written: :func:`_add`). Volumes are only ever read, never changed or
 removed. A volume of another bundle (or of another split) or one given twice is refused,
 and a set still missing volumes is not finished, naming the volumes still to join; a
 volume joined already (the same command run again after Ctrl-C) is skipped.
