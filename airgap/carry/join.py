@@ -326,7 +326,9 @@ def _add(found: list[FoundVolume], index: VolumeIndex, state: _State, done: set[
         path = task[0][1].file
         whole = Hasher(sha256=wants_sha256(path)) if path in whole_now else None
         # Every byte of a file joined whole comes now: nothing stale is left past its end.
-        flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | (os.O_TRUNC if whole else 0)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC
+        if whole is not None:
+            flags |= os.O_TRUNC
         fd = os.open(state.part(numbers[path]), flags, 0o644)
         try:
             for volume, piece in task:
