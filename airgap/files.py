@@ -123,10 +123,13 @@ def fsync_folder(folder: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_output(target: Path, mode: int | None = None) -> Iterator[BinaryIO]:
+def atomic_output(target: Path, mode: int | None = None, *,
+                  sync_folder: bool = True) -> Iterator[BinaryIO]:
     """A binary file to write ``target``'s new content into; it replaces ``target`` when
     the block ends without an exception, with permissions ``mode`` (default: as any new
-    file, 0666 less the umask)."""
+    file, 0666 less the umask). ``sync_folder=False`` leaves the folder's fsync to the
+    caller, who writes many files into one folder and syncs it once before anything
+    trusts them (the file's own bytes still reach the disk before the rename)."""
     while True:
         temporary = temporary_name(target)
         try:
@@ -152,7 +155,8 @@ def atomic_output(target: Path, mode: int | None = None) -> Iterator[BinaryIO]:
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
-    fsync_folder(target.parent)
+    if sync_folder:
+        fsync_folder(target.parent)
 
 
 def atomic_write(target: Path, data: bytes | str, mode: int | None = None) -> None:

@@ -37,6 +37,7 @@ class Sample:
 
     seconds: float
     peak_rss: int  # bytes: the largest of the process and the children it waited for
+    cpu: float = 0.0  # user + system CPU-seconds of the command and the children it waited for
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,12 @@ class Measured:
     def seconds(self) -> float:
         """The median wall-clock time."""
         return statistics.median(s.seconds for s in self.samples)
+
+    @property
+    def cpu(self) -> float:
+        """The median CPU time (user + system): on a machine shared with other work it
+        moves far less than the wall-clock time does."""
+        return statistics.median(s.cpu for s in self.samples)
 
     @property
     def peak_rss(self) -> int:
@@ -107,7 +114,7 @@ if pid == 0:
     os.execvp(sys.argv[2], sys.argv[2:])
 _, status, usage = os.wait4(pid, 0)
 with open(sys.argv[1], "w") as out:
-    out.write(str(usage.ru_maxrss * 1024))
+    out.write(f"{usage.ru_maxrss * 1024} {usage.ru_utime + usage.ru_stime}")
 sys.exit(os.waitstatus_to_exitcode(status))
 """
 
@@ -122,12 +129,12 @@ def run_once(argv: Sequence[str], *, env: dict[str, str] | None = None,
                                 env=env, cwd=cwd, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, check=False)
         seconds = time.perf_counter() - started
-        peak = int(Path(rss.name).read_text() or 0)
+        peak, cpu = (Path(rss.name).read_text() or "0 0").split()
     if result.returncode != 0:
         stderr = result.stderr.decode(errors="replace")
         raise SystemExit(f"bench: `{' '.join(command)}` failed ({result.returncode}):\n"
                          f"{stderr[-3000:]}")
-    return Sample(seconds, peak)
+    return Sample(seconds, int(peak), float(cpu))
 
 
 @dataclass(frozen=True)
@@ -162,7 +169,8 @@ def measure(bench: Bench, contenders: Sequence[Contender]) -> list[Measured]:
             sample = run_once(contender.argv, env=contender.env, cwd=contender.cwd)
             label = f"run {number + 1}" if number >= 0 else "warm-up"
             print(f"  {contender.name:<34} {label:>7}: {sample.seconds:7.2f} s, "
-                  f"peak RSS {sample.peak_rss / MIB:6.1f} MiB", flush=True)
+                  f"CPU {sample.cpu:6.2f} s, peak RSS {sample.peak_rss / MIB:6.1f} MiB",
+                  flush=True)
             if number >= 0:
                 samples[contender.name].append(sample)
     measured = [Measured(c.name, tuple(samples[c.name]), c.note) for c in contenders]
@@ -206,9 +214,9 @@ def report(bench: Bench, *, size: int, pairs: Sequence[tuple[str, str, float]]) 
     print(f"\n== {bench.title} ==")
     print(f"data: {size / MIB:,.0f} MiB; {bench.runs} runs each after {bench.warmup} "
           f"warm-up, median shown; {machine()}")
-    print(f"{'command':<36}{'median s':>10}{'MiB/s':>9}{'peak RSS MiB':>14}")
+    print(f"{'command':<36}{'median s':>10}{'MiB/s':>9}{'CPU s':>8}{'peak RSS MiB':>14}")
     for m in bench.results:
-        print(f"{m.name:<36}{m.seconds:>10.2f}{size / MIB / m.seconds:>9.0f}"
+        print(f"{m.name:<36}{m.seconds:>10.2f}{size / MIB / m.seconds:>9.0f}{m.cpu:>8.2f}"
               f"{m.peak_rss / MIB:>14.1f}" + (f"  ({m.note})" if m.note else ""))
     for ours, theirs, target in pairs:
         ratio = by_name[ours].seconds / by_name[theirs].seconds
@@ -218,7 +226,8 @@ def report(bench: Bench, *, size: int, pairs: Sequence[tuple[str, str, float]]) 
                        zip(by_name[ours].samples, by_name[theirs].samples, strict=True))
         print(f"ratio {ours} / {theirs} = {ratio:.2f} (target <= {target:.2f}: {verdict}); "
               f"turn by turn {turns[0]:.2f} to {turns[-1]:.2f}, median "
-              f"{statistics.median(turns):.2f}")
+              f"{statistics.median(turns):.2f}; CPU time "
+              f"{by_name[ours].cpu / max(by_name[theirs].cpu, 1e-9):.2f}")
 
 
 def finish(bench: Bench) -> None:

@@ -11,8 +11,9 @@ same bundle and a warm page cache, the round trip through volumes of ``--volume`
   joined files on the disk before the next step trusts them, as airgap's are;
 - ``airgap split --size SIZE`` then ``airgap join parts/*``: every file read once while
   its pieces are written and hashed, each piece checked against the index as it is
-  joined, and the joined bundle verified as any bundle (every file, image digest and
-  OpenPGP signature), every piece and file fsynced.
+  joined, and the joined bundle verified as any bundle (every file's SHA-512, image
+  digest and OpenPGP signature; the digests of a file joined whole taken from the bytes
+  the join wrote), every piece and file fsynced.
 
 Target: airgap no slower than the peer that syncs (ratio <= 1.0).
 """

@@ -27,7 +27,7 @@ from airgap.errors import AirgapError, BundleError, setting
 from airgap.reporter import Reporter
 from airgap.threads import map_in_threads
 from airgap.trust.checksums import read_elastic_sha512
-from airgap.trust.digests import hash_file
+from airgap.trust.digests import Digests, hash_file
 from airgap.trust.gpg import Verifier
 from airgap.units import human_size
 
@@ -37,6 +37,12 @@ _SIGNED_KINDS = ("artifact", "package")
 #: The folders whose files can leave the bundle: verify vouches for all of them.
 EVERY_AREA = frozenset({layout.IMAGES, layout.DOWNLOADS, layout.PACKAGES, layout.SECURITY,
                         layout.TOOLS})
+
+
+def wants_sha256(path: str) -> bool:
+    """Whether a verification checks the file's SHA-256 as well as its SHA-512: an image
+    blob's against its name, a Defend artifact's against its manifest."""
+    return path.startswith((_BLOBS, _DEFEND))
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,7 @@ class BundleCheck:
         self.digests: dict[str, str] = {}
         self.sha256: dict[str, str] = {}  # of image blobs and Defend's artifacts
         self.sizes: dict[str, int] = {}
+        self.taken_as_written = 0  # files whose digests came from their writer's own pass
         self.described: BundleDescription | None = None
         self.scope: frozenset[str] = EVERY_AREA
         self.unvouched_keys: set[str] = set()  # recorded keys/ that nothing outside vouches for
@@ -144,8 +151,15 @@ class BundleCheck:
                                  "they are now, but a change made through another link "
                                  "changes the bundle")
 
-    def hash_all(self, sums: Mapping[str, str], jobs: int, reporter: Reporter) -> int:
-        """Hash every measured file in parallel, biggest first; return the bytes read."""
+    def hash_all(self, sums: Mapping[str, str], jobs: int, reporter: Reporter,
+                 hashed: Mapping[str, Digests] | None = None) -> int:
+        """Hash every measured file in parallel, biggest first; return the bytes checked.
+
+        ``hashed``: the digests of files this process has just written, taken from the
+        very bytes it wrote (``airgap join``); one stands for a re-read of its file when
+        it has every digest asked for and the file on the disk has its size. Its digests
+        are checked as a re-read's would be."""
+        hashed = hashed or {}
         total = sum(self.sizes.values())
         reporter.task_started("hash", f"hashing {len(self.sizes)} files", total)
 
@@ -156,12 +170,20 @@ class BundleCheck:
 
         def one(path: str) -> None:
             blob = path.startswith(_BLOBS)
-            try:
-                digests = hash_file(self.root / path, sha256=blob or path.startswith(_DEFEND),
-                                    progress=progress)
-            except OSError as exc:
-                self.add(path, "unreadable", f"cannot be read: {exc.strerror or exc}")
-                return
+            sha256 = wants_sha256(path)
+            known = hashed.get(path)
+            if known is not None and known.size == self.sizes[path] and \
+                    (known.sha256 is not None or not sha256):
+                digests = known
+                progress(known.size)
+                with self._lock:
+                    self.taken_as_written += 1
+            else:
+                try:
+                    digests = hash_file(self.root / path, sha256=sha256, progress=progress)
+                except OSError as exc:
+                    self.add(path, "unreadable", f"cannot be read: {exc.strerror or exc}")
+                    return
             with self._lock:
                 self.digests[path] = digests.sha512
                 if digests.sha256 is not None:

@@ -2,11 +2,13 @@
 something from outside it vouches for every file that leaves it.
 
 Every file is hashed again (in parallel) against SHA512SUMS, and image blobs against
-their sha256 names; missing, modified, unlisted and unreadable files, and anything that
-is not a regular file (a symbolic link is never followed), are reported; what a medium's
-system added (:mod:`airgap.bundle.medium`) is a warning, and never read. bundle.json must
-exist and agree with SHA512SUMS and with the files; keys/ must hold exactly the keys it
-records. Which files must be signed is decided from where they lie (every artifact under
+their sha256 names (a file the caller has just written and hashed from the bytes it
+wrote, ``hashed``, is checked with those digests instead: ``airgap join``); missing,
+modified, unlisted and unreadable files, and anything that is not a regular file (a
+symbolic link is never followed), are reported; what a medium's system added
+(:mod:`airgap.bundle.medium`) is a warning, and never read. bundle.json must exist and
+agree with SHA512SUMS and with the files; keys/ must hold exactly the keys it records.
+Which files must be signed is decided from where they lie (every artifact under
 downloads/ needs its ``.asc``, every package zip its ``.sig``) as well as from bundle.json,
 which nobody signs; each signature is checked again.
 
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +54,7 @@ from airgap.bundle.vouch import (
 from airgap.errors import BundleError, VerificationError
 from airgap.reporter import Reporter
 from airgap.threads import SidePool
+from airgap.trust.digests import Digests
 from airgap.trust.gpg import Verifier
 
 
@@ -65,6 +69,9 @@ class VerifySettings:
     #: and ``bundle.json`` when what it says does (``load --config``).
     scope: frozenset[str] = EVERY_AREA
     jobs: int = field(default_factory=lambda: os.cpu_count() or 2)
+    #: Digests of files the caller has just written, taken from the very bytes it wrote
+    #: (``airgap join``): checked in place of a re-read (:meth:`BundleCheck.hash_all`).
+    hashed: Mapping[str, Digests] = field(default_factory=dict)
 
 
 def carry_scope(trust_keys: tuple[Path, ...]) -> frozenset[str]:
@@ -95,6 +102,8 @@ class VerifyReport:
     #: lost+found, what macOS or Windows added): what a command that reads a bundle only to
     #: make another (merge) still says of it.
     medium_warnings: tuple[str, ...] = ()
+    #: Of ``files``, those whose digests were taken as their writer hashed them (join).
+    hashed_as_written: int = 0
 
     @property
     def ok(self) -> bool:
@@ -106,7 +115,8 @@ class VerifyReport:
                 "bytes": self.size, "signatures": self.signatures,
                 "operator_signature": self.operator_signature, "delta_of": self.delta_of,
                 "signatures_not_vouched": self.not_vouched,
-                "layer_packages": self.layer_packages}
+                "layer_packages": self.layer_packages,
+                "hashed_as_written": self.hashed_as_written}
 
     def to_dict(self) -> dict[str, Any]:
         """Everything, problems and warnings included."""
@@ -199,7 +209,7 @@ def verify_bundle(settings: VerifySettings, reporter: Reporter) -> VerifyReport:
         check.scope = settings.scope
         with SidePool("airgap-signatures", on_failure=check.stop.set) as side:
             signatures_done = side.submit(signed, verifier, outside, vouched)
-            size = check.hash_all(sums, settings.jobs, reporter)
+            size = check.hash_all(sums, settings.jobs, reporter, settings.hashed)
         signatures = signatures_done.result()
     check.companions()
     if check.described is not None:  # Defend's artifacts: as their manifests say, and fresh
@@ -214,4 +224,4 @@ def verify_bundle(settings: VerifySettings, reporter: Reporter) -> VerifyReport:
     return VerifyReport(root, len(listed), size, signatures,
                         tuple(sorted(check.problems, key=lambda p: (p.path, p.kind))),
                         tuple(check.warnings), operator, check.delta_of, check.not_vouched,
-                        check.layer_packages, tuple(medium))
+                        check.layer_packages, tuple(medium), check.taken_as_written)

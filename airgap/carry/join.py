@@ -5,7 +5,8 @@ is streamed from its volume to its place in its file while it is hashed, and kep
 when its SHA-512 is the index's. What is joined so far waits in ``BUNDLE/.airgap-join/``
 (the index, the pieces done, the files being filled); when the last piece is in, the
 files take their names, SHA512SUMS last (its SHA-512 must be the bundle's identity), and
-the bundle is verified as any bundle. Volumes are only ever read, never changed or
+the bundle is verified as any bundle (a file copied whole in this run with the digests
+taken of the bytes written: :func:`_add`). Volumes are only ever read, never changed or
 removed. A volume of another bundle (or of another split) or one given twice is refused,
 and a set still missing volumes is not finished, naming the volumes still to join; a
 volume joined already (the same command run again after Ctrl-C) is skipped.
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from airgap.bundle import layout
+from airgap.bundle.checks import wants_sha256
 from airgap.bundle.delta import identity, shown
 from airgap.bundle.lock import BundleLock
 from airgap.bundle.scan import medium_folder
@@ -41,6 +43,7 @@ from airgap.errors import AirgapError, BundleError, UsageError, VerificationErro
 from airgap.files import atomic_write, fsync_folder
 from airgap.reporter import Reporter
 from airgap.threads import map_in_threads
+from airgap.trust.digests import Digests, Hasher
 
 STATE = ".airgap-join"
 
@@ -124,6 +127,7 @@ def join(settings: JoinSettings, reporter: Reporter) -> JoinResult:
     _check_bundle_folder(root, state, found[0])
     fresh, had_lock = not root.exists(), (root / layout.LOCK).exists()
     started = False
+    hashed: dict[str, Digests] = {}
     try:
         with BundleLock(root):
             data = state.index() or found[0].data
@@ -146,7 +150,8 @@ def join(settings: JoinSettings, reporter: Reporter) -> JoinResult:
                                       "skipped")
                 state.start(data)
                 started = True
-                added, problems = _add(found, index, state, done, settings.jobs, reporter)
+                added, problems, hashed = _add(found, index, state, done, settings.jobs,
+                                               reporter)
                 done |= added
                 if problems:
                     raise VerificationError(f"{len(problems)} damaged piece(s): send those "
@@ -169,7 +174,7 @@ def join(settings: JoinSettings, reporter: Reporter) -> JoinResult:
         raise
     report = verify_bundle(VerifySettings(root, settings.trust_keys, settings.trust_signers,
                                           carry_scope(settings.trust_keys),
-                                          settings.jobs), reporter)
+                                          settings.jobs, hashed), reporter)
     if not report.ok:
         raise JoinRefused(report)
     return dataclasses.replace(result, report=report)
@@ -284,45 +289,74 @@ def _refuse_twice(found: list[FoundVolume], index: VolumeIndex,
 
 
 def _add(found: list[FoundVolume], index: VolumeIndex, state: _State, done: set[str],
-         jobs: int, reporter: Reporter) -> tuple[set[str], list[str]]:
+         jobs: int, reporter: Reporter) -> tuple[set[str], list[str], dict[str, Digests]]:
     """Copy the pieces of the volumes ``found`` not yet joined, all volumes at once (one
     large piece per volume would otherwise leave a core idle); return the pieces that were
-    intact, and a line for each damaged one."""
-    numbers = {path: k for k, path in enumerate(index.files())}
+    intact, a line for each damaged one, and the digests of the files joined whole now.
+
+    A file whose every piece comes now is copied by one task, its pieces in order, and
+    hashed whole from the very buffers written (its first piece's hash is the file's so
+    far: hashed once); the verification that follows takes those digests for a re-read.
+    A file some of whose pieces came earlier (or come later) is copied piece by piece,
+    and the verification re-hashes it."""
+    files = index.files()
+    numbers = {path: k for k, path in enumerate(files)}
     todo = [(volume, p) for volume in found for p in volume.expected if p.name not in done]
     if not todo:
-        return set(), []
+        return set(), [], {}
+    given = {p.name for _, p in todo}
+    whole_now = {path for path, pieces in files.items() if all(p.name in given for p in pieces)}
+    tasks: list[list[tuple[FoundVolume, Piece]]] = []
+    by_file: dict[str, list[tuple[FoundVolume, Piece]]] = {}
+    for work in todo:
+        if work[1].file in whole_now:
+            by_file.setdefault(work[1].file, []).append(work)
+        else:
+            tasks.append([work])
+    tasks += [sorted(works, key=lambda w: w[1].offset) for works in by_file.values()]
     reporter.task_started("join", f"joining {_numbers(sorted({v.number for v, _ in todo}))} "
                                   f"of {index.volumes} volumes", sum(p.size for _, p in todo))
     added: set[str] = set()
     wrong: list[str] = []
+    hashed: dict[str, Digests] = {}
     lock = threading.Lock()
     stop = threading.Event()
 
-    def one(work: tuple[FoundVolume, Piece]) -> None:
-        volume, piece = work
-        fd = os.open(state.part(numbers[piece.file]), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC,
-                     0o644)
+    def one(task: list[tuple[FoundVolume, Piece]]) -> None:
+        path = task[0][1].file
+        whole = Hasher(sha256=wants_sha256(path)) if path in whole_now else None
+        # Every byte of a file joined whole comes now: nothing stale is left past its end.
+        flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC
+        if whole is not None:
+            flags |= os.O_TRUNC
+        fd = os.open(state.part(numbers[path]), flags, 0o644)
         try:
-            problem = copy_piece(volume.folder, piece, fd, stop,
-                                 lambda n: reporter.task_advanced("join", n))
-            if problem is None:
-                os.fsync(fd)  # on the disk before it is recorded as joined
+            for volume, piece in task:
+                problem = copy_piece(volume.folder, piece, fd, stop,
+                                     lambda n: reporter.task_advanced("join", n), whole)
+                if problem is None:
+                    os.fdatasync(fd)  # on the disk before it is recorded as joined
+                else:
+                    whole = None  # its hash is lost with the piece (the join fails anyway)
+                with lock:
+                    if problem is None:
+                        added.add(piece.name)
+                    else:
+                        wrong.append(f"{volume.shown}, piece {piece.name} "
+                                     f"({piece.describe()}): {problem}")
         finally:
             os.close(fd)
-        with lock:
-            if problem is None:
-                added.add(piece.name)
-            else:
-                wrong.append(f"{volume.shown}, piece {piece.name} ({piece.describe()}): "
-                             f"{problem}")
+        if whole is not None:
+            with lock:
+                hashed[path] = whole.digests()
 
     try:
-        map_in_threads(one, sorted(todo, key=lambda w: -w[1].size), jobs, stop)
+        map_in_threads(one, sorted(tasks, key=lambda t: -sum(p.size for _, p in t)), jobs,
+                       stop)
     finally:  # interrupted too: what is on the disk is not copied again
         state.record(done | added)
     reporter.task_finished("join", "done" if not wrong else "damaged")
-    return added, sorted(wrong)
+    return added, sorted(wrong), hashed
 
 
 class _State:
@@ -387,18 +421,23 @@ class _State:
             raise VerificationError(f"the joined {layout.SUMS} is not the bundle's "
                                     f"{shown(index.bundle)}: the index does not describe "
                                     "its own bundle")
-        for number, path in enumerate(files):
-            if path != layout.SUMS:
-                self._place(number, path)
-        self._place(sums, layout.SUMS)
+        # Each folder is synced once, after its files are renamed into it, and all of
+        # them before SHA512SUMS, the mark that every file is in place, takes its name.
+        folders = {self._place(number, path) for number, path in enumerate(files)
+                   if path != layout.SUMS}
+        for folder in sorted(folders):
+            fsync_folder(folder)
+        fsync_folder(self._place(sums, layout.SUMS))
         self.forget()
 
-    def _place(self, number: int, path: str) -> None:
+    def _place(self, number: int, path: str) -> Path:
+        """Rename the file numbered ``number`` to ``path``; the folder it went to (which
+        the caller syncs)."""
         target = layout.inside(self.root, path)
         part = self.part(number)
         if not part.exists():
             if target.is_file() and not target.is_symlink():
-                return  # put in place by a run that was stopped after
+                return target.parent  # put in place by a run that was stopped after
             raise BundleError(f"{target}: neither joined nor in place: the join's state in "
                               f"{self.path} is damaged",
                               details=[f"remove {self.root} and join every volume again"])
@@ -407,4 +446,4 @@ class _State:
             part.replace(target)
         except OSError as exc:
             raise BundleError(f"{target}: cannot be put in place: {exc.strerror}") from None
-        fsync_folder(target.parent)
+        return target.parent

@@ -258,11 +258,15 @@ def _write_pieces(root: Path, folders: Sequence[Path], index: VolumeIndex,
         whole = Hasher(sha256=False)
         buffer = bytearray(CHUNK)
         view = memoryview(buffer)
-        single = len(files[path]) == 1  # then the piece's hash is the file's: hash once
         with (root / path).open("rb", buffering=0) as source:
-            for piece in files[path]:
-                part = whole if single else Hasher(sha256=False)
-                with atomic_output(folders[piece.volume - 1] / piece.name) as out:
+            for number, piece in enumerate(files[path]):
+                # SHA-512 streams: the whole file's hash, read at the end of its first
+                # piece, is that piece's; only the later pieces are hashed twice.
+                first = number == 0
+                part = whole if first else Hasher(sha256=False)
+                # the volume's folder is synced once, by its index written last
+                with atomic_output(folders[piece.volume - 1] / piece.name,
+                                   sync_folder=False) as out:
                     remaining = piece.size
                     while remaining:
                         if stop.is_set():
@@ -272,7 +276,7 @@ def _write_pieces(root: Path, folders: Sequence[Path], index: VolumeIndex,
                             raise ChecksumMismatchError(f"{root / path} became shorter while "
                                                         "it was split")
                         part.update(view[:count])
-                        if not single:
+                        if not first:
                             whole.update(view[:count])
                         out.write(view[:count])
                         remaining -= count

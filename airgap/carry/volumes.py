@@ -222,17 +222,22 @@ def _check_signature(folder: Path, data: bytes, trust_keys: Sequence[Path]) -> s
 
 
 def copy_piece(folder: Path, piece: Piece, out: int | None, stop: threading.Event,
-               progress: Callable[[int], None]) -> str | None:
+               progress: Callable[[int], None], whole: Hasher | None = None) -> str | None:
     """Read ``piece`` from the volume at ``folder`` (never through a link), hashing it,
     and write it at its offset to the open file ``out`` when given; return what is wrong
-    with it, or None when it is intact."""
+    with it, or None when it is intact.
+
+    ``whole``, the hasher of the piece's file fed every earlier piece in order, is fed
+    this one's bytes from the same buffer; while it has seen nothing (the file's first
+    piece), its hash is the piece's too, so those bytes are hashed once."""
     try:
         fd = os.open(folder / piece.name, _READ)
     except FileNotFoundError:
         return "missing from the volume"
     except OSError as exc:
         return f"cannot be read: {exc.strerror} (a link is never followed)"
-    hasher = Hasher(sha256=False)
+    shared = whole is not None and whole.size == 0
+    hasher = whole if whole is not None and shared else Hasher(sha256=False)
     buffer = bytearray(CHUNK)
     view = memoryview(buffer)
     with os.fdopen(fd, "rb", buffering=0) as handle:
@@ -254,6 +259,8 @@ def copy_piece(folder: Path, piece: Piece, out: int | None, stop: threading.Even
             if hasher.size + count > piece.size:
                 return "grew while it was read"
             hasher.update(view[:count])
+            if whole is not None and not shared:
+                whole.update(view[:count])
             if out is not None:
                 _write_at(out, view[:count], position)
             position += count

@@ -172,7 +172,10 @@ def render_verify(report: VerifyReport) -> None:
         print_warning(warning)
     not_vouched = (f" ({report.not_vouched} by a signer not vouched for: give --trust-key "
                    "to check)") if report.not_vouched else ""
-    summary = (f"{report.files} files ({human_size(report.size)}) re-hashed, "
+    hashed = "re-hashed" if not report.hashed_as_written else (
+        f"checked ({report.hashed_as_written} hashed as they were written, "
+        f"{report.files - report.hashed_as_written} re-hashed)")
+    summary = (f"{report.files} files ({human_size(report.size)}) {hashed}, "
                f"{report.signatures + report.not_vouched} signatures re-checked{not_vouched}, "
                f"operator signature: {report.operator_signature}")
     if report.layer_packages:

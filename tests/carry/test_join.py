@@ -68,6 +68,8 @@ def test_one_small_medium_carries_every_volume_in_turn_in_any_order(
                 assert "waiting for volume(s)" in flat(added.stdout)
                 assert not (joined / "SHA512SUMS").exists()
     assert "all" in added.stdout and "intact: " in added.stdout
+    # The files joined by the earlier trips sat on the disk between runs: hashed again.
+    assert "re-hashed" in added.stdout and ", 0 re-hashed" not in flat(added.stdout)
     assert (joined / "SHA512SUMS").read_bytes() == (golden_bundle / "SHA512SUMS").read_bytes()
     assert tree(joined) == tree(golden_bundle)
     assert tree(golden_volumes) == before, "volumes are only read"
@@ -81,7 +83,9 @@ def test_all_volumes_at_once_in_shuffled_order(golden_volumes: Path, golden_bund
     joined = tmp_path / "joined"
     assert main(["join", *map(str, folders), "-o", str(joined), "--trust-key",
                  str(operator_key)]) == 0
-    assert "intact: " in capsys.readouterr().out
+    out = flat(capsys.readouterr().out)
+    # Every file came whole in this run: checked from the bytes written, not read back.
+    assert "intact: " in out and "hashed as they were written, 0 re-hashed)" in out
     assert tree(joined) == tree(golden_bundle)
     assert not (joined / ".airgap-join").exists() and not (joined / ".airgap.lock").exists()
 
@@ -191,6 +195,60 @@ def test_a_flipped_piece_is_named_and_that_volume_alone_is_sent_again(
     assert main(["join", str(folders[1]), "-o", str(joined), "--trust-key",
                  str(operator_key)]) == 0
     assert tree(joined) == tree(golden_bundle)
+
+
+def test_a_piece_its_index_was_rewritten_for_is_caught_by_its_files_digests(
+        golden_volumes: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # No --trust-key: the index is taken as it is, and it vouches for an altered piece, so
+    # the join keeps it. The file's digests, taken from the bytes the join wrote rather
+    # than read back, are still checked against SHA512SUMS and the blob's name.
+    volumes = shutil.copytree(golden_volumes, tmp_path / "volumes")
+    folders = volume_folders(volumes)
+    index = VolumeIndex.from_bytes((folders[0] / INDEX).read_bytes(), "index")
+    blob = max((p for p in index.pieces if p.file.startswith("images/blobs/sha256/")),
+               key=lambda p: p.size)
+    piece = folders[blob.volume - 1] / blob.name
+    data = bytearray(piece.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    piece.write_bytes(bytes(data))
+    document = json.loads((folders[0] / INDEX).read_text())
+    for entry in document["pieces"]:
+        if entry["name"] == blob.name:
+            entry["sha512"] = hashlib.sha512(data).hexdigest()
+    rewritten = json.dumps(sealed(document))
+    for folder in folders:
+        (folder / INDEX).write_text(rewritten)
+        (folder / f"{INDEX}.asc").unlink(missing_ok=True)
+
+    joined = tmp_path / "joined"
+    assert main(["join", *map(str, folders), "-o", str(joined), "--json"]) == 3
+    report = read_report(capsys.readouterr().out)
+    assert sorted((p["path"], p["message"]) for p in report["problems"]) == [
+        (blob.file, "its SHA-512 differs from SHA512SUMS"),
+        (blob.file, "its sha256 differs from its blob name")]
+
+
+def test_a_part_changed_on_the_disk_between_two_joins_is_hashed_again_and_refused(
+        golden_volumes: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folders = volume_folders(golden_volumes)
+    index = VolumeIndex.from_bytes((folders[0] / INDEX).read_bytes(), "index")
+    joined = tmp_path / "joined"
+    assert main(["join", *map(str, folders[:-1]), "-o", str(joined), "--partial",
+                 "--quiet"]) == 0
+    capsys.readouterr()
+    # A file the first run joined whole: the last one writes none of its bytes.
+    files = index.files()
+    path = max((f for f, pieces in files.items()
+                if all(p.volume < len(folders) for p in pieces)),
+               key=lambda f: sum(p.size for p in files[f]))
+    part = joined / ".airgap-join" / "parts" / str(list(files).index(path))
+    data = bytearray(part.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    part.write_bytes(bytes(data))
+    assert main(["join", str(folders[-1]), "-o", str(joined), "--json"]) == 3
+    report = read_report(capsys.readouterr().out)
+    assert [(p["path"], p["message"]) for p in report["problems"]
+            if p["kind"] == "modified"][:1] == [(path, "its SHA-512 differs from SHA512SUMS")]
 
 
 def test_a_volume_of_another_bundle_or_another_split_is_refused(

@@ -83,17 +83,21 @@ def test_max_file_holds_under_a_per_file_limit_the_kernel_enforces(
     assert max(p.stat().st_size for p in parts.rglob("*") if p.is_file()) <= limit
 
 
-def test_a_damaged_bundle_is_not_split(golden_bundle: Path, tmp_path: Path,
+# In the first of the layer's pieces (whose hash is the file's so far) or in its last.
+@pytest.mark.parametrize("where", [1000, -1000])
+def test_a_damaged_bundle_is_not_split(where: int, golden_bundle: Path, tmp_path: Path,
                                        capsys: pytest.CaptureFixture[str]) -> None:
     bundle = tmp_path / "bundle"
     shutil.copytree(golden_bundle, bundle)
     layer = max((p for p in (bundle / "images/blobs/sha256").iterdir()),
                 key=lambda p: p.stat().st_size)
     data = bytearray(layer.read_bytes())
-    data[1000] ^= 1
+    assert len(data) > 3 * 64 * 1024  # several pieces of 64 KiB
+    data[where] ^= 1
     layer.write_bytes(bytes(data))
     parts = tmp_path / "parts"
-    assert main(["split", str(bundle), "-o", str(parts), "--size", "1MiB"]) == 3
+    assert main(["split", str(bundle), "-o", str(parts), "--size", "1MiB",
+                 "--max-file", "64KiB"]) == 3
     assert "its SHA-512 differs from SHA512SUMS: the bundle is damaged" in \
         " ".join(capsys.readouterr().err.split())
     assert not parts.exists(), "the folder the split made is removed with its volumes"
