@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import shutil
 import threading
 from collections import Counter
 from collections.abc import Iterable
@@ -32,6 +31,7 @@ from airgap.bundle.lock import BundleLock
 from airgap.bundle.scan import medium_folder
 from airgap.bundle.verify import VerifyReport, VerifySettings, carry_scope, verify_bundle
 from airgap.carry.index import Piece, VolumeIndex
+from airgap.carry.join_state import STATE, JoinState
 from airgap.carry.volumes import (
     FoundVolume,
     copy_piece,
@@ -39,13 +39,10 @@ from airgap.carry.volumes import (
     lost_and_found_said,
     open_volume,
 )
-from airgap.errors import AirgapError, BundleError, UsageError, VerificationError, setting
-from airgap.files import atomic_write, fsync_folder
+from airgap.errors import AirgapError, UsageError, VerificationError, setting
 from airgap.reporter import Reporter
 from airgap.threads import map_in_threads
 from airgap.trust.digests import Digests, Hasher
-
-STATE = ".airgap-join"
 
 
 @dataclass(frozen=True)
@@ -123,7 +120,7 @@ def join(settings: JoinSettings, reporter: Reporter) -> JoinResult:
         if said is not None:
             reporter.warning(said)
     root = settings.bundle
-    state = _State(root)
+    state = JoinState(root)
     _check_bundle_folder(root, state, found[0])
     fresh, had_lock = not root.exists(), (root / layout.LOCK).exists()
     started = False
@@ -183,7 +180,7 @@ def join(settings: JoinSettings, reporter: Reporter) -> JoinResult:
 def where_it_stands(root: Path) -> str:
     """What a join stopped in ``root`` (by Ctrl-C, say) left there, and what to run; read
     from the disk, so that it is true however far the join got."""
-    state = _State(root)
+    state = JoinState(root)
     data = state.index()
     if data is None:
         if (root / layout.SUMS).is_file():
@@ -239,7 +236,7 @@ def _holds_bundle(root: Path, bundle: str) -> bool:
         return False
 
 
-def _check_bundle_folder(root: Path, state: _State, first: FoundVolume) -> None:
+def _check_bundle_folder(root: Path, state: JoinState, first: FoundVolume) -> None:
     """A join goes into a new or empty folder, or one a join of the same bundle began or
     finished (then it goes on, or checks it again)."""
     if state.path.is_dir() or not root.exists() or _holds_bundle(root, first.index.bundle):
@@ -288,7 +285,7 @@ def _refuse_twice(found: list[FoundVolume], index: VolumeIndex,
                              f"({folders})", details=_still_missing(missing, index.volumes))
 
 
-def _add(found: list[FoundVolume], index: VolumeIndex, state: _State, done: set[str],
+def _add(found: list[FoundVolume], index: VolumeIndex, state: JoinState, done: set[str],
          jobs: int, reporter: Reporter) -> tuple[set[str], list[str], dict[str, Digests]]:
     """Copy the pieces of the volumes ``found`` not yet joined, all volumes at once (one
     large piece per volume would otherwise leave a core idle); return the pieces that were
@@ -357,93 +354,3 @@ def _add(found: list[FoundVolume], index: VolumeIndex, state: _State, done: set[
         state.record(done | added)
     reporter.task_finished("join", "done" if not wrong else "damaged")
     return added, sorted(wrong), hashed
-
-
-class _State:
-    """What a join in progress keeps in ``BUNDLE/.airgap-join``."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.path = root / STATE
-        self._index = self.path / "index.json"
-        self._done = self.path / "done"
-        self._parts = self.path / "parts"
-
-    def index(self) -> bytes | None:
-        """The index of the set being joined, or None when no join has begun."""
-        try:
-            return self._index.read_bytes()
-        except FileNotFoundError:
-            return None
-
-    def done(self) -> set[str]:
-        """The pieces joined and on disk."""
-        try:
-            return set(self._done.read_text(encoding="ascii", errors="replace").split())
-        except FileNotFoundError:
-            return set()
-
-    def start(self, data: bytes) -> None:
-        """Begin the join of the set ``data`` indexes (nothing when it has begun)."""
-        self._parts.mkdir(parents=True, exist_ok=True)
-        if not self._index.exists():
-            atomic_write(self._index, data)
-
-    def part(self, number: int) -> Path:
-        """Where the file numbered ``number`` is filled."""
-        return self._parts / str(number)
-
-    def record(self, done: set[str]) -> None:
-        """Remember ``done`` (their bytes are on disk already)."""
-        atomic_write(self._done, "".join(f"{name}\n" for name in sorted(done)))
-
-    def forget(self) -> None:
-        """Remove what is left of a join that put every file in place."""
-        shutil.rmtree(self.path, ignore_errors=True)
-
-    def finish(self, index: VolumeIndex) -> None:
-        """Give every file its name, SHA512SUMS last; then forget the join. A run stopped
-        in the middle (Ctrl-C, ``kill -9``, a power cut) is finished by the next: a file
-        whose part is gone was put in place (a rename is whole or not at all), and the
-        verification that follows re-hashes every file."""
-        files = list(index.files())
-        sums = files.index(layout.SUMS)
-        sums_part = self.part(sums)
-        joined_sums = sums_part if sums_part.exists() else self.root / layout.SUMS
-        try:
-            joined_identity = identity(joined_sums.read_bytes())
-        except OSError as exc:
-            raise BundleError(f"{joined_sums}: cannot be read ({exc.strerror}): the join's "
-                              f"state in {self.path} is damaged",
-                              details=[f"remove {self.root} and join every volume again"]
-                              ) from None
-        if joined_identity != index.bundle:
-            raise VerificationError(f"the joined {layout.SUMS} is not the bundle's "
-                                    f"{shown(index.bundle)}: the index does not describe "
-                                    "its own bundle")
-        # Each folder is synced once, after its files are renamed into it, and all of
-        # them before SHA512SUMS, the mark that every file is in place, takes its name.
-        folders = {self._place(number, path) for number, path in enumerate(files)
-                   if path != layout.SUMS}
-        for folder in sorted(folders):
-            fsync_folder(folder)
-        fsync_folder(self._place(sums, layout.SUMS))
-        self.forget()
-
-    def _place(self, number: int, path: str) -> Path:
-        """Rename the file numbered ``number`` to ``path``; the folder it went to (which
-        the caller syncs)."""
-        target = layout.inside(self.root, path)
-        part = self.part(number)
-        if not part.exists():
-            if target.is_file() and not target.is_symlink():
-                return target.parent  # put in place by a run that was stopped after
-            raise BundleError(f"{target}: neither joined nor in place: the join's state in "
-                              f"{self.path} is damaged",
-                              details=[f"remove {self.root} and join every volume again"])
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            part.replace(target)
-        except OSError as exc:
-            raise BundleError(f"{target}: cannot be put in place: {exc.strerror}") from None
-        return target.parent
