@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -28,13 +27,19 @@ import httpx
 
 from airgap.errors import (
     AirgapError,
-    ChecksumMismatchError,
     ServerResponseError,
     VerificationError,
     raise_collected,
 )
 from airgap.files import naming, remove_if_shared
 from airgap.net.body import iter_body
+from airgap.net.transfer import (
+    UNSATISFIED_RANGE,
+    Transfer,
+    check_expected,
+    check_headers,
+    check_resume,
+)
 from airgap.net.transport import (
     READ_SIZE,
     Auth,
@@ -43,7 +48,6 @@ from airgap.net.transport import (
     SmallResponse,
     fetch_small,
     open_stream,
-    refuse_html,
     transport_error,
     with_retries,
 )
@@ -56,8 +60,6 @@ DEFAULT_MAX_SIZE = 1 << 40  # 1 TiB: no Elastic artifact comes near it
 # that drops now and then still completes a large blob; a server that sends a few bytes
 # and stalls does not.
 PROGRESS = 1 << 20
-_CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)\Z")
-_UNSATISFIED_RANGE = re.compile(r"^bytes \*/(\d+)\Z")
 
 Check = Callable[[Path, Digests], str | None]
 T = TypeVar("T")
@@ -204,7 +206,7 @@ class Downloader:
                 if kept is not None:
                     return kept
         item.dest.parent.mkdir(parents=True, exist_ok=True)
-        transfer = _Transfer(item, Hasher(sha256=item.sha256 is not None))
+        transfer = Transfer(item, Hasher(sha256=item.sha256 is not None))
         if item.part.exists():
             if item.size is not None and item.part.stat().st_size > item.size:
                 item.part.unlink()
@@ -216,7 +218,7 @@ class Downloader:
         try:
             self.retrying(lambda: self._until_complete(transfer, key), item.url)
             digests = transfer.hasher.digests()
-            proved = _check_expected(item, digests)
+            proved = check_expected(item, digests)
             if item.check is not None:
                 proved += [p for p in [item.check(item.part, digests)] if p]
         except (VerificationError, ServerResponseError) as exc:
@@ -236,7 +238,7 @@ class Downloader:
         download replaces it) and the item is fetched again."""
         digests = hash_file(path, sha256=item.sha256 is not None)
         try:
-            proved = _check_expected(item, digests)
+            proved = check_expected(item, digests)
             if item.check is not None:
                 proved += [p for p in [item.check(path, digests)] if p]
         except VerificationError as exc:
@@ -249,13 +251,13 @@ class Downloader:
                                 detail=", ".join(proved))
         return Fetched(path, item.url, digests, reused=True)
 
-    def _until_complete(self, transfer: _Transfer, key: str) -> None:
+    def _until_complete(self, transfer: Transfer, key: str) -> None:
         """Ask for the rest as long as the server answers with complete ranges that stop
         short of the end (servers that cap a range's size do): those are no failures."""
         while self._attempt(transfer, key):
             pass
 
-    def _attempt(self, transfer: _Transfer, key: str) -> bool:
+    def _attempt(self, transfer: Transfer, key: str) -> bool:
         """One request; True when it got a complete range short of the end (ask again)."""
         item, offset = transfer.item, transfer.hasher.size
         if transfer.total is not None and offset == transfer.total:
@@ -274,7 +276,7 @@ class Downloader:
                 self._range_not_satisfiable(response, transfer, key)
                 return False
             if offset and response.status_code == 206:
-                self._check_resume(response, transfer)
+                check_resume(response, transfer)
             elif offset:
                 # The server sent the whole file again: start over, cleanly.
                 transfer.restart()
@@ -282,7 +284,7 @@ class Downloader:
             elif response.status_code != 200:
                 raise ServerResponseError(f"{item.url}: unexpected answer "
                                           f"{response.status_code} to a plain GET")
-            self._check_headers(response, transfer)
+            check_headers(response, transfer)
             if not transfer.sized:
                 total = transfer.total
                 length = response.headers.get("content-length", "")
@@ -293,34 +295,12 @@ class Downloader:
                     self.reporter.task_sized(key, total)
             return self._stream(response, transfer, key)
 
-    def _check_resume(self, response: httpx.Response, transfer: _Transfer) -> None:
-        item, offset = transfer.item, transfer.hasher.size
-        match = _CONTENT_RANGE.match(response.headers.get("content-range", ""))
-        if match is None or int(match.group(1)) != offset:
-            raise ServerResponseError(f"{item.url}: the server resumed at the wrong place "
-                                      f"(asked for byte {offset}, got "
-                                      f"{response.headers.get('content-range')!r})")
-        if match.group(3) == "*":
-            return
-        total = int(match.group(3))
-        if int(match.group(2)) >= total:
-            raise ServerResponseError(f"{item.url}: the server sent a range past the end of "
-                                      f"the file ({response.headers['content-range']!r})")
-        if item.size is not None and total != item.size:
-            raise ServerResponseError(f"{item.url}: the server says the file has {total} "
-                                      f"bytes, but {item.size} are expected")
-        if total > item.max_size:
-            raise ServerResponseError(f"{item.url}: the server says the file has {total} "
-                                      f"bytes, more than the {item.max_size} allowed")
-        transfer.total = total  # a short range (bytes N-M/T, M < T-1) is not the end
-        transfer.range_end = int(match.group(2)) + 1
-
-    def _range_not_satisfiable(self, response: httpx.Response, transfer: _Transfer,
+    def _range_not_satisfiable(self, response: httpx.Response, transfer: Transfer,
                                key: str) -> None:
         """A ``416`` to ``Range: bytes=N-``: with ``Content-Range: bytes */N`` the ``.part``
         already holds the whole file; otherwise the file changed, so start over."""
         item, offset = transfer.item, transfer.hasher.size
-        match = _UNSATISFIED_RANGE.match(response.headers.get("content-range", ""))
+        match = UNSATISFIED_RANGE.match(response.headers.get("content-range", ""))
         total = int(match.group(1)) if match else None
         if total == offset and (item.size is None or total == item.size):
             transfer.total = total
@@ -331,28 +311,7 @@ class Downloader:
                              f"has {total if total is not None else 'an unknown number of'} "
                              "bytes); starting over", retry_after=0.0)
 
-    def _check_headers(self, response: httpx.Response, transfer: _Transfer) -> None:
-        item = transfer.item
-        if not item.html_ok:
-            refuse_html(item.url, response.headers, "file")
-        length = response.headers.get("content-length")
-        if length is not None and length.isdigit():
-            end = transfer.hasher.size + int(length)
-            expected = transfer.total
-            # A 206 may stop short of the end (the rest comes with the next request).
-            short_ok = response.status_code == 206
-            if expected is not None and (end > expected or (end < expected and not short_ok)):
-                raise ServerResponseError(f"{item.url}: the server announces {end} bytes, "
-                                          f"but {expected} are expected")
-            if end > item.max_size:
-                raise ServerResponseError(f"{item.url}: the server announces {end} bytes, "
-                                          f"more than the {item.max_size} allowed")
-        if not transfer.validator:
-            etag = response.headers.get("etag", "")
-            transfer.validator = etag if etag and not etag.startswith("W/") else \
-                response.headers.get("last-modified")
-
-    def _stream(self, response: httpx.Response, transfer: _Transfer, key: str) -> bool:
+    def _stream(self, response: httpx.Response, transfer: Transfer, key: str) -> bool:
         """Append the body to the .part; True when it was a complete range short of the
         end, RetryableError when it ended early."""
         item, hasher = transfer.item, transfer.hasher
@@ -391,38 +350,3 @@ class Downloader:
             return True
         raise RetryableError(f"the transfer ended after {hasher.size} of {transfer.total} "
                              "bytes", progressed=hasher.size - start >= PROGRESS)
-
-
-class _Transfer:
-    """The mutable state of one item across retries: its hasher, resume validator, and
-    the size to reach (the item's, else the total a server named in a ``Content-Range``)."""
-
-    def __init__(self, item: Download, hasher: Hasher) -> None:
-        self.item = item
-        self.hasher = hasher
-        self.validator: str | None = None
-        self.total: int | None = item.size
-        self.range_end: int | None = None  # where the range a 206 announced ends
-        self.furthest = 0  # the most bytes any attempt got, restarts included
-        self.resumed = 0  # bytes a partial download held when this run started
-        self.sized = item.size is not None  # whether the reporter knows the total
-
-    def restart(self) -> None:
-        self.item.part.unlink(missing_ok=True)
-        self.hasher = Hasher(sha256=self.item.sha256 is not None)
-        self.validator = None
-        self.total = self.item.size
-        self.range_end = None
-        self.resumed = 0
-
-
-def _check_expected(item: Download, digests: Digests) -> list[str]:
-    """Refuse bytes that are not what the item expects; return what that proved."""
-    if item.size is not None and digests.size != item.size:
-        raise ChecksumMismatchError(f"{item.label}: got {digests.size} bytes, "
-                                    f"{item.size} expected")
-    if item.sha256 is not None and digests.sha256 != item.sha256:
-        raise ChecksumMismatchError(f"{item.label}: digest mismatch: the bytes hash to "
-                                    f"sha256:{digests.sha256}, not sha256:{item.sha256}; "
-                                    "the server sent something else than it announced")
-    return ["sha256 ok"] if item.sha256 is not None else []
