@@ -15,25 +15,20 @@ from pathlib import Path
 
 from airgap.bundle import layout
 from airgap.bundle.delta import identity, target_files
-from airgap.bundle.description import (
-    BundleDescription,
-    Item,
-    read_description,
-)
+from airgap.bundle.description import BundleDescription, read_description
+from airgap.bundle.signed import Signed, elastic_checksum, must_be_signed, recorded_keys
 from airgap.bundle.staging import interrupted_commit, pending
 from airgap.bundle.sums import parse_sums
 from airgap.bundle.vouch import unvouched_signer
 from airgap.errors import AirgapError, BundleError, setting
 from airgap.reporter import Reporter
 from airgap.threads import map_in_threads
-from airgap.trust.checksums import read_elastic_sha512
 from airgap.trust.digests import Digests, hash_file
 from airgap.trust.gpg import Verifier
 from airgap.units import human_size
 
 _BLOBS = f"{layout.IMAGES}/blobs/sha256/"
 _DEFEND = f"{layout.SECURITY}/"
-_SIGNED_KINDS = ("artifact", "package")
 #: The folders whose files can leave the bundle: verify vouches for all of them.
 EVERY_AREA = frozenset({layout.IMAGES, layout.DOWNLOADS, layout.PACKAGES, layout.SECURITY,
                         layout.TOOLS})
@@ -55,16 +50,6 @@ class Problem:
 
     def to_dict(self) -> dict[str, str]:
         return {"path": self.path, "kind": self.kind, "message": self.message}
-
-
-@dataclass(frozen=True)
-class _Signed:
-    """A file that must be signed, where its signature must be, and how bundle.json
-    describes it (None when it does not)."""
-
-    path: str
-    signature: str
-    item: Item | None
 
 
 class BundleCheck:
@@ -263,15 +248,16 @@ class BundleCheck:
         something from outside vouches for (``outside``, or keys/ when ``vouched``)."""
         recorded = {k.fingerprint for k in description.keys} if description else set()
         items = description.items_by_path if description else {}
-        trusted = self._keys(verifier, recorded, outside, vouched)
-        wanted = self._must_be_signed(items)
+        trusted, self.unvouched_keys = recorded_keys(self.root, self.regular, verifier, recorded,
+                                                     outside, vouched, self.add)
+        wanted = must_be_signed(self.regular, items, self.add)
         # Outside the scope, a signer nothing vouches for is no problem: those files are
         # counted in the phase's summary, not listed one by one as if they had failed.
         listed = sum(1 for s in wanted if s.path.split("/", 1)[0] in self.scope)
         reporter.phase_started("signatures", f"checking {len(wanted)} signatures",
                                items=listed)
 
-        def one(signed: _Signed) -> str:
+        def one(signed: Signed) -> str:
             in_scope = signed.path.split("/", 1)[0] in self.scope
             if in_scope:
                 reporter.task_started(signed.signature, signed.signature, None,
@@ -298,75 +284,16 @@ class BundleCheck:
         reporter.phase_finished("signatures", summary)
         return count
 
-    def _must_be_signed(self, items: Mapping[str, Item]) -> list[_Signed]:
-        """Every file the layout or bundle.json says is signed, with its signature's path."""
-        wanted: dict[str, _Signed] = {}
-        for path in sorted(self.regular):
-            signature = layout.signature_for(path)
-            if signature is not None:
-                wanted[path] = _Signed(path, signature, items.get(path))
-        for path, item in items.items():
-            recorded = item.verification.signature
-            if path in wanted:
-                if recorded and recorded != wanted[path].signature:
-                    self.add(path, "description", f"bundle.json names {recorded} as its "
-                                                  f"signature, not {wanted[path].signature}")
-            elif item.kind in _SIGNED_KINDS and path in self.regular:
-                if not recorded:
-                    self.add(path, "description", "bundle.json names no signature for it")
-                else:
-                    wanted[path] = _Signed(path, recorded, item)
-        return list(wanted.values())
-
-    def _keys(self, verifier: Verifier, recorded: set[str], outside: set[str], vouched: bool
-              ) -> set[str]:
-        """The recorded keys whose files hold exactly them and that something from outside
-        vouches for: those in ``outside`` (the pinned Elastic key, the signers the user
-        named: never their bundle copies) and, when the operator's signature is valid
-        (``vouched``), the others too."""
-        trusted = set()
-        prefix = f"{layout.KEYS}/"
-        on_disk = {p.removeprefix(prefix) for p in self.regular
-                   if p.startswith(prefix) and "/" not in p.removeprefix(prefix)}
-        expected = {f"{fpr}.asc" for fpr in recorded}
-        for name in sorted(on_disk - expected):
-            self.add(f"{prefix}{name}", "keys", "a key bundle.json does not record")
-        for fingerprint in recorded:
-            path = f"{prefix}{fingerprint}.asc"
-            if f"{fingerprint}.asc" not in on_disk:
-                self.add(path, "keys", "a recorded key is missing")
-                continue
-            try:
-                found = verifier.fingerprints_in(self.root / path)
-            except AirgapError as exc:
-                self.add(path, "keys", exc.message)
-                continue
-            if found != [fingerprint]:
-                self.add(path, "keys", f"holds {', '.join(found)}, not the recorded key "
-                                       f"{fingerprint}: keys/ was swapped")
-                continue
-            if fingerprint in outside:
-                trusted.add(fingerprint)  # the copy from outside is the one used
-                continue
-            try:  # so that its signatures are recognised, trusted or not
-                verifier.add_key_file(self.root / path)
-            except AirgapError as exc:
-                self.add(path, "keys", exc.message)
-                continue
-            if vouched:
-                trusted.add(fingerprint)
-            else:
-                self.unvouched_keys.add(fingerprint)
-        return trusted
-
-    def _signed_item(self, verifier: Verifier, trusted: set[str], signed: _Signed) -> str:
+    def _signed_item(self, verifier: Verifier, trusted: set[str], signed: Signed) -> str:
         """Check one file's signature (and Elastic checksum): ``verified`` when a trusted
         key made it, ``unvouched`` when a key nothing from outside vouches for did, else
         ``failed``."""
         if self.stop.is_set():
             raise KeyboardInterrupt
         path, signature, item = signed.path, signed.signature, signed.item
-        self._elastic_checksum(path, item)
+        elastic_checksum(self.root, self.regular, self.from_base,
+                         self.digests.get(path) or (item.sha512 if item is not None else None),
+                         path, item, self.add)
         if signature not in self.regular and signature in self.from_base:
             return "left to the base"  # a delta's: checked with its base, by airgap merge
         if signature not in self.regular:
@@ -394,25 +321,3 @@ class BundleCheck:
             self.add(signature, "signature", f"made by {key.fingerprint}, but bundle.json "
                                              f"records {recorded_signer}")
         return "verified"
-
-    def _elastic_checksum(self, path: str, item: Item | None) -> None:
-        """An artifact's ``.sha512`` (which agents download too) must name and match it."""
-        checksum = layout.checksum_for(path)
-        if checksum is None and item is not None and item.kind == "artifact":
-            checksum = item.verification.checksum or None
-        if checksum is None or (checksum not in self.regular and checksum in self.from_base):
-            return
-        if checksum not in self.regular:
-            self.add(checksum, "missing", f"the Elastic checksum of {Path(path).name} is "
-                                          "missing: agents download it to check the file")
-            return
-        actual = self.digests.get(path) or (item.sha512 if item is not None else None)
-        if actual is None:
-            return  # the file itself could not be read: already reported
-        try:
-            expected = read_elastic_sha512(layout.inside(self.root, checksum), Path(path).name)
-        except (AirgapError, OSError) as exc:
-            self.add(checksum, "signature", str(exc))
-            return
-        if expected != actual:
-            self.add(checksum, "modified", f"does not match {Path(path).name}")
