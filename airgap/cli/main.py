@@ -82,8 +82,6 @@ def _run(argv: list[str] | None, session: Session) -> int:
     try:
         cli.main(args=argv, prog_name="airgap", standalone_mode=False, obj=session)
     except (Stopped, click.exceptions.Abort) as exc:  # Abort: click's KeyboardInterrupt
-        if output.closed():
-            return ExitCode.PIPE_CLOSED  # nobody is left to read what was kept
         if isinstance(exc, Stopped) and output.stderr.is_terminal:
             output.stderr.print()  # closes the terminal's ^C echo
         return _interrupted(session, exc.__cause__)

@@ -111,13 +111,20 @@ def test_a_piped_inspect_and_plan_are_lines(golden_bundle: Path) -> None:
         " ← integration fleet_server" in plan.stdout
 
 
+def _slow_site(make_manifest: ManifestMaker, registry_front: RegistryFront,
+               artifact_server: ArtifactServer, epr_server: EprServer) -> Path:
+    """A site whose binaries (8 MiB each) download slowly, seconds each."""
+    manifest = site_manifest(make_manifest, registry_front, artifact_server, epr_server,
+                             size=8 << 20)
+    artifact_server.faults.inject("*.tar.gz", Fault("slow", times=-1, delay=0.05))
+    return manifest
+
+
 def _signalled_piped_fetch(make_manifest: ManifestMaker, registry_front: RegistryFront,
                            artifact_server: ArtifactServer, epr_server: EprServer,
                            tmp_path: Path, signum: int) -> tuple[int, str]:
     """A fetch into a pipe, sent ``signum`` while it downloads; its exit code and log."""
-    manifest = site_manifest(make_manifest, registry_front, artifact_server, epr_server,
-                             size=8 << 20)
-    artifact_server.faults.inject("*.tar.gz", Fault("slow", times=-1, delay=0.05))
+    manifest = _slow_site(make_manifest, registry_front, artifact_server, epr_server)
     bundle = tmp_path / "bundle"
     process = subprocess.Popen([sys.executable, "-m", "airgap", "fetch", str(manifest), "-o",
                                 str(bundle)], cwd=REPO, stdout=subprocess.PIPE,
@@ -174,9 +181,7 @@ def _until_downloading(bundle: Path) -> str:
 def test_a_log_reader_that_leaves_mid_download_stops_the_fetch_quietly_with_141(
         make_manifest: ManifestMaker, registry_front: RegistryFront,
         artifact_server: ArtifactServer, epr_server: EprServer, tmp_path: Path) -> None:
-    manifest = site_manifest(make_manifest, registry_front, artifact_server, epr_server,
-                             size=8 << 20)
-    artifact_server.faults.inject("*.tar.gz", Fault("slow", times=-1, delay=0.05))
+    manifest = _slow_site(make_manifest, registry_front, artifact_server, epr_server)
     bundle, result = tmp_path / "bundle", tmp_path / "result"
     # airgap fetch M -o B 2>&1 >result | head -7, with a head that leaves only once a
     # binary downloads (slowly): the next line comes from a download thread, and finds
@@ -196,10 +201,7 @@ def test_a_log_reader_that_leaves_mid_download_stops_the_fetch_quietly_with_141(
     assert not (bundle / "bundle.json").exists()
     # The lock is free and the bundle resumable: the same command completes it.
     artifact_server.faults.clear()
-    again = subprocess.run([sys.executable, "-m", "airgap", "fetch", str(manifest), "-o",
-                            str(bundle)], cwd=REPO, capture_output=True, text=True,
-                           timeout=120, check=False,
-                           env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    again = in_pipe("fetch", str(manifest), "-o", str(bundle), timeout=120)
     assert again.returncode == 0, again.stderr
     assert "resumed" in again.stderr and again.stdout.splitlines()[-1].startswith("done: ")
 
@@ -207,9 +209,7 @@ def test_a_log_reader_that_leaves_mid_download_stops_the_fetch_quietly_with_141(
 def test_at_a_terminal_a_log_of_stderr_that_leaves_mid_download_ends_it_with_141(
         make_manifest: ManifestMaker, registry_front: RegistryFront,
         artifact_server: ArtifactServer, epr_server: EprServer, tmp_path: Path) -> None:
-    manifest = site_manifest(make_manifest, registry_front, artifact_server, epr_server,
-                             size=8 << 20)
-    artifact_server.faults.inject("*.tar.gz", Fault("slow", times=-1, delay=0.05))
+    manifest = _slow_site(make_manifest, registry_front, artifact_server, epr_server)
     bundle, log = tmp_path / "bundle", tmp_path / "log"
     # airgap fetch M -o B 2> >(head -7 >log): the result for the terminal, the log for a
     # reader that leaves while the download threads write.
