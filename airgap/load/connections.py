@@ -149,10 +149,6 @@ class ConnectionGuard:
     def __post_init__(self) -> None:
         self.failures = FailureCount(self.reporter, self.limits.report_interval)
 
-    def fail(self, reason: str) -> None:
-        """Count one failed connection (see :class:`FailureCount`)."""
-        self.failures.fail(reason)
-
     def start(self) -> None:
         """Start accepting (on the running loop) and watching the deadlines."""
         self.cap = connection_cap(self.limits.max_connections)
@@ -206,7 +202,7 @@ class ConnectionGuard:
             except OSError as exc:
                 # Out of descriptors (another part of the machine used them) or a client
                 # that gave up in the backlog: count it, breathe, go on.
-                self.fail("accept failed: " + (exc.strerror or type(exc).__name__))
+                self.failures.fail("accept failed: " + (exc.strerror or type(exc).__name__))
                 await asyncio.sleep(0.1 if exc.errno in (errno.EMFILE, errno.ENFILE) else 0)
                 continue
             if len(self.connections) >= self.cap and not self._make_room():
@@ -232,8 +228,8 @@ class ConnectionGuard:
         except (TimeoutError, OSError, ssl.SSLError) as exc:
             connection.close()
             self.forget(entry)
-            self.fail("TLS handshake failed" if self.ssl_context else
-                      f"connection failed ({type(exc).__name__})")
+            self.failures.fail("TLS handshake failed" if self.ssl_context else
+                               f"connection failed ({type(exc).__name__})")
 
     def forget(self, entry: _Connection) -> None:
         """The connection is gone."""
@@ -256,8 +252,8 @@ class ConnectionGuard:
             return False
         oldest = min(waiting, key=lambda e: e.waiting_since if e.requests else e.accepted)
         if oldest.requests == 0 or oldest.first_byte is not None:
-            self.fail(f"closed to make room: {self.cap} connections open, the cap, and it "
-                      "had not sent its request")
+            self.failures.fail(f"closed to make room: {self.cap} connections open, the cap, "
+                               "and it had not sent its request")
         self._close(oldest)
         return True
 
@@ -267,7 +263,7 @@ class ConnectionGuard:
                 connection.setblocking(False)
                 connection.send(_REFUSED)
         connection.close()
-        self.fail(f"refused: {self.cap} connections open (the cap), every one busy")
+        self.failures.fail(f"refused: {self.cap} connections open (the cap), every one busy")
 
     async def _watch(self) -> None:
         tick = max(0.05, min(1.0, self.limits.header_timeout / 4,
@@ -277,16 +273,16 @@ class ConnectionGuard:
             now = time.monotonic()
             for entry in list(self.connections):
                 if self._stalled(entry, now):
-                    self.fail(f"timed out: the client took none of its answer for "
-                              f"{self.limits.send_timeout:g} s")
+                    self.failures.fail(f"timed out: the client took none of its answer "
+                                       f"for {self.limits.send_timeout:g} s")
                     self._abort(entry)
                     continue
                 deadline = entry.deadline(self.limits)
                 if deadline is None or now < deadline or entry.transport is None:
                     continue
                 if entry.requests == 0 or entry.first_byte is not None:
-                    self.fail(f"timed out: no complete request within "
-                              f"{self.limits.header_timeout:g} s")
+                    self.failures.fail(f"timed out: no complete request within "
+                                       f"{self.limits.header_timeout:g} s")
                 self._close(entry)  # else: an idle keep-alive connection, closed as usual
             self.failures.report_when_due(now)
 

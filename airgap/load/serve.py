@@ -187,12 +187,12 @@ def make_app(tree: ServedTree, access_log: logging.Logger | None = None,
         except web.HTTPException as exc:
             status = exc.status
             raise
-        except (ConnectionError, asyncio.CancelledError):
+        except asyncio.CancelledError:
             status = "aborted"
             raise
         except Exception as exc:
-            if connection_gone(exc) is not None:  # closed by the client, over TLS
-                status = "aborted"
+            if connection_gone(exc) is not None:  # closed by the client (behind another
+                status = "aborted"  # error over TLS)
             raise
         finally:
             if guard is not None:

@@ -19,19 +19,16 @@ def tmpfs(mountpoint: Path, size: int) -> Iterator[Path]:
     require_root("mounting a tmpfs")
     require_programs("mount", "umount")
     mountpoint.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs",
-                    str(mountpoint)], check=True, capture_output=True, text=True)
+    _run("mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(mountpoint))
     try:
         yield mountpoint
     finally:
-        subprocess.run(["umount", str(mountpoint)], check=True, capture_output=True,
-                       text=True)
+        _run("umount", str(mountpoint))
 
 
 def used(mountpoint: Path) -> int:
     """Bytes the file system at ``mountpoint`` has in use."""
-    out = subprocess.run(["df", "--block-size=1", "--output=used", str(mountpoint)],
-                         check=True, capture_output=True, text=True).stdout
+    out = _run("df", "--block-size=1", "--output=used", str(mountpoint))
     return int(out.split()[-1])
 
 
@@ -45,16 +42,13 @@ def btrfs(mountpoint: Path, size: int = 256 << 20) -> Iterator[Path]:
     image = mountpoint.with_name(f"{mountpoint.name}.img")
     with image.open("wb") as sparse:
         sparse.truncate(size)
-    subprocess.run(["mkfs.btrfs", "-q", str(image)], check=True, capture_output=True,
-                   text=True)
+    _run("mkfs.btrfs", "-q", str(image))
     mountpoint.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["mount", "-o", "loop", str(image), str(mountpoint)], check=True,
-                   capture_output=True, text=True)
+    _run("mount", "-o", "loop", str(image), str(mountpoint))
     try:
         yield mountpoint
     finally:
-        subprocess.run(["umount", str(mountpoint)], check=True, capture_output=True,
-                       text=True)
+        _run("umount", str(mountpoint))
         image.unlink()
 
 
@@ -62,7 +56,11 @@ def shares_blocks(path: Path) -> bool:
     """Whether every extent of ``path`` is shared with another file (a clone's are, a
     copy's are not): FIEMAP's shared flag, as ``filefrag -v`` prints it."""
     require_programs("filefrag")
-    out = subprocess.run(["filefrag", "-v", str(path)], check=True, capture_output=True,
-                         text=True).stdout
+    out = _run("filefrag", "-v", str(path))
     extents = [row for row in out.splitlines() if row.strip()[:1].isdigit()]
     return bool(extents) and all("shared" in row for row in extents)
+
+
+def _run(*command: str) -> str:
+    """Run ``command``; what it printed (it must succeed)."""
+    return subprocess.run(command, check=True, capture_output=True, text=True).stdout
