@@ -236,8 +236,8 @@ def copy_piece(folder: Path, piece: Piece, out: int | None, stop: threading.Even
         return "missing from the volume"
     except OSError as exc:
         return f"cannot be read: {exc.strerror} (a link is never followed)"
-    shared = whole is not None and whole.size == 0
-    hasher = whole if whole is not None and shared else Hasher(sha256=False)
+    hasher = whole if whole is not None and whole.size == 0 else Hasher(sha256=False)
+    shared = hasher is whole
     buffer = bytearray(CHUNK)
     view = memoryview(buffer)
     with os.fdopen(fd, "rb", buffering=0) as handle:
